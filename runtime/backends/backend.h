@@ -1,0 +1,91 @@
+// The interface every execution backend implements (CPU now, CUDA later).
+//
+// The executor owns the plan: it asks the backend for memory (the weight
+// buffers, the activation pool, the persistent state pool, one buffer per
+// function input), uploads weights and inputs through it, and launches each
+// instruction in order with TensorViews pointing into that memory. A backend
+// never sees FlatBuffers, files or buffer indices; launches arrive already checked
+// by check_launch() (runtime/core/kernels.h), so a backend only computes.
+//
+// Addresses (TensorView::data, DeviceMemory::data) are in the backend's memory
+// space: host pointers for the CPU, device pointers for CUDA. Launches may be
+// asynchronous; copy_to_host() and synchronize() must observe all earlier work.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/core/dtype.h"
+#include "runtime/core/kernels.h"
+
+namespace bmsys::rt {
+
+// One allocation in a backend's memory; freed by its deleter on destruction.
+class DeviceMemory {
+ public:
+  DeviceMemory(void* data, size_t bytes, std::function<void(void*)> deleter)
+      : data_(data), bytes_(bytes), deleter_(std::move(deleter)) {}
+  ~DeviceMemory() {
+    if (data_ && deleter_) deleter_(data_);
+  }
+  DeviceMemory(const DeviceMemory&) = delete;
+  DeviceMemory& operator=(const DeviceMemory&) = delete;
+  void* data() const { return data_; }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void* data_;
+  size_t bytes_;
+  std::function<void(void*)> deleter_;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  // "cpu", "cuda".
+  virtual std::string name() const = 0;
+  // One line for `bmsys-run --verbose`/inspect, e.g. "cpu: OpenBLAS, 2 OpenMP threads".
+  virtual std::string description() const = 0;
+  // Whether launch() implements `kernel` (checked for every instruction at bind time).
+  virtual bool supports(KernelId kernel) const = 0;
+  // Whether tensors of this dtype can be kernel operands (CPU: f32 and i64).
+  virtual bool supports_dtype(DType dtype) const = 0;
+
+  // Memory. `what` names the allocation in errors ("activation pool", "weight 'wte'").
+  // At least 64-byte aligned; contents undefined. bytes == 0 is allowed.
+  virtual std::unique_ptr<DeviceMemory> allocate(size_t bytes, const std::string& what) = 0;
+  virtual void fill_zero(void* dst, size_t bytes) = 0;
+
+  // Host -> backend copy of `count` elements, converting src_dtype to dst_dtype
+  // (float <-> float, int <-> int; see io/convert.h). Used for weights and inputs.
+  // `src` may be unaligned (it can point into a memory-mapped safetensors file).
+  virtual void upload(void* dst, DType dst_dtype, const void* src, DType src_dtype,
+                      int64_t count) = 0;
+  // Backend -> host copy of raw bytes (waits for earlier launches).
+  virtual void copy_to_host(void* dst, const void* src, size_t bytes) = 0;
+
+  // Runs one instruction. Throws bmsys::rt::Error on failure (for example an
+  // embedding id out of range); the executor adds the instruction's context.
+  virtual void launch(const KernelLaunch& launch) = 0;
+
+  // Waits for all launched work.
+  virtual void synchronize() = 0;
+};
+
+// Backend options from the command line.
+struct BackendOptions {
+  int threads = 0;  // CPU: OpenMP/OpenBLAS threads; 0 = library default
+  int device = 0;   // CUDA: device ordinal
+};
+
+// Creates a backend by name ("cpu", "cuda"); throws naming the available ones.
+std::unique_ptr<Backend> create_backend(const std::string& name, const BackendOptions& opts = {});
+// Names of the backends compiled into this build.
+std::vector<std::string> available_backends();
+
+}  // namespace bmsys::rt

@@ -1,0 +1,309 @@
+#include "runtime/core/artifact.h"
+
+#include <fstream>
+#include <iterator>
+#include <set>
+
+#include "runtime/core/error.h"
+#include "runtime/core/version.h"
+#include "runtime/schemas/artifact_generated.h"
+
+namespace fb = bmsys::artifact;
+
+namespace bmsys::rt {
+
+const char* buffer_kind_name(BufferKind k) {
+  switch (k) {
+    case BufferKind::Input: return "input";
+    case BufferKind::Weight: return "weight";
+    case BufferKind::Activation: return "activation";
+    case BufferKind::State: return "state";
+  }
+  return "?";
+}
+
+Shape BufferDesc::resolve(int64_t batch, int64_t seq) const {
+  Shape s;
+  s.reserve(dims.size());
+  for (const DimDesc& d : dims)
+    s.push_back(d.kind == DimKind::Batch ? batch : d.kind == DimKind::Seq ? seq : d.value);
+  return s;
+}
+
+std::string BufferDesc::dims_str() const {
+  std::string s = "[";
+  for (size_t i = 0; i < dims.size(); ++i) {
+    if (i) s += ",";
+    s += dims[i].kind == DimKind::Batch ? "B"
+         : dims[i].kind == DimKind::Seq ? "S"
+                                        : std::to_string(dims[i].value);
+  }
+  return s + "]";
+}
+
+const FunctionDesc* Artifact::find_function(const std::string& name) const {
+  for (const FunctionDesc& f : functions)
+    if (f.name == name) return &f;
+  return nullptr;
+}
+
+std::string Artifact::describe(size_t index, const InstructionDesc& inst) {
+  std::string s = fmt::format("instruction {} (kernel '{}'", index,
+                              inst.kernel == KernelId::kCount ? "?" : kernel_name(inst.kernel));
+  if (!inst.location.empty()) s += fmt::format(", at \"{}\"", inst.location);
+  return s + ")";
+}
+
+namespace {
+
+std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
+
+template <typename T>
+std::vector<T> vec(const flatbuffers::Vector<T>* v) {
+  return v ? std::vector<T>(v->begin(), v->end()) : std::vector<T>();
+}
+
+std::shared_ptr<Artifact> decode_and_validate(const fb::Artifact* root, const std::string& path) {
+  auto a = std::make_shared<Artifact>();
+  a->path = path;
+  a->format_version = root->format_version();
+  a->producer = str(root->producer());
+  a->model_config = str(root->model_config());
+  a->max_batch = root->max_batch();
+  a->max_seq = root->max_seq();
+  a->activation_pool_bytes = root->activation_pool_bytes();
+  a->state_pool_bytes = root->state_pool_bytes();
+  if (a->max_batch < 1) fail("{}: max_batch must be >= 1, not {}", path, a->max_batch);
+  if (a->max_seq < 1) fail("{}: max_seq must be >= 1, not {}", path, a->max_seq);
+
+  // Buffers.
+  if (root->buffers()) {
+    uint32_t index = 0;
+    std::set<std::string> names;
+    for (const fb::Buffer* b : *root->buffers()) {
+      BufferDesc d;
+      d.name = str(b->name());
+      std::string where = fmt::format("{}: buffer {} ('{}')", path, index, d.name);
+      if (d.name.empty()) fail("{}: buffer {} has no name", path, index);
+      if (!names.insert(d.name).second) fail("{}: duplicate buffer name", where);
+      int dt = static_cast<int>(b->dtype());
+      if (dt < 0 || dt > static_cast<int>(fb::DType_MAX)) fail("{}: unknown dtype {}", where, dt);
+      d.dtype = static_cast<DType>(dt);
+      int kind = static_cast<int>(b->kind());
+      if (kind < 0 || kind > static_cast<int>(fb::BufferKind_MAX))
+        fail("{}: unknown buffer kind {}", where, kind);
+      d.kind = static_cast<BufferKind>(kind);
+      d.offset = b->offset();
+      d.bytes = b->bytes();
+      d.weight_file = str(b->weight_file());
+      d.weight_key = str(b->weight_key());
+      if (b->shape()) {
+        for (const fb::Dim* dim : *b->shape()) {
+          int k = static_cast<int>(dim->kind());
+          if (k < 0 || k > static_cast<int>(fb::DimKind_MAX)) fail("{}: unknown dim kind {}", where, k);
+          DimDesc dd{static_cast<DimKind>(k), dim->value()};
+          if (dd.kind == DimKind::Static && dd.value < 0)
+            fail("{}: negative dimension {}", where, dd.value);
+          if (dd.kind != DimKind::Static) dd.value = 0;
+          d.dims.push_back(dd);
+        }
+      }
+      // Size at the largest shape, overflow-checked.
+      int64_t numel = 1;
+      for (int64_t v : d.resolve(a->max_batch, a->max_seq))
+        if (!checked_mul(numel, v, &numel)) fail("{}: shape {} is too large", where, d.dims_str());
+      int64_t need = 0;
+      if (!checked_mul(numel, static_cast<int64_t>(dtype_size(d.dtype)), &need))
+        fail("{}: shape {} is too large", where, d.dims_str());
+      switch (d.kind) {
+        case BufferKind::Weight:
+          for (const DimDesc& dd : d.dims)
+            if (dd.kind != DimKind::Static) fail("{}: a weight must have a static shape, not {}", where, d.dims_str());
+          if (d.weight_file.empty() || d.weight_key.empty())
+            fail("{}: a weight needs weight_file and weight_key", where);
+          break;
+        case BufferKind::Activation:
+        case BufferKind::State: {
+          uint64_t pool = d.kind == BufferKind::State ? a->state_pool_bytes : a->activation_pool_bytes;
+          const char* pool_name = d.kind == BufferKind::State ? "state" : "activation";
+          if (d.bytes < static_cast<uint64_t>(need))
+            fail("{}: bytes {} is less than the {} its shape {} of {} needs at B={}, S={}", where,
+                 d.bytes, need, d.dims_str(), dtype_name(d.dtype), a->max_batch, a->max_seq);
+          if (d.offset > pool || d.bytes > pool - d.offset)
+            fail("{}: [offset {}, +{} bytes) is outside the {} pool ({} bytes)", where, d.offset,
+                 d.bytes, pool_name, pool);
+          if (d.offset % dtype_size(d.dtype) != 0)
+            fail("{}: offset {} is not aligned to its {}-byte elements", where, d.offset,
+                 dtype_size(d.dtype));
+          break;
+        }
+        case BufferKind::Input:
+          break;
+      }
+      a->buffers.push_back(std::move(d));
+      ++index;
+    }
+  }
+  const size_t nbuf = a->buffers.size();
+
+  // Functions.
+  if (root->functions()) {
+    std::set<std::string> fnames;
+    for (const fb::Function* f : *root->functions()) {
+      FunctionDesc fd;
+      fd.name = str(f->name());
+      if (fd.name.empty()) fail("{}: a function has no name", path);
+      if (!fnames.insert(fd.name).second) fail("{}: duplicate function '{}'", path, fd.name);
+      std::string fwhere = fmt::format("{}: function '{}'", path, fd.name);
+      fd.inputs = vec(f->inputs());
+      fd.outputs = vec(f->outputs());
+      for (size_t i = 0; i < fd.inputs.size(); ++i) {
+        if (fd.inputs[i] >= nbuf)
+          fail("{}: input {} out of range (buffer index {}, the artifact has {} buffers)", fwhere, i, fd.inputs[i], nbuf);
+        if (a->buffers[fd.inputs[i]].kind != BufferKind::Input)
+          fail("{}: input {} is buffer '{}' of kind {}, not input", fwhere, i,
+               a->buffers[fd.inputs[i]].name, buffer_kind_name(a->buffers[fd.inputs[i]].kind));
+      }
+      for (size_t i = 0; i < fd.outputs.size(); ++i)
+        if (fd.outputs[i] >= nbuf)
+          fail("{}: output {} out of range (buffer index {}, the artifact has {} buffers)", fwhere, i, fd.outputs[i], nbuf);
+      if (f->output_names()) {
+        if (f->output_names()->size() != fd.outputs.size())
+          fail("{}: {} output_names for {} outputs", fwhere, f->output_names()->size(), fd.outputs.size());
+        for (const flatbuffers::String* s : *f->output_names()) fd.output_names.push_back(s->str());
+      } else {
+        for (uint32_t o : fd.outputs) fd.output_names.push_back(a->buffers[o].name);
+      }
+      std::set<std::string> onames;
+      for (const std::string& n : fd.output_names)
+        if (n.empty() || !onames.insert(n).second) fail("{}: empty or duplicate output name '{}'", fwhere, n);
+
+      if (f->instructions()) {
+        size_t idx = 0;
+        for (const fb::Instruction* in : *f->instructions()) {
+          InstructionDesc id;
+          id.location = str(in->location());
+          std::string kname = str(in->kernel());
+          auto k = kernel_from_name(kname);
+          if (!k) {
+            std::string loc = id.location.empty() ? "" : fmt::format(", at \"{}\"", id.location);
+            fail("{}: instruction {} (kernel '{}'{}): unknown kernel", fwhere, idx, kname, loc);
+          }
+          id.kernel = *k;
+          std::string where = fmt::format("{}: {}", fwhere, Artifact::describe(idx, id));
+          const KernelSpec& spec = kernel_spec(id.kernel);
+          id.inputs = vec(in->inputs());
+          id.outputs = vec(in->outputs());
+          int nin = static_cast<int>(id.inputs.size()), nout = static_cast<int>(id.outputs.size());
+          if (nin < spec.min_inputs || nin > spec.max_inputs) {
+            if (spec.min_inputs == spec.max_inputs)
+              fail("{}: takes {} inputs, has {}", where, spec.min_inputs, nin);
+            fail("{}: takes {} to {} inputs, has {}", where, spec.min_inputs, spec.max_inputs, nin);
+          }
+          if (nout != spec.outputs) fail("{}: takes {} outputs, has {}", where, spec.outputs, nout);
+          for (int i = 0; i < nin; ++i)
+            if (id.inputs[i] >= nbuf)
+              fail("{}: input {} out of range (buffer index {}, the artifact has {} buffers)", where, i, id.inputs[i], nbuf);
+          for (int i = 0; i < nout; ++i) {
+            if (id.outputs[i] >= nbuf)
+              fail("{}: output {} out of range (buffer index {}, the artifact has {} buffers)", where, i, id.outputs[i], nbuf);
+            BufferKind bk = a->buffers[id.outputs[i]].kind;
+            if (bk != BufferKind::Activation && bk != BufferKind::State)
+              fail("{}: output {} writes buffer '{}' of kind {}", where, i, a->buffers[id.outputs[i]].name, buffer_kind_name(bk));
+          }
+          for (int i : spec.mutated_inputs) {
+            if (i < nin) {
+              BufferKind bk = a->buffers[id.inputs[i]].kind;
+              if (bk != BufferKind::Activation && bk != BufferKind::State)
+                fail("{}: input {} is written but is buffer '{}' of kind {}", where, i, a->buffers[id.inputs[i]].name, buffer_kind_name(bk));
+            }
+          }
+          if (in->attrs()) {
+            for (const fb::Attr* at : *in->attrs()) {
+              std::string an = str(at->name());
+              if (an.empty()) fail("{}: an attribute has no name", where);
+              AttrValue v;
+              int ak = static_cast<int>(at->kind());
+              switch (ak) {
+                case fb::AttrKind_Int: v.type = AttrType::Int; break;
+                case fb::AttrKind_Float: v.type = AttrType::Float; break;
+                case fb::AttrKind_String: v.type = AttrType::String; break;
+                case fb::AttrKind_Ints: v.type = AttrType::Ints; break;
+                case fb::AttrKind_Floats: v.type = AttrType::Floats; break;
+                default: fail("{}: attribute '{}' has unknown kind {}", where, an, ak);
+              }
+              v.ints = vec(at->ints());
+              v.floats = vec(at->floats());
+              v.str = str(at->str());
+              if ((v.type == AttrType::Int && v.ints.size() != 1) ||
+                  (v.type == AttrType::Float && v.floats.size() != 1))
+                fail("{}: attribute '{}' must hold exactly one value", where, an);
+              id.attrs.set(an, std::move(v));
+            }
+          }
+          for (const AttrSpec& as : spec.attrs) {
+            try {
+              if (!id.attrs.has(as.name)) {
+                if (as.required) fail("attribute '{}' is missing", as.name);
+                continue;
+              }
+              switch (as.type) {
+                case AttrType::Int: id.attrs.get_int(as.name); break;
+                case AttrType::Float: id.attrs.get_float(as.name); break;
+                case AttrType::String: id.attrs.get_string(as.name); break;
+                default: break;
+              }
+            } catch (const Error& e) {
+              fail("{}: {}", where, e.what());
+            }
+          }
+          fd.instructions.push_back(std::move(id));
+          ++idx;
+        }
+      }
+      a->functions.push_back(std::move(fd));
+    }
+  }
+  return a;
+}
+
+}  // namespace
+
+std::shared_ptr<const Artifact> load_artifact_from_memory(const uint8_t* data, size_t size,
+                                                          const std::string& name,
+                                                          const std::string& directory) {
+  if (size < 8 || !flatbuffers::BufferHasIdentifier(data, fb::ArtifactIdentifier()))
+    fail("{}: not a bmsys artifact (file identifier \"{}\" missing)", name, fb::ArtifactIdentifier());
+  if (size > kMaxArtifactBytes) fail("{}: artifact is larger than 2 GiB", name);
+  flatbuffers::Verifier::Options vo;
+  vo.max_depth = 64;
+  vo.max_tables = 10'000'000;
+  flatbuffers::Verifier verifier(data, size, vo);
+  if (!fb::VerifyArtifactBuffer(verifier))
+    fail("{}: corrupted or truncated artifact (FlatBuffers verification failed)", name);
+  const fb::Artifact* root = fb::GetArtifact(data);
+  if (root->format_version() != kArtifactFormatVersion)
+    fail("{}: artifact format version {} is not supported (this runtime reads version {})", name,
+         root->format_version(), kArtifactFormatVersion);
+  auto a = decode_and_validate(root, name);
+  a->directory = directory;
+  return a;
+}
+
+std::shared_ptr<const Artifact> load_artifact(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) fail("{}: cannot open artifact", path);
+  std::streamoff size = in.tellg();
+  if (size < 0) fail("{}: cannot read artifact", path);
+  if (static_cast<uint64_t>(size) > kMaxArtifactBytes) fail("{}: artifact is larger than 2 GiB", path);
+  std::vector<uint8_t> bytes(static_cast<size_t>(size));
+  in.seekg(0);
+  if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), size))
+    fail("{}: cannot read artifact", path);
+  std::string dir = ".";
+  auto slash = path.find_last_of('/');
+  if (slash != std::string::npos) dir = slash == 0 ? "/" : path.substr(0, slash);
+  return load_artifact_from_memory(bytes.data(), bytes.size(), path, dir);
+}
+
+}  // namespace bmsys::rt

@@ -1,0 +1,89 @@
+// Loading and validating a .bmsys artifact (runtime/schemas/artifact.fbs).
+//
+// load_artifact() reads the file, checks the "BMSY" identifier, runs the
+// FlatBuffers Verifier, checks format_version == kArtifactFormatVersion and then
+// validates semantically (buffer indices, kernel names, operand counts,
+// attribute types, dims, pool offsets and sizes). The result is a plain C++
+// description; nothing else in the runtime touches FlatBuffers.
+// Errors read like: model.bmsys: function 'forward': instruction 12 (kernel 'rope',
+// at "loc"): input 3 out of range (buffer index 99, the artifact has 40 buffers)
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/core/dtype.h"
+#include "runtime/core/kernels.h"
+#include "runtime/core/tensor.h"
+
+namespace bmsys::rt {
+
+enum class DimKind : uint8_t { Static = 0, Batch = 1, Seq = 2 };
+struct DimDesc {
+  DimKind kind = DimKind::Static;
+  int64_t value = 0;  // Static only
+};
+
+enum class BufferKind : uint8_t { Input = 0, Weight = 1, Activation = 2, State = 3 };
+const char* buffer_kind_name(BufferKind k);
+
+struct BufferDesc {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<DimDesc> dims;
+  BufferKind kind = BufferKind::Activation;
+  uint64_t offset = 0;
+  uint64_t bytes = 0;
+  std::string weight_file;
+  std::string weight_key;
+
+  Shape resolve(int64_t batch, int64_t seq) const;
+  std::string dims_str() const;  // "[B,S,64]"
+};
+
+struct InstructionDesc {
+  KernelId kernel = KernelId::kCount;
+  std::vector<uint32_t> inputs;
+  std::vector<uint32_t> outputs;
+  Attrs attrs;
+  std::string location;
+};
+
+struct FunctionDesc {
+  std::string name;
+  std::vector<uint32_t> inputs;
+  std::vector<uint32_t> outputs;
+  std::vector<std::string> output_names;  // one per output (buffer name when absent)
+  std::vector<InstructionDesc> instructions;
+};
+
+struct Artifact {
+  std::string path;       // as given, used in messages
+  std::string directory;  // weight files are relative to it
+  uint32_t format_version = 0;
+  std::string producer;
+  std::string model_config;
+  int64_t max_batch = 0;
+  int64_t max_seq = 0;
+  uint64_t activation_pool_bytes = 0;
+  uint64_t state_pool_bytes = 0;
+  std::vector<BufferDesc> buffers;
+  std::vector<FunctionDesc> functions;
+
+  const FunctionDesc* find_function(const std::string& name) const;
+  // "instruction 12 (kernel 'rope', at "loc")" for messages.
+  static std::string describe(size_t index, const InstructionDesc& inst);
+};
+
+inline constexpr uint64_t kMaxArtifactBytes = 2ull << 30;  // FlatBuffers' own limit
+
+// Reads and validates a .bmsys file. Throws bmsys::rt::Error naming `path`.
+std::shared_ptr<const Artifact> load_artifact(const std::string& path);
+// Same, from bytes in memory; `name` is used in messages and `directory` for weights.
+std::shared_ptr<const Artifact> load_artifact_from_memory(const uint8_t* data, size_t size,
+                                                          const std::string& name,
+                                                          const std::string& directory);
+
+}  // namespace bmsys::rt

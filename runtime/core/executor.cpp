@@ -1,0 +1,210 @@
+#include "runtime/core/executor.h"
+
+#include <sys/stat.h>
+
+#include <cstring>
+
+#include "runtime/core/error.h"
+#include "runtime/io/convert.h"
+#include "runtime/io/safetensors.h"
+
+namespace bmsys::rt {
+
+namespace {
+
+bool is_directory(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+std::string join(const std::string& dir, const std::string& file) {
+  if (!file.empty() && file[0] == '/') return file;
+  if (dir.empty()) return file;
+  return dir.back() == '/' ? dir + file : dir + "/" + file;
+}
+
+}  // namespace
+
+Executor::Executor(std::shared_ptr<const Artifact> artifact, std::shared_ptr<Backend> backend,
+                   const ExecutorOptions& options)
+    : artifact_(std::move(artifact)), backend_(std::move(backend)) {
+  const Artifact& a = *artifact_;
+  for (const FunctionDesc& f : a.functions)
+    for (size_t i = 0; i < f.instructions.size(); ++i) {
+      const InstructionDesc& inst = f.instructions[i];
+      if (!backend_->supports(inst.kernel))
+        fail("{}: function '{}': {}: not supported by the {} backend", a.path, f.name,
+             Artifact::describe(i, inst), backend_->name());
+    }
+  for (const BufferDesc& b : a.buffers)
+    if (!backend_->supports_dtype(b.dtype))
+      fail("{}: buffer '{}' has dtype {}, which the {} backend does not compute with", a.path,
+           b.name, dtype_name(b.dtype), backend_->name());
+
+  activation_pool_ = backend_->allocate(a.activation_pool_bytes, "the activation pool");
+  state_pool_ = backend_->allocate(a.state_pool_bytes, "the state pool");
+  backend_->fill_zero(state_pool_->data(), a.state_pool_bytes);
+  owned_.resize(a.buffers.size());
+  for (size_t i = 0; i < a.buffers.size(); ++i) {
+    const BufferDesc& b = a.buffers[i];
+    if (b.kind == BufferKind::Input) {
+      size_t bytes = static_cast<size_t>(shape_numel(b.resolve(a.max_batch, a.max_seq))) *
+                     dtype_size(b.dtype);
+      owned_[i] = backend_->allocate(bytes, fmt::format("input '{}'", b.name));
+    }
+  }
+  load_weights(options);
+}
+
+Executor::~Executor() = default;
+
+void Executor::load_weights(const ExecutorOptions& options) {
+  const Artifact& a = *artifact_;
+  bool override_dir = !options.weights.empty() && is_directory(options.weights);
+  std::map<std::string, std::shared_ptr<SafetensorsFile>> files;
+  for (size_t i = 0; i < a.buffers.size(); ++i) {
+    const BufferDesc& b = a.buffers[i];
+    if (b.kind != BufferKind::Weight) continue;
+    std::string path = options.weights.empty() ? join(a.directory, b.weight_file)
+                       : override_dir          ? join(options.weights, b.weight_file)
+                                               : options.weights;
+    auto it = files.find(path);
+    if (it == files.end()) it = files.emplace(path, SafetensorsFile::open(path)).first;
+    const SafetensorsFile& f = *it->second;
+    if (!f.contains(b.weight_key))
+      fail("{}: weight tensor '{}' (buffer '{}') not found", path, b.weight_key, b.name);
+    const SafetensorsInfo& info = f.info(b.weight_key);
+    Shape want = b.resolve(0, 0);
+    if (info.shape != want)
+      fail("{}: weight tensor '{}' has shape {}, the artifact's buffer '{}' expects {}", path,
+           b.weight_key, shape_str(info.shape), b.name, shape_str(want));
+    if (!convertible(b.dtype, info.dtype))
+      fail("{}: weight tensor '{}' is {} and cannot be converted to {} (buffer '{}')", path,
+           b.weight_key, dtype_name(info.dtype), dtype_name(b.dtype), b.name);
+    size_t bytes = static_cast<size_t>(info.numel()) * dtype_size(b.dtype);
+    owned_[i] = backend_->allocate(bytes, fmt::format("weight '{}'", b.name));
+    try {
+      backend_->upload(owned_[i]->data(), b.dtype, f.data(b.weight_key), info.dtype, info.numel());
+    } catch (const Error& e) {
+      fail("{}: weight tensor '{}': {}", path, b.weight_key, e.what());
+    }
+  }
+}
+
+void* Executor::address(uint32_t buffer) const {
+  const BufferDesc& b = artifact_->buffers[buffer];
+  switch (b.kind) {
+    case BufferKind::Activation:
+      return static_cast<uint8_t*>(activation_pool_->data()) + b.offset;
+    case BufferKind::State:
+      return static_cast<uint8_t*>(state_pool_->data()) + b.offset;
+    case BufferKind::Input:
+    case BufferKind::Weight:
+      return owned_[buffer]->data();
+  }
+  return nullptr;
+}
+
+void Executor::reset_state() {
+  backend_->fill_zero(state_pool_->data(), artifact_->state_pool_bytes);
+}
+
+std::map<std::string, HostTensor> Executor::run(const std::string& function,
+                                                const std::map<std::string, HostTensor>& inputs,
+                                                int64_t start_pos) {
+  const Artifact& a = *artifact_;
+  const FunctionDesc* f = a.find_function(function);
+  if (!f) {
+    std::string names;
+    for (const FunctionDesc& g : a.functions) names += (names.empty() ? "'" : ", '") + g.name + "'";
+    fail("{}: no function '{}' (it has {})", a.path, function, names.empty() ? "none" : names);
+  }
+  std::string fwhere = fmt::format("{}: function '{}'", a.path, function);
+
+  // Bind B and S from the input shapes.
+  int64_t B = -1, S = -1;
+  for (uint32_t idx : f->inputs) {
+    const BufferDesc& b = a.buffers[idx];
+    auto it = inputs.find(b.name);
+    if (it == inputs.end()) fail("{}: input '{}' {} is missing", fwhere, b.name, b.dims_str());
+    const HostTensor& t = it->second;
+    if (t.shape.size() != b.dims.size())
+      fail("{}: input '{}' has shape {}, expected {}", fwhere, b.name, shape_str(t.shape), b.dims_str());
+    for (size_t d = 0; d < b.dims.size(); ++d) {
+      int64_t v = t.shape[d];
+      int64_t* bound = b.dims[d].kind == DimKind::Batch ? &B : b.dims[d].kind == DimKind::Seq ? &S : nullptr;
+      if (!bound) {
+        if (v != b.dims[d].value)
+          fail("{}: input '{}' has shape {}, expected {}", fwhere, b.name, shape_str(t.shape), b.dims_str());
+      } else if (*bound < 0) {
+        *bound = v;
+      } else if (*bound != v) {
+        fail("{}: input '{}' has shape {}: {} is bound to {} by an earlier input", fwhere, b.name,
+             shape_str(t.shape), b.dims[d].kind == DimKind::Batch ? "B" : "S", *bound);
+      }
+    }
+    if (!convertible(b.dtype, t.dtype))
+      fail("{}: input '{}' is {}, expected {}", fwhere, b.name, dtype_name(t.dtype), dtype_name(b.dtype));
+  }
+  for (const auto& kv : inputs) {
+    bool known = false;
+    for (uint32_t idx : f->inputs) known |= a.buffers[idx].name == kv.first;
+    if (!known) fail("{}: unexpected input '{}'", fwhere, kv.first);
+  }
+  if (B < 0) B = 1;
+  if (S < 0) S = 1;
+  if (B < 1 || B > a.max_batch) fail("{}: batch {} is outside [1, max_batch={}]", fwhere, B, a.max_batch);
+  if (S < 1 || S > a.max_seq) fail("{}: sequence length {} is outside [1, max_seq={}]", fwhere, S, a.max_seq);
+  if (start_pos < 0 || start_pos + S > a.max_seq)
+    fail("{}: start_pos {} + sequence length {} exceeds max_seq {}", fwhere, start_pos, S, a.max_seq);
+
+  // Upload inputs.
+  for (uint32_t idx : f->inputs) {
+    const BufferDesc& b = a.buffers[idx];
+    const HostTensor& t = inputs.at(b.name);
+    try {
+      backend_->upload(address(idx), b.dtype, t.data.data(), t.dtype, t.numel());
+    } catch (const Error& e) {
+      fail("{}: input '{}': {}", fwhere, b.name, e.what());
+    }
+  }
+
+  LaunchContext ctx{B, S, start_pos, a.max_batch, a.max_seq};
+  std::vector<Shape> shapes(a.buffers.size());
+  std::vector<bool> resolved(a.buffers.size(), false);
+  auto view = [&](uint32_t idx) {
+    if (!resolved[idx]) {
+      shapes[idx] = a.buffers[idx].resolve(B, S);
+      resolved[idx] = true;
+    }
+    return TensorView{address(idx), a.buffers[idx].dtype, shapes[idx]};
+  };
+
+  for (size_t i = 0; i < f->instructions.size(); ++i) {
+    const InstructionDesc& inst = f->instructions[i];
+    KernelLaunch l;
+    l.kernel = inst.kernel;
+    l.attrs = &inst.attrs;
+    l.ctx = ctx;
+    for (uint32_t idx : inst.inputs) l.inputs.push_back(view(idx));
+    for (uint32_t idx : inst.outputs) l.outputs.push_back(view(idx));
+    try {
+      check_launch(l);
+      backend_->launch(l);
+    } catch (const Error& e) {
+      fail("{}: {}: {}", fwhere, Artifact::describe(i, inst), e.what());
+    }
+  }
+  backend_->synchronize();
+
+  std::map<std::string, HostTensor> out;
+  for (size_t i = 0; i < f->outputs.size(); ++i) {
+    TensorView v = view(f->outputs[i]);
+    HostTensor t(v.dtype, v.shape);
+    backend_->copy_to_host(t.data.data(), v.data, t.data.size());
+    out[f->output_names[i]] = std::move(t);
+  }
+  return out;
+}
+
+}  // namespace bmsys::rt

@@ -1,0 +1,60 @@
+// The executor: binds an artifact to a backend and runs its functions.
+//
+// At construction it checks that the backend supports every kernel and dtype the
+// artifact uses, allocates the activation pool (activation_pool_bytes), the state
+// pool (state_pool_bytes, zeroed; it is the KV cache and survives across calls),
+// one buffer per Input at its largest shape, and loads every Weight buffer once
+// (shared by all functions). run() binds B and S from the input shapes, checks
+// them against max_batch / max_seq, uploads the inputs, launches the function's
+// instructions in order with start_pos P and copies the outputs back.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/backends/backend.h"
+#include "runtime/core/artifact.h"
+#include "runtime/core/tensor.h"
+
+namespace bmsys::rt {
+
+class SafetensorsFile;
+
+struct ExecutorOptions {
+  // Empty: weight files are relative to the artifact's directory. A file: every
+  // weight is read from it. A directory: weight files are resolved in it.
+  std::string weights;
+};
+
+class Executor {
+ public:
+  Executor(std::shared_ptr<const Artifact> artifact, std::shared_ptr<Backend> backend,
+           const ExecutorOptions& options = {});
+  ~Executor();
+
+  // Runs `function` with `inputs` keyed by the function's input buffer names.
+  // Returns the outputs keyed by output name. Throws bmsys::rt::Error.
+  std::map<std::string, HostTensor> run(const std::string& function,
+                                        const std::map<std::string, HostTensor>& inputs,
+                                        int64_t start_pos = 0);
+
+  // Zeroes the state pool (forgets the KV cache).
+  void reset_state();
+
+  const Artifact& artifact() const { return *artifact_; }
+  Backend& backend() { return *backend_; }
+
+ private:
+  void load_weights(const ExecutorOptions& options);
+  void* address(uint32_t buffer) const;
+
+  std::shared_ptr<const Artifact> artifact_;
+  std::shared_ptr<Backend> backend_;
+  std::unique_ptr<DeviceMemory> activation_pool_;
+  std::unique_ptr<DeviceMemory> state_pool_;
+  std::vector<std::unique_ptr<DeviceMemory>> owned_;  // weights and inputs, by buffer index
+};
+
+}  // namespace bmsys::rt

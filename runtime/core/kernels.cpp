@@ -1,0 +1,267 @@
+#include "runtime/core/kernels.h"
+
+#include "runtime/core/error.h"
+
+namespace bmsys::rt {
+
+namespace {
+
+const char* attr_type_name(AttrType t) {
+  switch (t) {
+    case AttrType::Int: return "int";
+    case AttrType::Float: return "float";
+    case AttrType::String: return "string";
+    case AttrType::Ints: return "ints";
+    case AttrType::Floats: return "floats";
+  }
+  return "?";
+}
+
+const std::vector<KernelSpec>& table() {
+  static const std::vector<KernelSpec> t = {
+      {KernelId::Positions, "positions", 1, 1, 1, {}, {}},
+      {KernelId::Embedding, "embedding", 2, 2, 1, {}, {}},
+      {KernelId::Linear, "linear", 2, 3, 1, {{"weight_transposed", AttrType::Int, false}}, {}},
+      {KernelId::Slice, "slice", 1, 1, 1,
+       {{"offset", AttrType::Int, true}, {"size", AttrType::Int, true}}, {}},
+      {KernelId::LayerNorm, "layer_norm", 3, 3, 1, {{"eps", AttrType::Float, true}}, {}},
+      {KernelId::RmsNorm, "rms_norm", 2, 2, 1, {{"eps", AttrType::Float, true}}, {}},
+      {KernelId::Rope, "rope", 2, 2, 1,
+       {{"head_dim", AttrType::Int, true}, {"theta", AttrType::Float, true}}, {}},
+      {KernelId::Attention, "attention", 3, 5, 1,
+       {{"num_heads", AttrType::Int, true},
+        {"num_kv_heads", AttrType::Int, true},
+        {"head_dim", AttrType::Int, true},
+        {"scale", AttrType::Float, true},
+        {"causal", AttrType::Int, true}},
+       {3, 4}},
+      {KernelId::Gelu, "gelu", 1, 1, 1, {{"approximate", AttrType::String, true}}, {}},
+      {KernelId::Silu, "silu", 1, 1, 1, {}, {}},
+      {KernelId::Add, "add", 2, 2, 1, {}, {}},
+      {KernelId::Mul, "mul", 2, 2, 1, {}, {}},
+      {KernelId::CrossEntropy, "cross_entropy", 2, 2, 1, {{"shift", AttrType::Int, false}}, {}},
+  };
+  return t;
+}
+
+}  // namespace
+
+const KernelSpec& kernel_spec(KernelId id) { return table().at(static_cast<size_t>(id)); }
+
+std::optional<KernelId> kernel_from_name(const std::string& name) {
+  for (const KernelSpec& s : table())
+    if (name == s.name) return s.id;
+  return std::nullopt;
+}
+
+const char* kernel_name(KernelId id) { return kernel_spec(id).name; }
+
+// --- Attrs ---------------------------------------------------------------------
+
+const AttrValue& Attrs::get(const std::string& name) const {
+  auto it = values_.find(name);
+  if (it == values_.end()) fail("attribute '{}' is missing", name);
+  return it->second;
+}
+
+int64_t Attrs::get_int(const std::string& name) const {
+  const AttrValue& v = get(name);
+  if (v.type != AttrType::Int || v.ints.size() != 1)
+    fail("attribute '{}' must be an int, not {}", name, attr_type_name(v.type));
+  return v.ints[0];
+}
+
+int64_t Attrs::get_int(const std::string& name, int64_t dflt) const {
+  return has(name) ? get_int(name) : dflt;
+}
+
+double Attrs::get_float(const std::string& name) const {
+  const AttrValue& v = get(name);
+  if (v.type == AttrType::Float && v.floats.size() == 1) return v.floats[0];
+  if (v.type == AttrType::Int && v.ints.size() == 1) return static_cast<double>(v.ints[0]);
+  fail("attribute '{}' must be a float, not {}", name, attr_type_name(v.type));
+}
+
+std::string Attrs::get_string(const std::string& name) const {
+  const AttrValue& v = get(name);
+  if (v.type != AttrType::String)
+    fail("attribute '{}' must be a string, not {}", name, attr_type_name(v.type));
+  return v.str;
+}
+
+// --- Launch checks ---------------------------------------------------------------
+
+namespace {
+
+void expect_shape(const TensorView& t, const Shape& want, const char* what) {
+  if (t.shape != want)
+    fail("{} has shape {}, expected {}", what, shape_str(t.shape), shape_str(want));
+}
+
+void expect_float(const TensorView& t, const char* what) {
+  if (!dtype_is_float(t.dtype)) fail("{} must be a float tensor, not {}", what, dtype_name(t.dtype));
+}
+
+void expect_dtype(const TensorView& t, DType d, const char* what) {
+  if (t.dtype != d) fail("{} must be {}, not {}", what, dtype_name(d), dtype_name(t.dtype));
+}
+
+void expect_rank_at_least(const TensorView& t, size_t r, const char* what) {
+  if (t.shape.size() < r)
+    fail("{} has shape {}, expected rank >= {}", what, shape_str(t.shape), r);
+}
+
+Shape with_last(Shape s, int64_t last) {
+  s.back() = last;
+  return s;
+}
+
+// [B,S,...] viewed as [B,S,rest]; returns rest.
+int64_t trailing(const TensorView& t, const char* what) {
+  expect_rank_at_least(t, 3, what);
+  return shape_numel(Shape(t.shape.begin() + 2, t.shape.end()));
+}
+
+}  // namespace
+
+void check_launch(const KernelLaunch& l) {
+  const KernelSpec& spec = kernel_spec(l.kernel);
+  int nin = static_cast<int>(l.inputs.size());
+  if (nin < spec.min_inputs || nin > spec.max_inputs ||
+      static_cast<int>(l.outputs.size()) != spec.outputs)
+    fail("wrong operand count: {} inputs, {} outputs", nin, l.outputs.size());
+  const Attrs& a = *l.attrs;
+  const auto& in = l.inputs;
+  const TensorView& y = l.outputs[0];
+  switch (l.kernel) {
+    case KernelId::Positions:
+      expect_dtype(in[0], DType::I64, "ids (input 0)");
+      if (in[0].shape.size() != 2) fail("ids (input 0) must be [B,S], got {}", shape_str(in[0].shape));
+      expect_dtype(y, DType::I64, "pos (output 0)");
+      expect_shape(y, in[0].shape, "pos (output 0)");
+      break;
+    case KernelId::Embedding: {
+      expect_dtype(in[0], DType::I64, "ids (input 0)");
+      expect_float(in[1], "table (input 1)");
+      if (in[1].shape.size() != 2) fail("table (input 1) must be [V,H], got {}", shape_str(in[1].shape));
+      Shape want = in[0].shape;
+      want.push_back(in[1].shape[1]);
+      expect_float(y, "y (output 0)");
+      expect_shape(y, want, "y (output 0)");
+      break;
+    }
+    case KernelId::Linear: {
+      int64_t wt = a.get_int("weight_transposed", 0);
+      if (wt != 0 && wt != 1) fail("attribute 'weight_transposed' must be 0 or 1, not {}", wt);
+      expect_float(in[0], "x (input 0)");
+      expect_float(in[1], "w (input 1)");
+      expect_rank_at_least(in[0], 1, "x (input 0)");
+      if (in[1].shape.size() != 2) fail("w (input 1) must be rank 2, got {}", shape_str(in[1].shape));
+      int64_t K = in[0].shape.back();
+      int64_t N = wt ? in[1].shape[1] : in[1].shape[0];
+      int64_t wk = wt ? in[1].shape[0] : in[1].shape[1];
+      if (wk != K)
+        fail("x (input 0) {} and w (input 1) {} disagree on K (weight_transposed={})",
+             shape_str(in[0].shape), shape_str(in[1].shape), wt);
+      if (nin == 3) {
+        expect_float(in[2], "bias (input 2)");
+        expect_shape(in[2], {N}, "bias (input 2)");
+      }
+      expect_float(y, "y (output 0)");
+      expect_shape(y, with_last(in[0].shape, N), "y (output 0)");
+      break;
+    }
+    case KernelId::Slice: {
+      expect_rank_at_least(in[0], 1, "x (input 0)");
+      int64_t off = a.get_int("offset"), size = a.get_int("size"), K = in[0].shape.back();
+      if (off < 0 || size < 0 || off > K || size > K - off)
+        fail("slice [{}, {}+{}) out of range for last dimension {}", off, off, size, K);
+      if (y.dtype != in[0].dtype) fail("y (output 0) dtype differs from x (input 0)");
+      expect_shape(y, with_last(in[0].shape, size), "y (output 0)");
+      break;
+    }
+    case KernelId::LayerNorm:
+    case KernelId::RmsNorm: {
+      expect_float(in[0], "x (input 0)");
+      expect_rank_at_least(in[0], 1, "x (input 0)");
+      int64_t H = in[0].shape.back();
+      expect_shape(in[1], {H}, "gamma (input 1)");
+      if (l.kernel == KernelId::LayerNorm) expect_shape(in[2], {H}, "beta (input 2)");
+      if (!(a.get_float("eps") >= 0)) fail("attribute 'eps' must be >= 0");
+      expect_shape(y, in[0].shape, "y (output 0)");
+      break;
+    }
+    case KernelId::Rope: {
+      expect_float(in[0], "x (input 0)");
+      int64_t rest = trailing(in[0], "x (input 0)");
+      int64_t D = a.get_int("head_dim");
+      if (D <= 0 || D % 2 != 0) fail("attribute 'head_dim' must be positive and even, not {}", D);
+      if (rest % D != 0) fail("x (input 0) {}: N*D is not a multiple of head_dim {}", shape_str(in[0].shape), D);
+      expect_dtype(in[1], DType::I64, "pos (input 1)");
+      expect_shape(in[1], {in[0].shape[0], in[0].shape[1]}, "pos (input 1)");
+      expect_shape(y, in[0].shape, "y (output 0)");
+      break;
+    }
+    case KernelId::Attention: {
+      int64_t Nq = a.get_int("num_heads"), Nkv = a.get_int("num_kv_heads"), D = a.get_int("head_dim");
+      int64_t causal = a.get_int("causal");
+      if (Nq <= 0 || Nkv <= 0 || D <= 0) fail("num_heads, num_kv_heads and head_dim must be positive");
+      if (Nq % Nkv != 0) fail("num_heads {} is not a multiple of num_kv_heads {}", Nq, Nkv);
+      if (causal != 0 && causal != 1) fail("attribute 'causal' must be 0 or 1, not {}", causal);
+      a.get_float("scale");
+      const char* names[] = {"q (input 0)", "k (input 1)", "v (input 2)", "k_cache (input 3)", "v_cache (input 4)"};
+      for (int i = 0; i < nin; ++i) expect_float(in[i], names[i]);
+      if (trailing(in[0], names[0]) != Nq * D) fail("q (input 0) {} is not [B,S,{}*{}]", shape_str(in[0].shape), Nq, D);
+      for (int i = 1; i < 3; ++i) {
+        if (trailing(in[i], names[i]) != Nkv * D || in[i].shape[0] != in[0].shape[0] || in[i].shape[1] != in[0].shape[1])
+          fail("{} has shape {}, expected [{},{},{}*{}]", names[i], shape_str(in[i].shape), in[0].shape[0], in[0].shape[1], Nkv, D);
+      }
+      if (nin == 4) fail("attention takes both k_cache and v_cache or neither");
+      if (nin == 5) {
+        for (int i = 3; i < 5; ++i) {
+          const Shape& c = in[i].shape;
+          if (c.size() != 4 || c[2] != Nkv || c[3] != D)
+            fail("{} has shape {}, expected [Bmax,Smax,{},{}]", names[i], shape_str(c), Nkv, D);
+          if (c != in[3].shape) fail("k_cache and v_cache shapes differ");
+          if (in[0].shape[0] > c[0]) fail("batch {} exceeds the cache's {}", in[0].shape[0], c[0]);
+          int64_t P = l.ctx.start_pos, S = in[0].shape[1];
+          if (P < 0 || P + S > c[1])
+            fail("start_pos {} + seq {} exceeds the cache length {}", P, S, c[1]);
+        }
+      }
+      expect_shape(y, in[0].shape, "y (output 0)");
+      break;
+    }
+    case KernelId::Gelu: {
+      std::string ap = a.get_string("approximate");
+      if (ap != "tanh" && ap != "none") fail("attribute 'approximate' must be \"tanh\" or \"none\", not \"{}\"", ap);
+      [[fallthrough]];
+    }
+    case KernelId::Silu:
+      expect_float(in[0], "x (input 0)");
+      expect_shape(y, in[0].shape, "y (output 0)");
+      break;
+    case KernelId::Add:
+    case KernelId::Mul:
+      expect_float(in[0], "a (input 0)");
+      expect_shape(in[1], in[0].shape, "b (input 1)");
+      expect_shape(y, in[0].shape, "y (output 0)");
+      break;
+    case KernelId::CrossEntropy: {
+      int64_t shift = a.get_int("shift", 0);
+      if (shift != 0 && shift != 1) fail("attribute 'shift' must be 0 or 1, not {}", shift);
+      expect_float(in[0], "logits (input 0)");
+      if (in[0].shape.size() != 3) fail("logits (input 0) must be [B,S,V], got {}", shape_str(in[0].shape));
+      expect_dtype(in[1], DType::I64, "labels (input 1)");
+      expect_shape(in[1], {in[0].shape[0], in[0].shape[1]}, "labels (input 1)");
+      if (in[0].shape[0] * (in[0].shape[1] - shift) <= 0) fail("no tokens to score");
+      expect_float(y, "loss (output 0)");
+      if (y.numel() != 1) fail("loss (output 0) must have one element, has shape {}", shape_str(y.shape));
+      break;
+    }
+    case KernelId::kCount:
+      fail("invalid kernel id");
+  }
+}
+
+}  // namespace bmsys::rt

@@ -1,0 +1,119 @@
+// The kernel set of docs/kernels.md as the runtime knows it: ids, names, operand
+// counts, attributes (checked when an artifact is loaded) and the shape/dtype rules
+// of a launch (checked by the executor before every launch, for every backend).
+//
+// Adding a kernel: add an id to KernelId, a row to the table in kernels.cpp
+// (name, operand counts, attributes), its shape rules in check_launch(), then
+// implement it in every backend's launch() (backends/cpu/cpu_backend.cpp).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/core/dtype.h"
+#include "runtime/core/tensor.h"
+
+namespace bmsys::rt {
+
+enum class KernelId : uint16_t {
+  Positions,
+  Embedding,
+  Linear,
+  Slice,
+  LayerNorm,
+  RmsNorm,
+  Rope,
+  Attention,
+  Gelu,
+  Silu,
+  Add,
+  Mul,
+  CrossEntropy,
+  kCount
+};
+
+enum class AttrType : uint8_t { Int, Float, String, Ints, Floats };
+
+// One attribute value, decoded from the artifact.
+struct AttrValue {
+  AttrType type = AttrType::Int;
+  std::vector<int64_t> ints;
+  std::vector<double> floats;
+  std::string str;
+};
+
+// The attributes of one instruction. Getters throw bmsys::rt::Error naming the
+// attribute when it is missing or of another type (Float getters accept Int).
+class Attrs {
+ public:
+  void set(const std::string& name, AttrValue v) { values_[name] = std::move(v); }
+  bool has(const std::string& name) const { return values_.count(name) != 0; }
+  int64_t get_int(const std::string& name) const;
+  int64_t get_int(const std::string& name, int64_t dflt) const;
+  double get_float(const std::string& name) const;
+  std::string get_string(const std::string& name) const;
+  const std::map<std::string, AttrValue>& all() const { return values_; }
+
+ private:
+  const AttrValue& get(const std::string& name) const;
+  std::map<std::string, AttrValue> values_;
+};
+
+struct AttrSpec {
+  const char* name;
+  AttrType type;
+  bool required;
+};
+
+struct KernelSpec {
+  KernelId id;
+  const char* name;
+  int min_inputs;
+  int max_inputs;
+  int outputs;
+  std::vector<AttrSpec> attrs;
+  // Input indices the kernel writes (attention writes its KV cache inputs 3 and 4).
+  std::vector<int> mutated_inputs;
+};
+
+const KernelSpec& kernel_spec(KernelId id);
+std::optional<KernelId> kernel_from_name(const std::string& name);
+const char* kernel_name(KernelId id);
+
+// A buffer as a backend sees it: `data` is an address in the backend's memory
+// (host pointer for the CPU, device pointer for CUDA); row-major, contiguous.
+struct TensorView {
+  void* data = nullptr;
+  DType dtype = DType::F32;
+  Shape shape;
+  int64_t numel() const { return shape_numel(shape); }
+  size_t bytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype); }
+  template <typename T> T* as() const { return static_cast<T*>(data); }
+};
+
+// Run-time sizes of the current call.
+struct LaunchContext {
+  int64_t batch = 1;      // B
+  int64_t seq = 1;        // S
+  int64_t start_pos = 0;  // P
+  int64_t max_batch = 1;
+  int64_t max_seq = 1;
+};
+
+struct KernelLaunch {
+  KernelId kernel = KernelId::kCount;
+  const Attrs* attrs = nullptr;
+  std::vector<TensorView> inputs;
+  std::vector<TensorView> outputs;
+  LaunchContext ctx;
+};
+
+// Checks operand counts, ranks, shapes, dtypes and attribute values of a launch
+// against docs/kernels.md. Throws bmsys::rt::Error (without instruction context;
+// the executor adds it). Backends may assume a launch passed this check.
+void check_launch(const KernelLaunch& launch);
+
+}  // namespace bmsys::rt

@@ -1,0 +1,198 @@
+// bmsys-run: runs a compiled .bmsys artifact (infer, generate, inspect).
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+
+#include "runtime/backends/backend.h"
+#include "runtime/core/artifact.h"
+#include "runtime/core/error.h"
+#include "runtime/core/executor.h"
+#include "runtime/core/version.h"
+#include "runtime/io/safetensors.h"
+
+using namespace bmsys::rt;
+
+namespace {
+
+struct Common {
+  std::string artifact;
+  std::string weights;
+  std::string backend = "cpu";
+  int threads = 0;
+};
+
+void add_common(CLI::App* cmd, Common& c, bool with_weights) {
+  cmd->add_option("artifact", c.artifact, "the compiled model (.bmsys)")->required()->check(CLI::ExistingFile);
+  if (!with_weights) return;
+  cmd->add_option("--weights", c.weights,
+                  "a safetensors file used for every weight, or a directory holding the weight "
+                  "files (default: the artifact's directory)");
+  cmd->add_option("--backend", c.backend, "execution backend")->default_val("cpu");
+  cmd->add_option("--threads", c.threads, "CPU threads (0: OpenMP default)")->check(CLI::NonNegativeNumber);
+}
+
+std::unique_ptr<Executor> make_executor(const Common& c) {
+  auto artifact = load_artifact(c.artifact);
+  BackendOptions bo;
+  bo.threads = c.threads;
+  std::shared_ptr<Backend> backend = create_backend(c.backend, bo);
+  ExecutorOptions eo;
+  eo.weights = c.weights;
+  return std::make_unique<Executor>(artifact, backend, eo);
+}
+
+std::vector<int64_t> parse_ids(const std::string& s) {
+  std::vector<int64_t> ids;
+  std::stringstream ss(s);
+  std::string tok;
+  while (std::getline(ss, tok, ',')) {
+    size_t b = tok.find_first_not_of(" \t"), e = tok.find_last_not_of(" \t");
+    if (b == std::string::npos) fail("--prompt-ids: empty element in '{}'", s);
+    tok = tok.substr(b, e - b + 1);
+    size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(tok, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != tok.size() || v < 0) fail("--prompt-ids: '{}' is not a non-negative integer", tok);
+    ids.push_back(v);
+  }
+  if (ids.empty()) fail("--prompt-ids: no token ids given");
+  return ids;
+}
+
+int64_t argmax_last(const HostTensor& logits) {
+  if (logits.shape.size() != 3 || logits.shape[0] != 1)
+    fail("generate: output 'logits' has shape {}, expected [1,S,V]", shape_str(logits.shape));
+  std::vector<float> v = logits.to_f32();
+  int64_t S = logits.shape[1], V = logits.shape[2];
+  const float* row = v.data() + (S - 1) * V;
+  int64_t best = 0;
+  for (int64_t i = 1; i < V; ++i)
+    if (row[i] > row[best]) best = i;  // first maximum, as torch.argmax
+  return best;
+}
+
+void inspect(const Artifact& a) {
+  std::printf("artifact: %s\n", a.path.c_str());
+  std::printf("format_version: %u\nproducer: %s\n", a.format_version, a.producer.c_str());
+  std::printf("max_batch: %lld\nmax_seq: %lld\n", static_cast<long long>(a.max_batch),
+              static_cast<long long>(a.max_seq));
+  std::printf("activation_pool_bytes: %llu\nstate_pool_bytes: %llu\n",
+              static_cast<unsigned long long>(a.activation_pool_bytes),
+              static_cast<unsigned long long>(a.state_pool_bytes));
+  std::printf("buffers: %zu\n", a.buffers.size());
+  for (size_t i = 0; i < a.buffers.size(); ++i) {
+    const BufferDesc& b = a.buffers[i];
+    std::string extra;
+    if (b.kind == BufferKind::Weight) extra = fmt::format(" {}:{}", b.weight_file, b.weight_key);
+    if (b.kind == BufferKind::Activation || b.kind == BufferKind::State)
+      extra = fmt::format(" offset={} bytes={}", b.offset, b.bytes);
+    std::printf("  %%%zu %s %s %s %s%s\n", i, b.name.c_str(), buffer_kind_name(b.kind),
+                dtype_name(b.dtype), b.dims_str().c_str(), extra.c_str());
+  }
+  std::printf("functions: %zu\n", a.functions.size());
+  for (const FunctionDesc& f : a.functions) {
+    std::string ins, outs;
+    for (uint32_t i : f.inputs) ins += (ins.empty() ? "" : ", ") + a.buffers[i].name;
+    for (size_t i = 0; i < f.outputs.size(); ++i)
+      outs += (outs.empty() ? "" : ", ") + f.output_names[i] + "=%" + std::to_string(f.outputs[i]);
+    std::printf("  %s(%s) -> (%s): %zu instructions\n", f.name.c_str(), ins.c_str(), outs.c_str(),
+                f.instructions.size());
+    for (size_t i = 0; i < f.instructions.size(); ++i) {
+      const InstructionDesc& in = f.instructions[i];
+      std::string ops;
+      for (uint32_t x : in.inputs) ops += (ops.empty() ? "%" : ", %") + std::to_string(x);
+      std::string res;
+      for (uint32_t x : in.outputs) res += (res.empty() ? "%" : ", %") + std::to_string(x);
+      std::printf("    %zu: %s = %s(%s)\n", i, res.c_str(), kernel_name(in.kernel), ops.c_str());
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"bmsys-run: runs compiled bmsys artifacts (.bmsys) on the runtime's backends"};
+  app.set_version_flag("--version", std::string("bmsys-run ") + kRuntimeVersion +
+                                        " (artifact format " + std::to_string(kArtifactFormatVersion) + ")");
+  app.require_subcommand(1);
+
+  Common ic;
+  std::string input, output, function = "forward";
+  auto* infer = app.add_subcommand("infer", "run a function once (P=0) on the tensors of an input file");
+  add_common(infer, ic, true);
+  infer->add_option("--input", input, "safetensors file with the function's inputs (e.g. int64 input_ids [B,S])")
+      ->required()->check(CLI::ExistingFile);
+  infer->add_option("--output", output, "safetensors file to write every function output to")->required();
+  infer->add_option("--function", function, "function to run")->default_val("forward");
+
+  Common gc;
+  std::string prompt;
+  int64_t max_new = 0;
+  auto* gen = app.add_subcommand("generate", "greedy decoding with the KV cache; prints prompt + new ids");
+  add_common(gen, gc, true);
+  gen->add_option("--prompt-ids", prompt, "comma-separated token ids, e.g. 1,2,3")->required();
+  gen->add_option("--max-new-tokens", max_new, "number of tokens to generate")->required()->check(CLI::NonNegativeNumber);
+
+  Common pc;
+  auto* insp = app.add_subcommand("inspect", "print an artifact's functions, buffers and pool sizes");
+  add_common(insp, pc, false);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  try {
+    if (*insp) {
+      inspect(*load_artifact(pc.artifact));
+    } else if (*infer) {
+      auto ex = make_executor(ic);
+      const FunctionDesc* f = ex->artifact().find_function(function);
+      if (!f) fail("{}: no function '{}'", ic.artifact, function);
+      auto in = SafetensorsFile::open(input);
+      std::map<std::string, HostTensor> inputs;
+      for (uint32_t idx : f->inputs) {
+        const BufferDesc& b = ex->artifact().buffers[idx];
+        if (!in->contains(b.name))
+          fail("{}: no tensor '{}' (input of function '{}')", input, b.name, function);
+        inputs[b.name] = in->read(b.name);
+      }
+      auto outputs = ex->run(function, inputs, 0);
+      write_safetensors(output, outputs);
+    } else if (*gen) {
+      std::vector<int64_t> ids = parse_ids(prompt);
+      auto ex = make_executor(gc);
+      int64_t max_seq = ex->artifact().max_seq;
+      if (static_cast<int64_t>(ids.size()) + max_new > max_seq)
+        fail("{}: prompt of {} tokens + {} new tokens exceeds max_seq {}", gc.artifact, ids.size(),
+             max_new, max_seq);
+      int64_t P = 0;
+      std::vector<int64_t> chunk = ids;
+      for (int64_t step = 0; step < max_new; ++step) {
+        std::map<std::string, HostTensor> in;
+        in["input_ids"] = HostTensor::from_i64({1, static_cast<int64_t>(chunk.size())}, chunk);
+        auto out = ex->run("forward", in, P);
+        auto it = out.find("logits");
+        if (it == out.end()) fail("{}: function 'forward' has no output 'logits'", gc.artifact);
+        int64_t next = argmax_last(it->second);
+        P += static_cast<int64_t>(chunk.size());
+        ids.push_back(next);
+        chunk = {next};
+      }
+      std::string line;
+      for (size_t i = 0; i < ids.size(); ++i) line += (i ? "," : "") + std::to_string(ids[i]);
+      std::printf("%s\n", line.c_str());
+    }
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "bmsys-run: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
