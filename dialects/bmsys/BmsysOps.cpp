@@ -1,0 +1,263 @@
+//===- BmsysOps.cpp - verifiers and builders of bmsys ops -----------------===//
+//
+// Verifiers check shapes where they are known: a dynamic dimension (`?`) is
+// compatible with anything, so partially known shapes verify and the rest is
+// checked at run time against the bound sizes.
+//
+//===----------------------------------------------------------------------===//
+#include "dialects/bmsys/BmsysDialect.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/OpImplementation.h"
+
+using namespace mlir;
+using namespace bmsys;
+
+namespace {
+bool dimsCompatible(int64_t a, int64_t b) {
+  return ShapedType::isDynamic(a) || ShapedType::isDynamic(b) || a == b;
+}
+
+RankedTensorType ranked(Value v) { return cast<RankedTensorType>(v.getType()); }
+
+/// Checks that `result` has the leading dims of `x` and the given last dim.
+LogicalResult verifyLeadingDims(Operation *op, RankedTensorType x, RankedTensorType result,
+                                int64_t lastDim) {
+  if (x.getRank() != result.getRank())
+    return op->emitOpError() << "result rank " << result.getRank()
+                             << " differs from input rank " << x.getRank();
+  for (int64_t i = 0; i + 1 < x.getRank(); ++i)
+    if (!dimsCompatible(x.getDimSize(i), result.getDimSize(i)))
+      return op->emitOpError() << "result dimension " << i << " (" << result.getDimSize(i)
+                               << ") differs from the input's (" << x.getDimSize(i) << ")";
+  if (!dimsCompatible(result.getShape().back(), lastDim))
+    return op->emitOpError() << "result last dimension is " << result.getShape().back()
+                             << ", expected " << lastDim;
+  return success();
+}
+
+LogicalResult verifyVector(Operation *op, StringRef what, RankedTensorType t, int64_t size) {
+  if (t.getRank() != 1 || !dimsCompatible(t.getDimSize(0), size))
+    return op->emitOpError() << what << " must be a vector of " << size << " elements, got "
+                             << t;
+  return success();
+}
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Module-level ops
+//===----------------------------------------------------------------------===//
+
+LogicalResult ParamOp::verify() {
+  auto type = cast<RankedTensorType>(getType());
+  if (!type.hasStaticShape())
+    return emitOpError() << "parameter '" << getSymName() << "' must have a static shape, got "
+                         << type;
+  if (getKey().empty())
+    return emitOpError() << "parameter '" << getSymName() << "' has an empty tensor key";
+  return success();
+}
+
+LogicalResult KVCacheOp::verify() {
+  for (auto [name, value] :
+       {std::pair<StringRef, int64_t>{"max_batch", getMaxBatch()}, {"max_seq", getMaxSeq()},
+        {"num_kv_heads", getNumKvHeads()}, {"head_dim", getHeadDim()}})
+    if (value <= 0)
+      return emitOpError() << name << " must be positive, got " << value;
+  return success();
+}
+
+LogicalResult WeightOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  auto param = symbolTable.lookupNearestSymbolFrom<ParamOp>(*this, getParamAttr());
+  if (!param)
+    return emitOpError() << "'" << getParam() << "' does not name a bmsys.param";
+  if (param.getType() != getType())
+    return emitOpError() << "result type " << getType() << " differs from parameter '"
+                         << getParam() << "' of type " << param.getType();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Block
+//===----------------------------------------------------------------------===//
+
+void BlockOp::build(OpBuilder &builder, OperationState &state, StringRef name,
+                    ValueRange inputs, TypeRange resultTypes) {
+  state.addAttribute(getNameAttrName(state.name), builder.getStringAttr(name));
+  state.addOperands(inputs);
+  state.addTypes(resultTypes);
+  Region *body = state.addRegion();
+  Block *block = new Block();
+  for (Value v : inputs)
+    block->addArgument(v.getType(), state.location);
+  body->push_back(block);
+}
+
+LogicalResult BlockOp::verify() {
+  Block &body = getBody().front();
+  if (body.getNumArguments() != getInputs().size())
+    return emitOpError() << "body has " << body.getNumArguments() << " arguments for "
+                         << getInputs().size() << " inputs";
+  for (auto [arg, input] : llvm::zip(body.getArguments(), getInputs()))
+    if (arg.getType() != input.getType())
+      return emitOpError() << "body argument type " << arg.getType()
+                           << " differs from input type " << input.getType();
+  auto yield = cast<YieldOp>(body.getTerminator());
+  if (yield.getValues().getTypes() != getResultTypes())
+    return emitOpError() << "yielded types differ from the block's result types";
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Transformer ops
+//===----------------------------------------------------------------------===//
+
+LogicalResult PositionsOp::verify() {
+  if (ranked(getIds()).getShape() != ranked(getResult()).getShape() ||
+      ranked(getIds()).getRank() != 2)
+    return emitOpError() << "expects [batch, seq] ids and a result of the same shape";
+  return success();
+}
+
+LogicalResult EmbeddingOp::verify() {
+  auto ids = ranked(getIds()), table = ranked(getTable()), result = ranked(getResult());
+  if (table.getRank() != 2)
+    return emitOpError() << "table must be [vocab, hidden], got " << table;
+  if (result.getRank() != ids.getRank() + 1)
+    return emitOpError() << "result must have rank " << ids.getRank() + 1;
+  for (int64_t i = 0; i < ids.getRank(); ++i)
+    if (!dimsCompatible(ids.getDimSize(i), result.getDimSize(i)))
+      return emitOpError() << "result dimension " << i << " differs from the ids'";
+  if (!dimsCompatible(result.getShape().back(), table.getDimSize(1)))
+    return emitOpError() << "result width " << result.getShape().back()
+                         << " differs from the table's " << table.getDimSize(1);
+  return success();
+}
+
+LogicalResult LinearOp::verify() {
+  auto x = ranked(getX()), w = ranked(getWeight()), result = ranked(getResult());
+  if (w.getRank() != 2)
+    return emitOpError() << "weight must be a matrix, got " << w;
+  int64_t in = getWeightTransposed() ? w.getDimSize(0) : w.getDimSize(1);
+  int64_t out = getWeightTransposed() ? w.getDimSize(1) : w.getDimSize(0);
+  if (x.getRank() < 1 || !dimsCompatible(x.getShape().back(), in))
+    return emitOpError() << "input width " << (x.getRank() ? x.getShape().back() : 0)
+                         << " differs from the weight's input size " << in << " (weight "
+                         << w << (getWeightTransposed() ? ", [in, out]" : ", [out, in]") << ")";
+  if (getBias())
+    if (failed(verifyVector(*this, "bias", ranked(getBias()), out)))
+      return failure();
+  return verifyLeadingDims(*this, x, result, out);
+}
+
+LogicalResult SliceOp::verify() {
+  auto x = ranked(getX());
+  int64_t width = x.getShape().back();
+  if (getOffset() < 0 || getSize() <= 0 ||
+      (!ShapedType::isDynamic(width) && getOffset() + getSize() > width))
+    return emitOpError() << "range [" << getOffset() << ", " << getOffset() + getSize()
+                         << ") is outside the last dimension of size " << width;
+  return verifyLeadingDims(*this, x, ranked(getResult()), getSize());
+}
+
+LogicalResult LayerNormOp::verify() {
+  auto x = ranked(getX());
+  int64_t h = x.getShape().back();
+  if (failed(verifyVector(*this, "gamma", ranked(getGamma()), h)) ||
+      failed(verifyVector(*this, "beta", ranked(getBeta()), h)))
+    return failure();
+  if (getEps().convertToDouble() <= 0)
+    return emitOpError() << "eps must be positive";
+  return verifyLeadingDims(*this, x, ranked(getResult()), h);
+}
+
+LogicalResult RMSNormOp::verify() {
+  auto x = ranked(getX());
+  int64_t h = x.getShape().back();
+  if (failed(verifyVector(*this, "gamma", ranked(getGamma()), h)))
+    return failure();
+  if (getEps().convertToDouble() <= 0)
+    return emitOpError() << "eps must be positive";
+  return verifyLeadingDims(*this, x, ranked(getResult()), h);
+}
+
+LogicalResult RopeOp::verify() {
+  auto x = ranked(getX());
+  if (x.getRank() != 3)
+    return emitOpError() << "expects x of shape [batch, seq, heads * head_dim], got " << x;
+  if (getHeadDim() <= 0 || getHeadDim() % 2)
+    return emitOpError() << "head_dim must be positive and even, got " << getHeadDim();
+  int64_t width = x.getShape().back();
+  if (!ShapedType::isDynamic(width) && width % getHeadDim())
+    return emitOpError() << "width " << width << " is not a multiple of head_dim "
+                         << getHeadDim();
+  if (ranked(getPositions()).getRank() != 2)
+    return emitOpError() << "positions must be [batch, seq]";
+  if (x.getShape() != ranked(getResult()).getShape())
+    return emitOpError() << "result shape differs from the input's";
+  return success();
+}
+
+LogicalResult AttentionOp::verify() {
+  int64_t heads = getNumHeads(), kvHeads = getNumKvHeads(), d = getHeadDim();
+  if (heads <= 0 || kvHeads <= 0 || d <= 0)
+    return emitOpError() << "num_heads, num_kv_heads and head_dim must be positive";
+  if (heads % kvHeads)
+    return emitOpError() << "num_heads (" << heads << ") must be a multiple of num_kv_heads ("
+                         << kvHeads << ")";
+  auto check = [&](StringRef what, Value v, int64_t width) -> LogicalResult {
+    auto t = ranked(v);
+    if (t.getRank() != 3 || !dimsCompatible(t.getShape().back(), width))
+      return emitOpError() << what << " must be [batch, seq, " << width << "], got " << t;
+    return success();
+  };
+  if (failed(check("q", getQ(), heads * d)) || failed(check("k", getK(), kvHeads * d)) ||
+      failed(check("v", getV(), kvHeads * d)) ||
+      failed(check("result", getResult(), heads * d)))
+    return failure();
+  return success();
+}
+
+LogicalResult AttentionOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  if (!getCache())
+    return success();
+  auto cache = symbolTable.lookupNearestSymbolFrom<KVCacheOp>(*this, getCacheAttr());
+  if (!cache)
+    return emitOpError() << "'" << *getCache() << "' does not name a bmsys.kv_cache";
+  if (cache.getNumKvHeads() != getNumKvHeads() || cache.getHeadDim() != getHeadDim())
+    return emitOpError() << "cache '" << *getCache() << "' holds " << cache.getNumKvHeads()
+                         << " heads of " << cache.getHeadDim() << ", attention needs "
+                         << getNumKvHeads() << " of " << getHeadDim();
+  return success();
+}
+
+void AttentionOp::getEffects(
+    SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>> &effects) {
+  // Without a cache the op is a pure function of its operands.
+  if (getCache()) {
+    effects.emplace_back(MemoryEffects::Read::get());
+    effects.emplace_back(MemoryEffects::Write::get());
+  }
+}
+
+LogicalResult GeluOp::verify() {
+  if (getApproximate() != "tanh" && getApproximate() != "none")
+    return emitOpError() << "approximate must be \"tanh\" or \"none\", got \""
+                         << getApproximate() << "\"";
+  return success();
+}
+
+LogicalResult CrossEntropyOp::verify() {
+  auto logits = ranked(getLogits()), labels = ranked(getLabels());
+  if (logits.getRank() != 3 || labels.getRank() != 2)
+    return emitOpError() << "expects logits [batch, seq, vocab] and labels [batch, seq]";
+  for (int i = 0; i < 2; ++i)
+    if (!dimsCompatible(logits.getDimSize(i), labels.getDimSize(i)))
+      return emitOpError() << "logits and labels differ in dimension " << i;
+  if (ranked(getResult()).getRank() != 0)
+    return emitOpError() << "result must be a scalar tensor<f32>";
+  return success();
+}
+
+#define GET_OP_CLASSES
+#include "dialects/bmsys/BmsysOps.cpp.inc"

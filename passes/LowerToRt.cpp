@@ -1,0 +1,224 @@
+//===- LowerToRt.cpp - bmsys-lower-to-rt ----------------------------------===//
+//
+// A one-to-one lowering: each bmsys op becomes one kernel launch whose name is
+// the op's mnemonic (docs/kernels.md), with the op's attributes as parameters.
+// Symbolic shapes: a function argument's dynamic dimensions are "B" (dim 0) and
+// "S" (dim 1); an op result's dynamic dimensions take, in order, the symbolic
+// dimensions of its first operand ([B, S, hidden] -> [B, S, vocab]).
+//
+//===----------------------------------------------------------------------===//
+#include "passes/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+
+namespace bmsys {
+#define GEN_PASS_DEF_BMSYSLOWERTORT
+#include "passes/Passes.h.inc"
+} // namespace bmsys
+
+using namespace mlir;
+using namespace bmsys;
+
+namespace {
+constexpr int64_t kStateAlignment = 256;
+
+int64_t alignUp(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
+
+class FunctionLowering {
+public:
+  FunctionLowering(func::FuncOp func, OpBuilder &builder) : func(func), b(builder) {}
+
+  LogicalResult lower() {
+    auto rtFunc = rt::FuncOp::create(b, func.getLoc(), func.getSymName());
+    Block *body = new Block();
+    rtFunc.getBody().push_back(body);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToEnd(body);
+
+    for (auto [i, arg] : llvm::enumerate(func.getArguments())) {
+      auto type = cast<RankedTensorType>(arg.getType());
+      SmallVector<Attribute> shape;
+      for (auto [d, size] : llvm::enumerate(type.getShape())) {
+        if (!ShapedType::isDynamic(size)) {
+          shape.push_back(b.getI64IntegerAttr(size));
+        } else if (d < 2) {
+          shape.push_back(b.getStringAttr(d == 0 ? rt::kBatchDim : rt::kSeqDim));
+        } else {
+          return func.emitError() << "argument " << i << " has a dynamic dimension " << d
+                                  << "; only dimensions 0 (batch) and 1 (sequence) may be dynamic";
+        }
+      }
+      auto nameAttr = func.getArgAttrOfType<StringAttr>(i, "bmsys.name");
+      std::string name = nameAttr ? nameAttr.str() : (i == 0 ? "input_ids" : "arg" + std::to_string(i));
+      auto shapeAttr = b.getArrayAttr(shape);
+      auto input = rt::InputOp::create(b, arg.getLoc(), bufferType(), b.getStringAttr(name),
+                                       TypeAttr::get(type.getElementType()), shapeAttr);
+      map(arg, input.getBuffer(), shapeAttr);
+    }
+
+    for (Operation &op : func.getBody().front()) {
+      if (failed(lowerOp(op)))
+        return failure();
+    }
+    return success();
+  }
+
+private:
+  Type bufferType() { return rt::BufferType::get(b.getContext()); }
+
+  void map(Value v, Value buffer, ArrayAttr shape) {
+    buffers[v] = buffer;
+    shapes[v] = shape;
+  }
+
+  LogicalResult lowerOp(Operation &op) {
+    if (auto weight = dyn_cast<WeightOp>(op)) {
+      auto type = cast<RankedTensorType>(weight.getType());
+      SmallVector<Attribute> shape;
+      for (int64_t d : type.getShape())
+        shape.push_back(b.getI64IntegerAttr(d));
+      auto ref = rt::WeightRefOp::create(b, op.getLoc(), bufferType(), weight.getParamAttr());
+      map(weight, ref.getBuffer(), b.getArrayAttr(shape));
+      return success();
+    }
+    if (auto ret = dyn_cast<func::ReturnOp>(op)) {
+      for (auto [i, v] : llvm::enumerate(ret.getOperands())) {
+        auto nameAttr = func.getResultAttrOfType<StringAttr>(i, "bmsys.name");
+        std::string name = nameAttr ? nameAttr.str() : "result" + std::to_string(i);
+        rt::OutputOp::create(b, op.getLoc(), name, buffers.lookup(v));
+      }
+      return success();
+    }
+    if (isa<BlockOp>(op))
+      return op.emitOpError("must be inlined before lowering (run bmsys-inline-blocks)");
+    if (op.getDialect() != op.getContext()->getLoadedDialect<BmsysDialect>())
+      return op.emitOpError("cannot be lowered to bmsys_rt");
+
+    SmallVector<Value> inputs;
+    for (Value operand : op.getOperands()) {
+      Value buffer = buffers.lookup(operand);
+      if (!buffer)
+        return op.emitOpError("uses a value that was not lowered");
+      inputs.push_back(buffer);
+    }
+
+    // Kernel parameters: every registered attribute; unit attributes (flags)
+    // become 1 and absent ones 0, so kernels read every flag explicitly.
+    SmallVector<NamedAttribute> params;
+    for (StringAttr name : op.getRegisteredInfo()->getAttributeNames()) {
+      if (name.getValue() == "cache")
+        continue;
+      Attribute value = op.getAttr(name);
+      if (!value || isa<UnitAttr>(value))
+        value = b.getI64IntegerAttr(value ? 1 : 0);
+      params.push_back(b.getNamedAttr(name, value));
+    }
+    if (auto attention = dyn_cast<AttentionOp>(op); attention && attention.getCache()) {
+      for (StringRef suffix : {".k", ".v"}) {
+        auto ref = rt::StateRefOp::create(
+            b, op.getLoc(), bufferType(), FlatSymbolRefAttr::get(b.getStringAttr(*attention.getCache() + suffix)));
+        inputs.push_back(ref.getBuffer());
+      }
+    }
+
+    SmallVector<Value> outputs;
+    for (Value result : op.getResults()) {
+      auto type = cast<RankedTensorType>(result.getType());
+      ArrayAttr shape = resultShape(op, type);
+      if (!shape)
+        return op.emitOpError() << "cannot derive the symbolic shape of result " << type;
+      auto alloc = rt::AllocOp::create(b, op.getLoc(), bufferType(),
+                                       TypeAttr::get(type.getElementType()), shape,
+                                       IntegerAttr(), IntegerAttr());
+      map(result, alloc.getBuffer(), shape);
+      outputs.push_back(alloc.getBuffer());
+    }
+    StringRef kernel = op.getName().stripDialect();
+    rt::LaunchOp::create(b, op.getLoc(), kernel, inputs, outputs,
+                         params.empty() ? DictionaryAttr() : b.getDictionaryAttr(params));
+    return success();
+  }
+
+  ArrayAttr resultShape(Operation &op, RankedTensorType type) {
+    SmallVector<Attribute> symbolic;
+    if (op.getNumOperands() > 0)
+      for (Attribute dim : shapes.lookup(op.getOperand(0)))
+        if (isa<StringAttr>(dim))
+          symbolic.push_back(dim);
+    SmallVector<Attribute> shape;
+    size_t next = 0;
+    for (int64_t d : type.getShape()) {
+      if (!ShapedType::isDynamic(d)) {
+        shape.push_back(b.getI64IntegerAttr(d));
+      } else {
+        if (next >= symbolic.size())
+          return {};
+        shape.push_back(symbolic[next++]);
+      }
+    }
+    return b.getArrayAttr(shape);
+  }
+
+  func::FuncOp func;
+  OpBuilder &b;
+  DenseMap<Value, Value> buffers;
+  DenseMap<Value, ArrayAttr> shapes;
+};
+
+struct LowerToRt : bmsys::impl::BmsysLowerToRtBase<LowerToRt> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    auto maxBatch = module->getAttrOfType<IntegerAttr>("bmsys.max_batch");
+    auto maxSeq = module->getAttrOfType<IntegerAttr>("bmsys.max_seq");
+    if (!maxBatch || !maxSeq) {
+      module.emitError("bmsys-lower-to-rt: the module has no shape bounds; run "
+                       "bmsys-bound-shapes first");
+      return signalPassFailure();
+    }
+    OpBuilder b(module.getContext());
+    b.setInsertionPointToEnd(module.getBody());
+    SmallVector<Operation *> erase;
+    int64_t stateBytes = 0;
+
+    for (Operation &op : module.getBody()->getOperations()) {
+      if (auto param = dyn_cast<ParamOp>(op)) {
+        auto type = cast<RankedTensorType>(param.getType());
+        b.setInsertionPoint(&op);
+        rt::WeightOp::create(b, op.getLoc(), param.getSymName(), type.getElementType(),
+                             type.getShape(), param.getFile(), param.getKey());
+        erase.push_back(&op);
+      } else if (auto cache = dyn_cast<KVCacheOp>(op)) {
+        b.setInsertionPoint(&op);
+        SmallVector<int64_t> shape{cache.getMaxBatch(), cache.getMaxSeq(), cache.getNumKvHeads(),
+                                   cache.getHeadDim()};
+        int64_t bytes = 4;
+        for (int64_t d : shape)
+          bytes *= d;
+        for (StringRef suffix : {".k", ".v"}) {
+          rt::StateOp::create(b, op.getLoc(), (cache.getSymName() + suffix).str(), b.getF32Type(),
+                              shape, stateBytes, bytes);
+          stateBytes = alignUp(stateBytes + bytes, kStateAlignment);
+        }
+        erase.push_back(&op);
+      }
+    }
+
+    for (auto func : llvm::to_vector(module.getOps<func::FuncOp>())) {
+      b.setInsertionPoint(func);
+      FunctionLowering lowering(func, b);
+      if (failed(lowering.lower()))
+        return signalPassFailure();
+      erase.push_back(func);
+    }
+    for (Operation *op : erase)
+      op->erase();
+
+    module->setAttr("bmsys_rt.max_batch", maxBatch);
+    module->setAttr("bmsys_rt.max_seq", maxSeq);
+    module->setAttr("bmsys_rt.state_bytes", b.getI64IntegerAttr(stateBytes));
+    module->removeAttr("bmsys.max_batch");
+    module->removeAttr("bmsys.max_seq");
+  }
+};
+} // namespace

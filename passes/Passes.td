@@ -1,0 +1,119 @@
+//===- Passes.td - bmsys passes ----------------------------*- tablegen -*-===//
+#ifndef BMSYS_PASSES_TD
+#define BMSYS_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def BmsysInlineBlocks : Pass<"bmsys-inline-blocks", "mlir::ModuleOp"> {
+  let summary = "Replace every bmsys.block by its body";
+  let description = [{
+    Blocks carry structure that training and scheduling passes use; after
+    those passes, lowering wants a flat sequence of ops. This pass moves each
+    block's ops into the enclosing function and replaces the block's results by
+    the yielded values.
+
+    ```mlir
+    %h = bmsys.block "layers.0" (%x) : (...) -> ... { ^bb0(%a): ... bmsys.yield %y }
+    // becomes the ops of the body, with %a replaced by %x and %h by %y
+    ```
+  }];
+  let dependentDialects = ["bmsys::BmsysDialect"];
+}
+
+def BmsysBoundShapes : Pass<"bmsys-bound-shapes", "mlir::ModuleOp"> {
+  let summary = "Record the largest batch and sequence the compiled model accepts";
+  let description = [{
+    Sets the module attributes `bmsys.max_batch` and `bmsys.max_seq`, the
+    bounds of the dynamic batch and sequence dimensions. The memory plan and
+    the KV cache are sized for these bounds; the runtime refuses larger inputs.
+    `max-seq=0` takes the model's `bmsys.max_positions` (set by the importer).
+
+    ```mlir
+    module attributes {bmsys.max_batch = 8 : i64, bmsys.max_seq = 64 : i64} { ... }
+    ```
+  }];
+  let options = [
+    Option<"maxBatch", "max-batch", "int64_t", /*default=*/"8",
+           "largest batch the compiled model accepts">,
+    Option<"maxSeq", "max-seq", "int64_t", /*default=*/"0",
+           "largest sequence (prompt + generated tokens); 0 = the model's max positions">,
+  ];
+}
+
+def BmsysAddKVCache : Pass<"bmsys-add-kv-cache", "mlir::ModuleOp"> {
+  let summary = "Give every attention op a key/value cache for decoding";
+  let description = [{
+    For each `bmsys.attention` without a cache, declares a `bmsys.kv_cache`
+    sized for the module's bounds (`bmsys-bound-shapes`) and attaches it, so
+    a decode step reuses the keys and values of earlier tokens.
+
+    ```mlir
+    bmsys.kv_cache @kv0 {head_dim = 16 : i64, max_batch = 8 : i64, max_seq = 64 : i64, num_kv_heads = 2 : i64}
+    %o = bmsys.attention %q, %k, %v cache @kv0 {...}
+    ```
+  }];
+  let dependentDialects = ["bmsys::BmsysDialect"];
+}
+
+def BmsysLowerToRt : Pass<"bmsys-lower-to-rt", "mlir::ModuleOp"> {
+  let summary = "Lower bmsys functions on tensors to bmsys_rt buffers and kernel launches";
+  let description = [{
+    Every parameter becomes a `bmsys_rt.weight`, every KV cache two
+    `bmsys_rt.state`s (keys, values) placed in the state pool, and every
+    function a `bmsys_rt.func`: arguments become `bmsys_rt.input`s, each op
+    result a `bmsys_rt.alloc` with a symbolic shape written by a
+    `bmsys_rt.launch` of the op's kernel, and results `bmsys_rt.output`s named
+    by the `bmsys.name` result attribute. Blocks must be inlined first.
+
+    ```mlir
+    %y = bmsys.rms_norm %x, %g {eps = 1.0e-05 : f64} : (...) -> tensor<?x?x64xf32>
+    // becomes
+    %y = bmsys_rt.alloc {dtype = f32, shape = ["B", "S", 64]}
+    bmsys_rt.launch "rms_norm" (%x, %g) -> (%y) with {eps = 1.0e-05 : f64}
+    ```
+  }];
+  let dependentDialects = ["bmsys::rt::BmsysRtDialect"];
+}
+
+def BmsysPlanMemory : Pass<"bmsys-plan-memory", "mlir::ModuleOp"> {
+  let summary = "Assign activation buffers to offsets in one pool, reusing memory by lifetime";
+  let description = [{
+    Computes each `bmsys_rt.alloc`'s lifetime (from its definition to its last
+    use), inserts a `bmsys_rt.dealloc` after the last use, and places buffers
+    in a single pool with a best-fit allocator over the bounded sizes, so
+    buffers that are never alive together share memory. The pool size is
+    recorded as the module attribute `bmsys_rt.activation_bytes`. Outputs
+    live until the end of the function.
+
+    ```mlir
+    %a = bmsys_rt.alloc {dtype = f32, shape = ["B", "S", 64], offset = 0 : i64, bytes = 16384 : i64}
+    ...
+    bmsys_rt.dealloc %a
+    ```
+  }];
+  let options = [
+    Option<"alignment", "alignment", "int64_t", /*default=*/"256",
+           "byte alignment of every buffer in the pool">,
+  ];
+}
+
+def BmsysMemoryReport : Pass<"bmsys-memory-report", "mlir::ModuleOp"> {
+  let summary = "Print where the memory of a lowered module goes";
+  let description = [{
+    Prints, for a planned `bmsys_rt` module, the bytes of weights, of the
+    activation pool (with the sum of all activation buffers, to show what
+    reuse saved) and of the KV cache, at the module's bounds. The IR is not
+    changed.
+
+    ```
+    bmsys memory report (max_batch=8, max_seq=64)
+      weights           ...
+    ```
+  }];
+  let options = [
+    Option<"output", "output", "std::string", /*default=*/"\"-\"",
+           "file to write the report to ('-' = stdout)">,
+  ];
+}
+
+#endif // BMSYS_PASSES_TD
