@@ -1,1 +1,198 @@
-#include <gtest/gtest.h>
+// End-to-end: the golden tiny Llama and GPT-2 (test/data, computed by
+// transformers in float64) run through hand-built artifacts on the CPU backend,
+// plus the KV-cache generate loop and the bmsys-run CLI.
+#include "runtime/core/executor.h"
+
+#include <sys/wait.h>
+
+#include <cmath>
+
+#include "models.h"
+#include "runtime/backends/cpu/cpu_backend.h"
+#include "runtime/io/safetensors.h"
+#include "test_util.h"
+
+using namespace bmsys::rt;
+using namespace bmsys::rt::test;
+
+namespace {
+
+std::string data_dir(const std::string& model) { return std::string(BMSYS_SOURCE_DIR) + "/test/data/" + model; }
+
+std::string save(const TempDir& dir, const ArtifactBuilder& a, const std::string& name) {
+  auto bytes = a.finish();
+  write_bytes(dir.file(name), std::string(bytes.begin(), bytes.end()));
+  return dir.file(name);
+}
+
+// Largest |got - want| / (1 + |want|).
+double max_rel_err(const HostTensor& got, const HostTensor& want) {
+  EXPECT_EQ(got.shape, want.shape);
+  auto g = got.to_f32(), w = want.to_f32();
+  if (g.size() != w.size()) return INFINITY;
+  double m = 0;
+  for (size_t i = 0; i < g.size(); ++i) m = std::max(m, std::abs(double(g[i]) - w[i]) / (1.0 + std::abs(w[i])));
+  return m;
+}
+
+std::vector<int64_t> greedy(Executor& ex, std::vector<int64_t> ids, int64_t n) {
+  ex.reset_state();
+  int64_t P = 0;
+  std::vector<int64_t> chunk = ids;
+  for (int64_t i = 0; i < n; ++i) {
+    auto out = ex.run("forward", {{"input_ids", HostTensor::from_i64({1, int64_t(chunk.size())}, chunk)}}, P);
+    const HostTensor& lg = out.at("logits");
+    auto v = lg.to_f32();
+    int64_t S = lg.shape[1], V = lg.shape[2];
+    const float* row = v.data() + (S - 1) * V;
+    int64_t best = std::max_element(row, row + V) - row;
+    P += int64_t(chunk.size());
+    ids.push_back(best);
+    chunk = {best};
+  }
+  return ids;
+}
+
+std::vector<int64_t> i64s(const HostTensor& t) { return std::vector<int64_t>(t.as<int64_t>(), t.as<int64_t>() + t.numel()); }
+
+class Golden : public ::testing::TestWithParam<std::string> {};
+
+}  // namespace
+
+TEST_P(Golden, ForwardMatchesTransformers) {
+  const std::string model = GetParam();
+  TempDir dir;
+  auto a = model == "llama-tiny" ? llama_tiny(2, 32) : gpt2_tiny(2, 32);
+  Executor ex(load_artifact(save(dir, a, "m.bmsys")), std::make_shared<CpuBackend>(),
+              ExecutorOptions{data_dir(model)});
+  auto golden = SafetensorsFile::open(data_dir(model) + "/golden.safetensors");
+  auto out = ex.run("forward", {{"input_ids", golden->read("input_ids")}});
+  EXPECT_LT(max_rel_err(out.at("logits"), golden->read("logits", DType::F32)), 1e-4);
+  for (const char* h : {"hidden.0", "hidden.1", "hidden.2"})
+    EXPECT_LT(max_rel_err(out.at(h), golden->read(h, DType::F32)), 1e-4) << h;
+}
+
+TEST_P(Golden, GreedyGenerationWithKvCacheMatchesTransformers) {
+  const std::string model = GetParam();
+  TempDir dir;
+  auto a = model == "llama-tiny" ? llama_tiny(1, 32) : gpt2_tiny(1, 32);
+  Executor ex(load_artifact(save(dir, a, "m.bmsys")), std::make_shared<CpuBackend>(),
+              ExecutorOptions{data_dir(model) + "/model.safetensors"});
+  auto golden = SafetensorsFile::open(data_dir(model) + "/golden.safetensors");
+  auto prompt = i64s(golden->read("generate.prompt"));
+  auto want = i64s(golden->read("generate.output"));
+  EXPECT_EQ(greedy(ex, prompt, int64_t(want.size() - prompt.size())), want);
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, Golden, ::testing::Values("llama-tiny", "gpt2-tiny"));
+
+TEST(Executor, DecodeStepsMatchFullForwardAndStateResets) {
+  TempDir dir;
+  Executor ex(load_artifact(save(dir, llama_tiny(2, 12), "m.bmsys")), std::make_shared<CpuBackend>(),
+              ExecutorOptions{data_dir("llama-tiny")});
+  std::vector<int64_t> ids = {5, 9, 200, 31, 7, 7, 100, 1, 3, 250};  // [2,5]
+  auto full = ex.run("forward", {{"input_ids", HostTensor::from_i64({2, 5}, ids)}}).at("logits").to_f32();
+  // Prefill 3 tokens per row, then 2 single-token steps, batch 2.
+  ex.reset_state();
+  std::vector<float> got(full.size());
+  const int64_t V = 256;
+  int64_t P = 0;
+  for (int64_t n : {3, 1, 1}) {
+    std::vector<int64_t> chunk;
+    for (int64_t b = 0; b < 2; ++b)
+      for (int64_t s = P; s < P + n; ++s) chunk.push_back(ids[b * 5 + s]);
+    auto lg = ex.run("forward", {{"input_ids", HostTensor::from_i64({2, n}, chunk)}}, P).at("logits").to_f32();
+    for (int64_t b = 0; b < 2; ++b)
+      std::copy(lg.begin() + b * n * V, lg.begin() + (b + 1) * n * V, got.begin() + (b * 5 + P) * V);
+    P += n;
+  }
+  for (size_t i = 0; i < full.size(); ++i) ASSERT_NEAR(got[i], full[i], 1e-4 * (1 + std::abs(full[i]))) << i;
+  // P + S beyond max_seq is refused.
+  expect_error([&] { ex.run("forward", {{"input_ids", HostTensor::from_i64({1, 3}, {1, 2, 3})}}, 10); },
+               {"start_pos 10", "exceeds max_seq 12"});
+}
+
+TEST(Executor, LossFunctionSharesWeightsWithForward) {
+  TempDir dir;
+  auto a = llama_tiny(2, 16);
+  // loss(input_ids) = the forward graph + shifted cross-entropy against input_ids.
+  auto& fwd = a.functions[0];
+  ArtifactBuilder::Fn loss{"loss", fwd.inputs, {}, {}, fwd.insts};
+  auto l = a.activation("loss", {});
+  add_inst(loss, "cross_entropy", {fwd.outputs[0], fwd.inputs[0]}, {l}, {AInt("shift", 1)});
+  loss.outputs = {l};
+  loss.output_names = {"loss"};
+  a.functions.push_back(loss);
+  Executor ex(load_artifact(save(dir, a, "m.bmsys")), std::make_shared<CpuBackend>(), ExecutorOptions{data_dir("llama-tiny")});
+  auto golden = SafetensorsFile::open(data_dir("llama-tiny") + "/golden.safetensors");
+  auto got = ex.run("loss", {{"input_ids", golden->read("input_ids")}}).at("loss");
+  EXPECT_EQ(got.shape, Shape{});
+  EXPECT_NEAR(got.to_f32()[0], golden->read("loss", DType::F32).to_f32()[0], 1e-4);
+}
+
+// --- bmsys-run ---------------------------------------------------------------------
+
+namespace {
+
+struct Cmd {
+  int rc;
+  std::string out, err;
+};
+
+Cmd run_cli(const TempDir& dir, const std::string& args) {
+  std::string cmd = std::string(BMSYS_RUN) + " " + args + " > '" + dir.file("stdout") + "' 2> '" + dir.file("stderr") + "'";
+  int st = std::system(cmd.c_str());
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, read_bytes(dir.file("stdout")), read_bytes(dir.file("stderr"))};
+}
+
+}  // namespace
+
+TEST(BmsysRun, InferGenerateInspect) {
+  TempDir dir;
+  std::string art = save(dir, llama_tiny(2, 32), "llama.bmsys");
+  std::string w = data_dir("llama-tiny");
+  auto golden = SafetensorsFile::open(w + "/golden.safetensors");
+  write_safetensors(dir.file("in.safetensors"), {{"input_ids", golden->read("input_ids")}});
+
+  Cmd c = run_cli(dir, "infer " + art + " --input " + dir.file("in.safetensors") + " --output " +
+                           dir.file("out.safetensors") + " --weights " + w);
+  ASSERT_EQ(c.rc, 0) << c.err;
+  auto out = SafetensorsFile::open(dir.file("out.safetensors"));
+  EXPECT_LT(max_rel_err(out->read("logits"), golden->read("logits", DType::F32)), 1e-4);
+  EXPECT_TRUE(out->contains("hidden.2"));
+
+  auto prompt = i64s(golden->read("generate.prompt"));
+  auto want = i64s(golden->read("generate.output"));
+  std::string ps, ws;
+  for (size_t i = 0; i < prompt.size(); ++i) ps += (i ? "," : "") + std::to_string(prompt[i]);
+  for (size_t i = 0; i < want.size(); ++i) ws += (i ? "," : "") + std::to_string(want[i]);
+  c = run_cli(dir, "generate " + art + " --prompt-ids " + ps + " --max-new-tokens " +
+                       std::to_string(want.size() - prompt.size()) + " --weights " + w + "/model.safetensors");
+  ASSERT_EQ(c.rc, 0) << c.err;
+  EXPECT_EQ(c.out, ws + "\n");
+
+  c = run_cli(dir, "generate " + art + " --prompt-ids " + ps + " --max-new-tokens 25 --weights " + w);
+  EXPECT_EQ(c.rc, 1);
+  EXPECT_NE(c.err.find("bmsys-run: error: "), std::string::npos) << c.err;
+  EXPECT_NE(c.err.find("exceeds max_seq 32"), std::string::npos) << c.err;
+
+  c = run_cli(dir, "generate " + art + " --prompt-ids 1,x --max-new-tokens 1 --weights " + w);
+  EXPECT_EQ(c.rc, 1);
+  EXPECT_NE(c.err.find("'x' is not a non-negative integer"), std::string::npos) << c.err;
+
+  c = run_cli(dir, "inspect " + art);
+  ASSERT_EQ(c.rc, 0) << c.err;
+  EXPECT_NE(c.out.find("forward(input_ids) -> (logits="), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find("max_seq: 32"), std::string::npos);
+
+  c = run_cli(dir, "infer " + art + " --input " + dir.file("in.safetensors") + " --output " +
+                       dir.file("o2.safetensors"));  // weights not next to the artifact
+  EXPECT_EQ(c.rc, 1);
+  EXPECT_NE(c.err.find("model.safetensors"), std::string::npos) << c.err;
+
+  c = run_cli(dir, "--version");
+  EXPECT_EQ(c.rc, 0);
+  EXPECT_NE(c.out.find("bmsys-run"), std::string::npos);
+  c = run_cli(dir, "frobnicate");
+  EXPECT_NE(c.rc, 0);
+}
