@@ -58,6 +58,15 @@ Executor::Executor(std::shared_ptr<const Artifact> artifact, std::shared_ptr<Bac
 
 Executor::~Executor() = default;
 
+namespace {
+// The file name of a recorded weight path: `--weights DIR` looks for it in DIR,
+// whether the artifact recorded it relative or absolute.
+std::string base_name(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+}  // namespace
+
 void Executor::load_weights(const ExecutorOptions& options) {
   const Artifact& a = *artifact_;
   bool override_dir = !options.weights.empty() && is_directory(options.weights);
@@ -66,7 +75,7 @@ void Executor::load_weights(const ExecutorOptions& options) {
     const BufferDesc& b = a.buffers[i];
     if (b.kind != BufferKind::Weight) continue;
     std::string path = options.weights.empty() ? join(a.directory, b.weight_file)
-                       : override_dir          ? join(options.weights, b.weight_file)
+                       : override_dir          ? join(options.weights, base_name(b.weight_file))
                                                : options.weights;
     auto it = files.find(path);
     if (it == files.end()) it = files.emplace(path, SafetensorsFile::open(path)).first;
