@@ -26,7 +26,7 @@ struct BoundShapes : bmsys::impl::BmsysBoundShapesBase<BoundShapes> {
       seq = positions.getInt();
     }
     if (maxBatch <= 0 || seq <= 0) {
-      module.emitError() << "bmsys-bound-shapes: max-batch (" << maxBatch << ") and max-seq ("
+      module.emitError() << "bmsys-bound-shapes: max-batch (" << static_cast<int64_t>(maxBatch) << ") and max-seq ("
                          << seq << ") must be positive";
       return signalPassFailure();
     }

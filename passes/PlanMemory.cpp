@@ -39,7 +39,7 @@ struct PlanMemory : bmsys::impl::BmsysPlanMemoryBase<PlanMemory> {
     }
     if (alignment <= 0 || (alignment & (alignment - 1))) {
       module.emitError() << "bmsys-plan-memory: alignment must be a power of two, got "
-                         << alignment;
+                         << static_cast<int64_t>(alignment);
       return signalPassFailure();
     }
     int64_t pool = 0;

@@ -7,7 +7,7 @@ from lit.llvm import llvm_config
 config.name = "bmsys"
 config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
 config.suffixes = [".mlir", ".test"]
-config.excludes = ["data", "CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "Inputs", "tools"]
+config.excludes = ["data", "unit", "CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "Inputs", "tools"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.bmsys_obj_root, "test")
 

@@ -1,0 +1,27 @@
+// RUN: bmsys-opt %s | bmsys-opt | FileCheck %s
+// The runtime dialect parses and prints back.
+
+// CHECK: bmsys_rt.weight @wte {dtype = f32, file = "model.safetensors", key = "wte", shape = array<i64: 16, 8>}
+bmsys_rt.weight @wte {dtype = f32, file = "model.safetensors", key = "wte", shape = array<i64: 16, 8>}
+// CHECK: bmsys_rt.state @kv.k {bytes = 512 : i64, dtype = f32, offset = 0 : i64, shape = array<i64: 1, 16, 2, 4>}
+bmsys_rt.state @kv.k {bytes = 512 : i64, dtype = f32, offset = 0 : i64, shape = array<i64: 1, 16, 2, 4>}
+// CHECK-LABEL: bmsys_rt.func @forward
+bmsys_rt.func @forward {
+  // CHECK: bmsys_rt.input "input_ids" {dtype = i64, shape = ["B", "S"]}
+  %ids = bmsys_rt.input "input_ids" {dtype = i64, shape = ["B", "S"]}
+  // CHECK: bmsys_rt.weight_ref @wte
+  %w = bmsys_rt.weight_ref @wte
+  // CHECK: bmsys_rt.state_ref @kv.k
+  %k = bmsys_rt.state_ref @kv.k
+  // CHECK: bmsys_rt.alloc {bytes = 2048 : i64, dtype = f32, offset = 0 : i64, shape = ["B", "S", 8]}
+  %e = bmsys_rt.alloc {dtype = f32, shape = ["B", "S", 8], offset = 0 : i64, bytes = 2048 : i64}
+  // CHECK: bmsys_rt.launch "embedding"(%{{.*}}, %{{.*}}) -> (%{{.*}})
+  bmsys_rt.launch "embedding" (%ids, %w) -> (%e)
+  %n = bmsys_rt.alloc {dtype = f32, shape = ["B", "S", 8]}
+  // CHECK: bmsys_rt.launch "rms_norm"(%{{.*}}) -> (%{{.*}}) with {eps = 1.000000e-05 : f64}
+  bmsys_rt.launch "rms_norm" (%e) -> (%n) with {eps = 1.0e-5 : f64}
+  // CHECK: bmsys_rt.dealloc
+  bmsys_rt.dealloc %e
+  // CHECK: bmsys_rt.output "hidden"
+  bmsys_rt.output "hidden" %n
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""Compares tensors of two safetensors files by relative error.
+
+    compare.py OUT.safetensors REF.safetensors NAME[=REFNAME] ... --rtol 1e-4
+
+For each pair prints `NAME: rel_err=...` where rel_err = ||out - ref|| / ||ref||,
+and exits 1 if any exceeds --rtol or the shapes differ.
+"""
+import argparse
+import math
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+import safetensors_lite  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out")
+    parser.add_argument("ref")
+    parser.add_argument("names", nargs="+")
+    parser.add_argument("--rtol", type=float, required=True)
+    args = parser.parse_args()
+    ok = True
+    for spec in args.names:
+        name, _, ref_name = spec.partition("=")
+        ref_name = ref_name or name
+        out_shape, out = safetensors_lite.read(args.out, name)
+        ref_shape, ref = safetensors_lite.read(args.ref, ref_name)
+        if out_shape != ref_shape:
+            print(f"{name}: shape {out_shape} differs from reference {ref_shape}")
+            ok = False
+            continue
+        diff = math.sqrt(sum((a - b) ** 2 for a, b in zip(out, ref)))
+        norm = math.sqrt(sum(b * b for b in ref)) or 1.0
+        rel = diff / norm
+        verdict = "ok" if rel <= args.rtol else f"FAIL (> {args.rtol:g})"
+        print(f"{name}: rel_err={rel:.3e} {verdict}")
+        ok &= rel <= args.rtol
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
