@@ -128,6 +128,7 @@ void convert(void* dst_v, DType dst, const void* src_v, DType src, int64_t count
   auto* d = static_cast<uint8_t*>(dst_v);
   auto* s = static_cast<const uint8_t*>(src_v);
   if (count < 0) fail("convert: negative element count");
+  if (count == 0) return;
   if (dst == src) {
     std::memcpy(d, s, static_cast<size_t>(count) * dtype_size(dst));
     return;

@@ -27,7 +27,8 @@ void add_common(CLI::App* cmd, Common& c, bool with_weights) {
   if (!with_weights) return;
   cmd->add_option("--weights", c.weights,
                   "a safetensors file used for every weight, or a directory holding the weight "
-                  "files (default: the artifact's directory)");
+                  "files (default: the artifact's directory)")
+      ->check(CLI::ExistingPath);
   cmd->add_option("--backend", c.backend, "execution backend")->default_val("cpu");
   cmd->add_option("--threads", c.threads, "CPU threads (0: OpenMP default)")->check(CLI::NonNegativeNumber);
 }
@@ -144,8 +145,15 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "bmsys-run: error: %s\nRun with --help for more information.\n", e.what());
+    return 2;  // usage error
   }
 
   try {

@@ -39,7 +39,9 @@ std::unique_ptr<DeviceMemory> CpuBackend::allocate(size_t bytes, const std::stri
   return std::make_unique<DeviceMemory>(p, bytes, [](void* q) { std::free(q); });
 }
 
-void CpuBackend::fill_zero(void* dst, size_t bytes) { std::memset(dst, 0, bytes); }
+void CpuBackend::fill_zero(void* dst, size_t bytes) {
+  if (bytes) std::memset(dst, 0, bytes);
+}
 
 void CpuBackend::upload(void* dst, DType dst_dtype, const void* src, DType src_dtype,
                         int64_t count) {
@@ -47,7 +49,7 @@ void CpuBackend::upload(void* dst, DType dst_dtype, const void* src, DType src_d
 }
 
 void CpuBackend::copy_to_host(void* dst, const void* src, size_t bytes) {
-  std::memcpy(dst, src, bytes);
+  if (bytes) std::memcpy(dst, src, bytes);
 }
 
 void CpuBackend::launch(const KernelLaunch& l) {
