@@ -1,6 +1,7 @@
 //===- AddKVCache.cpp - bmsys-add-kv-cache --------------------------------===//
 #include "passes/Passes.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 
 namespace bmsys {
@@ -13,6 +14,7 @@ using namespace bmsys;
 
 namespace {
 struct AddKVCache : bmsys::impl::BmsysAddKVCacheBase<AddKVCache> {
+  using Base::Base;
   void runOnOperation() override {
     ModuleOp module = getOperation();
     auto maxBatch = module->getAttrOfType<IntegerAttr>("bmsys.max_batch");
@@ -25,8 +27,13 @@ struct AddKVCache : bmsys::impl::BmsysAddKVCacheBase<AddKVCache> {
     SymbolTable symbols(module);
     OpBuilder builder(module.getBodyRegion());
     builder.setInsertionPointToStart(module.getBody());
+    SmallVector<StringRef> names;
+    StringRef(functions).split(names, ',', -1, /*KeepEmpty=*/false);
     int index = 0;
     module.walk([&](AttentionOp op) {
+      auto func = op->getParentOfType<func::FuncOp>();
+      if (!func || !llvm::is_contained(names, func.getSymName()))
+        return;
       if (op.getCache())
         return;
       auto cache = KVCacheOp::create(builder, op.getLoc(), "kv" + std::to_string(index++),

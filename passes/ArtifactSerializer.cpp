@@ -55,8 +55,10 @@ public:
         std::vector<fb::Dim> dims;
         for (int64_t d : s.getShape())
           dims.emplace_back(fb::DimKind_Static, d);
-        symbolIndex[s.getSymName()] = addBuffer(s.getSymName(), *dtype, dims,
-                                                fb::BufferKind_State, s.getOffset(), s.getBytes());
+        auto kind = s.getRole() == "optimizer" ? fb::BufferKind_OptimizerState
+                                               : fb::BufferKind_State;
+        symbolIndex[s.getSymName()] =
+            addBuffer(s.getSymName(), *dtype, dims, kind, s.getOffset(), s.getBytes());
       }
     }
 

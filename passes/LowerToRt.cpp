@@ -92,6 +92,11 @@ private:
     }
     if (isa<BlockOp>(op))
       return op.emitOpError("must be inlined before lowering (run bmsys-inline-blocks)");
+    if (auto marker = dyn_cast<GradOp>(op))
+      return op.emitOpError() << "the gradient of '" << marker.getParam()
+                              << "' is never used: add bmsys-optimizer";
+    if (isa<AdamWOp, SGDOp>(op))
+      return lowerUpdate(op);
     if (op.getDialect() != op.getContext()->getLoadedDialect<BmsysDialect>())
       return op.emitOpError("cannot be lowered to bmsys_rt");
 
@@ -137,6 +142,30 @@ private:
     StringRef kernel = op.getName().stripDialect();
     rt::LaunchOp::create(b, op.getLoc(), kernel, inputs, outputs,
                          params.empty() ? DictionaryAttr() : b.getDictionaryAttr(params));
+    return success();
+  }
+
+  /// An optimizer update writes its parameter and states in place: they are
+  /// both inputs and outputs of the launch.
+  LogicalResult lowerUpdate(Operation &op) {
+    auto param = op.getAttrOfType<FlatSymbolRefAttr>("param");
+    auto states = op.getAttrOfType<ArrayAttr>("state");
+    Value weight = rt::WeightRefOp::create(b, op.getLoc(), bufferType(), param);
+    SmallVector<Value> stateBuffers;
+    for (Attribute s : states)
+      stateBuffers.push_back(
+          rt::StateRefOp::create(b, op.getLoc(), bufferType(), cast<FlatSymbolRefAttr>(s)));
+    SmallVector<Value> inputs{weight, buffers.lookup(op.getOperand(0))};
+    inputs.append(stateBuffers);
+    inputs.push_back(buffers.lookup(op.getOperand(1))); // the global norm
+    SmallVector<Value> outputs{weight};
+    outputs.append(stateBuffers);
+    SmallVector<NamedAttribute> params;
+    for (NamedAttribute a : op.getAttrs())
+      if (a.getName() != "param" && a.getName() != "state")
+        params.push_back(a);
+    rt::LaunchOp::create(b, op.getLoc(), op.getName().stripDialect(), inputs, outputs,
+                         b.getDictionaryAttr(params));
     return success();
   }
 
@@ -197,9 +226,17 @@ struct LowerToRt : bmsys::impl::BmsysLowerToRtBase<LowerToRt> {
           bytes *= d;
         for (StringRef suffix : {".k", ".v"}) {
           rt::StateOp::create(b, op.getLoc(), (cache.getSymName() + suffix).str(), b.getF32Type(),
-                              shape, stateBytes, bytes);
+                              shape, stateBytes, bytes, "kv_cache");
           stateBytes = alignUp(stateBytes + bytes, kStateAlignment);
         }
+        erase.push_back(&op);
+      } else if (auto state = dyn_cast<OptimizerStateOp>(op)) {
+        b.setInsertionPoint(&op);
+        auto type = cast<RankedTensorType>(state.getType());
+        int64_t bytes = rt::elementBytes(type.getElementType()) * type.getNumElements();
+        rt::StateOp::create(b, op.getLoc(), state.getSymName(), type.getElementType(),
+                            type.getShape(), stateBytes, bytes, "optimizer");
+        stateBytes = alignUp(stateBytes + bytes, kStateAlignment);
         erase.push_back(&op);
       }
     }

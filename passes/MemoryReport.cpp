@@ -39,7 +39,7 @@ struct MemoryReport : bmsys::impl::BmsysMemoryReportBase<MemoryReport> {
                        "bmsys-lower-to-rt and bmsys-plan-memory first)");
       return signalPassFailure();
     }
-    int64_t weights = 0, weightCount = 0, state = 0, unplanned = 0;
+    int64_t weights = 0, weightCount = 0, state = 0, optimizer = 0, unplanned = 0;
     for (auto w : module.getOps<rt::WeightOp>()) {
       int64_t n = rt::elementBytes(w.getDtype());
       for (int64_t d : w.getShape())
@@ -48,7 +48,7 @@ struct MemoryReport : bmsys::impl::BmsysMemoryReportBase<MemoryReport> {
       ++weightCount;
     }
     for (auto s : module.getOps<rt::StateOp>())
-      state += s.getBytes();
+      (s.getRole() == "optimizer" ? optimizer : state) += s.getBytes();
     module.walk([&](rt::AllocOp a) {
       unplanned += rt::maxBytes(a.getDtype(), a.getShape(), maxBatch, maxSeq);
     });
@@ -65,7 +65,9 @@ struct MemoryReport : bmsys::impl::BmsysMemoryReportBase<MemoryReport> {
     printRow(os, "activations (pool)", pool,
              llvm::formatv("{0} B without reuse", unplanned).str());
     printRow(os, "kv cache", state);
-    printRow(os, "total", weights + pool + state);
+    if (optimizer)
+      printRow(os, "optimizer state", optimizer);
+    printRow(os, "total", weights + pool + state + optimizer);
     file->keep();
   }
 };

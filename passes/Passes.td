@@ -52,6 +52,99 @@ def BmsysAddKVCache : Pass<"bmsys-add-kv-cache", "mlir::ModuleOp"> {
     %o = bmsys.attention %q, %k, %v cache @kv0 {...}
     ```
   }];
+  let options = [
+    Option<"functions", "functions", "std::string", /*default=*/"\"forward\"",
+           "comma-separated functions whose attention ops get a cache">,
+  ];
+  let dependentDialects = ["bmsys::BmsysDialect"];
+}
+
+def BmsysCheckpoint : Pass<"bmsys-checkpoint", "mlir::ModuleOp"> {
+  let summary = "Choose the blocks whose activations are recomputed in the backward pass";
+  let description = [{
+    Activation checkpointing, as BMTrain's CheckpointBlock: marks the chosen
+    `bmsys.block`s with `bmsys.checkpoint`. `bmsys-autodiff` then keeps only
+    such a block's inputs and recomputes its body in the backward pass, so
+    its intermediates die right after the forward and the memory plan reuses
+    their memory. Policies: `none`, `every` (every block), `every-k` (blocks
+    0, k, 2k, ...).
+
+    ```mlir
+    %h = bmsys.block "layers.0" (%x, %pos) {bmsys.checkpoint} : ...
+    ```
+  }];
+  let options = [
+    Option<"policy", "policy", "std::string", /*default=*/"\"every\"",
+           "none, every or every-k">,
+    Option<"k", "k", "int64_t", /*default=*/"2", "the period of the every-k policy">,
+  ];
+}
+
+def BmsysAutodiff : Pass<"bmsys-autodiff", "mlir::ModuleOp"> {
+  let summary = "Build a training step: forward, loss, and the backward pass";
+  let description = [{
+    From the function `forward` (whose result `logits` the importer names),
+    builds `train_step(input_ids) -> loss`: the forward, the mean next-token
+    cross-entropy of the logits against the ids, and the gradient of every
+    parameter, built in reverse order from each op's rule
+    (`DifferentiableOpInterface`) and summed where a value has several uses
+    (tied embeddings). Each parameter's gradient is marked with `bmsys.grad`
+    for `bmsys-optimizer`; with `return-grads` it is also returned as
+    `grad.<key>`. Blocks marked by `bmsys-checkpoint` are recomputed in the
+    backward pass (ops tagged `bmsys.recompute`). `forward` is kept for
+    inference and generation.
+
+    ```mlir
+    func.func @train_step(%ids: tensor<?x?xi64> {bmsys.name = "input_ids"}) -> (tensor<f32> {bmsys.name = "loss"}) {
+      ...forward...
+      %loss = bmsys.cross_entropy %logits, %ids {shift} : ...
+      %dlogits = bmsys.cross_entropy_grad %logits, %ids {shift} : ...
+      ...backward...
+      bmsys.grad @lm_head.weight, %dw : tensor<256x64xf32>
+    }
+    ```
+  }];
+  let options = [
+    Option<"returnGrads", "return-grads", "bool", /*default=*/"false",
+           "also return every parameter gradient as grad.<key>">,
+  ];
+  let dependentDialects = ["bmsys::BmsysDialect"];
+}
+
+def BmsysOptimizer : Pass<"bmsys-optimizer", "mlir::ModuleOp"> {
+  let summary = "Turn parameter gradients into optimizer updates";
+  let description = [{
+    Replaces the `bmsys.grad` markers of each function by global-norm
+    clipping (`bmsys.global_norm`, returned as `grad_norm`) and one in-place
+    update per parameter: `bmsys.adamw` with states `<param>.exp_avg` and
+    `<param>.exp_avg_sq`, or `bmsys.sgd` with `<param>.momentum_buffer`
+    (PyTorch's names). The learning-rate schedule is an attribute of each
+    update, evaluated by the runtime at each step.
+
+    ```mlir
+    bmsys.optimizer_state @w.exp_avg : tensor<64xf32>
+    %norm = bmsys.global_norm %g : tensor<64xf32> -> tensor<f32>
+    bmsys.adamw @w, %g, %norm state [@w.exp_avg, @w.exp_avg_sq] {...} : tensor<64xf32>, tensor<f32>
+    ```
+  }];
+  let options = [
+    Option<"optimizer", "optimizer", "std::string", /*default=*/"\"adamw\"", "adamw or sgd">,
+    Option<"lr", "lr", "double", /*default=*/"1e-3", "peak learning rate">,
+    Option<"beta1", "beta1", "double", /*default=*/"0.9", "AdamW beta1">,
+    Option<"beta2", "beta2", "double", /*default=*/"0.999", "AdamW beta2">,
+    Option<"eps", "eps", "double", /*default=*/"1e-8", "AdamW epsilon">,
+    Option<"weightDecay", "weight-decay", "double", /*default=*/"0.0",
+           "decoupled weight decay (AdamW) or L2 (SGD)">,
+    Option<"momentum", "momentum", "double", /*default=*/"0.0", "SGD momentum">,
+    Option<"maxGradNorm", "max-grad-norm", "double", /*default=*/"0.0",
+           "global-norm clipping threshold; 0 = no clipping">,
+    Option<"schedule", "schedule", "std::string", /*default=*/"\"constant\"",
+           "learning-rate schedule: constant, cosine or linear">,
+    Option<"warmupSteps", "warmup-steps", "int64_t", /*default=*/"0", "linear warm-up steps">,
+    Option<"totalSteps", "total-steps", "int64_t", /*default=*/"0",
+           "steps of the schedule (cosine and linear decay)">,
+    Option<"minLr", "min-lr", "double", /*default=*/"0.0", "learning rate at the end of decay">,
+  ];
   let dependentDialects = ["bmsys::BmsysDialect"];
 }
 

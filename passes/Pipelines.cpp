@@ -19,6 +19,58 @@ struct InferPipelineOptions : PassPipelineOptions<InferPipelineOptions> {
                             llvm::cl::desc("print the memory report to stdout"),
                             llvm::cl::init(false)};
 };
+struct TrainPipelineOptions : PassPipelineOptions<TrainPipelineOptions> {
+  Option<int64_t> maxBatch{*this, "max-batch", llvm::cl::desc("largest batch"),
+                           llvm::cl::init(8)};
+  Option<int64_t> maxSeq{*this, "max-seq",
+                         llvm::cl::desc("largest sequence; 0 = the model's max positions"),
+                         llvm::cl::init(0)};
+  Option<std::string> checkpoint{*this, "checkpoint",
+                                 llvm::cl::desc("activation checkpointing: none, every, every-k"),
+                                 llvm::cl::init("none")};
+  Option<int64_t> checkpointK{*this, "checkpoint-k", llvm::cl::desc("period of every-k"),
+                              llvm::cl::init(2)};
+  Option<std::string> optimizer{*this, "optimizer", llvm::cl::desc("adamw or sgd"),
+                                llvm::cl::init("adamw")};
+  Option<double> lr{*this, "lr", llvm::cl::desc("peak learning rate"), llvm::cl::init(1e-3)};
+  Option<double> beta1{*this, "beta1", llvm::cl::desc("AdamW beta1"), llvm::cl::init(0.9)};
+  Option<double> beta2{*this, "beta2", llvm::cl::desc("AdamW beta2"), llvm::cl::init(0.999)};
+  Option<double> eps{*this, "eps", llvm::cl::desc("AdamW epsilon"), llvm::cl::init(1e-8)};
+  Option<double> weightDecay{*this, "weight-decay", llvm::cl::desc("weight decay"),
+                             llvm::cl::init(0.0)};
+  Option<double> momentum{*this, "momentum", llvm::cl::desc("SGD momentum"), llvm::cl::init(0.0)};
+  Option<double> maxGradNorm{*this, "max-grad-norm",
+                             llvm::cl::desc("global-norm clipping; 0 = none"), llvm::cl::init(0.0)};
+  Option<std::string> schedule{*this, "schedule",
+                               llvm::cl::desc("constant, cosine or linear"),
+                               llvm::cl::init("constant")};
+  Option<int64_t> warmupSteps{*this, "warmup-steps", llvm::cl::desc("warm-up steps"),
+                              llvm::cl::init(0)};
+  Option<int64_t> totalSteps{*this, "total-steps", llvm::cl::desc("steps of the schedule"),
+                             llvm::cl::init(0)};
+  Option<double> minLr{*this, "min-lr", llvm::cl::desc("final learning rate"),
+                       llvm::cl::init(0.0)};
+  Option<bool> returnGrads{*this, "return-grads",
+                           llvm::cl::desc("train_step also returns grad.<key>"),
+                           llvm::cl::init(false)};
+  Option<bool> memoryReport{*this, "memory-report",
+                            llvm::cl::desc("print the memory report to stdout"),
+                            llvm::cl::init(false)};
+};
+
+/// The lowering shared by both pipelines, after the model-level passes.
+void addLowering(OpPassManager &pm, int64_t maxBatch, int64_t maxSeq, bool memoryReport) {
+  pm.addPass(bmsys::createBmsysInlineBlocks());
+  pm.addPass(bmsys::createBmsysBoundShapes({maxBatch, maxSeq}));
+  pm.addPass(bmsys::createBmsysAddKVCache());
+  // Canonicalization removes dead ops; CSE is deliberately absent: it would
+  // merge the recomputed copies of checkpointed blocks with their originals.
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(bmsys::createBmsysLowerToRt());
+  pm.addPass(bmsys::createBmsysPlanMemory());
+  if (memoryReport)
+    pm.addPass(bmsys::createBmsysMemoryReport());
+}
 } // namespace
 
 void bmsys::registerPipelines() {
@@ -27,13 +79,18 @@ void bmsys::registerPipelines() {
       "Compile an imported model for inference: inline blocks, bound shapes, add KV "
       "caches, lower to bmsys_rt and plan memory",
       [](OpPassManager &pm, const InferPipelineOptions &options) {
-        pm.addPass(createBmsysInlineBlocks());
-        pm.addPass(createBmsysBoundShapes({options.maxBatch, options.maxSeq}));
-        pm.addPass(createBmsysAddKVCache());
-        pm.addPass(createCanonicalizerPass());
-        pm.addPass(createBmsysLowerToRt());
-        pm.addPass(createBmsysPlanMemory());
-        if (options.memoryReport)
-          pm.addPass(createBmsysMemoryReport());
+        addLowering(pm, options.maxBatch, options.maxSeq, options.memoryReport);
+      });
+  PassPipelineRegistration<TrainPipelineOptions>(
+      "bmsys-train-pipeline",
+      "Compile an imported model for training: checkpoint policy, autodiff (train_step), "
+      "optimizer, then the inference lowering (forward keeps its KV cache for generation)",
+      [](OpPassManager &pm, const TrainPipelineOptions &o) {
+        pm.addPass(createBmsysCheckpoint({o.checkpoint, o.checkpointK}));
+        pm.addPass(createBmsysAutodiff({o.returnGrads}));
+        pm.addPass(createBmsysOptimizer({o.optimizer, o.lr, o.beta1, o.beta2, o.eps,
+                                         o.weightDecay, o.momentum, o.maxGradNorm, o.schedule,
+                                         o.warmupSteps, o.totalSteps, o.minLr}));
+        addLowering(pm, o.maxBatch, o.maxSeq, o.memoryReport);
       });
 }

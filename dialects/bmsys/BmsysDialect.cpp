@@ -5,6 +5,7 @@ using namespace mlir;
 using namespace bmsys;
 
 #include "dialects/bmsys/BmsysDialect.cpp.inc"
+#include "dialects/bmsys/BmsysInterfaces.cpp.inc"
 
 void BmsysDialect::initialize() {
   addOperations<

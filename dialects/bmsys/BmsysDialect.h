@@ -12,6 +12,7 @@
 #include "mlir/Interfaces/InferTypeOpInterface.h"
 
 #include "dialects/bmsys/BmsysDialect.h.inc"
+#include "dialects/bmsys/BmsysInterfaces.h.inc"
 
 #define GET_OP_CLASSES
 #include "dialects/bmsys/BmsysOps.h.inc"

@@ -3,6 +3,7 @@
 #define BMSYS_OPS_TD
 
 include "dialects/bmsys/BmsysBase.td"
+include "dialects/bmsys/BmsysInterfaces.td"
 include "mlir/IR/SymbolInterfaces.td"
 include "mlir/IR/RegionKindInterface.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
@@ -135,7 +136,7 @@ def Bmsys_PositionsOp : Bmsys_Op<"positions", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Bmsys_EmbeddingOp : Bmsys_Op<"embedding", [Pure]> {
+def Bmsys_EmbeddingOp : Bmsys_Op<"embedding", [DeclareOpInterfaceMethods<Bmsys_DifferentiableOpInterface>, Pure]> {
   let summary = "row lookup in an embedding table";
   let description = [{
     `result[b, s, :] = table[ids[b, s], :]`.
@@ -150,7 +151,7 @@ def Bmsys_EmbeddingOp : Bmsys_Op<"embedding", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Bmsys_LinearOp : Bmsys_Op<"linear", [Pure]> {
+def Bmsys_LinearOp : Bmsys_Op<"linear", [DeclareOpInterfaceMethods<Bmsys_DifferentiableOpInterface>, Pure]> {
   let summary = "matrix product with a weight, plus an optional bias";
   let description = [{
     `result = x · Wᵀ + bias` with `W` of shape `[out, in]` (PyTorch `nn.Linear`),
@@ -170,7 +171,7 @@ def Bmsys_LinearOp : Bmsys_Op<"linear", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Bmsys_SliceOp : Bmsys_Op<"slice", [Pure]> {
+def Bmsys_SliceOp : Bmsys_Op<"slice", [DeclareOpInterfaceMethods<Bmsys_DifferentiableOpInterface>, Pure]> {
   let summary = "a contiguous range of the last dimension";
   let description = [{
     `result = x[..., offset : offset + size]`, for example to split GPT-2's fused
@@ -186,7 +187,7 @@ def Bmsys_SliceOp : Bmsys_Op<"slice", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Bmsys_LayerNormOp : Bmsys_Op<"layer_norm", [Pure, SameOperandsAndResultElementType]> {
+def Bmsys_LayerNormOp : Bmsys_Op<"layer_norm", [DeclareOpInterfaceMethods<Bmsys_DifferentiableOpInterface>, Pure, SameOperandsAndResultElementType]> {
   let summary = "layer normalization over the last dimension";
   let description = [{
     `result = (x - mean) / sqrt(var + eps) * gamma + beta`, with the biased
@@ -203,7 +204,7 @@ def Bmsys_LayerNormOp : Bmsys_Op<"layer_norm", [Pure, SameOperandsAndResultEleme
   let hasVerifier = 1;
 }
 
-def Bmsys_RMSNormOp : Bmsys_Op<"rms_norm", [Pure, SameOperandsAndResultElementType]> {
+def Bmsys_RMSNormOp : Bmsys_Op<"rms_norm", [DeclareOpInterfaceMethods<Bmsys_DifferentiableOpInterface>, Pure, SameOperandsAndResultElementType]> {
   let summary = "root-mean-square normalization over the last dimension";
   let description = [{
     `result = x / sqrt(mean(x^2) + eps) * gamma`, as Llama's `LlamaRMSNorm`.
@@ -218,7 +219,7 @@ def Bmsys_RMSNormOp : Bmsys_Op<"rms_norm", [Pure, SameOperandsAndResultElementTy
   let hasVerifier = 1;
 }
 
-def Bmsys_RopeOp : Bmsys_Op<"rope", [Pure]> {
+def Bmsys_RopeOp : Bmsys_Op<"rope", [DeclareOpInterfaceMethods<Bmsys_DifferentiableOpInterface>, Pure]> {
   let summary = "rotary position embedding";
   let description = [{
     Rotates each `head_dim`-wide head of `x` (`[batch, seq, heads * head_dim]`) by
@@ -236,7 +237,7 @@ def Bmsys_RopeOp : Bmsys_Op<"rope", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Bmsys_AttentionOp : Bmsys_Op<"attention", [
+def Bmsys_AttentionOp : Bmsys_Op<"attention", [DeclareOpInterfaceMethods<Bmsys_DifferentiableOpInterface>,
     DeclareOpInterfaceMethods<SymbolUserOpInterface>,
     DeclareOpInterfaceMethods<MemoryEffectsOpInterface>]> {
   let summary = "scaled dot-product attention, grouped-query, optionally with a KV cache";
@@ -270,7 +271,7 @@ def Bmsys_AttentionOp : Bmsys_Op<"attention", [
 }
 
 class Bmsys_UnaryOp<string mnemonic, string summaryText, string descr>
-    : Bmsys_Op<mnemonic, [Pure, SameOperandsAndResultType]> {
+    : Bmsys_Op<mnemonic, [Pure, SameOperandsAndResultType, DeclareOpInterfaceMethods<Bmsys_DifferentiableOpInterface>]> {
   let summary = summaryText;
   let description = descr;
   let arguments = (ins Bmsys_FloatTensor:$x);
@@ -278,7 +279,7 @@ class Bmsys_UnaryOp<string mnemonic, string summaryText, string descr>
   let assemblyFormat = "$x attr-dict `:` type($result)";
 }
 
-def Bmsys_GeluOp : Bmsys_Op<"gelu", [Pure, SameOperandsAndResultType]> {
+def Bmsys_GeluOp : Bmsys_Op<"gelu", [DeclareOpInterfaceMethods<Bmsys_DifferentiableOpInterface>, Pure, SameOperandsAndResultType]> {
   let summary = "Gaussian error linear unit";
   let description = [{
     `approximate = "tanh"` computes `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`
@@ -303,7 +304,7 @@ def Bmsys_SiluOp : Bmsys_UnaryOp<"silu", "sigmoid linear unit", [{
   }]>;
 
 class Bmsys_BinaryOp<string mnemonic, string summaryText, string descr>
-    : Bmsys_Op<mnemonic, [Pure, SameOperandsAndResultType]> {
+    : Bmsys_Op<mnemonic, [Pure, SameOperandsAndResultType, DeclareOpInterfaceMethods<Bmsys_DifferentiableOpInterface>]> {
   let summary = summaryText;
   let description = descr;
   let arguments = (ins Bmsys_FloatTensor:$lhs, Bmsys_FloatTensor:$rhs);
@@ -343,5 +344,8 @@ def Bmsys_CrossEntropyOp : Bmsys_Op<"cross_entropy", [Pure]> {
   let assemblyFormat = "$logits `,` $labels attr-dict `:` functional-type(operands, results)";
   let hasVerifier = 1;
 }
+
+include "dialects/bmsys/BmsysGradOps.td"
+include "dialects/bmsys/BmsysTrainOps.td"
 
 #endif // BMSYS_OPS_TD

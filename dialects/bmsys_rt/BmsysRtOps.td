@@ -27,17 +27,21 @@ def BmsysRt_WeightOp : BmsysRt_Op<"weight", [Symbol]> {
 }
 
 def BmsysRt_StateOp : BmsysRt_Op<"state", [Symbol]> {
-  let summary = "persistent state (a KV cache) at a fixed offset of the state pool";
+  let summary = "persistent state (KV cache, optimizer state) at a fixed offset of the state pool";
   let description = [{
-    A buffer that outlives a function call, zeroed at load: the keys or values
-    cached by one attention op. `offset` and `bytes` place it in the state pool.
+    A buffer that outlives a function call, zeroed at load. `role` says what it
+    holds: `kv_cache` (the keys or values cached by one attention op) or
+    `optimizer` (optimizer state, saved in training checkpoints under the
+    symbol name). `offset` and `bytes` place it in the state pool.
 
     ```mlir
-    bmsys_rt.state @layers.0.kv.k {dtype = f32, shape = [1, 64, 2, 16], offset = 0, bytes = 8192}
+    bmsys_rt.state @kv0.k {dtype = f32, shape = array<i64: 1, 64, 2, 16>, offset = 0, bytes = 8192}
+    bmsys_rt.state @w.exp_avg {dtype = f32, shape = array<i64: 64>, offset = 8192, bytes = 256, role = "optimizer"}
     ```
   }];
   let arguments = (ins SymbolNameAttr:$sym_name, TypeAttr:$dtype, DenseI64ArrayAttr:$shape,
-                       I64Attr:$offset, I64Attr:$bytes);
+                       I64Attr:$offset, I64Attr:$bytes,
+                       DefaultValuedStrAttr<StrAttr, "kv_cache">:$role);
   let assemblyFormat = "$sym_name attr-dict";
 }
 

@@ -1,0 +1,105 @@
+//===- BmsysTrainOps.td - gradients and optimizers ---------*- tablegen -*-===//
+#ifndef BMSYS_TRAIN_OPS_TD
+#define BMSYS_TRAIN_OPS_TD
+
+include "dialects/bmsys/BmsysBase.td"
+include "mlir/IR/SymbolInterfaces.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+
+def Bmsys_OptimizerStateOp : Bmsys_Op<"optimizer_state", [Symbol]> {
+  let summary = "optimizer state of one parameter, kept across steps and saved in checkpoints";
+  let description = [{
+    Float32 state with the shape of a parameter (AdamW's `exp_avg` and
+    `exp_avg_sq`, SGD's `momentum_buffer`), zero at the first step. Declared by
+    `bmsys-optimizer`; checkpoints save it under its symbol name.
+
+    ```mlir
+    bmsys.optimizer_state @model.norm.weight.exp_avg : tensor<64xf32>
+    ```
+  }];
+  let arguments = (ins SymbolNameAttr:$sym_name, TypeAttrOf<AnyRankedTensor>:$type);
+  let assemblyFormat = "$sym_name `:` $type attr-dict";
+}
+
+def Bmsys_GradOp : Bmsys_Op<"grad", [MemoryEffects<[MemWrite]>]> {
+  let summary = "the gradient of a parameter";
+  let description = [{
+    Marks `grad` as the gradient of the loss with respect to `param`. Written by
+    `bmsys-autodiff`; consumed by `bmsys-optimizer`, which turns each marker
+    into an update.
+
+    ```mlir
+    bmsys.grad @model.norm.weight, %g : tensor<64xf32>
+    ```
+  }];
+  let arguments = (ins FlatSymbolRefAttr:$param, AnyRankedTensor:$grad);
+  let assemblyFormat = "$param `,` $grad attr-dict `:` type($grad)";
+}
+
+def Bmsys_GlobalNormOp : Bmsys_Op<"global_norm", [Pure]> {
+  let summary = "the L2 norm of all gradients together";
+  let description = [{
+    `sqrt(Σ_i Σ g_i²)` over every element of every operand: the norm that
+    global-norm clipping compares with `max_norm`.
+
+    ```mlir
+    %n = bmsys.global_norm %g0, %g1 : tensor<64xf32>, tensor<256x64xf32> -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins Variadic<AnyRankedTensor>:$grads);
+  let results = (outs RankedTensorOf<[F32]>:$result);
+  let assemblyFormat = "$grads attr-dict `:` type($grads) `->` type($result)";
+}
+
+def Bmsys_AdamWOp : Bmsys_Op<"adamw", [MemoryEffects<[MemRead, MemWrite]>,
+    DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+  let summary = "one AdamW step on a parameter, in place";
+  let description = [{
+    PyTorch's AdamW (decoupled weight decay) with global-norm clipping: the
+    gradient is scaled by `min(1, max_norm / (norm + 1e-6))` when `max_norm`
+    is positive; the learning rate follows `schedule` (`constant`, `cosine`,
+    `linear`) with `warmup_steps` of linear warm-up over `total_steps`, down
+    to `min_lr`. Updates `param`, `exp_avg` and `exp_avg_sq` in place; the step
+    number comes from the runtime (docs/kernels.md).
+
+    ```mlir
+    bmsys.adamw @w, %g, %norm state [@w.exp_avg, @w.exp_avg_sq] {lr = 1.0e-03 : f64, beta1 = 0.9 : f64, beta2 = 0.95 : f64,
+      eps = 1.0e-08 : f64, weight_decay = 0.1 : f64, max_norm = 1.0 : f64, schedule = "constant",
+      warmup_steps = 0 : i64, total_steps = 0 : i64, min_lr = 0.0 : f64} : tensor<64xf32>, tensor<f32>
+    ```
+  }];
+  let arguments = (ins FlatSymbolRefAttr:$param, AnyRankedTensor:$grad, RankedTensorOf<[F32]>:$norm,
+                       SymbolRefArrayAttr:$state, F64Attr:$lr, F64Attr:$beta1, F64Attr:$beta2,
+                       F64Attr:$eps, F64Attr:$weight_decay, F64Attr:$max_norm,
+                       StrAttr:$schedule, I64Attr:$warmup_steps, I64Attr:$total_steps,
+                       F64Attr:$min_lr);
+  let assemblyFormat = [{
+    $param `,` $grad `,` $norm `state` $state attr-dict `:` type($grad) `,` type($norm)
+  }];
+  let hasVerifier = 1;
+}
+
+def Bmsys_SGDOp : Bmsys_Op<"sgd", [MemoryEffects<[MemRead, MemWrite]>,
+    DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+  let summary = "one SGD (with momentum) step on a parameter, in place";
+  let description = [{
+    PyTorch's SGD: `g = clip · grad + weight_decay · param`, the momentum
+    buffer `buf = momentum · buf + g` (`g` at the first step), `param -= lr · buf`;
+    clipping and the schedule as for `bmsys.adamw`.
+
+    ```mlir
+    bmsys.sgd @w, %g, %norm state [@w.momentum_buffer] {lr = 0.1 : f64, momentum = 0.9 : f64, weight_decay = 0.0 : f64,
+      max_norm = 0.0 : f64, schedule = "constant", warmup_steps = 0 : i64, total_steps = 0 : i64, min_lr = 0.0 : f64} : tensor<64xf32>, tensor<f32>
+    ```
+  }];
+  let arguments = (ins FlatSymbolRefAttr:$param, AnyRankedTensor:$grad, RankedTensorOf<[F32]>:$norm,
+                       SymbolRefArrayAttr:$state, F64Attr:$lr, F64Attr:$momentum,
+                       F64Attr:$weight_decay, F64Attr:$max_norm, StrAttr:$schedule,
+                       I64Attr:$warmup_steps, I64Attr:$total_steps, F64Attr:$min_lr);
+  let assemblyFormat = [{
+    $param `,` $grad `,` $norm `state` $state attr-dict `:` type($grad) `,` type($norm)
+  }];
+  let hasVerifier = 1;
+}
+
+#endif // BMSYS_TRAIN_OPS_TD

@@ -1,0 +1,195 @@
+//===- Autodiff.cpp - bmsys-autodiff --------------------------------------===//
+//
+// Reverse-mode differentiation of a straight-line function. `forward` is
+// cloned into `train_step`; its blocks are inlined while remembering which
+// ops each held. The backward walks the forward ops in reverse, asking each
+// op's DifferentiableOpInterface for its operands' gradients and summing
+// gradients of values with several uses. For a checkpointed block, the
+// backward first re-emits the block's ops (a recomputation from the block's
+// inputs) and applies the gradient rules to those copies, so the originals
+// are dead after the forward pass.
+//
+//===----------------------------------------------------------------------===//
+#include "passes/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/Transforms/RegionUtils.h"
+#include "llvm/ADT/MapVector.h"
+
+namespace bmsys {
+#define GEN_PASS_DEF_BMSYSAUTODIFF
+#include "passes/Passes.h.inc"
+} // namespace bmsys
+
+using namespace mlir;
+using namespace bmsys;
+
+namespace {
+struct InlinedBlock {
+  std::string name;
+  bool checkpoint = false;
+  SmallVector<Operation *> ops;
+};
+
+/// Inlines every block of `func`, returning their ops; `owner` maps each op to
+/// the index of the block it came from.
+SmallVector<InlinedBlock> inlineBlocks(func::FuncOp func, DenseMap<Operation *, int> &owner) {
+  SmallVector<InlinedBlock> blocks;
+  SmallVector<BlockOp> ops;
+  func.walk([&](BlockOp op) { ops.push_back(op); });
+  for (BlockOp op : ops) {
+    InlinedBlock info{op.getName().str(), op->hasAttr("bmsys.checkpoint"), {}};
+    Block &body = op.getBody().front();
+    auto yield = cast<YieldOp>(body.getTerminator());
+    SmallVector<Value> results(yield.getValues());
+    yield.erase();
+    for (auto [arg, input] : llvm::zip(body.getArguments(), op.getInputs()))
+      arg.replaceAllUsesWith(input);
+    for (Operation &inner : body)
+      info.ops.push_back(&inner);
+    op->getBlock()->getOperations().splice(Block::iterator(op), body.getOperations());
+    op->replaceAllUsesWith(results);
+    op.erase();
+    for (Operation *inner : info.ops)
+      owner[inner] = blocks.size();
+    blocks.push_back(std::move(info));
+  }
+  return blocks;
+}
+
+struct Autodiff : bmsys::impl::BmsysAutodiffBase<Autodiff> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    auto forward = module.lookupSymbol<func::FuncOp>("forward");
+    if (!forward) {
+      module.emitError("bmsys-autodiff: no function 'forward' to differentiate");
+      return signalPassFailure();
+    }
+    if (module.lookupSymbol("train_step")) {
+      module.emitError("bmsys-autodiff: the module already has a 'train_step'");
+      return signalPassFailure();
+    }
+    if (failed(build(module, forward)))
+      signalPassFailure();
+  }
+
+  LogicalResult build(ModuleOp module, func::FuncOp forward) {
+    int logitsIndex = -1;
+    for (unsigned i = 0; i < forward.getNumResults(); ++i)
+      if (auto name = forward.getResultAttrOfType<StringAttr>(i, "bmsys.name");
+          name && name.getValue() == "logits")
+        logitsIndex = i;
+    if (logitsIndex < 0)
+      return forward.emitError("bmsys-autodiff: 'forward' has no result named \"logits\"");
+    if (forward.getNumArguments() != 1)
+      return forward.emitError("bmsys-autodiff: 'forward' must take only the token ids");
+
+    OpBuilder b(module.getContext());
+    b.setInsertionPointAfter(forward);
+    auto step = cast<func::FuncOp>(b.clone(*forward));
+    step.setSymName("train_step");
+
+    DenseMap<Operation *, int> owner;
+    SmallVector<InlinedBlock> blocks = inlineBlocks(step, owner);
+
+    Block &body = step.getBody().front();
+    auto ret = cast<func::ReturnOp>(body.getTerminator());
+    Value ids = body.getArgument(0);
+    Value logits = ret.getOperand(logitsIndex);
+    SmallVector<Operation *> forwardOps;
+    for (Operation &op : body.without_terminator())
+      forwardOps.push_back(&op);
+
+    b.setInsertionPoint(ret);
+    Location loc = ret.getLoc();
+    auto scalar = RankedTensorType::get({}, b.getF32Type());
+    Value loss = CrossEntropyOp::create(b, loc, scalar, logits, ids, /*shift=*/true);
+    Value seed = CrossEntropyGradOp::create(b, loc, logits.getType(), logits, ids, true);
+
+    DenseMap<Value, Value> grads;
+    auto accumulate = [&](Value of, Value g) {
+      Value &slot = grads[of];
+      slot = slot ? Value(AddOp::create(b, loc, slot, g)) : g;
+    };
+    grads[logits] = seed;
+    llvm::MapVector<StringAttr, Value> paramGrads;
+    SmallVector<std::optional<IRMapping>> recomputed(blocks.size());
+
+    for (Operation *op : llvm::reverse(forwardOps)) {
+      SmallVector<Value> resultGrads;
+      bool any = false;
+      for (Value r : op->getResults()) {
+        resultGrads.push_back(grads.lookup(r));
+        any |= bool(resultGrads.back());
+      }
+      if (!any)
+        continue;
+      if (auto weight = dyn_cast<WeightOp>(op)) {
+        Value &slot = paramGrads[weight.getParamAttr().getAttr()];
+        slot = slot ? Value(AddOp::create(b, loc, slot, resultGrads[0])) : resultGrads[0];
+        continue;
+      }
+      auto rule = dyn_cast<DifferentiableOpInterface>(op);
+      if (!rule)
+        return op->emitOpError("has no gradient rule (DifferentiableOpInterface)");
+      if (llvm::any_of(resultGrads, [](Value g) { return !g; }))
+        return op->emitOpError("only some of its results reach the loss; not supported");
+
+      SmallVector<Value> operands(op->getOperands()), results(op->getResults());
+      auto it = owner.find(op);
+      if (it != owner.end() && blocks[it->second].checkpoint) {
+        std::optional<IRMapping> &map = recomputed[it->second];
+        if (!map) {
+          map.emplace();
+          for (Operation *original : blocks[it->second].ops) {
+            Operation *copy = b.clone(*original, *map);
+            copy->setAttr("bmsys.recompute", b.getUnitAttr());
+          }
+        }
+        for (Value &v : operands)
+          v = map->lookupOrDefault(v);
+        for (Value &v : results)
+          v = map->lookup(v);
+      }
+
+      SmallVector<Value> operandGrads;
+      if (failed(rule.buildGradients(b, operands, results, resultGrads, operandGrads)))
+        return failure();
+      for (auto [operand, g] : llvm::zip(op->getOperands(), operandGrads))
+        if (g)
+          accumulate(operand, g);
+    }
+
+    // Markers (and optional results) in the order parameters are declared.
+    SmallVector<Value> returned{loss};
+    SmallVector<std::string> names{"loss"};
+    for (auto param : module.getOps<ParamOp>()) {
+      auto it = paramGrads.find(param.getSymNameAttr());
+      if (it == paramGrads.end())
+        continue;
+      GradOp::create(b, loc, FlatSymbolRefAttr::get(param.getSymNameAttr()), it->second);
+      if (returnGrads) {
+        returned.push_back(it->second);
+        names.push_back(("grad." + param.getKey()).str());
+      }
+    }
+    func::ReturnOp::create(b, loc, returned);
+    ret.erase();
+
+    step.setType(b.getFunctionType(step.getArgumentTypes(), ValueRange(returned).getTypes()));
+    for (auto [i, name] : llvm::enumerate(names))
+      step.setResultAttrs(i, b.getDictionaryAttr(
+                                 {b.getNamedAttr("bmsys.name", b.getStringAttr(name))}));
+
+    // Drop the forward values nothing needs any more (hidden states, ...).
+    for (Operation &op : llvm::make_early_inc_range(llvm::reverse(body)))
+      if (isOpTriviallyDead(&op))
+        op.erase();
+    return success();
+  }
+};
+} // namespace

@@ -1,0 +1,93 @@
+//===- Optimizer.cpp - bmsys-optimizer ------------------------------------===//
+#include "passes/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+
+namespace bmsys {
+#define GEN_PASS_DEF_BMSYSOPTIMIZER
+#include "passes/Passes.h.inc"
+} // namespace bmsys
+
+using namespace mlir;
+using namespace bmsys;
+
+namespace {
+struct Optimizer : bmsys::impl::BmsysOptimizerBase<Optimizer> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    if (optimizer != "adamw" && optimizer != "sgd") {
+      module.emitError() << "bmsys-optimizer: optimizer must be adamw or sgd, got '"
+                         << optimizer << "'";
+      return signalPassFailure();
+    }
+    for (auto func : llvm::to_vector(module.getOps<func::FuncOp>()))
+      if (failed(rewrite(module, func)))
+        return signalPassFailure();
+  }
+
+  LogicalResult rewrite(ModuleOp module, func::FuncOp func) {
+    SmallVector<GradOp> markers(func.getOps<GradOp>());
+    if (markers.empty())
+      return success();
+    OpBuilder b(module.getContext());
+    SymbolTable symbols(module);
+
+    b.setInsertionPoint(markers.front());
+    SmallVector<Value> grads;
+    for (GradOp g : markers)
+      grads.push_back(g.getGrad());
+    auto scalar = RankedTensorType::get({}, b.getF32Type());
+    Value norm = GlobalNormOp::create(b, markers.front().getLoc(), scalar, grads);
+
+    auto f64 = [&](double v) { return b.getF64FloatAttr(v); };
+    for (GradOp marker : markers) {
+      auto param = symbols.lookup<ParamOp>(marker.getParam());
+      if (!param)
+        return marker.emitOpError("names no bmsys.param");
+      SmallVector<Attribute> states;
+      SmallVector<StringRef> suffixes =
+          optimizer == "adamw" ? SmallVector<StringRef>{"exp_avg", "exp_avg_sq"}
+                               : SmallVector<StringRef>{"momentum_buffer"};
+      Operation *after = param;
+      for (StringRef suffix : suffixes) {
+        std::string name = (param.getSymName() + "." + suffix).str();
+        auto existing = symbols.lookup<OptimizerStateOp>(name);
+        if (!existing) {
+          OpBuilder::InsertionGuard guard(b);
+          b.setInsertionPointAfter(after);
+          existing = OptimizerStateOp::create(b, param.getLoc(), name, param.getType());
+        }
+        after = existing;
+        states.push_back(FlatSymbolRefAttr::get(existing.getSymNameAttr()));
+      }
+      b.setInsertionPoint(marker);
+      Location loc = marker.getLoc();
+      if (optimizer == "adamw")
+        AdamWOp::create(b, loc, marker.getParamAttr(), marker.getGrad(), norm,
+                        b.getArrayAttr(states), f64(lr), f64(beta1), f64(beta2), f64(eps),
+                        f64(weightDecay), f64(maxGradNorm), b.getStringAttr(schedule),
+                        b.getI64IntegerAttr(warmupSteps), b.getI64IntegerAttr(totalSteps),
+                        f64(minLr));
+      else
+        SGDOp::create(b, loc, marker.getParamAttr(), marker.getGrad(), norm,
+                      b.getArrayAttr(states), f64(lr), f64(momentum), f64(weightDecay),
+                      f64(maxGradNorm), b.getStringAttr(schedule),
+                      b.getI64IntegerAttr(warmupSteps), b.getI64IntegerAttr(totalSteps),
+                      f64(minLr));
+      marker.erase();
+    }
+
+    // Report the norm: a `grad_norm` result.
+    auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
+    ret->insertOperands(ret.getNumOperands(), norm);
+    unsigned index = func.getNumResults();
+    func.insertResult(index, scalar,
+                      b.getDictionaryAttr({b.getNamedAttr("bmsys.name",
+                                                          b.getStringAttr("grad_norm"))}));
+    return success();
+  }
+};
+} // namespace
