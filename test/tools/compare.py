@@ -2,9 +2,12 @@
 """Compares tensors of two safetensors files by relative error.
 
     compare.py OUT.safetensors REF.safetensors NAME[=REFNAME] ... --rtol 1e-4
+    compare.py OUT.safetensors REF.safetensors --prefix REFPREFIX[=OUTPREFIX] --rtol 1e-4
 
 For each pair prints `NAME: rel_err=...` where rel_err = ||out - ref|| / ||ref||,
-and exits 1 if any exceeds --rtol or the shapes differ.
+and exits 1 if any exceeds --rtol or the shapes differ. --prefix compares every
+reference tensor named REFPREFIX<x> with the output tensor OUTPREFIX<x>
+(for example `--prefix train.final.` against a checkpoint's weights).
 """
 import argparse
 import math
@@ -19,11 +22,20 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
     parser.add_argument("ref")
-    parser.add_argument("names", nargs="+")
+    parser.add_argument("names", nargs="*")
+    parser.add_argument("--prefix")
     parser.add_argument("--rtol", type=float, required=True)
     args = parser.parse_args()
+    specs = list(args.names)
+    if args.prefix:
+        ref_prefix, _, out_prefix = args.prefix.partition("=")
+        header, _ = safetensors_lite.read_header(args.ref)
+        specs += [out_prefix + k[len(ref_prefix):] + "=" + k
+                  for k in sorted(header) if k.startswith(ref_prefix)]
+    if not specs:
+        sys.exit("compare.py: nothing to compare")
     ok = True
-    for spec in args.names:
+    for spec in specs:
         name, _, ref_name = spec.partition("=")
         ref_name = ref_name or name
         out_shape, out = safetensors_lite.read(args.out, name)
