@@ -18,6 +18,7 @@ const char* buffer_kind_name(BufferKind k) {
     case BufferKind::Weight: return "weight";
     case BufferKind::Activation: return "activation";
     case BufferKind::State: return "state";
+    case BufferKind::OptimizerState: return "optimizer_state";
   }
   return "?";
 }
@@ -45,6 +46,12 @@ const FunctionDesc* Artifact::find_function(const std::string& name) const {
   for (const FunctionDesc& f : functions)
     if (f.name == name) return &f;
   return nullptr;
+}
+
+int64_t Artifact::find_buffer(const std::string& name) const {
+  for (size_t i = 0; i < buffers.size(); ++i)
+    if (buffers[i].name == name) return static_cast<int64_t>(i);
+  return -1;
 }
 
 std::string Artifact::describe(size_t index, const InstructionDesc& inst) {
@@ -122,10 +129,16 @@ std::shared_ptr<Artifact> decode_and_validate(const fb::Artifact* root, const st
           if (d.weight_file.empty() || d.weight_key.empty())
             fail("{}: a weight needs weight_file and weight_key", where);
           break;
+        case BufferKind::OptimizerState:
+          for (const DimDesc& dd : d.dims)
+            if (dd.kind != DimKind::Static)
+              fail("{}: an optimizer state must have a static shape, not {}", where, d.dims_str());
+          [[fallthrough]];
         case BufferKind::Activation:
         case BufferKind::State: {
-          uint64_t pool = d.kind == BufferKind::State ? a->state_pool_bytes : a->activation_pool_bytes;
-          const char* pool_name = d.kind == BufferKind::State ? "state" : "activation";
+          bool in_state_pool = d.kind != BufferKind::Activation;
+          uint64_t pool = in_state_pool ? a->state_pool_bytes : a->activation_pool_bytes;
+          const char* pool_name = in_state_pool ? "state" : "activation";
           if (d.bytes < static_cast<uint64_t>(need))
             fail("{}: bytes {} is less than the {} its shape {} of {} needs at B={}, S={}", where,
                  d.bytes, need, d.dims_str(), dtype_name(d.dtype), a->max_batch, a->max_seq);
@@ -204,17 +217,27 @@ std::shared_ptr<Artifact> decode_and_validate(const fb::Artifact* root, const st
           for (int i = 0; i < nin; ++i)
             if (id.inputs[i] >= nbuf)
               fail("{}: input {} out of range (buffer index {}, the artifact has {} buffers)", where, i, id.inputs[i], nbuf);
+          // Only optimizer kernels (adamw, sgd) write Weight and OptimizerState
+          // buffers, and only in place; nothing writes an Input.
+          const bool optimizer = is_optimizer_kernel(id.kernel);
+          auto writable = [&](BufferKind bk) {
+            return bk == BufferKind::Activation || bk == BufferKind::State ||
+                   (optimizer && (bk == BufferKind::Weight || bk == BufferKind::OptimizerState));
+          };
           for (int i = 0; i < nout; ++i) {
             if (id.outputs[i] >= nbuf)
               fail("{}: output {} out of range (buffer index {}, the artifact has {} buffers)", where, i, id.outputs[i], nbuf);
             BufferKind bk = a->buffers[id.outputs[i]].kind;
-            if (bk != BufferKind::Activation && bk != BufferKind::State)
+            if (!writable(bk))
               fail("{}: output {} writes buffer '{}' of kind {}", where, i, a->buffers[id.outputs[i]].name, buffer_kind_name(bk));
+            if (i < static_cast<int>(spec.in_place.size()) && id.outputs[i] != id.inputs[spec.in_place[i]])
+              fail("{}: output {} (buffer '{}') must be input {} (buffer '{}'): the update is in place", where, i,
+                   a->buffers[id.outputs[i]].name, spec.in_place[i], a->buffers[id.inputs[spec.in_place[i]]].name);
           }
           for (int i : spec.mutated_inputs) {
             if (i < nin) {
               BufferKind bk = a->buffers[id.inputs[i]].kind;
-              if (bk != BufferKind::Activation && bk != BufferKind::State)
+              if (!writable(bk))
                 fail("{}: input {} is written but is buffer '{}' of kind {}", where, i, a->buffers[id.inputs[i]].name, buffer_kind_name(bk));
             }
           }

@@ -26,7 +26,9 @@ struct DimDesc {
   int64_t value = 0;  // Static only
 };
 
-enum class BufferKind : uint8_t { Input = 0, Weight = 1, Activation = 2, State = 3 };
+// OptimizerState: like State (at `offset` in the state pool, zeroed at load), but kept
+// by reset_state() and saved in / restored from training checkpoints under its name.
+enum class BufferKind : uint8_t { Input = 0, Weight = 1, Activation = 2, State = 3, OptimizerState = 4 };
 const char* buffer_kind_name(BufferKind k);
 
 struct BufferDesc {
@@ -73,6 +75,8 @@ struct Artifact {
   std::vector<FunctionDesc> functions;
 
   const FunctionDesc* find_function(const std::string& name) const;
+  // Index of the buffer named `name`, or -1.
+  int64_t find_buffer(const std::string& name) const;
   // "instruction 12 (kernel 'rope', at "loc")" for messages.
   static std::string describe(size_t index, const InstructionDesc& inst);
 };

@@ -106,6 +106,7 @@ void* Executor::address(uint32_t buffer) const {
     case BufferKind::Activation:
       return static_cast<uint8_t*>(activation_pool_->data()) + b.offset;
     case BufferKind::State:
+    case BufferKind::OptimizerState:
       return static_cast<uint8_t*>(state_pool_->data()) + b.offset;
     case BufferKind::Input:
     case BufferKind::Weight:
@@ -115,12 +116,76 @@ void* Executor::address(uint32_t buffer) const {
 }
 
 void Executor::reset_state() {
-  backend_->fill_zero(state_pool_->data(), artifact_->state_pool_bytes);
+  for (uint32_t i = 0; i < artifact_->buffers.size(); ++i)
+    if (artifact_->buffers[i].kind == BufferKind::State)
+      backend_->fill_zero(address(i), artifact_->buffers[i].bytes);
+}
+
+uint32_t Executor::buffer_index(const std::string& name) const {
+  int64_t i = artifact_->find_buffer(name);
+  if (i < 0) fail("{}: no buffer named '{}'", artifact_->path, name);
+  return static_cast<uint32_t>(i);
+}
+
+namespace {
+const BufferDesc& persistent_buffer(const Artifact& a, uint32_t index, const char* op) {
+  if (index >= a.buffers.size()) fail("{}: buffer index {} out of range", a.path, index);
+  const BufferDesc& b = a.buffers[index];
+  if (b.kind != BufferKind::Weight && b.kind != BufferKind::State &&
+      b.kind != BufferKind::OptimizerState)
+    fail("{}: cannot {} buffer '{}' of kind {} (only weights, states and optimizer states)",
+         a.path, op, b.name, buffer_kind_name(b.kind));
+  for (const DimDesc& d : b.dims)
+    if (d.kind != DimKind::Static)
+      fail("{}: cannot {} buffer '{}': its shape {} is not static", a.path, op, b.name, b.dims_str());
+  return b;
+}
+}  // namespace
+
+HostTensor Executor::read_buffer(uint32_t index) const {
+  return read_buffer(index, artifact_->buffers.at(index).dtype);
+}
+
+HostTensor Executor::read_buffer(uint32_t index, DType dtype) const {
+  const BufferDesc& b = persistent_buffer(*artifact_, index, "read");
+  backend_->synchronize();
+  HostTensor raw(b.dtype, b.resolve(0, 0));
+  backend_->copy_to_host(raw.data.data(), address(index), raw.data.size());
+  if (dtype == b.dtype) return raw;
+  if (!convertible(dtype, b.dtype))
+    fail("{}: buffer '{}' is {} and cannot be read as {}", artifact_->path, b.name,
+         dtype_name(b.dtype), dtype_name(dtype));
+  HostTensor out(dtype, raw.shape);
+  convert(out.data.data(), dtype, raw.data.data(), b.dtype, raw.numel());
+  return out;
+}
+
+void Executor::write_buffer(uint32_t index, const HostTensor& t, const std::string& what) {
+  write_buffer(index, t.data.data(), t.dtype, t.shape, what);
+}
+
+void Executor::write_buffer(uint32_t index, const void* data, DType dtype, const Shape& shape,
+                            const std::string& what) {
+  const BufferDesc& b = persistent_buffer(*artifact_, index, "write");
+  std::string src = what.empty() ? std::string("the tensor") : what;
+  Shape want = b.resolve(0, 0);
+  if (shape != want)
+    fail("{} has shape {}, the artifact's buffer '{}' expects {}", src, shape_str(shape), b.name,
+         shape_str(want));
+  if (!convertible(b.dtype, dtype))
+    fail("{} is {} and cannot be converted to {} (buffer '{}')", src, dtype_name(dtype),
+         dtype_name(b.dtype), b.name);
+  backend_->synchronize();
+  try {
+    backend_->upload(address(index), b.dtype, data, dtype, shape_numel(shape));
+  } catch (const Error& e) {
+    fail("{}: {}", src, e.what());
+  }
 }
 
 std::map<std::string, HostTensor> Executor::run(const std::string& function,
                                                 const std::map<std::string, HostTensor>& inputs,
-                                                int64_t start_pos) {
+                                                int64_t start_pos, int64_t step) {
   const Artifact& a = *artifact_;
   const FunctionDesc* f = a.find_function(function);
   if (!f) {
@@ -178,7 +243,8 @@ std::map<std::string, HostTensor> Executor::run(const std::string& function,
     }
   }
 
-  LaunchContext ctx{B, S, start_pos, a.max_batch, a.max_seq};
+  if (step < 0) fail("{}: training step {} is negative", fwhere, step);
+  LaunchContext ctx{B, S, start_pos, a.max_batch, a.max_seq, step};
   std::vector<Shape> shapes(a.buffers.size());
   std::vector<bool> resolved(a.buffers.size(), false);
   auto view = [&](uint32_t idx) {

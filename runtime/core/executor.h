@@ -6,7 +6,10 @@
 // one buffer per Input at its largest shape, and loads every Weight buffer once
 // (shared by all functions). run() binds B and S from the input shapes, checks
 // them against max_batch / max_seq, uploads the inputs, launches the function's
-// instructions in order with start_pos P and copies the outputs back.
+// instructions in order with start_pos P and training step T and copies the outputs
+// back. OptimizerState buffers live in the state pool too (zeroed at load, kept by
+// reset_state()); read_buffer()/write_buffer() give checkpoints access to them and
+// to the weights.
 #pragma once
 
 #include <map>
@@ -36,12 +39,25 @@ class Executor {
 
   // Runs `function` with `inputs` keyed by the function's input buffer names.
   // Returns the outputs keyed by output name. Throws bmsys::rt::Error.
+  // `step` is the training step T (1-based) that adamw/sgd see; 0 outside training.
   std::map<std::string, HostTensor> run(const std::string& function,
                                         const std::map<std::string, HostTensor>& inputs,
-                                        int64_t start_pos = 0);
+                                        int64_t start_pos = 0, int64_t step = 0);
 
-  // Zeroes the state pool (forgets the KV cache).
+  // Zeroes every State buffer (forgets the KV cache); OptimizerState survives.
   void reset_state();
+
+  // Reads a Weight, State or OptimizerState buffer (static shape) into host memory,
+  // converted to `dtype` (default: the buffer's own dtype).
+  HostTensor read_buffer(uint32_t index) const;
+  HostTensor read_buffer(uint32_t index, DType dtype) const;
+  // Overwrites a Weight, State or OptimizerState buffer; `t` must have its shape and a
+  // convertible dtype. `what` names the source in errors (a file and tensor).
+  void write_buffer(uint32_t index, const HostTensor& t, const std::string& what = "");
+  void write_buffer(uint32_t index, const void* data, DType dtype, const Shape& shape,
+                    const std::string& what = "");
+  // Buffer index by name; throws naming the artifact when absent.
+  uint32_t buffer_index(const std::string& name) const;
 
   const Artifact& artifact() const { return *artifact_; }
   Backend& backend() { return *backend_; }

@@ -1,5 +1,9 @@
 #include "runtime/core/kernels.h"
 
+#include <algorithm>
+#include <climits>
+#include <cmath>
+
 #include "runtime/core/error.h"
 
 namespace bmsys::rt {
@@ -40,6 +44,54 @@ const std::vector<KernelSpec>& table() {
       {KernelId::Add, "add", 2, 2, 1, {}, {}},
       {KernelId::Mul, "mul", 2, 2, 1, {}, {}},
       {KernelId::CrossEntropy, "cross_entropy", 2, 2, 1, {{"shift", AttrType::Int, false}}, {}},
+      // Training kernels.
+      {KernelId::EmbeddingGrad, "embedding_grad", 2, 2, 1, {{"vocab", AttrType::Int, true}}, {}},
+      {KernelId::LinearGradInput, "linear_grad_input", 2, 2, 1,
+       {{"weight_transposed", AttrType::Int, false}}, {}},
+      {KernelId::LinearGradWeight, "linear_grad_weight", 2, 2, 1,
+       {{"weight_transposed", AttrType::Int, false}}, {}},
+      {KernelId::SumRows, "sum_rows", 1, 1, 1, {}, {}},
+      {KernelId::SliceGrad, "slice_grad", 1, 1, 1,
+       {{"offset", AttrType::Int, true}, {"width", AttrType::Int, true}}, {}},
+      {KernelId::LayerNormGrad, "layer_norm_grad", 3, 3, 3, {{"eps", AttrType::Float, true}}, {}},
+      {KernelId::RmsNormGrad, "rms_norm_grad", 3, 3, 2, {{"eps", AttrType::Float, true}}, {}},
+      {KernelId::RopeGrad, "rope_grad", 2, 2, 1,
+       {{"head_dim", AttrType::Int, true}, {"theta", AttrType::Float, true}}, {}},
+      {KernelId::AttentionGrad, "attention_grad", 4, 4, 3,
+       {{"num_heads", AttrType::Int, true},
+        {"num_kv_heads", AttrType::Int, true},
+        {"head_dim", AttrType::Int, true},
+        {"scale", AttrType::Float, true},
+        {"causal", AttrType::Int, true}},
+       {}},
+      {KernelId::GeluGrad, "gelu_grad", 2, 2, 1, {{"approximate", AttrType::String, true}}, {}},
+      {KernelId::SiluGrad, "silu_grad", 2, 2, 1, {}, {}},
+      {KernelId::CrossEntropyGrad, "cross_entropy_grad", 2, 2, 1, {{"shift", AttrType::Int, false}}, {}},
+      {KernelId::GlobalNorm, "global_norm", 1, INT_MAX, 1, {}, {}},
+      {KernelId::AdamW, "adamw", 5, 5, 3,
+       {{"lr", AttrType::Float, true},
+        {"beta1", AttrType::Float, true},
+        {"beta2", AttrType::Float, true},
+        {"eps", AttrType::Float, true},
+        {"weight_decay", AttrType::Float, true},
+        {"max_norm", AttrType::Float, false},
+        {"schedule", AttrType::String, false},
+        {"warmup_steps", AttrType::Int, false},
+        {"total_steps", AttrType::Int, false},
+        {"min_lr", AttrType::Float, false}},
+       {0, 2, 3},
+       {0, 2, 3}},
+      {KernelId::Sgd, "sgd", 4, 4, 2,
+       {{"lr", AttrType::Float, true},
+        {"momentum", AttrType::Float, true},
+        {"weight_decay", AttrType::Float, true},
+        {"max_norm", AttrType::Float, false},
+        {"schedule", AttrType::String, false},
+        {"warmup_steps", AttrType::Int, false},
+        {"total_steps", AttrType::Int, false},
+        {"min_lr", AttrType::Float, false}},
+       {0, 2},
+       {0, 2}},
   };
   return t;
 }
@@ -55,6 +107,40 @@ std::optional<KernelId> kernel_from_name(const std::string& name) {
 }
 
 const char* kernel_name(KernelId id) { return kernel_spec(id).name; }
+
+bool is_optimizer_kernel(KernelId id) { return id == KernelId::AdamW || id == KernelId::Sgd; }
+
+// --- Learning-rate schedule ----------------------------------------------------------
+
+LrSchedule LrSchedule::from_attrs(const Attrs& a) {
+  LrSchedule s;
+  s.lr = a.get_float("lr");
+  std::string kind = a.has("schedule") ? a.get_string("schedule") : "constant";
+  if (kind == "constant") s.kind = Kind::Constant;
+  else if (kind == "cosine") s.kind = Kind::Cosine;
+  else if (kind == "linear") s.kind = Kind::Linear;
+  else fail("attribute 'schedule' must be \"constant\", \"cosine\" or \"linear\", not \"{}\"", kind);
+  s.warmup_steps = a.get_int("warmup_steps", 0);
+  s.total_steps = a.get_int("total_steps", 0);
+  s.min_lr = a.has("min_lr") ? a.get_float("min_lr") : 0.0;
+  if (s.warmup_steps < 0) fail("attribute 'warmup_steps' must be >= 0, not {}", s.warmup_steps);
+  if (s.total_steps < 0) fail("attribute 'total_steps' must be >= 0, not {}", s.total_steps);
+  return s;
+}
+
+double LrSchedule::at(int64_t T) const {
+  if (warmup_steps > 0 && T <= warmup_steps)
+    return lr * static_cast<double>(T) / static_cast<double>(warmup_steps);
+  double p = static_cast<double>(T - warmup_steps) /
+             static_cast<double>(std::max<int64_t>(1, total_steps - warmup_steps));
+  p = std::min(1.0, std::max(0.0, p));
+  switch (kind) {
+    case Kind::Constant: return lr;
+    case Kind::Cosine: return min_lr + (lr - min_lr) * (1.0 + std::cos(M_PI * p)) / 2.0;
+    case Kind::Linear: return lr + (min_lr - lr) * p;
+  }
+  return lr;
+}
 
 // --- Attrs ---------------------------------------------------------------------
 
@@ -120,6 +206,34 @@ Shape with_last(Shape s, int64_t last) {
 int64_t trailing(const TensorView& t, const char* what) {
   expect_rank_at_least(t, 3, what);
   return shape_numel(Shape(t.shape.begin() + 2, t.shape.end()));
+}
+
+bool overlaps(const TensorView& x, const TensorView& y) {
+  size_t xb = x.bytes(), yb = y.bytes();
+  if (xb == 0 || yb == 0) return false;
+  auto xs = reinterpret_cast<uintptr_t>(x.data), ys = reinterpret_cast<uintptr_t>(y.data);
+  return xs < ys + yb && ys < xs + xb;
+}
+
+// Outputs must not overlap any other operand, except that an optimizer kernel's
+// outputs are exactly its in-place inputs (spec.in_place).
+void check_aliasing(const KernelLaunch& l, const KernelSpec& spec) {
+  const int nin = static_cast<int>(l.inputs.size()), nout = static_cast<int>(l.outputs.size());
+  std::vector<int> same_as(nout, -1);
+  for (int o = 0; o < nout && o < static_cast<int>(spec.in_place.size()); ++o) {
+    const TensorView& in = l.inputs[spec.in_place[o]];
+    const TensorView& out = l.outputs[o];
+    if (out.data != in.data || out.dtype != in.dtype || out.shape != in.shape)
+      fail("output {} must be the same buffer as input {} (updated in place)", o, spec.in_place[o]);
+    same_as[o] = spec.in_place[o];
+  }
+  for (int o = 0; o < nout; ++o) {
+    for (int i = 0; i < nin; ++i)
+      if (i != same_as[o] && overlaps(l.outputs[o], l.inputs[i]))
+        fail("output {} overlaps input {}", o, i);
+    for (int p = o + 1; p < nout; ++p)
+      if (overlaps(l.outputs[o], l.outputs[p])) fail("outputs {} and {} overlap", o, p);
+  }
 }
 
 }  // namespace
@@ -259,9 +373,182 @@ void check_launch(const KernelLaunch& l) {
       if (y.numel() != 1) fail("loss (output 0) must have one element, has shape {}", shape_str(y.shape));
       break;
     }
+    // --- Training kernels ---
+    case KernelId::EmbeddingGrad: {
+      expect_dtype(in[0], DType::I64, "ids (input 0)");
+      expect_float(in[1], "dy (input 1)");
+      int64_t V = a.get_int("vocab");
+      if (V <= 0) fail("attribute 'vocab' must be positive, not {}", V);
+      if (in[1].shape.size() != in[0].shape.size() + 1 ||
+          !std::equal(in[0].shape.begin(), in[0].shape.end(), in[1].shape.begin()))
+        fail("dy (input 1) has shape {}, expected ids' shape {} + [H]", shape_str(in[1].shape),
+             shape_str(in[0].shape));
+      expect_float(y, "dtable (output 0)");
+      expect_shape(y, {V, in[1].shape.back()}, "dtable (output 0)");
+      break;
+    }
+    case KernelId::LinearGradInput: {
+      int64_t wt = a.get_int("weight_transposed", 0);
+      if (wt != 0 && wt != 1) fail("attribute 'weight_transposed' must be 0 or 1, not {}", wt);
+      expect_float(in[0], "dy (input 0)");
+      expect_float(in[1], "w (input 1)");
+      expect_rank_at_least(in[0], 1, "dy (input 0)");
+      if (in[1].shape.size() != 2) fail("w (input 1) must be rank 2, got {}", shape_str(in[1].shape));
+      int64_t N = wt ? in[1].shape[1] : in[1].shape[0];
+      int64_t K = wt ? in[1].shape[0] : in[1].shape[1];
+      if (in[0].shape.back() != N)
+        fail("dy (input 0) {} and w (input 1) {} disagree on N (weight_transposed={})",
+             shape_str(in[0].shape), shape_str(in[1].shape), wt);
+      expect_float(y, "dx (output 0)");
+      expect_shape(y, with_last(in[0].shape, K), "dx (output 0)");
+      break;
+    }
+    case KernelId::LinearGradWeight: {
+      int64_t wt = a.get_int("weight_transposed", 0);
+      if (wt != 0 && wt != 1) fail("attribute 'weight_transposed' must be 0 or 1, not {}", wt);
+      expect_float(in[0], "dy (input 0)");
+      expect_float(in[1], "x (input 1)");
+      expect_rank_at_least(in[0], 1, "dy (input 0)");
+      if (in[1].shape.size() != in[0].shape.size() ||
+          !std::equal(in[0].shape.begin(), in[0].shape.end() - 1, in[1].shape.begin()))
+        fail("dy (input 0) {} and x (input 1) {} differ in their leading dimensions",
+             shape_str(in[0].shape), shape_str(in[1].shape));
+      int64_t N = in[0].shape.back(), K = in[1].shape.back();
+      expect_float(y, "dw (output 0)");
+      expect_shape(y, wt ? Shape{K, N} : Shape{N, K}, "dw (output 0)");
+      break;
+    }
+    case KernelId::SumRows:
+      expect_float(in[0], "dy (input 0)");
+      expect_rank_at_least(in[0], 1, "dy (input 0)");
+      expect_float(y, "db (output 0)");
+      expect_shape(y, {in[0].shape.back()}, "db (output 0)");
+      break;
+    case KernelId::SliceGrad: {
+      expect_rank_at_least(in[0], 1, "dy (input 0)");
+      int64_t off = a.get_int("offset"), K = a.get_int("width"), N = in[0].shape.back();
+      if (off < 0 || K < 0 || off > K || N > K - off)
+        fail("slice [{}, {}+{}) out of range for width {}", off, off, N, K);
+      if (y.dtype != in[0].dtype) fail("dx (output 0) dtype differs from dy (input 0)");
+      expect_shape(y, with_last(in[0].shape, K), "dx (output 0)");
+      break;
+    }
+    case KernelId::LayerNormGrad:
+    case KernelId::RmsNormGrad: {
+      expect_float(in[0], "x (input 0)");
+      expect_rank_at_least(in[0], 1, "x (input 0)");
+      int64_t H = in[0].shape.back();
+      expect_shape(in[1], {H}, "gamma (input 1)");
+      expect_float(in[2], "dy (input 2)");
+      expect_shape(in[2], in[0].shape, "dy (input 2)");
+      if (!(a.get_float("eps") >= 0)) fail("attribute 'eps' must be >= 0");
+      expect_float(y, "dx (output 0)");
+      expect_shape(y, in[0].shape, "dx (output 0)");
+      expect_float(l.outputs[1], "dgamma (output 1)");
+      expect_shape(l.outputs[1], {H}, "dgamma (output 1)");
+      if (l.kernel == KernelId::LayerNormGrad) {
+        expect_float(l.outputs[2], "dbeta (output 2)");
+        expect_shape(l.outputs[2], {H}, "dbeta (output 2)");
+      }
+      break;
+    }
+    case KernelId::RopeGrad: {
+      expect_float(in[0], "dy (input 0)");
+      int64_t rest = trailing(in[0], "dy (input 0)");
+      int64_t D = a.get_int("head_dim");
+      if (D <= 0 || D % 2 != 0) fail("attribute 'head_dim' must be positive and even, not {}", D);
+      if (rest % D != 0) fail("dy (input 0) {}: N*D is not a multiple of head_dim {}", shape_str(in[0].shape), D);
+      expect_dtype(in[1], DType::I64, "pos (input 1)");
+      expect_shape(in[1], {in[0].shape[0], in[0].shape[1]}, "pos (input 1)");
+      expect_float(y, "dx (output 0)");
+      expect_shape(y, in[0].shape, "dx (output 0)");
+      break;
+    }
+    case KernelId::AttentionGrad: {
+      int64_t Nq = a.get_int("num_heads"), Nkv = a.get_int("num_kv_heads"), D = a.get_int("head_dim");
+      int64_t causal = a.get_int("causal");
+      if (Nq <= 0 || Nkv <= 0 || D <= 0) fail("num_heads, num_kv_heads and head_dim must be positive");
+      if (Nq % Nkv != 0) fail("num_heads {} is not a multiple of num_kv_heads {}", Nq, Nkv);
+      if (causal != 0 && causal != 1) fail("attribute 'causal' must be 0 or 1, not {}", causal);
+      a.get_float("scale");
+      const char* names[] = {"q (input 0)", "k (input 1)", "v (input 2)", "dy (input 3)"};
+      for (int i = 0; i < 4; ++i) expect_float(in[i], names[i]);
+      if (trailing(in[0], names[0]) != Nq * D || in[0].shape.size() != 3)
+        fail("q (input 0) {} is not [B,S,{}*{}]", shape_str(in[0].shape), Nq, D);
+      for (int i = 1; i < 3; ++i)
+        expect_shape(in[i], {in[0].shape[0], in[0].shape[1], Nkv * D}, names[i]);
+      expect_shape(in[3], in[0].shape, names[3]);
+      const char* onames[] = {"dq (output 0)", "dk (output 1)", "dv (output 2)"};
+      for (int i = 0; i < 3; ++i) {
+        expect_float(l.outputs[i], onames[i]);
+        expect_shape(l.outputs[i], in[i].shape, onames[i]);
+      }
+      break;
+    }
+    case KernelId::GeluGrad: {
+      std::string ap = a.get_string("approximate");
+      if (ap != "tanh" && ap != "none") fail("attribute 'approximate' must be \"tanh\" or \"none\", not \"{}\"", ap);
+      [[fallthrough]];
+    }
+    case KernelId::SiluGrad:
+      expect_float(in[0], "x (input 0)");
+      expect_float(in[1], "dy (input 1)");
+      expect_shape(in[1], in[0].shape, "dy (input 1)");
+      expect_float(y, "dx (output 0)");
+      expect_shape(y, in[0].shape, "dx (output 0)");
+      break;
+    case KernelId::CrossEntropyGrad: {
+      int64_t shift = a.get_int("shift", 0);
+      if (shift != 0 && shift != 1) fail("attribute 'shift' must be 0 or 1, not {}", shift);
+      expect_float(in[0], "logits (input 0)");
+      if (in[0].shape.size() != 3) fail("logits (input 0) must be [B,S,V], got {}", shape_str(in[0].shape));
+      expect_dtype(in[1], DType::I64, "labels (input 1)");
+      expect_shape(in[1], {in[0].shape[0], in[0].shape[1]}, "labels (input 1)");
+      if (in[0].shape[0] * (in[0].shape[1] - shift) <= 0) fail("no tokens to score");
+      expect_float(y, "dlogits (output 0)");
+      expect_shape(y, in[0].shape, "dlogits (output 0)");
+      break;
+    }
+    case KernelId::GlobalNorm:
+      for (int i = 0; i < nin; ++i)
+        if (!dtype_is_float(in[i].dtype))
+          fail("input {} must be a float tensor, not {}", i, dtype_name(in[i].dtype));
+      expect_float(y, "norm (output 0)");
+      if (y.numel() != 1) fail("norm (output 0) must have one element, has shape {}", shape_str(y.shape));
+      break;
+    case KernelId::AdamW:
+    case KernelId::Sgd: {
+      const bool adam = l.kernel == KernelId::AdamW;
+      const int norm_index = adam ? 4 : 3;
+      const char* adam_names[] = {"param (input 0)", "grad (input 1)", "exp_avg (input 2)", "exp_avg_sq (input 3)"};
+      const char* sgd_names[] = {"param (input 0)", "grad (input 1)", "momentum_buffer (input 2)"};
+      for (int i = 0; i < norm_index; ++i) {
+        const char* n = adam ? adam_names[i] : sgd_names[i];
+        expect_float(in[i], n);
+        if (i) expect_shape(in[i], in[0].shape, n);
+      }
+      expect_float(in[norm_index], "norm");
+      if (in[norm_index].numel() != 1)
+        fail("norm (input {}) must have one element, has shape {}", norm_index, shape_str(in[norm_index].shape));
+      if (l.ctx.step < 1) fail("the training step T must be >= 1, not {}", l.ctx.step);
+      double lr = a.get_float("lr"), wd = a.get_float("weight_decay");
+      if (!(lr >= 0)) fail("attribute 'lr' must be >= 0");
+      if (!(wd >= 0)) fail("attribute 'weight_decay' must be >= 0");
+      if (a.has("max_norm") && !(a.get_float("max_norm") >= 0)) fail("attribute 'max_norm' must be >= 0");
+      if (adam) {
+        double b1 = a.get_float("beta1"), b2 = a.get_float("beta2");
+        if (!(b1 >= 0 && b1 < 1) || !(b2 >= 0 && b2 < 1)) fail("attributes 'beta1', 'beta2' must be in [0, 1)");
+        if (!(a.get_float("eps") >= 0)) fail("attribute 'eps' must be >= 0");
+      } else if (!(a.get_float("momentum") >= 0)) {
+        fail("attribute 'momentum' must be >= 0");
+      }
+      LrSchedule::from_attrs(a);
+      break;
+    }
     case KernelId::kCount:
       fail("invalid kernel id");
   }
+  check_aliasing(l, spec);
 }
 
 }  // namespace bmsys::rt

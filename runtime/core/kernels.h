@@ -32,6 +32,22 @@ enum class KernelId : uint16_t {
   Add,
   Mul,
   CrossEntropy,
+  // Training kernels (docs/kernels.md "Training kernels").
+  EmbeddingGrad,
+  LinearGradInput,
+  LinearGradWeight,
+  SumRows,
+  SliceGrad,
+  LayerNormGrad,
+  RmsNormGrad,
+  RopeGrad,
+  AttentionGrad,
+  GeluGrad,
+  SiluGrad,
+  CrossEntropyGrad,
+  GlobalNorm,
+  AdamW,
+  Sgd,
   kCount
 };
 
@@ -77,7 +93,15 @@ struct KernelSpec {
   std::vector<AttrSpec> attrs;
   // Input indices the kernel writes (attention writes its KV cache inputs 3 and 4).
   std::vector<int> mutated_inputs;
+  // Optimizer kernels update in place: output i is the same buffer as input
+  // in_place[i] (adamw: param, m, v = inputs 0, 2, 3). Empty for every other kernel,
+  // whose outputs must not overlap any operand.
+  std::vector<int> in_place = {};
 };
+
+// Whether the kernel is an optimizer update (adamw, sgd): it may write Weight and
+// OptimizerState buffers, in place.
+bool is_optimizer_kernel(KernelId id);
 
 const KernelSpec& kernel_spec(KernelId id);
 std::optional<KernelId> kernel_from_name(const std::string& name);
@@ -101,6 +125,7 @@ struct LaunchContext {
   int64_t start_pos = 0;  // P
   int64_t max_batch = 1;
   int64_t max_seq = 1;
+  int64_t step = 0;       // T: the 1-based training step (0 outside training)
 };
 
 struct KernelLaunch {
@@ -115,5 +140,24 @@ struct KernelLaunch {
 // against docs/kernels.md. Throws bmsys::rt::Error (without instruction context;
 // the executor adds it). Backends may assume a launch passed this check.
 void check_launch(const KernelLaunch& launch);
+
+// The learning-rate schedule of the optimizer kernels (adamw, sgd), shared by the
+// backends and by `bmsys-run train` for its metrics (docs/kernels.md):
+// lr_T = lr*T/warmup_steps while T <= warmup_steps; after it, with
+// p = clamp((T - warmup_steps) / max(1, total_steps - warmup_steps), 0, 1):
+// constant lr; cosine min_lr + (lr - min_lr)(1 + cos(pi p))/2; linear lr + (min_lr - lr) p.
+struct LrSchedule {
+  enum class Kind : uint8_t { Constant, Cosine, Linear };
+  double lr = 0;
+  Kind kind = Kind::Constant;
+  int64_t warmup_steps = 0;
+  int64_t total_steps = 0;
+  double min_lr = 0;
+
+  // From an adamw/sgd instruction's attributes (schedule attributes are optional:
+  // "constant", 0, 0, 0.0). Throws on an unknown schedule name.
+  static LrSchedule from_attrs(const Attrs& attrs);
+  double at(int64_t step) const;
+};
 
 }  // namespace bmsys::rt

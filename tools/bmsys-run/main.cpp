@@ -90,7 +90,8 @@ void inspect(const Artifact& a) {
     const BufferDesc& b = a.buffers[i];
     std::string extra;
     if (b.kind == BufferKind::Weight) extra = fmt::format(" {}:{}", b.weight_file, b.weight_key);
-    if (b.kind == BufferKind::Activation || b.kind == BufferKind::State)
+    if (b.kind == BufferKind::Activation || b.kind == BufferKind::State ||
+        b.kind == BufferKind::OptimizerState)
       extra = fmt::format(" offset={} bytes={}", b.offset, b.bytes);
     std::printf("  %%%zu %s %s %s %s%s\n", i, b.name.c_str(), buffer_kind_name(b.kind),
                 dtype_name(b.dtype), b.dims_str().c_str(), extra.c_str());

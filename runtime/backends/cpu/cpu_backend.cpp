@@ -3,6 +3,7 @@
 #include <cblas.h>
 #include <omp.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
@@ -141,6 +142,119 @@ void CpuBackend::launch(const KernelLaunch& l) {
       double loss = cpu::cross_entropy(in[0].as<float>(), in[1].as<int64_t>(), in[0].shape[0],
                                        in[0].shape[1], in[0].shape[2], a.get_int("shift", 0) != 0);
       *y.as<float>() = static_cast<float>(loss);
+      return;
+    }
+    // --- Training kernels ---
+    case KernelId::EmbeddingGrad: {
+      int64_t H = in[1].shape.back();
+      cpu::embedding_grad(y.as<float>(), in[0].as<int64_t>(), in[0].numel(), in[1].as<float>(),
+                          y.shape[0], H);
+      return;
+    }
+    case KernelId::LinearGradInput: {
+      bool wt = a.get_int("weight_transposed", 0) != 0;
+      int64_t N = in[0].shape.back(), K = y.shape.back();
+      int64_t M = N ? in[0].numel() / N : (K ? y.numel() / K : 0);
+      cpu::linear_grad_input(y.as<float>(), in[0].as<float>(), in[1].as<float>(), M, K, N, wt);
+      return;
+    }
+    case KernelId::LinearGradWeight: {
+      bool wt = a.get_int("weight_transposed", 0) != 0;
+      int64_t N = in[0].shape.back(), K = in[1].shape.back();
+      int64_t M = shape_numel(Shape(in[0].shape.begin(), in[0].shape.end() - 1));
+      cpu::linear_grad_weight(y.as<float>(), in[0].as<float>(), in[1].as<float>(), M, K, N, wt);
+      return;
+    }
+    case KernelId::SumRows: {
+      int64_t N = in[0].shape.back();
+      cpu::sum_rows(y.as<float>(), in[0].as<float>(),
+                    shape_numel(Shape(in[0].shape.begin(), in[0].shape.end() - 1)), N);
+      return;
+    }
+    case KernelId::SliceGrad: {
+      int64_t N = in[0].shape.back(), K = y.shape.back();
+      cpu::slice_grad(y.data, in[0].data, dtype_size(in[0].dtype),
+                      shape_numel(Shape(in[0].shape.begin(), in[0].shape.end() - 1)), N,
+                      a.get_int("offset"), K);
+      return;
+    }
+    case KernelId::LayerNormGrad: {
+      int64_t H = in[0].shape.back();
+      cpu::layer_norm_grad(y.as<float>(), l.outputs[1].as<float>(), l.outputs[2].as<float>(),
+                           in[0].as<float>(), in[1].as<float>(), in[2].as<float>(),
+                           H ? in[0].numel() / H : 0, H, a.get_float("eps"));
+      return;
+    }
+    case KernelId::RmsNormGrad: {
+      int64_t H = in[0].shape.back();
+      cpu::rms_norm_grad(y.as<float>(), l.outputs[1].as<float>(), in[0].as<float>(),
+                         in[1].as<float>(), in[2].as<float>(), H ? in[0].numel() / H : 0, H,
+                         a.get_float("eps"));
+      return;
+    }
+    case KernelId::RopeGrad: {
+      int64_t D = a.get_int("head_dim");
+      int64_t T = in[0].shape[0] * in[0].shape[1];
+      int64_t N = T ? in[0].numel() / T / D : 0;
+      cpu::rope_grad(y.as<float>(), in[0].as<float>(), in[1].as<int64_t>(), T, N, D,
+                     a.get_float("theta"));
+      return;
+    }
+    case KernelId::AttentionGrad: {
+      cpu::AttentionParams p;
+      p.B = in[0].shape[0];
+      p.S = in[0].shape[1];
+      p.Nq = a.get_int("num_heads");
+      p.Nkv = a.get_int("num_kv_heads");
+      p.D = a.get_int("head_dim");
+      p.scale = a.get_float("scale");
+      p.causal = a.get_int("causal") != 0;
+      cpu::attention_grad(y.as<float>(), l.outputs[1].as<float>(), l.outputs[2].as<float>(),
+                          in[0].as<float>(), in[1].as<float>(), in[2].as<float>(),
+                          in[3].as<float>(), p);
+      return;
+    }
+    case KernelId::GeluGrad:
+      cpu::gelu_grad(y.as<float>(), in[0].as<float>(), in[1].as<float>(), in[0].numel(),
+                     a.get_string("approximate") == "tanh");
+      return;
+    case KernelId::SiluGrad:
+      cpu::silu_grad(y.as<float>(), in[0].as<float>(), in[1].as<float>(), in[0].numel());
+      return;
+    case KernelId::CrossEntropyGrad:
+      cpu::cross_entropy_grad(y.as<float>(), in[0].as<float>(), in[1].as<int64_t>(),
+                              in[0].shape[0], in[0].shape[1], in[0].shape[2],
+                              a.get_int("shift", 0) != 0);
+      return;
+    case KernelId::GlobalNorm: {
+      double ss = 0;
+      for (const TensorView& t : in) ss += cpu::sum_squares(t.as<float>(), t.numel());
+      *y.as<float>() = static_cast<float>(std::sqrt(ss));
+      return;
+    }
+    case KernelId::AdamW: {
+      cpu::AdamWParams p;
+      p.lr = LrSchedule::from_attrs(a).at(l.ctx.step);
+      p.beta1 = a.get_float("beta1");
+      p.beta2 = a.get_float("beta2");
+      p.eps = a.get_float("eps");
+      p.weight_decay = a.get_float("weight_decay");
+      p.clip = cpu::clip_coefficient(a.has("max_norm") ? a.get_float("max_norm") : 0.0,
+                                     *in[4].as<float>());
+      p.step = l.ctx.step;
+      cpu::adamw(in[0].as<float>(), in[1].as<float>(), in[2].as<float>(), in[3].as<float>(),
+                 in[0].numel(), p);
+      return;
+    }
+    case KernelId::Sgd: {
+      cpu::SgdParams p;
+      p.lr = LrSchedule::from_attrs(a).at(l.ctx.step);
+      p.momentum = a.get_float("momentum");
+      p.weight_decay = a.get_float("weight_decay");
+      p.clip = cpu::clip_coefficient(a.has("max_norm") ? a.get_float("max_norm") : 0.0,
+                                     *in[3].as<float>());
+      p.step = l.ctx.step;
+      cpu::sgd(in[0].as<float>(), in[1].as<float>(), in[2].as<float>(), in[0].numel(), p);
       return;
     }
     case KernelId::kCount:

@@ -44,4 +44,58 @@ void mul(float* y, const float* a, const float* b, int64_t n);
 double cross_entropy(const float* logits, const int64_t* labels, int64_t B, int64_t S, int64_t V,
                      bool shift);
 
+// --- Training kernels (docs/kernels.md "Training kernels") ---------------------------
+// Every reduction accumulates in double in a fixed order, independent of the thread
+// count, so a training run is reproducible bit for bit.
+
+// dtable [V,H] = 0, then dtable[ids[i],:] += dy[i,:]; throws naming an id outside [0, V).
+void embedding_grad(float* dtable, const int64_t* ids, int64_t n, const float* dy, int64_t V,
+                    int64_t H);
+// dy [M,N]; w [N,K] (w_transposed false) or [K,N] (true); dx [M,K] = dy·w or dy·wᵀ.
+void linear_grad_input(float* dx, const float* dy, const float* w, int64_t M, int64_t K, int64_t N,
+                       bool w_transposed);
+// dy [M,N], x [M,K]; dw = dyᵀ·x [N,K] or, transposed, xᵀ·dy [K,N].
+void linear_grad_weight(float* dw, const float* dy, const float* x, int64_t M, int64_t K, int64_t N,
+                        bool w_transposed);
+// db[n] = sum over rows of dy[r,n].
+void sum_rows(float* db, const float* dy, int64_t rows, int64_t N);
+// dx [rows,K] = 0; dx[r, offset:offset+N] = dy[r,:].
+void slice_grad(void* dx, const void* dy, size_t elem_size, int64_t rows, int64_t N, int64_t offset,
+                int64_t K);
+void layer_norm_grad(float* dx, float* dgamma, float* dbeta, const float* x, const float* gamma,
+                     const float* dy, int64_t rows, int64_t H, double eps);
+void rms_norm_grad(float* dx, float* dgamma, const float* x, const float* gamma, const float* dy,
+                   int64_t rows, int64_t H, double eps);
+// The inverse rotation of rope (angle -a) applied to dy.
+void rope_grad(float* dx, const float* dy, const int64_t* pos, int64_t T, int64_t N, int64_t D,
+               double theta);
+// Gradients of attention without a cache (p.k_cache must be null).
+void attention_grad(float* dq, float* dk, float* dv, const float* q, const float* k, const float* v,
+                    const float* dy, const AttentionParams& p);
+void gelu_grad(float* dx, const float* x, const float* dy, int64_t n, bool tanh_approx);
+void silu_grad(float* dx, const float* x, const float* dy, int64_t n);
+// (softmax(logits) - onehot(label)) / count at scored positions, 0 elsewhere.
+void cross_entropy_grad(float* dlogits, const float* logits, const int64_t* labels, int64_t B,
+                        int64_t S, int64_t V, bool shift);
+// Sum of squares of n elements, in double (fixed-size blocks, summed in order).
+double sum_squares(const float* x, int64_t n);
+
+struct AdamWParams {
+  double lr = 0;  // lr_T, already scheduled
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0;
+  double clip = 1;  // global-norm clipping coefficient c
+  int64_t step = 1;
+};
+void adamw(float* param, const float* grad, float* m, float* v, int64_t n, const AdamWParams& p);
+
+struct SgdParams {
+  double lr = 0;  // lr_T
+  double momentum = 0, weight_decay = 0, clip = 1;
+  int64_t step = 1;
+};
+void sgd(float* param, const float* grad, float* buf, int64_t n, const SgdParams& p);
+
+// The clipping coefficient: max_norm > 0 ? min(1, max_norm / (norm + 1e-6)) : 1.
+double clip_coefficient(double max_norm, double norm);
+
 }  // namespace bmsys::rt::cpu
