@@ -108,7 +108,9 @@ struct Autodiff : bmsys::impl::BmsysAutodiffBase<Autodiff> {
     Location loc = ret.getLoc();
     auto scalar = RankedTensorType::get({}, b.getF32Type());
     Value loss = CrossEntropyOp::create(b, loc, scalar, logits, ids, /*shift=*/true);
-    Value seed = CrossEntropyGradOp::create(b, loc, logits.getType(), logits, ids, true);
+    bool lossScaling = module->hasAttr("bmsys.loss_scaling");
+    Value seed = CrossEntropyGradOp::create(b, loc, logits.getType(), logits, ids,
+                                            b.getUnitAttr(), lossScaling ? b.getUnitAttr() : UnitAttr());
 
     DenseMap<Value, Value> grads;
     auto accumulate = [&](Value of, Value g) {

@@ -108,17 +108,7 @@ private:
       inputs.push_back(buffer);
     }
 
-    // Kernel parameters: every registered attribute; unit attributes (flags)
-    // become 1 and absent ones 0, so kernels read every flag explicitly.
-    SmallVector<NamedAttribute> params;
-    for (StringAttr name : op.getRegisteredInfo()->getAttributeNames()) {
-      if (name.getValue() == "cache")
-        continue;
-      Attribute value = op.getAttr(name);
-      if (!value || isa<UnitAttr>(value))
-        value = b.getI64IntegerAttr(value ? 1 : 0);
-      params.push_back(b.getNamedAttr(name, value));
-    }
+    SmallVector<NamedAttribute> params = kernelParams(op, {"cache"});
     if (auto attention = dyn_cast<AttentionOp>(op); attention && attention.getCache()) {
       for (StringRef suffix : {".k", ".v"}) {
         auto ref = rt::StateRefOp::create(
@@ -145,6 +135,22 @@ private:
     return success();
   }
 
+  /// Kernel parameters: every registered attribute but `skip`; unit
+  /// attributes (flags) become 1 and absent ones 0, so kernels read every flag
+  /// explicitly.
+  SmallVector<NamedAttribute> kernelParams(Operation &op, ArrayRef<StringRef> skip) {
+    SmallVector<NamedAttribute> params;
+    for (StringAttr name : op.getRegisteredInfo()->getAttributeNames()) {
+      if (llvm::is_contained(skip, name.getValue()))
+        continue;
+      Attribute value = op.getAttr(name);
+      if (!value || isa<UnitAttr>(value))
+        value = b.getI64IntegerAttr(value ? 1 : 0);
+      params.push_back(b.getNamedAttr(name, value));
+    }
+    return params;
+  }
+
   /// An optimizer update writes its parameter and states in place: they are
   /// both inputs and outputs of the launch.
   LogicalResult lowerUpdate(Operation &op) {
@@ -160,12 +166,8 @@ private:
     inputs.push_back(buffers.lookup(op.getOperand(1))); // the global norm
     SmallVector<Value> outputs{weight};
     outputs.append(stateBuffers);
-    SmallVector<NamedAttribute> params;
-    for (NamedAttribute a : op.getAttrs())
-      if (a.getName() != "param" && a.getName() != "state")
-        params.push_back(a);
     rt::LaunchOp::create(b, op.getLoc(), op.getName().stripDialect(), inputs, outputs,
-                         b.getDictionaryAttr(params));
+                         b.getDictionaryAttr(kernelParams(op, {"param", "state"})));
     return success();
   }
 
@@ -209,6 +211,10 @@ struct LowerToRt : bmsys::impl::BmsysLowerToRtBase<LowerToRt> {
     b.setInsertionPointToEnd(module.getBody());
     SmallVector<Operation *> erase;
     int64_t stateBytes = 0;
+    // KV caches hold keys and values in the compute type (bmsys-mixed-precision).
+    Type cacheType = b.getF32Type();
+    if (auto compute = module->getAttrOfType<TypeAttr>("bmsys.compute_dtype"))
+      cacheType = compute.getValue();
 
     for (Operation &op : module.getBody()->getOperations()) {
       if (auto param = dyn_cast<ParamOp>(op)) {
@@ -221,11 +227,11 @@ struct LowerToRt : bmsys::impl::BmsysLowerToRtBase<LowerToRt> {
         b.setInsertionPoint(&op);
         SmallVector<int64_t> shape{cache.getMaxBatch(), cache.getMaxSeq(), cache.getNumKvHeads(),
                                    cache.getHeadDim()};
-        int64_t bytes = 4;
+        int64_t bytes = rt::elementBytes(cacheType);
         for (int64_t d : shape)
           bytes *= d;
         for (StringRef suffix : {".k", ".v"}) {
-          rt::StateOp::create(b, op.getLoc(), (cache.getSymName() + suffix).str(), b.getF32Type(),
+          rt::StateOp::create(b, op.getLoc(), (cache.getSymName() + suffix).str(), cacheType,
                               shape, stateBytes, bytes, "kv_cache");
           stateBytes = alignUp(stateBytes + bytes, kStateAlignment);
         }

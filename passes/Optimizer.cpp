@@ -43,6 +43,7 @@ struct Optimizer : bmsys::impl::BmsysOptimizerBase<Optimizer> {
     Value norm = GlobalNormOp::create(b, markers.front().getLoc(), scalar, grads);
 
     auto f64 = [&](double v) { return b.getF64FloatAttr(v); };
+    bool lossScaling = module->hasAttr("bmsys.loss_scaling");
     for (GradOp marker : markers) {
       auto param = symbols.lookup<ParamOp>(marker.getParam());
       if (!param)
@@ -70,13 +71,13 @@ struct Optimizer : bmsys::impl::BmsysOptimizerBase<Optimizer> {
                         b.getArrayAttr(states), f64(lr), f64(beta1), f64(beta2), f64(eps),
                         f64(weightDecay), f64(maxGradNorm), b.getStringAttr(schedule),
                         b.getI64IntegerAttr(warmupSteps), b.getI64IntegerAttr(totalSteps),
-                        f64(minLr));
+                        f64(minLr), lossScaling ? b.getUnitAttr() : UnitAttr());
       else
         SGDOp::create(b, loc, marker.getParamAttr(), marker.getGrad(), norm,
                       b.getArrayAttr(states), f64(lr), f64(momentum), f64(weightDecay),
                       f64(maxGradNorm), b.getStringAttr(schedule),
                       b.getI64IntegerAttr(warmupSteps), b.getI64IntegerAttr(totalSteps),
-                      f64(minLr));
+                      f64(minLr), lossScaling ? b.getUnitAttr() : UnitAttr());
       marker.erase();
     }
 

@@ -80,6 +80,35 @@ def BmsysCheckpoint : Pass<"bmsys-checkpoint", "mlir::ModuleOp"> {
   ];
 }
 
+def BmsysMixedPrecision : Pass<"bmsys-mixed-precision", "mlir::ModuleOp"> {
+  let summary = "Compute in bfloat16 or float16 with float32 master weights";
+  let description = [{
+    As BMTrain's mixed precision: parameters stay float32 (the master
+    weights the optimizer updates); `forward` computes in `dtype`. Every
+    float32 value computed by `forward` takes the compute type, each
+    parameter is cast where it is read (`bmsys.cast`), and the function's
+    float results are cast back to float32, so the loss, gradients of
+    parameters (casts differentiate to casts) and optimizer state are float32.
+    With `dtype=f16` the module is marked for dynamic loss scaling
+    (`bmsys.loss_scaling`), which `bmsys-autodiff` and `bmsys-optimizer`
+    apply: the seed of the backward pass is multiplied by the runtime's loss
+    scale and updates divide it out, skipping steps whose gradients overflow.
+    Run it before `bmsys-autodiff`.
+
+    ```mlir
+    %w = bmsys.weight @w : tensor<64x64xf32>
+    %wb = bmsys.cast %w : tensor<64x64xf32> -> tensor<64x64xbf16>
+    %y = bmsys.linear %x, %wb : (tensor<?x?x64xbf16>, tensor<64x64xbf16>) -> tensor<?x?x64xbf16>
+    ```
+  }];
+  let options = [
+    Option<"dtype", "dtype", "std::string", /*default=*/"\"bf16\"", "bf16 or f16">,
+    Option<"lossScaling", "loss-scaling", "std::string", /*default=*/"\"auto\"",
+           "auto (dynamic for f16, none for bf16), dynamic or none">,
+  ];
+  let dependentDialects = ["bmsys::BmsysDialect"];
+}
+
 def BmsysAutodiff : Pass<"bmsys-autodiff", "mlir::ModuleOp"> {
   let summary = "Build a training step: forward, loss, and the backward pass";
   let description = [{

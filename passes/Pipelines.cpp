@@ -30,6 +30,10 @@ struct TrainPipelineOptions : PassPipelineOptions<TrainPipelineOptions> {
                                  llvm::cl::init("none")};
   Option<int64_t> checkpointK{*this, "checkpoint-k", llvm::cl::desc("period of every-k"),
                               llvm::cl::init(2)};
+  Option<std::string> mixedPrecision{
+      *this, "mixed-precision",
+      llvm::cl::desc("compute type with float32 master weights: none, bf16 or f16"),
+      llvm::cl::init("none")};
   Option<std::string> optimizer{*this, "optimizer", llvm::cl::desc("adamw or sgd"),
                                 llvm::cl::init("adamw")};
   Option<double> lr{*this, "lr", llvm::cl::desc("peak learning rate"), llvm::cl::init(1e-3)};
@@ -87,6 +91,8 @@ void bmsys::registerPipelines() {
       "optimizer, then the inference lowering (forward keeps its KV cache for generation)",
       [](OpPassManager &pm, const TrainPipelineOptions &o) {
         pm.addPass(createBmsysCheckpoint({o.checkpoint, o.checkpointK}));
+        if (o.mixedPrecision != "none")
+          pm.addPass(createBmsysMixedPrecision({o.mixedPrecision, "auto"}));
         pm.addPass(createBmsysAutodiff({o.returnGrads}));
         pm.addPass(createBmsysOptimizer({o.optimizer, o.lr, o.beta1, o.beta2, o.eps,
                                          o.weightDecay, o.momentum, o.maxGradNorm, o.schedule,

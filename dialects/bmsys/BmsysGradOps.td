@@ -155,13 +155,15 @@ def Bmsys_SiluGradOp : Bmsys_GradOp<"silu_grad", "gradient of silu", [{
 def Bmsys_CrossEntropyGradOp : Bmsys_GradOp<"cross_entropy_grad",
     "gradient of the mean cross-entropy with respect to the logits", [{
     `(softmax(logits) − onehot(label)) / count` at the scored positions, zero
-    elsewhere: the seed of the backward pass (d loss / d loss = 1).
+    elsewhere: the seed of the backward pass (d loss / d loss = 1). With
+    `loss_scaling`, multiplied by the runtime's loss scale (fp16 training).
 
     ```mlir
     %dl = bmsys.cross_entropy_grad %logits, %ids {shift} : (tensor<?x?x256xf32>, tensor<?x?xi64>) -> tensor<?x?x256xf32>
     ```
   }]> {
-  let arguments = (ins AnyRankedTensor:$logits, RankedTensorOf<[I64]>:$labels, UnitAttr:$shift);
+  let arguments = (ins AnyRankedTensor:$logits, RankedTensorOf<[I64]>:$labels, UnitAttr:$shift,
+                       UnitAttr:$loss_scaling);
   let results = (outs AnyRankedTensor:$result);
 }
 

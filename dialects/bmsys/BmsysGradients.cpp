@@ -95,6 +95,12 @@ LogicalResult SiluOp::buildGradients(OpBuilder &b, ValueRange operands, ValueRan
   return success();
 }
 
+LogicalResult CastOp::buildGradients(OpBuilder &b, ValueRange operands, ValueRange results,
+                                     ValueRange grads, SmallVectorImpl<Value> &out) {
+  out.push_back(CastOp::create(b, getLoc(), operands[0].getType(), grads[0]));
+  return success();
+}
+
 LogicalResult AddOp::buildGradients(OpBuilder &b, ValueRange operands, ValueRange results,
                                     ValueRange grads, SmallVectorImpl<Value> &out) {
   out.append({Value(grads[0]), Value(grads[0])});

@@ -247,6 +247,13 @@ LogicalResult GeluOp::verify() {
   return success();
 }
 
+LogicalResult CastOp::verify() {
+  auto from = ranked(getX()), to = ranked(getResult());
+  if (from.getShape() != to.getShape())
+    return emitOpError() << "changes the shape from " << from << " to " << to;
+  return success();
+}
+
 LogicalResult CrossEntropyOp::verify() {
   auto logits = ranked(getLogits()), labels = ranked(getLabels());
   if (logits.getRank() != 3 || labels.getRank() != 2)

@@ -328,6 +328,24 @@ def Bmsys_MulOp : Bmsys_BinaryOp<"mul", "elementwise product", [{
     ```
   }]>;
 
+def Bmsys_CastOp : Bmsys_Op<"cast", [Pure, DeclareOpInterfaceMethods<Bmsys_DifferentiableOpInterface>]> {
+  let summary = "element type conversion (float32, bfloat16, float16)";
+  let description = [{
+    Converts each element to the result's element type (round to nearest
+    even). `bmsys-mixed-precision` casts float32 parameters to the compute
+    type where they are used and results back to float32; the gradient of a
+    cast is the cast back.
+
+    ```mlir
+    %wb = bmsys.cast %w : tensor<64x64xf32> -> tensor<64x64xbf16>
+    ```
+  }];
+  let arguments = (ins Bmsys_FloatTensor:$x);
+  let results = (outs Bmsys_FloatTensor:$result);
+  let assemblyFormat = "$x attr-dict `:` type($x) `->` type($result)";
+  let hasVerifier = 1;
+}
+
 def Bmsys_CrossEntropyOp : Bmsys_Op<"cross_entropy", [Pure]> {
   let summary = "mean softmax cross-entropy of logits against token labels";
   let description = [{

@@ -60,7 +60,9 @@ def Bmsys_AdamWOp : Bmsys_Op<"adamw", [MemoryEffects<[MemRead, MemWrite]>,
     is positive; the learning rate follows `schedule` (`constant`, `cosine`,
     `linear`) with `warmup_steps` of linear warm-up over `total_steps`, down
     to `min_lr`. Updates `param`, `exp_avg` and `exp_avg_sq` in place; the step
-    number comes from the runtime (docs/kernels.md).
+    number comes from the runtime (docs/kernels.md). With `loss_scaling`, the
+    gradient and the norm are first divided by the runtime's loss scale, and a
+    non-finite norm skips the update (dynamic loss scaling for fp16).
 
     ```mlir
     bmsys.adamw @w, %g, %norm state [@w.exp_avg, @w.exp_avg_sq] {lr = 1.0e-03 : f64, beta1 = 0.9 : f64, beta2 = 0.95 : f64,
@@ -72,7 +74,7 @@ def Bmsys_AdamWOp : Bmsys_Op<"adamw", [MemoryEffects<[MemRead, MemWrite]>,
                        SymbolRefArrayAttr:$state, F64Attr:$lr, F64Attr:$beta1, F64Attr:$beta2,
                        F64Attr:$eps, F64Attr:$weight_decay, F64Attr:$max_norm,
                        StrAttr:$schedule, I64Attr:$warmup_steps, I64Attr:$total_steps,
-                       F64Attr:$min_lr);
+                       F64Attr:$min_lr, UnitAttr:$loss_scaling);
   let assemblyFormat = [{
     $param `,` $grad `,` $norm `state` $state attr-dict `:` type($grad) `,` type($norm)
   }];
@@ -95,7 +97,8 @@ def Bmsys_SGDOp : Bmsys_Op<"sgd", [MemoryEffects<[MemRead, MemWrite]>,
   let arguments = (ins FlatSymbolRefAttr:$param, AnyRankedTensor:$grad, RankedTensorOf<[F32]>:$norm,
                        SymbolRefArrayAttr:$state, F64Attr:$lr, F64Attr:$momentum,
                        F64Attr:$weight_decay, F64Attr:$max_norm, StrAttr:$schedule,
-                       I64Attr:$warmup_steps, I64Attr:$total_steps, F64Attr:$min_lr);
+                       I64Attr:$warmup_steps, I64Attr:$total_steps, F64Attr:$min_lr,
+                       UnitAttr:$loss_scaling);
   let assemblyFormat = [{
     $param `,` $grad `,` $norm `state` $state attr-dict `:` type($grad) `,` type($norm)
   }];
