@@ -58,6 +58,7 @@ class ArtifactBuilder {
   uint32_t format_version = 1;
   int64_t max_batch = 2, max_seq = 8;
   uint64_t activation_pool_bytes = 0, state_pool_bytes = 0;
+  std::string model_config = "{}";
   std::vector<Buf> buffers;
   std::vector<Fn> functions;
 
@@ -78,6 +79,9 @@ class ArtifactBuilder {
   }
   uint32_t state(const std::string& name, std::vector<TDim> dims, fba::DType dt = fba::DType_F32) {
     return pooled(name, std::move(dims), dt, fba::BufferKind_State, state_pool_bytes);
+  }
+  uint32_t optimizer_state(const std::string& name, std::vector<TDim> dims, fba::DType dt = fba::DType_F32) {
+    return pooled(name, std::move(dims), dt, fba::BufferKind_OptimizerState, state_pool_bytes);
   }
   Fn& function(const std::string& name) {
     functions.push_back({name, {}, {}, {}, {}});
@@ -109,7 +113,7 @@ class ArtifactBuilder {
       for (const std::string& n : f.output_names) names.push_back(b.CreateString(n));
       fns.push_back(fba::CreateFunctionDirect(b, f.name.c_str(), &f.inputs, &f.outputs, &names, &insts));
     }
-    auto root = fba::CreateArtifactDirect(b, format_version, "artifact_builder (test)", "{}", max_batch,
+    auto root = fba::CreateArtifactDirect(b, format_version, "artifact_builder (test)", model_config.c_str(), max_batch,
                                           max_seq, activation_pool_bytes, state_pool_bytes, &bufs, &fns);
     fba::FinishArtifactBuffer(b, root);
     return std::vector<uint8_t>(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());

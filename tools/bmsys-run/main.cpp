@@ -1,6 +1,10 @@
-// bmsys-run: runs a compiled .bmsys artifact (infer, generate, inspect).
+// bmsys-run: runs a compiled .bmsys artifact (infer, generate, train, inspect) and
+// makes token files (tokenize).
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <sstream>
 
@@ -10,6 +14,8 @@
 #include "runtime/core/executor.h"
 #include "runtime/core/version.h"
 #include "runtime/io/safetensors.h"
+#include "runtime/train/token_data.h"
+#include "runtime/train/trainer.h"
 
 using namespace bmsys::rt;
 
@@ -140,6 +146,33 @@ int main(int argc, char** argv) {
   gen->add_option("--prompt-ids", prompt, "comma-separated token ids, e.g. 1,2,3")->required();
   gen->add_option("--max-new-tokens", max_new, "number of tokens to generate")->required()->check(CLI::NonNegativeNumber);
 
+  Common tc;
+  TrainOptions to;
+  std::string token_dtype = "u16";
+  auto* trn = app.add_subcommand("train", "train with the artifact's train_step function on a token file");
+  add_common(trn, tc, true);
+  trn->add_option("--data", to.data, "token file: flat little-endian uint16 (or uint32) ids, no header")
+      ->required()->check(CLI::ExistingFile);
+  trn->add_option("--batch", to.batch, "windows per step (B)")->required()->check(CLI::PositiveNumber);
+  trn->add_option("--seq", to.seq, "tokens per window (S)")->required()->check(CLI::PositiveNumber);
+  trn->add_option("--steps", to.steps, "train until this step (a total, also when resuming)")
+      ->required()->check(CLI::NonNegativeNumber);
+  trn->add_option("--metrics", to.metrics, "JSONL file: one line of metrics per step");
+  trn->add_option("--save", to.save_dir, "checkpoint directory, written at the end (and every --save-every steps)");
+  trn->add_option("--save-every", to.save_every, "also save a checkpoint every K steps")->check(CLI::NonNegativeNumber);
+  trn->add_option("--resume", to.resume_dir, "continue from this checkpoint directory")->check(CLI::ExistingDirectory);
+  trn->add_option("--function", to.function, "the training function")->default_val("train_step");
+  trn->add_option("--seed", to.seed, "recorded in checkpoints (nothing is random yet)")->default_val(0);
+  trn->add_option("--token-dtype", token_dtype, "token file element type")
+      ->default_val("u16")->check(CLI::IsMember({"u16", "u32"}));
+
+  std::vector<std::string> tok_inputs;
+  std::string tok_output, tok_dtype = "u16";
+  auto* tok = app.add_subcommand("tokenize", "byte-level tokens (one per byte, ids 0..255) of files, concatenated");
+  tok->add_option("files", tok_inputs, "input files")->required()->check(CLI::ExistingFile);
+  tok->add_option("-o,--output", tok_output, "token file to write")->required();
+  tok->add_option("--dtype", tok_dtype, "token element type")->default_val("u16")->check(CLI::IsMember({"u16", "u32"}));
+
   Common pc;
   auto* insp = app.add_subcommand("inspect", "print an artifact's functions, buffers and pool sizes");
   add_common(insp, pc, false);
@@ -158,7 +191,24 @@ int main(int argc, char** argv) {
   }
 
   try {
-    if (*insp) {
+    if (*trn) {
+      if (to.save_every > 0 && to.save_dir.empty()) fail("--save-every needs --save DIR");
+      to.token_dtype = *token_dtype_from_name(token_dtype);
+      to.progress = ::isatty(STDERR_FILENO) ? ProgressMode::Terminal : ProgressMode::Lines;
+      auto ex = make_executor(tc);
+      train(*ex, to);
+    } else if (*tok) {
+      std::vector<int64_t> tokens;
+      for (const std::string& path : tok_inputs) {
+        std::ifstream in(path, std::ios::binary);
+        if (!in) fail("{}: cannot open", path);
+        std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        if (in.bad()) fail("{}: read failed", path);
+        for (char c : bytes) tokens.push_back(static_cast<uint8_t>(c));
+      }
+      write_token_file(tok_output, tokens, *token_dtype_from_name(tok_dtype));
+      std::printf("%zu tokens\n", tokens.size());
+    } else if (*insp) {
       inspect(*load_artifact(pc.artifact));
     } else if (*infer) {
       auto ex = make_executor(ic);

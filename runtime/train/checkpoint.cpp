@@ -1,0 +1,242 @@
+#include "runtime/train/checkpoint.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "runtime/core/error.h"
+#include "runtime/core/executor.h"
+#include "runtime/io/safetensors.h"
+
+namespace bmsys::rt {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+const char* const kChecked[] = {kCheckpointModelFile, kCheckpointConfigFile, kCheckpointOptimizerFile};
+
+std::string join(const std::string& dir, const std::string& file) {
+  return !dir.empty() && dir.back() == '/' ? dir + file : dir + "/" + file;
+}
+
+void fsync_path(const std::string& path, bool directory) {
+  int fd = ::open(path.c_str(), (directory ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
+  if (fd < 0) fail("{}: cannot open to sync: {}", path, std::strerror(errno));
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) fail("{}: fsync failed: {}", path, std::strerror(err));
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.close();
+  if (!out) fail("{}: write failed", path);
+}
+
+std::string parent_of(const std::string& dir) {
+  fs::path p = fs::absolute(fs::path(dir)).lexically_normal();
+  if (!p.has_filename()) p = p.parent_path();
+  return p.parent_path().string();
+}
+
+}  // namespace
+
+std::string fnv1a64_file(const std::string& path, uint64_t* size) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("{}: cannot open", path);
+  uint64_t h = 0xcbf29ce484222325ull, n = 0;
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    std::streamsize got = in.gcount();
+    for (std::streamsize i = 0; i < got; ++i) {
+      h ^= static_cast<uint8_t>(buf[i]);
+      h *= 0x100000001b3ull;
+    }
+    n += static_cast<uint64_t>(got);
+  }
+  if (in.bad()) fail("{}: read failed", path);
+  if (size) *size = n;
+  return fmt::format("{:016x}", h);
+}
+
+void save_checkpoint(const std::string& dir_in, const Executor& ex, const TrainerState& st) {
+  std::string dir = dir_in;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  const Artifact& a = ex.artifact();
+  const std::string tmp = fmt::format("{}.tmp-{}", dir, ::getpid());
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  if (!fs::create_directories(tmp, ec) && ec)
+    fail("{}: cannot create the checkpoint directory: {}", tmp, ec.message());
+  try {
+    // Weights: float32 under their HF key, once per key.
+    std::map<std::string, HostTensor> weights, states;
+    for (uint32_t i = 0; i < a.buffers.size(); ++i) {
+      const BufferDesc& b = a.buffers[i];
+      if (b.kind == BufferKind::Weight && !weights.count(b.weight_key))
+        weights.emplace(b.weight_key, ex.read_buffer(i, DType::F32));
+      else if (b.kind == BufferKind::OptimizerState)
+        states.emplace(b.name, ex.read_buffer(i));
+    }
+    const std::map<std::string, std::string> meta = {{"format", "pt"}};
+    write_safetensors(join(tmp, kCheckpointModelFile), weights, meta);
+    write_safetensors(join(tmp, kCheckpointOptimizerFile), states, meta);
+    write_text(join(tmp, kCheckpointConfigFile), a.model_config.empty() ? "{}\n" : a.model_config);
+
+    json files = json::object();
+    for (const char* f : kChecked) {
+      uint64_t size = 0;
+      std::string sum = fnv1a64_file(join(tmp, f), &size);
+      files[f] = {{"bytes", size}, {"fnv1a64", sum}};
+    }
+    json state = {{"format", "bmsys-trainer-state"},
+                  {"version", 1},
+                  {"step", st.step},
+                  {"data_position", st.data_position},
+                  {"seed", st.seed},
+                  {"token_dtype", st.token_dtype},
+                  {"batch", st.batch},
+                  {"seq", st.seq},
+                  {"data_file", st.data_file},
+                  {"files", files}};
+    write_text(join(tmp, kCheckpointStateFile), state.dump(2) + "\n");
+    for (const char* f : kChecked) fsync_path(join(tmp, f), false);
+    fsync_path(join(tmp, kCheckpointStateFile), false);
+    fsync_path(tmp, true);
+
+    // Swap it into place.
+    if (fs::exists(dir)) {
+      if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, dir.c_str(), RENAME_EXCHANGE) != 0) {
+        // No atomic exchange here (filesystem or kernel): rename the old one aside.
+        const std::string old = fmt::format("{}.old-{}", dir, ::getpid());
+        fs::remove_all(old, ec);
+        if (std::rename(dir.c_str(), old.c_str()) != 0)
+          fail("{}: cannot move the previous checkpoint aside: {}", dir, std::strerror(errno));
+        if (std::rename(tmp.c_str(), dir.c_str()) != 0)
+          fail("{}: cannot rename {} into place: {} (the previous checkpoint is at {})", dir, tmp,
+               std::strerror(errno), old);
+        fsync_path(parent_of(dir), true);
+        fs::remove_all(old, ec);
+      } else {
+        fsync_path(parent_of(dir), true);
+        fs::remove_all(tmp, ec);  // now holds the previous checkpoint
+      }
+    } else {
+      if (std::rename(tmp.c_str(), dir.c_str()) != 0)
+        fail("{}: cannot rename {} into place: {}", dir, tmp, std::strerror(errno));
+      fsync_path(parent_of(dir), true);
+    }
+  } catch (...) {
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+}
+
+namespace {
+
+// Checks a safetensors file of the checkpoint against the tensors the artifact
+// expects (name -> buffer indices); every tensor present with the buffer's shape and
+// a float dtype, and nothing else in the file.
+void check_tensors(const SafetensorsFile& f, const Artifact& a,
+                   const std::map<std::string, std::vector<uint32_t>>& want, const char* what) {
+  for (const auto& [name, idx] : want) {
+    const BufferDesc& b = a.buffers[idx.front()];
+    if (!f.contains(name))
+      fail("{}: no tensor '{}' ({} of buffer '{}' in {})", f.path(), name, what, b.name, a.path);
+    const SafetensorsInfo& info = f.info(name);
+    Shape shape = b.resolve(0, 0);
+    if (info.shape != shape)
+      fail("{}: tensor '{}' has shape {}, but the artifact's buffer '{}' is {} ({})", f.path(), name,
+           shape_str(info.shape), b.name, shape_str(shape), a.path);
+    if (!dtype_is_float(info.dtype))
+      fail("{}: tensor '{}' is {}, not a float tensor", f.path(), name, dtype_name(info.dtype));
+  }
+  for (const std::string& name : f.names())
+    if (!want.count(name))
+      fail("{}: tensor '{}' is not {} of the artifact {} (a checkpoint of another model?)", f.path(),
+           name, what, a.path);
+}
+
+}  // namespace
+
+TrainerState load_checkpoint(const std::string& dir, Executor& ex) {
+  const Artifact& a = ex.artifact();
+  if (!fs::is_directory(dir)) fail("{}: no such checkpoint directory", dir);
+  const std::string state_path = join(dir, kCheckpointStateFile);
+  if (!fs::exists(state_path)) fail("{}: missing (not a complete checkpoint)", state_path);
+  TrainerState st;
+  json j;
+  try {
+    std::ifstream in(state_path);
+    j = json::parse(in);
+    if (j.value("format", std::string()) != "bmsys-trainer-state")
+      fail("'format' is not \"bmsys-trainer-state\"");
+    st.step = j.at("step").get<int64_t>();
+    st.data_position = j.at("data_position").get<int64_t>();
+    st.seed = j.at("seed").get<uint64_t>();
+    st.token_dtype = j.at("token_dtype").get<std::string>();
+    st.batch = j.at("batch").get<int64_t>();
+    st.seq = j.at("seq").get<int64_t>();
+    st.data_file = j.value("data_file", std::string());
+    if (st.step < 0 || st.data_position < 0) fail("negative step or data_position");
+    for (const char* f : kChecked) {
+      const json& e = j.at("files").at(f);
+      std::string path = join(dir, f);
+      if (!fs::exists(path)) fail("{}: missing (the checkpoint is incomplete)", path);
+      uint64_t size = 0;
+      std::string sum = fnv1a64_file(path, &size);
+      if (size != e.at("bytes").get<uint64_t>())
+        fail("{}: {} bytes, trainer_state.json records {} (truncated or modified)", path, size,
+             e.at("bytes").get<uint64_t>());
+      if (sum != e.at("fnv1a64").get<std::string>())
+        fail("{}: checksum mismatch (FNV-1a 64 {}, trainer_state.json records {}): the file is corrupt",
+             path, sum, e.at("fnv1a64").get<std::string>());
+    }
+  } catch (const json::exception& e) {
+    fail("{}: invalid trainer state: {}", state_path, e.what());
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    if (msg.rfind(dir, 0) == 0) throw;  // already names a file of the checkpoint
+    fail("{}: {}", state_path, msg);
+  }
+
+  auto model = SafetensorsFile::open(join(dir, kCheckpointModelFile));
+  auto optim = SafetensorsFile::open(join(dir, kCheckpointOptimizerFile));
+  std::map<std::string, std::vector<uint32_t>> weights, states;
+  for (uint32_t i = 0; i < a.buffers.size(); ++i) {
+    const BufferDesc& b = a.buffers[i];
+    if (b.kind == BufferKind::Weight) weights[b.weight_key].push_back(i);
+    if (b.kind == BufferKind::OptimizerState) states[b.name].push_back(i);
+  }
+  check_tensors(*model, a, weights, "a weight");
+  check_tensors(*optim, a, states, "an optimizer state");
+  for (const auto& [key, idx] : weights)
+    for (uint32_t i : idx) {
+      const SafetensorsInfo& info = model->info(key);
+      ex.write_buffer(i, model->data(key), info.dtype, info.shape,
+                      fmt::format("{}: tensor '{}'", model->path(), key));
+    }
+  for (const auto& [name, idx] : states)
+    for (uint32_t i : idx) {
+      const SafetensorsInfo& info = optim->info(name);
+      ex.write_buffer(i, optim->data(name), info.dtype, info.shape,
+                      fmt::format("{}: tensor '{}'", optim->path(), name));
+    }
+  return st;
+}
+
+}  // namespace bmsys::rt

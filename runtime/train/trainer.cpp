@@ -1,0 +1,173 @@
+#include "runtime/train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+
+#include "runtime/core/error.h"
+#include "runtime/core/executor.h"
+#include "runtime/train/checkpoint.h"
+
+namespace bmsys::rt {
+
+using json = nlohmann::json;
+
+double scheduled_lr(const Executor& ex, const std::string& function, int64_t step) {
+  const FunctionDesc* f = ex.artifact().find_function(function);
+  if (f)
+    for (const InstructionDesc& inst : f->instructions)
+      if (is_optimizer_kernel(inst.kernel)) return LrSchedule::from_attrs(inst.attrs).at(step);
+  return std::numeric_limits<double>::quiet_NaN();
+}
+
+namespace {
+
+double scalar(const std::map<std::string, HostTensor>& out, const std::string& name,
+              const std::string& where) {
+  auto it = out.find(name);
+  if (it == out.end()) fail("{}: has no output '{}'", where, name);
+  if (it->second.numel() != 1)
+    fail("{}: output '{}' has shape {}, expected a scalar", where, name, shape_str(it->second.shape));
+  return it->second.to_f32()[0];
+}
+
+json num(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+
+std::string hms(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) seconds = 0;
+  auto s = static_cast<int64_t>(seconds + 0.5);
+  return fmt::format("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60);
+}
+
+// Keeps the lines of an existing metrics file up to step `last` (resume after a
+// crash: later steps are run again) and opens it for appending.
+std::ofstream open_metrics(const std::string& path, bool resuming, int64_t last) {
+  std::string kept;
+  if (resuming && std::filesystem::exists(path)) {
+    std::ifstream in(path);
+    std::string line;
+    while (std::getline(in, line)) {
+      json j = json::parse(line, nullptr, false);
+      if (!j.is_discarded() && j.is_object() && j.contains("step") && j["step"].is_number_integer() &&
+          j["step"].get<int64_t>() <= last)
+        kept += line + "\n";
+    }
+  }
+  std::ofstream out(path, std::ios::trunc);
+  if (!out) fail("{}: cannot open the metrics file for writing", path);
+  out << kept;
+  out.flush();
+  return out;
+}
+
+}  // namespace
+
+std::vector<StepMetrics> train(Executor& ex, const TrainOptions& o) {
+  const Artifact& a = ex.artifact();
+  const FunctionDesc* f = a.find_function(o.function);
+  if (!f) fail("{}: no function '{}' to train with", a.path, o.function);
+  const std::string where = fmt::format("{}: function '{}'", a.path, o.function);
+  if (f->inputs.size() != 1 || a.buffers[f->inputs[0]].name != "input_ids")
+    fail("{}: a training function takes exactly one input, 'input_ids' [B,S]", where);
+  for (const char* name : {"loss", "grad_norm"}) {
+    bool found = false;
+    for (const std::string& n : f->output_names) found |= n == name;
+    if (!found) fail("{}: has no output '{}'", where, name);
+  }
+  if (o.batch < 1 || o.seq < 1) fail("--batch and --seq must be >= 1");
+  if (o.steps < 0) fail("--steps must be >= 0");
+  if (o.save_every < 0) fail("--save-every must be >= 0");
+
+  auto data = TokenFile::open(o.data, o.token_dtype);
+  if (data->size() < o.seq)
+    fail("{}: the file has {} tokens, fewer than one window of --seq {}", o.data, data->size(), o.seq);
+
+  TrainerState st;
+  st.seed = o.seed;
+  st.token_dtype = token_dtype_name(o.token_dtype);
+  st.batch = o.batch;
+  st.seq = o.seq;
+  st.data_file = o.data;
+  if (!o.resume_dir.empty()) {
+    TrainerState r = load_checkpoint(o.resume_dir, ex);
+    const std::string sp = o.resume_dir + "/" + kCheckpointStateFile;
+    if (r.batch != o.batch || r.seq != o.seq)
+      fail("{}: the checkpoint was trained with --batch {} --seq {}, not --batch {} --seq {}; resuming "
+           "with other sizes would not continue the same run",
+           sp, r.batch, r.seq, o.batch, o.seq);
+    if (r.token_dtype != st.token_dtype)
+      fail("{}: the checkpoint's token dtype is {}, not --token-dtype {}", sp, r.token_dtype, st.token_dtype);
+    if (r.data_position >= data->size())
+      fail("{}: data position {} is beyond the end of {} ({} tokens): another data file?", sp,
+           r.data_position, o.data, data->size());
+    st.step = r.step;
+    st.data_position = r.data_position;
+    st.seed = r.seed;
+  }
+
+  std::ofstream metrics;
+  if (!o.metrics.empty()) metrics = open_metrics(o.metrics, !o.resume_dir.empty(), st.step);
+
+  FILE* ps = o.progress_stream ? o.progress_stream : stderr;
+  const int64_t first = st.step + 1, total = o.steps, todo = total - st.step;
+  if (todo <= 0 && o.progress != ProgressMode::None)
+    std::fprintf(ps, "already at step %lld of %lld: nothing to do\n", static_cast<long long>(st.step),
+                 static_cast<long long>(total));
+  const int64_t every = std::max<int64_t>(1, total / 10);
+
+  std::vector<StepMetrics> out;
+  std::vector<int64_t> ids(static_cast<size_t>(o.batch * o.seq));
+  double elapsed = 0;
+  int64_t last_saved = -1;
+  for (int64_t T = first; T <= total; ++T) {
+    auto t0 = std::chrono::steady_clock::now();
+    int64_t next = data->read_batch(st.data_position, o.batch, o.seq, ids.data());
+    std::map<std::string, HostTensor> in;
+    in["input_ids"] = HostTensor::from_i64({o.batch, o.seq}, ids);
+    auto res = ex.run(o.function, in, 0, T);
+    StepMetrics m;
+    m.step = T;
+    m.loss = scalar(res, "loss", where);
+    m.grad_norm = scalar(res, "grad_norm", where);
+    m.lr = scheduled_lr(ex, o.function, T);
+    if (!std::isfinite(m.loss)) fail("{}: step {}: the loss is {}; stopping", where, T, m.loss);
+    st.step = T;
+    st.data_position = next;
+    double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    elapsed += dt;
+    m.tokens_per_s = dt > 0 ? static_cast<double>(o.batch * o.seq) / dt : 0;
+    out.push_back(m);
+
+    if (metrics.is_open()) {
+      json j = {{"step", m.step},       {"loss", num(m.loss)},           {"lr", num(m.lr)},
+                {"grad_norm", num(m.grad_norm)}, {"loss_scale", m.loss_scale}, {"tokens_per_s", num(m.tokens_per_s)}};
+      metrics << j.dump() << "\n";
+      metrics.flush();
+      if (!metrics) fail("{}: write failed", o.metrics);
+    }
+    if (o.progress != ProgressMode::None) {
+      const int64_t done = T - first + 1;
+      double eta = elapsed / static_cast<double>(done) * static_cast<double>(total - T);
+      std::string line = fmt::format("step {}/{}  loss {:.4f}  {:.0f} tokens/s  ETA {}", T, total, m.loss,
+                                     m.tokens_per_s, hms(eta));
+      if (o.progress == ProgressMode::Terminal) {
+        std::fprintf(ps, "\r\033[K%s%s", line.c_str(), T == total ? "\n" : "");
+        std::fflush(ps);
+      } else if (T == first || T == total || T % every == 0) {
+        std::fprintf(ps, "%s\n", line.c_str());
+        std::fflush(ps);
+      }
+    }
+    if (!o.save_dir.empty() && o.save_every > 0 && T % o.save_every == 0) {
+      save_checkpoint(o.save_dir, ex, st);
+      last_saved = T;
+    }
+  }
+  if (!o.save_dir.empty() && todo > 0 && last_saved != st.step) save_checkpoint(o.save_dir, ex, st);
+  return out;
+}
+
+}  // namespace bmsys::rt
