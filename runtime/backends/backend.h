@@ -75,17 +75,29 @@ class Backend {
 
   // Waits for all launched work.
   virtual void synchronize() = 0;
+
+  // Checks, before anything is allocated, that a memory plan of `bytes` in all (the
+  // breakdown in `plan`, for the message) fits; throws naming both otherwise. The CPU
+  // backend accepts any plan.
+  virtual void check_memory_plan(uint64_t bytes, const std::string& plan) {}
+  // What the backend holds, for --verbose and benchmarks ("" when it keeps no account).
+  virtual std::string memory_report() const { return ""; }
 };
 
 // Backend options from the command line.
 struct BackendOptions {
   int threads = 0;  // CPU: OpenMP/OpenBLAS threads; 0 = library default
   int device = 0;   // CUDA: device ordinal
+  std::string trace_path;       // CUDA: write a Chrome trace-event file here
+  bool random_weights = false;  // CUDA: fill weights on the device instead of reading them
+  uint64_t random_seed = 0;
 };
 
 // Creates a backend by name ("cpu", "cuda"); throws naming the available ones.
 std::unique_ptr<Backend> create_backend(const std::string& name, const BackendOptions& opts = {});
 // Names of the backends compiled into this build.
 std::vector<std::string> available_backends();
+// "cuda" when this build has the CUDA backend and a GPU is visible, else "cpu".
+std::string default_backend();
 
 }  // namespace bmsys::rt

@@ -16,6 +16,13 @@ std::vector<std::string> available_backends() {
 #endif
 }
 
+std::string default_backend() {
+#ifdef BMSYS_HAVE_CUDA
+  if (cuda_device_count() > 0) return "cuda";
+#endif
+  return "cpu";
+}
+
 std::unique_ptr<Backend> create_backend(const std::string& name, const BackendOptions& opts) {
   if (name == "cpu") return std::make_unique<CpuBackend>(opts);
 #ifdef BMSYS_HAVE_CUDA

@@ -1,0 +1,422 @@
+// bmsys-bench: measures, in one process on one GPU,
+//   - the ceilings: device copy bandwidth (read + write), bf16 GEMM rate (cuBLASLt,
+//     8192^3), the GEMV weight-streaming rate;
+//   - a compiled model with random weights (`--random-weights`, filled on the device):
+//     batch-1 greedy decode tokens/s through the executor (the bmsys-run path), the
+//     device time per step, prefill of N tokens (TFLOP/s), decode variants with the
+//     backend's switches off, a trace of one decode step and the memory plan.
+// Prints a summary and writes everything as JSON (--out).
+//
+// bmsys-bench --artifact m.bmsys --weights model.safetensors [--dtype bf16] [--prefill 2048]
+//             [--prompt 16] [--new 128] [--trace decode_step.json] [--out bench.json]
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "runtime/backends/cuda/compute_dtype.h"
+#include "runtime/backends/cuda/cuda_backend.h"
+#include "runtime/backends/cuda/gemm.h"
+#include "runtime/backends/cuda/kernels.h"
+#include "runtime/core/artifact.h"
+#include "runtime/core/error.h"
+#include "runtime/core/executor.h"
+
+using namespace bmsys::rt;
+using json = nlohmann::json;
+
+namespace {
+
+#define CK(x) ::bmsys::rt::cuda::check_cuda((x), #x, "bench")
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+struct Timer {
+  cudaEvent_t a, b;
+  Timer() {
+    CK(cudaEventCreate(&a));
+    CK(cudaEventCreate(&b));
+  }
+  ~Timer() {
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+  }
+  template <class F>
+  double ms(F&& f, cudaStream_t s) {
+    CK(cudaEventRecord(a, s));
+    f();
+    CK(cudaEventRecord(b, s));
+    CK(cudaEventSynchronize(b));
+    float t = 0;
+    CK(cudaEventElapsedTime(&t, a, b));
+    return t;
+  }
+};
+
+json ceilings() {
+  json r;
+  cudaStream_t s;
+  CK(cudaStreamCreate(&s));
+  Timer tm;
+  // Device copy, 2 GiB: bytes read + bytes written.
+  {
+    const size_t n = size_t(2) << 30;
+    void *a, *b;
+    CK(cudaMalloc(&a, n));
+    CK(cudaMalloc(&b, n));
+    cuda::Launch L;
+    L.stream = s;
+    cuda::fill_random(L, DType::BF16, a, n / 2, 1, 1.f);
+    for (int i = 0; i < 3; ++i) CK(cudaMemcpyAsync(b, a, n, cudaMemcpyDeviceToDevice, s));
+    std::vector<double> t;
+    for (int i = 0; i < 10; ++i)
+      t.push_back(tm.ms([&] { CK(cudaMemcpyAsync(b, a, n, cudaMemcpyDeviceToDevice, s)); }, s));
+    r["copy_GBps"] = 2.0 * n / (median(t) * 1e-3) / 1e9;
+    CK(cudaFree(a));
+    CK(cudaFree(b));
+  }
+  // bf16 GEMM 8192^3 through cuBLASLt (the backend's Gemm), random data.
+  {
+    const int64_t n = 8192;
+    void *x, *w, *y;
+    CK(cudaMalloc(&x, n * n * 2));
+    CK(cudaMalloc(&w, n * n * 2));
+    CK(cudaMalloc(&y, n * n * 2));
+    cuda::Launch L;
+    L.stream = s;
+    cuda::fill_random(L, DType::BF16, x, n * n, 2, 1.f);
+    cuda::fill_random(L, DType::BF16, w, n * n, 3, 1.f);
+    cuda::Gemm g(32 << 20);
+    void* ws;
+    CK(cudaMalloc(&ws, 32 << 20));
+    g.set_workspace(ws);
+    cuda::GemmArgs a;
+    a.dtype = DType::BF16;
+    a.x = x;
+    a.w = w;
+    a.y = y;
+    a.M = a.N = a.K = n;
+    for (int i = 0; i < 3; ++i) g.run(a, s);
+    std::vector<double> t;
+    for (int i = 0; i < 10; ++i) t.push_back(tm.ms([&] { g.run(a, s); }, s));
+    r["bf16_gemm_TFLOPs"] = 2.0 * n * n * n / (median(t) * 1e-3) / 1e12;
+    // GEMV, 11008 x 4096 bf16 weight, x of one row: weight bytes per second.
+    const int64_t N = 11008, K = 4096;
+    cuda::GemvJob j;
+    j.w = w;
+    j.y = y;
+    j.N = N;
+    t.clear();
+    for (int i = 0; i < 3; ++i) cuda::gemv(L, DType::BF16, x, 1, K, &j, 1);
+    // Rotate over distinct weight slices so L2 does not serve the reads.
+    for (int i = 0; i < 20; ++i) {
+      j.w = static_cast<char*>(w) + (i % 4) * N * K * 2;
+      t.push_back(tm.ms([&] { cuda::gemv(L, DType::BF16, x, 1, K, &j, 1); }, s));
+    }
+    r["gemv_weight_GBps"] = 2.0 * N * K / (median(t) * 1e-3) / 1e9;
+    CK(cudaFree(x));
+    CK(cudaFree(w));
+    CK(cudaFree(y));
+    CK(cudaFree(ws));
+  }
+  CK(cudaStreamDestroy(s));
+  return r;
+}
+
+struct PlanInfo {
+  uint64_t weight_bytes = 0, activation = 0, state = 0, inputs = 0;
+  int64_t weights = 0;
+  std::string text;
+};
+
+PlanInfo plan_of(const Artifact& a) {
+  PlanInfo p;
+  for (const BufferDesc& b : a.buffers) {
+    if (b.kind == BufferKind::Weight) {
+      p.weight_bytes += static_cast<uint64_t>(shape_numel(b.resolve(0, 0))) * dtype_size(b.dtype);
+      p.weights++;
+    } else if (b.kind == BufferKind::Input) {
+      p.inputs += static_cast<uint64_t>(shape_numel(b.resolve(a.max_batch, a.max_seq))) * dtype_size(b.dtype);
+    }
+  }
+  p.activation = a.activation_pool_bytes;
+  p.state = a.state_pool_bytes;
+  p.text = fmt::format(
+      "memory plan (max_batch={}, max_seq={}): weights {:.3f} GB in {} tensors; activation pool "
+      "{:.1f} MB (planned for the compiled dtype; the run uses at most that); state pool (KV "
+      "cache) {:.1f} MB; inputs {} B; total {:.3f} GB",
+      a.max_batch, a.max_seq, p.weight_bytes / 1e9, p.weights, p.activation / 1e6, p.state / 1e6,
+      p.inputs, (p.weight_bytes + p.activation + p.state + p.inputs) / 1e9);
+  return p;
+}
+
+// FLOPs of one forward over T tokens at start position 0 (GEMMs + attention).
+double forward_flops(const Artifact& a, int64_t T) {
+  const FunctionDesc* f = a.find_function("forward");
+  double fl = 0;
+  for (const InstructionDesc& in : f->instructions) {
+    if (in.kernel == KernelId::Linear) {
+      Shape w = a.buffers[in.inputs[1]].resolve(1, T);
+      fl += 2.0 * T * w[0] * w[1];
+    } else if (in.kernel == KernelId::Attention) {
+      double nq = in.attrs.get_int("num_heads"), d = in.attrs.get_int("head_dim");
+      bool causal = in.attrs.get_int("causal") != 0;
+      double pairs = causal ? T * (T + 1) / 2.0 : double(T) * T;
+      fl += 4.0 * nq * d * pairs;
+    }
+  }
+  return fl;
+}
+
+int64_t argmax_last(const HostTensor& logits) {
+  std::vector<float> v = logits.to_f32();
+  int64_t S = logits.shape[1], V = logits.shape[2];
+  const float* row = v.data() + (S - 1) * V;
+  return std::max_element(row, row + V) - row;
+}
+
+struct Model {
+  std::shared_ptr<const Artifact> art;
+  std::shared_ptr<CudaBackend> be;
+  std::unique_ptr<Executor> ex;
+};
+
+Model load(const std::string& path, const std::string& weights, DType dt, uint64_t seed,
+           bool print) {
+  Model m;
+  m.art = with_compute_dtype(load_artifact(path), dt);
+  BackendOptions o;
+  o.random_weights = true;
+  o.random_seed = seed;
+  m.be = std::make_shared<CudaBackend>(o);
+  PlanInfo p = plan_of(*m.art);
+  m.be->check_memory_plan(p.weight_bytes + p.activation + p.state + p.inputs, p.text);
+  ExecutorOptions eo;
+  eo.weights = weights;
+  double t0 = now_s();
+  m.ex = std::make_unique<Executor>(m.art, m.be, eo);
+  m.be->synchronize();
+  if (print) {
+    std::printf("%s\n", p.text.c_str());
+    std::printf("loaded (random weights on the device) in %.2f s\n%s\n", now_s() - t0,
+                m.be->memory_report().c_str());
+  }
+  return m;
+}
+
+struct DecodeResult {
+  double tok_s = 0, step_wall_ms = 0, step_device_ms = 0, host_ms = 0;
+  int64_t replays = 0;
+  std::vector<int64_t> tokens;
+};
+
+DecodeResult decode(Model& m, const std::vector<int64_t>& prompt, int64_t n) {
+  DecodeResult r;
+  m.ex->reset_state();
+  std::vector<int64_t> chunk = prompt;
+  int64_t P = 0;
+  std::vector<double> wall, dev;
+  auto before = m.be->stats();
+  double t0 = 0;
+  for (int64_t i = 0; i <= n; ++i) {
+    double s0 = now_s();
+    auto out = m.ex->run("forward", {{"input_ids", HostTensor::from_i64({1, int64_t(chunk.size())}, chunk)}}, P);
+    int64_t next = argmax_last(out.at("logits"));
+    double s1 = now_s();
+    if (i == 0) {
+      t0 = s1;  // decode time starts after the prompt
+    } else {
+      wall.push_back((s1 - s0) * 1e3);
+      dev.push_back(m.be->stats().last_flush_ms);
+    }
+    P += static_cast<int64_t>(chunk.size());
+    r.tokens.push_back(next);
+    chunk = {next};
+  }
+  double total = now_s() - t0;
+  r.tok_s = n / total;
+  r.step_wall_ms = median(wall);
+  r.step_device_ms = median(dev);
+  r.host_ms = r.step_wall_ms - r.step_device_ms;
+  r.replays = m.be->stats().graph_replays - before.graph_replays;
+  return r;
+}
+
+json trace_summary(const std::string& path) {
+  std::ifstream in(path);
+  json j = json::parse(in);
+  std::map<std::string, std::pair<int, double>> agg;
+  double first = 1e300, last = 0, busy = 0;
+  for (auto& e : j["traceEvents"]) {
+    if (e["ph"] != "X" || e["cat"] != "kernel") continue;
+    double ts = e["ts"], dur = e["dur"];
+    auto& a = agg[e["name"].get<std::string>()];
+    a.first++;
+    a.second += dur;
+    busy += dur;
+    first = std::min(first, ts);
+    last = std::max(last, ts + dur);
+  }
+  json s = json::array();
+  std::vector<std::pair<std::string, std::pair<int, double>>> v(agg.begin(), agg.end());
+  std::sort(v.begin(), v.end(), [](auto& a, auto& b) { return a.second.second > b.second.second; });
+  for (auto& kv : v) s.push_back({{"name", kv.first}, {"count", kv.second.first}, {"us", kv.second.second}});
+  return {{"slices", s}, {"busy_us", busy}, {"span_us", last > first ? last - first : 0}};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"bmsys-bench: decode/prefill throughput of a compiled model on the GPU"};
+  std::string artifact, weights, dtype = "bf16", trace, out;
+  int64_t prefill = 2048, prompt_len = 16, new_tokens = 128, variant_tokens = 64;
+  uint64_t seed = 1;
+  bool variants = true, skip_ceilings = false;
+  app.add_option("--artifact", artifact, "compiled model (.bmsys)")->required();
+  app.add_option("--weights", weights, "the safetensors file (its data region is never read)")->required();
+  app.add_option("--dtype", dtype, "bf16 | fp16 | fp32");
+  app.add_option("--prefill", prefill, "prefill length (0: skip)");
+  app.add_option("--prompt", prompt_len, "decode prompt length");
+  app.add_option("--new", new_tokens, "decode tokens timed");
+  app.add_option("--variant-tokens", variant_tokens, "decode tokens per switch variant");
+  app.add_option("--seed", seed, "random weights seed");
+  app.add_option("--trace", trace, "write the trace of one decode step here");
+  app.add_option("--out", out, "JSON results");
+  app.add_flag("!--no-variants", variants, "skip the switch variants");
+  app.add_flag("--skip-ceilings", skip_ceilings, "do not measure copy/GEMM ceilings");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    json res;
+    cudaDeviceProp prop;
+    CK(cudaGetDeviceProperties(&prop, 0));
+    res["gpu"] = prop.name;
+    if (!skip_ceilings) {
+      res["ceilings"] = ceilings();
+      std::printf("ceilings: %s\n", res["ceilings"].dump().c_str());
+      std::fflush(stdout);
+    }
+    DType dt = parse_compute_dtype(dtype);
+    Model m = load(artifact, weights, dt, seed, true);
+    PlanInfo plan = plan_of(*m.art);
+    res["weight_bytes"] = plan.weight_bytes;
+    res["memory_plan"] = plan.text;
+    res["memory_report"] = m.be->memory_report();
+    res["backend"] = m.be->description();
+    std::printf("%s\n", m.be->description().c_str());
+
+    std::mt19937 rng(7);
+    std::vector<int64_t> prompt(prompt_len);
+    const int64_t V = m.art->buffers[m.art->find_function("forward")->outputs[0]].dims.back().value;
+    for (auto& t : prompt) t = static_cast<int64_t>(rng() % static_cast<uint64_t>(V > 0 ? V : 32000));
+
+    // Decode: a warm-up run (captures the decode graph), then the timed run.
+    decode(m, prompt, 8);
+    DecodeResult d = decode(m, prompt, new_tokens);
+    res["decode"] = {{"tok_s", d.tok_s}, {"step_wall_ms", d.step_wall_ms},
+                     {"step_device_ms", d.step_device_ms}, {"host_ms_per_step", d.host_ms},
+                     {"graph_replays", d.replays}, {"tokens", new_tokens}, {"prompt", prompt_len}};
+    std::printf("decode: %.1f tok/s (median step %.3f ms wall, %.3f ms device, graph replays %lld)\n",
+                d.tok_s, d.step_wall_ms, d.step_device_ms, static_cast<long long>(d.replays));
+    if (res.contains("ceilings")) {
+      double bound = res["ceilings"]["copy_GBps"].get<double>() * 1e9 / plan.weight_bytes;
+      res["decode"]["bound_tok_s"] = bound;
+      res["decode"]["share_of_bound"] = d.tok_s / bound;
+      res["decode"]["device_share_of_bound"] = (1e3 / d.step_device_ms) / bound;
+      std::printf("decode bound (weights / copy bandwidth): %.1f tok/s -> %.1f%% (device time only: %.1f%%)\n",
+                  bound, 100 * d.tok_s / bound, 100 * (1e3 / d.step_device_ms) / bound);
+    }
+    std::fflush(stdout);
+
+    // Trace of one decode step (eager launches, one slice per kernel).
+    if (!trace.empty()) {
+      m.ex->reset_state();
+      m.ex->run("forward", {{"input_ids", HostTensor::from_i64({1, prompt_len}, prompt)}}, 0);
+      m.be->set_trace(trace);
+      m.ex->run("forward", {{"input_ids", HostTensor::from_i64({1, 1}, {prompt[0]})}}, prompt_len);
+      m.be->set_trace("");
+      json ts = trace_summary(trace);
+      res["decode_trace"] = ts;
+      std::printf("trace of one decode step (eager, per kernel; %s): busy %.1f us over a %.1f us span\n",
+                  trace.c_str(), ts["busy_us"].get<double>(), ts["span_us"].get<double>());
+      for (auto& s : ts["slices"])
+        std::printf("  %-28s x%-4d %9.1f us\n", s["name"].get<std::string>().c_str(), s["count"].get<int>(),
+                    s["us"].get<double>());
+    }
+
+    // Prefill.
+    if (prefill > 0) {
+      std::vector<int64_t> ids(prefill);
+      for (auto& t : ids) t = static_cast<int64_t>(rng() % static_cast<uint64_t>(V > 0 ? V : 32000));
+      std::vector<double> dev, wall;
+      for (int i = 0; i < 5; ++i) {
+        m.ex->reset_state();
+        double s0 = now_s();
+        m.ex->run("forward", {{"input_ids", HostTensor::from_i64({1, prefill}, ids)}}, 0);
+        double s1 = now_s();
+        if (i >= 2) {
+          dev.push_back(m.be->stats().last_flush_ms);
+          wall.push_back((s1 - s0) * 1e3);
+        }
+      }
+      double fl = forward_flops(*m.art, prefill);
+      double tf = fl / (median(dev) * 1e-3) / 1e12;
+      res["prefill"] = {{"tokens", prefill}, {"device_ms", median(dev)}, {"wall_ms", median(wall)},
+                        {"TFLOP", fl / 1e12}, {"TFLOPs", tf}};
+      std::printf("prefill %lld tokens: %.2f ms device (%.2f ms wall incl. logits copy), %.2f TFLOP -> %.1f TFLOP/s\n",
+                  static_cast<long long>(prefill), median(dev), median(wall), fl / 1e12, tf);
+      if (res.contains("ceilings")) {
+        double share = tf / res["ceilings"]["bf16_gemm_TFLOPs"].get<double>();
+        res["prefill"]["share_of_gemm"] = share;
+        std::printf("prefill share of the measured bf16 GEMM rate: %.1f%%\n", 100 * share);
+      }
+      std::fflush(stdout);
+    }
+    res["stats"] = {{"flushes", m.be->stats().flushes}, {"graph_captures", m.be->stats().graph_captures},
+                    {"graph_replays", m.be->stats().graph_replays},
+                    {"launches_saved", m.be->stats().launches_saved}};
+    std::vector<int64_t> ref_tokens = d.tokens;
+    m = Model{};
+
+    // Switch variants (each a fresh backend: the switches are read at creation).
+    if (variants) {
+      json vs = json::array();
+      const char* vars[] = {"BMSYS_CUDA_GRAPHS", "BMSYS_CUDA_PDL", "BMSYS_CUDA_FUSE", "BMSYS_CUDA_GEMV"};
+      for (const char* var : vars) {
+        setenv(var, "0", 1);
+        Model mv = load(artifact, weights, dt, seed, false);
+        decode(mv, prompt, 8);
+        DecodeResult r = decode(mv, prompt, variant_tokens);
+        bool same = std::equal(r.tokens.begin(), r.tokens.end(), ref_tokens.begin());
+        vs.push_back({{"off", var}, {"tok_s", r.tok_s}, {"step_device_ms", r.step_device_ms},
+                      {"step_wall_ms", r.step_wall_ms}, {"same_tokens", same}});
+        std::printf("variant %s=0: %.1f tok/s (device %.3f ms/step), tokens %s\n", var, r.tok_s,
+                    r.step_device_ms, same ? "identical" : "DIFFERENT");
+        std::fflush(stdout);
+        unsetenv(var);
+      }
+      res["variants"] = vs;
+    }
+    if (!out.empty()) std::ofstream(out) << res.dump(1) << "\n";
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bmsys-bench: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

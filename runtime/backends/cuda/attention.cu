@@ -1,0 +1,595 @@
+// Attention kernels (docs/kernels.md `attention`):
+//  - decode: one new token per sequence (S == 1) with a KV cache; split over the keys
+//    (flash-decoding), each warp scoring 32 keys at a time, then a combine kernel.
+//    Writes the new key/value row into the cache itself.
+//  - flash-tc: prefill in f16/bf16 for head_dim 16/32/64/128: a FlashAttention-2 style
+//    kernel on mma.sync m16n8k16 tensor-core instructions (64 queries x 64 keys tiles,
+//    online softmax in registers, f32 accumulation).
+//  - flash-simt: every other case (f32, other head sizes): one warp per query row,
+//    online softmax, f32 accumulation.
+// Start_pos P is read from device memory so CUDA graphs can replay decode steps.
+#include <cfloat>
+
+#include "runtime/backends/cuda/device_util.cuh"
+#include "runtime/backends/cuda/kernels.h"
+
+namespace bmsys::rt::cuda {
+
+namespace {
+
+constexpr int kMaxD = 256;     // largest head_dim of the SIMT / decode kernels
+constexpr int kMaxE = kMaxD / 32;
+constexpr int kDecodeG = 8;    // query heads per decode block
+
+template <class T>
+struct AttnK {
+  const T* q;
+  const T* knew;  // this call's k [B,S,Nkv*D]
+  const T* vnew;
+  T* y;
+  T* kc;  // cache [Bmax,Smax,Nkv*D] or null
+  T* vc;
+  int64_t B, S, Nq, Nkv, D, Smax;
+  float scale;
+  int causal;
+};
+
+// --- cache write: kc[b, P+s] = k[b, s] --------------------------------------------------
+template <class T>
+__global__ void cache_write_kernel(Launch L, AttnK<T> a) {
+  pdl_trigger();
+  pdl_wait();
+  const int64_t P = start_pos(L);
+  const int64_t row = a.Nkv * a.D;
+  const int64_t n = a.B * a.S * row;
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t e = i % row, bs = i / row;
+    const int64_t b = bs / a.S, s = bs - b * a.S;
+    const int64_t dst = (b * a.Smax + P + s) * row + e;
+    a.kc[dst] = a.knew[i];
+    a.vc[dst] = a.vnew[i];
+  }
+}
+
+// --- SIMT flash: one warp per (b, s, h) -------------------------------------------------
+template <class T>
+__global__ void attn_simt_kernel(Launch L, AttnK<T> a) {
+  pdl_trigger();
+  pdl_wait();
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int64_t s = (int64_t)blockIdx.x * (blockDim.x >> 5) + warp;
+  const int64_t h = blockIdx.y, b = blockIdx.z;
+  if (s >= a.S) return;
+  const bool cached = a.kc != nullptr;
+  const int64_t P = cached ? start_pos(L) : 0;
+  const int64_t G = a.Nq / a.Nkv, kvh = h / G, D = a.D;
+  const int64_t row = a.Nkv * D;
+  const T* kb = cached ? a.kc + b * a.Smax * row : a.knew + b * a.S * row;
+  const T* vb = cached ? a.vc + b * a.Smax * row : a.vnew + b * a.S * row;
+  kb += kvh * D;
+  vb += kvh * D;
+  const T* qr = a.q + ((b * a.S + s) * a.Nq + h) * D;
+  float qv[kMaxE], acc[kMaxE];
+#pragma unroll
+  for (int e = 0; e < kMaxE; ++e) {
+    const int64_t d = lane + 32 * e;
+    qv[e] = d < D ? to_f(qr[d]) * a.scale : 0.f;
+    acc[e] = 0.f;
+  }
+  const int64_t nk = a.causal ? P + s + 1 : P + a.S;
+  float m = -INFINITY, l = 0.f;
+  for (int64_t j = 0; j < nk; ++j) {
+    const T* kr = kb + j * row;
+    float dot = 0.f;
+#pragma unroll
+    for (int e = 0; e < kMaxE; ++e) {
+      const int64_t d = lane + 32 * e;
+      if (d < D) dot += qv[e] * to_f(kr[d]);
+    }
+    dot = warp_sum(dot);
+    const float mn = fmaxf(m, dot);
+    const float corr = expf(m - mn);  // m = -inf: 0
+    const float p = expf(dot - mn);
+    l = l * corr + p;
+    const T* vr = vb + j * row;
+#pragma unroll
+    for (int e = 0; e < kMaxE; ++e) {
+      const int64_t d = lane + 32 * e;
+      if (d < D) acc[e] = acc[e] * corr + p * to_f(vr[d]);
+    }
+    m = mn;
+  }
+  T* yr = a.y + ((b * a.S + s) * a.Nq + h) * D;
+  const float inv = l > 0.f ? 1.f / l : 0.f;
+#pragma unroll
+  for (int e = 0; e < kMaxE; ++e) {
+    const int64_t d = lane + 32 * e;
+    if (d < D) yr[d] = from_f<T>(acc[e] * inv);
+  }
+}
+
+// --- decode (S == 1, with cache) --------------------------------------------------------
+// grid (Nkv * ngroups, B, nsplit); block 128 = 4 warps. A block serves up to kDecodeG
+// query heads of one kv head over the keys of its split; each warp takes 32 keys at a
+// time (lane = key) for the scores, then accumulates p*v with lanes over head dims.
+template <class T>
+__global__ void __launch_bounds__(128) attn_decode_kernel(Launch L, AttnK<T> a, int nsplit,
+                                                          int ngroups, float* part_ml,
+                                                          float* part_o, bool vec) {
+  pdl_trigger();
+  pdl_wait();
+  __shared__ float qs[kDecodeG * kMaxD];
+  __shared__ float red[4][kDecodeG][2];
+  __shared__ float reo[4][kDecodeG][kMaxD];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int64_t kvh = blockIdx.x / ngroups, grp = blockIdx.x % ngroups;
+  const int64_t b = blockIdx.y;
+  const int z = blockIdx.z;
+  const int64_t D = a.D, G = a.Nq / a.Nkv, row = a.Nkv * D;
+  const int64_t h0 = kvh * G + grp * kDecodeG;
+  const int Gc = static_cast<int>(G - grp * kDecodeG < kDecodeG ? G - grp * kDecodeG : kDecodeG);
+  const int64_t P = start_pos(L);
+  const int64_t nk = P + 1;
+  const T* knew = a.knew + b * row + kvh * D;  // S == 1
+  const T* vnew = a.vnew + b * row + kvh * D;
+  const T* kb = a.kc + b * a.Smax * row + kvh * D;
+  const T* vb = a.vc + b * a.Smax * row + kvh * D;
+
+  // The new key/value row enters the cache; this launch reads it from k/v instead.
+  if (z == 0 && grp == 0) {
+    T* kd = a.kc + (b * a.Smax + P) * row + kvh * D;
+    T* vd = a.vc + (b * a.Smax + P) * row + kvh * D;
+    for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
+      kd[d] = knew[d];
+      vd[d] = vnew[d];
+    }
+  }
+  for (int64_t i = threadIdx.x; i < (int64_t)Gc * D; i += blockDim.x) {
+    const int64_t g = i / D, d = i - g * D;
+    qs[g * kMaxD + d] = to_f(a.q[(b * a.Nq + h0 + g) * D + d]) * a.scale;
+  }
+  __syncthreads();
+
+  const int64_t chunk = (nk + nsplit - 1) / nsplit;
+  const int64_t j0 = z * chunk;
+  const int64_t j1 = j0 + chunk < nk ? j0 + chunk : nk;
+
+  float m[kDecodeG], l[kDecodeG], acc[kDecodeG][kMaxE];
+#pragma unroll
+  for (int g = 0; g < kDecodeG; ++g) {
+    m[g] = -INFINITY;
+    l[g] = 0.f;
+#pragma unroll
+    for (int e = 0; e < kMaxE; ++e) acc[g][e] = 0.f;
+  }
+
+  for (int64_t t0 = j0 + warp * 32; t0 < j1; t0 += 4 * 32) {
+    const int64_t j = t0 + lane;
+    const bool valid = j < j1;
+    const int64_t jc = valid ? j : j1 - 1;  // a readable row for idle lanes
+    const T* kr = jc == P ? knew : kb + jc * row;
+    float s[kDecodeG];
+#pragma unroll
+    for (int g = 0; g < kDecodeG; ++g) s[g] = 0.f;
+    if (vec) {
+      constexpr int PN = Pack<T>::N;
+#pragma unroll 2
+      for (int64_t pk = 0; pk < D / PN; ++pk) {
+        const Pack<T> kp = load_pack(kr + pk * PN);
+#pragma unroll
+        for (int e = 0; e < PN; ++e) {
+          const float kv = to_f(kp.v[e]);
+#pragma unroll
+          for (int g = 0; g < kDecodeG; ++g)
+            if (g < Gc) s[g] += qs[g * kMaxD + pk * PN + e] * kv;
+        }
+      }
+    } else {
+      for (int64_t d = 0; d < D; ++d) {
+        const float kv = to_f(kr[d]);
+#pragma unroll
+        for (int g = 0; g < kDecodeG; ++g)
+          if (g < Gc) s[g] += qs[g * kMaxD + d] * kv;
+      }
+    }
+    float p[kDecodeG];
+#pragma unroll
+    for (int g = 0; g < kDecodeG; ++g) {
+      if (g >= Gc) continue;
+      const float sv = valid ? s[g] : -INFINITY;
+      const float tmax = warp_max(sv);
+      const float mn = fmaxf(m[g], tmax);  // finite: lane 0 of a tile is always valid
+      const float corr = expf(m[g] - mn);
+      p[g] = valid ? expf(sv - mn) : 0.f;
+      l[g] = l[g] * corr + warp_sum(p[g]);
+      m[g] = mn;
+#pragma unroll
+      for (int e = 0; e < kMaxE; ++e) acc[g][e] *= corr;
+    }
+    const int nvalid = static_cast<int>(j1 - t0 < 32 ? j1 - t0 : 32);
+    for (int jj = 0; jj < nvalid; ++jj) {
+      const int64_t key = t0 + jj;
+      const T* vr = key == P ? vnew : vb + key * row;
+      float vv[kMaxE];
+#pragma unroll
+      for (int e = 0; e < kMaxE; ++e) {
+        const int64_t d = lane + 32 * e;
+        vv[e] = d < D ? to_f(vr[d]) : 0.f;
+      }
+#pragma unroll
+      for (int g = 0; g < kDecodeG; ++g) {
+        if (g >= Gc) continue;
+        const float pj = __shfl_sync(0xffffffffu, p[g], jj);
+#pragma unroll
+        for (int e = 0; e < kMaxE; ++e) acc[g][e] += pj * vv[e];
+      }
+    }
+  }
+
+  // Combine the 4 warps.
+#pragma unroll
+  for (int g = 0; g < kDecodeG; ++g) {
+    if (g >= Gc) continue;
+    if (lane == 0) {
+      red[warp][g][0] = m[g];
+      red[warp][g][1] = l[g];
+    }
+#pragma unroll
+    for (int e = 0; e < kMaxE; ++e) {
+      const int64_t d = lane + 32 * e;
+      if (d < D) reo[warp][g][d] = acc[g][e];
+    }
+  }
+  __syncthreads();
+  for (int64_t i = threadIdx.x; i < (int64_t)Gc * D; i += blockDim.x) {
+    const int g = static_cast<int>(i / D);
+    const int64_t d = i - g * D;
+    float M = -INFINITY;
+    for (int w = 0; w < 4; ++w) M = fmaxf(M, red[w][g][0]);
+    float Ls = 0.f, O = 0.f;
+    if (M != -INFINITY) {
+      for (int w = 0; w < 4; ++w) {
+        const float f = expf(red[w][g][0] - M);
+        Ls += red[w][g][1] * f;
+        O += reo[w][g][d] * f;
+      }
+    }
+    const int64_t h = h0 + g;
+    if (nsplit == 1) {
+      a.y[(b * a.Nq + h) * D + d] = from_f<T>(Ls > 0.f ? O / Ls : 0.f);
+    } else {
+      const int64_t slot = (b * a.Nq + h) * nsplit + z;
+      part_o[slot * D + d] = O;
+      if (d == 0) {
+        part_ml[slot * 2] = M;
+        part_ml[slot * 2 + 1] = Ls;
+      }
+    }
+  }
+}
+
+template <class T>
+__global__ void attn_combine_kernel(AttnK<T> a, int nsplit, const float* part_ml,
+                                    const float* part_o) {
+  pdl_trigger();
+  pdl_wait();
+  const int64_t h = blockIdx.x, b = blockIdx.y, D = a.D;
+  const int64_t base = (b * a.Nq + h) * nsplit;
+  float M = -INFINITY;
+  for (int z = 0; z < nsplit; ++z) M = fmaxf(M, part_ml[(base + z) * 2]);
+  for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
+    float Ls = 0.f, O = 0.f;
+    for (int z = 0; z < nsplit; ++z) {
+      const float mz = part_ml[(base + z) * 2];
+      if (mz == -INFINITY) continue;
+      const float f = expf(mz - M);
+      Ls += part_ml[(base + z) * 2 + 1] * f;
+      O += part_o[(base + z) * D + d] * f;
+    }
+    a.y[(b * a.Nq + h) * D + d] = from_f<T>(Ls > 0.f ? O / Ls : 0.f);
+  }
+}
+
+// --- tensor-core flash attention (f16 / bf16) -------------------------------------------
+template <class T>
+__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                         uint32_t b1);
+template <>
+__device__ __forceinline__ void mma16816<__nv_bfloat16>(float (&d)[4], const uint32_t (&a)[4],
+                                                        uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+template <>
+__device__ __forceinline__ void mma16816<__half>(float (&d)[4], const uint32_t (&a)[4],
+                                                 uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+template <class T>
+__device__ __forceinline__ uint32_t pack2(float lo, float hi);
+template <>
+__device__ __forceinline__ uint32_t pack2<__nv_bfloat16>(float lo, float hi) {
+  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&v);
+}
+template <>
+__device__ __forceinline__ uint32_t pack2<__half>(float lo, float hi) {
+  __half2 v = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&v);
+}
+
+template <class T>
+__device__ __forceinline__ uint32_t pack_raw(T lo, T hi) {
+  return static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(&lo)) |
+         (static_cast<uint32_t>(*reinterpret_cast<const uint16_t*>(&hi)) << 16);
+}
+
+constexpr int kBM = 64, kBN = 64;
+
+template <class T, int D>
+__global__ void __launch_bounds__(128) attn_flash_tc_kernel(Launch L, AttnK<T> a) {
+  pdl_trigger();
+  pdl_wait();
+  constexpr int LD = D + 8;  // padded smem row (elements): conflict-free fragment loads
+  constexpr int KC = D / 16, DN = D / 8, NT = kBN / 8, CPR = D / 8;  // CPR: uint4 per row
+  __shared__ alignas(16) T Ks[kBN * LD];
+  __shared__ alignas(16) T Vs[kBN * LD];
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, c = lane & 3;
+  const int64_t mb = gridDim.x - 1 - blockIdx.x;  // longest causal rows first
+  const int64_t h = blockIdx.y, b = blockIdx.z;
+  const bool cached = a.kc != nullptr;
+  const int64_t P = cached ? start_pos(L) : 0;
+  const int64_t S = a.S, G = a.Nq / a.Nkv, kvh = h / G, row = a.Nkv * D;
+  const int64_t m0 = mb * kBM;
+  const T* kb = (cached ? a.kc + b * a.Smax * row : a.knew + b * S * row) + kvh * D;
+  const T* vb = (cached ? a.vc + b * a.Smax * row : a.vnew + b * S * row) + kvh * D;
+
+  // Q tile -> smem (Ks as staging) -> fragments.
+  for (int i = tid; i < kBM * CPR; i += blockDim.x) {
+    const int r = i / CPR, cc = (i % CPR) * 8;
+    const int64_t s = m0 + r;
+    uint4 v = make_uint4(0, 0, 0, 0);
+    if (s < S) v = *reinterpret_cast<const uint4*>(a.q + ((b * S + s) * a.Nq + h) * D + cc);
+    *reinterpret_cast<uint4*>(&Ks[r * LD + cc]) = v;
+  }
+  __syncthreads();
+  uint32_t qf[KC][4];
+  const int r0 = warp * 16 + g, r1 = r0 + 8;
+#pragma unroll
+  for (int kc = 0; kc < KC; ++kc) {
+    qf[kc][0] = *reinterpret_cast<const uint32_t*>(&Ks[r0 * LD + kc * 16 + 2 * c]);
+    qf[kc][1] = *reinterpret_cast<const uint32_t*>(&Ks[r1 * LD + kc * 16 + 2 * c]);
+    qf[kc][2] = *reinterpret_cast<const uint32_t*>(&Ks[r0 * LD + kc * 16 + 2 * c + 8]);
+    qf[kc][3] = *reinterpret_cast<const uint32_t*>(&Ks[r1 * LD + kc * 16 + 2 * c + 8]);
+  }
+  __syncthreads();
+
+  float o[DN][4];
+#pragma unroll
+  for (int i = 0; i < DN; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
+  float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
+  const float sl2 = a.scale * 1.4426950408889634f;
+  const int64_t qpos[2] = {P + m0 + r0, P + m0 + r1};
+  const int64_t kend = a.causal ? P + (S < m0 + kBM ? S : m0 + kBM) : P + S;
+
+  for (int64_t n0 = 0; n0 < kend; n0 += kBN) {
+    for (int i = tid; i < kBN * CPR; i += blockDim.x) {
+      const int r = i / CPR, cc = (i % CPR) * 8;
+      const int64_t j = n0 + r;
+      uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
+      if (j < kend) {
+        kv = *reinterpret_cast<const uint4*>(kb + j * row + cc);
+        vv = *reinterpret_cast<const uint4*>(vb + j * row + cc);
+      }
+      *reinterpret_cast<uint4*>(&Ks[r * LD + cc]) = kv;
+      *reinterpret_cast<uint4*>(&Vs[r * LD + cc]) = vv;
+    }
+    __syncthreads();
+
+    float sacc[NT][4];
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      sacc[nt][0] = sacc[nt][1] = sacc[nt][2] = sacc[nt][3] = 0.f;
+#pragma unroll
+      for (int kc = 0; kc < KC; ++kc) {
+        const T* kr = &Ks[(nt * 8 + g) * LD + kc * 16 + 2 * c];
+        const uint32_t b0 = *reinterpret_cast<const uint32_t*>(kr);
+        const uint32_t b1 = *reinterpret_cast<const uint32_t*>(kr + 8);
+        mma16816<T>(sacc[nt], qf[kc], b0, b1);
+      }
+    }
+    // Scale, mask, online softmax (rows r0: elements 0,1; r1: elements 2,3).
+#pragma unroll
+    for (int rr = 0; rr < 2; ++rr) {
+      float mx = -INFINITY;
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int64_t key = n0 + nt * 8 + 2 * c + e;
+          float v = sacc[nt][2 * rr + e] * sl2;
+          if (key >= kend || (a.causal && key > qpos[rr])) v = -INFINITY;
+          sacc[nt][2 * rr + e] = v;
+          mx = fmaxf(mx, v);
+        }
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float mn = fmaxf(mrow[rr], mx);
+      const float mu = mn == -INFINITY ? 0.f : mn;
+      const float alpha = exp2f(mrow[rr] - mu);
+      float sum = 0.f;
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const float p = exp2f(sacc[nt][2 * rr + e] - mu);
+          sacc[nt][2 * rr + e] = p;
+          sum += p;
+        }
+      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+      lrow[rr] = lrow[rr] * alpha + sum;
+      mrow[rr] = mn;
+#pragma unroll
+      for (int dn = 0; dn < DN; ++dn) {
+        o[dn][2 * rr] *= alpha;
+        o[dn][2 * rr + 1] *= alpha;
+      }
+    }
+    // O += P V
+#pragma unroll
+    for (int kc2 = 0; kc2 < kBN / 16; ++kc2) {
+      uint32_t pa[4];
+      pa[0] = pack2<T>(sacc[2 * kc2][0], sacc[2 * kc2][1]);
+      pa[1] = pack2<T>(sacc[2 * kc2][2], sacc[2 * kc2][3]);
+      pa[2] = pack2<T>(sacc[2 * kc2 + 1][0], sacc[2 * kc2 + 1][1]);
+      pa[3] = pack2<T>(sacc[2 * kc2 + 1][2], sacc[2 * kc2 + 1][3]);
+      const int key0 = kc2 * 16 + 2 * c;
+#pragma unroll
+      for (int dn = 0; dn < DN; ++dn) {
+        const int col = dn * 8 + g;
+        const uint32_t b0 = pack_raw(Vs[key0 * LD + col], Vs[(key0 + 1) * LD + col]);
+        const uint32_t b1 = pack_raw(Vs[(key0 + 8) * LD + col], Vs[(key0 + 9) * LD + col]);
+        mma16816<T>(o[dn], pa, b0, b1);
+      }
+    }
+    __syncthreads();
+  }
+
+#pragma unroll
+  for (int rr = 0; rr < 2; ++rr) {
+    const int64_t s = m0 + (rr ? r1 : r0);
+    if (s >= S) continue;
+    const float inv = lrow[rr] > 0.f ? 1.f / lrow[rr] : 0.f;
+    T* yr = a.y + ((b * S + s) * a.Nq + h) * D;
+#pragma unroll
+    for (int dn = 0; dn < DN; ++dn)
+      *reinterpret_cast<uint32_t*>(yr + dn * 8 + 2 * c) =
+          pack2<T>(o[dn][2 * rr] * inv, o[dn][2 * rr + 1] * inv);
+  }
+}
+
+bool tc_head_dim(int64_t D) { return D == 16 || D == 32 || D == 64 || D == 128; }
+
+bool use_tc(const AttentionArgs& a, bool allow_tc) {
+  return allow_tc && (a.dtype == DType::BF16 || a.dtype == DType::F16) && tc_head_dim(a.D);
+}
+
+bool use_decode(const AttentionArgs& a) { return a.k_cache != nullptr && a.S == 1 && a.D <= kMaxD; }
+
+int decode_groups(const AttentionArgs& a) {
+  const int64_t G = a.Nq / a.Nkv;
+  return static_cast<int>((G + kDecodeG - 1) / kDecodeG);
+}
+
+int decode_splits(const AttentionArgs& a, int num_sms) {
+  const int64_t blocks = a.Nkv * decode_groups(a) * a.B;
+  int64_t want = (2 * static_cast<int64_t>(num_sms) + blocks - 1) / blocks;
+  int64_t cap = (a.Smax + 31) / 32;  // at least a tile of keys per split at full length
+  if (want > cap) want = cap;
+  if (want > 64) want = 64;
+  if (want < 1) want = 1;
+  return static_cast<int>(want);
+}
+
+template <class T>
+AttnK<T> make_args(const AttentionArgs& a) {
+  AttnK<T> k;
+  k.q = static_cast<const T*>(a.q);
+  k.knew = static_cast<const T*>(a.k);
+  k.vnew = static_cast<const T*>(a.v);
+  k.y = static_cast<T*>(a.y);
+  k.kc = static_cast<T*>(a.k_cache);
+  k.vc = static_cast<T*>(a.v_cache);
+  k.B = a.B;
+  k.S = a.S;
+  k.Nq = a.Nq;
+  k.Nkv = a.Nkv;
+  k.D = a.D;
+  k.Smax = a.Smax;
+  k.scale = a.scale;
+  k.causal = a.causal ? 1 : 0;
+  return k;
+}
+
+template <class T, int D>
+void launch_tc(const Launch& L, const AttnK<T>& k) {
+  dim3 grid(static_cast<unsigned>((k.S + kBM - 1) / kBM), static_cast<unsigned>(k.Nq),
+            static_cast<unsigned>(k.B));
+  launch_kernel(L, "attention(flash-tc)", grid, 128, 0, attn_flash_tc_kernel<T, D>, L, k);
+}
+
+template <class T>
+bool launch_tc_any(const Launch& L, const AttnK<T>& k) {
+  switch (k.D) {
+    case 16: launch_tc<T, 16>(L, k); return true;
+    case 32: launch_tc<T, 32>(L, k); return true;
+    case 64: launch_tc<T, 64>(L, k); return true;
+    case 128: launch_tc<T, 128>(L, k); return true;
+  }
+  return false;
+}
+template <>
+bool launch_tc_any<float>(const Launch&, const AttnK<float>&) {
+  return false;
+}
+
+}  // namespace
+
+const char* attention_impl(const AttentionArgs& a, bool allow_tc) {
+  if (use_decode(a)) return "decode";
+  if (use_tc(a, allow_tc)) return "flash-tc";
+  return "flash-simt";
+}
+
+size_t attention_scratch_bytes(const AttentionArgs& a, int num_sms) {
+  if (!use_decode(a)) return 0;
+  const int ns = decode_splits(a, num_sms);
+  if (ns == 1) return 0;
+  return static_cast<size_t>(a.B * a.Nq * ns) * (2 + a.D) * sizeof(float);
+}
+
+void attention(const Launch& L, const AttentionArgs& a, void* scratch, int num_sms,
+               bool allow_tc) {
+  if (a.D > kMaxD && !use_tc(a, allow_tc))
+    fail("cuda backend: attention: head_dim {} is larger than {}", a.D, kMaxD);
+  BMSYS_DISPATCH_FLOAT(a.dtype, T, "attention", {
+    AttnK<T> k = make_args<T>(a);
+    if (use_decode(a)) {
+      const int ns = decode_splits(a, num_sms), ng = decode_groups(a);
+      float* part_ml = static_cast<float*>(scratch);
+      float* part_o = part_ml ? part_ml + a.B * a.Nq * ns * 2 : nullptr;
+      dim3 grid(static_cast<unsigned>(a.Nkv * ng), static_cast<unsigned>(a.B),
+                static_cast<unsigned>(ns));
+      const bool vec = a.D % Pack<T>::N == 0 && aligned16(a.k) && aligned16(a.k_cache);
+      launch_kernel(L, "attention(decode)", grid, 128, 0, attn_decode_kernel<T>, L, k, ns, ng,
+                    part_ml, part_o, vec);
+      if (ns > 1)
+        launch_kernel(L, "attention(combine)", dim3(static_cast<unsigned>(a.Nq),
+                                                    static_cast<unsigned>(a.B)),
+                      128, 0, attn_combine_kernel<T>, k, ns,
+                      static_cast<const float*>(part_ml), static_cast<const float*>(part_o));
+      return;
+    }
+    if (a.k_cache) {
+      const int64_t n = a.B * a.S * a.Nkv * a.D;
+      launch_kernel(L, "attention(cache write)", grid_for(n, 256), 256, 0, cache_write_kernel<T>,
+                    L, k);
+    }
+    if (use_tc(a, allow_tc) && launch_tc_any<T>(L, k)) return;
+    dim3 grid(static_cast<unsigned>((a.S + 3) / 4), static_cast<unsigned>(a.Nq),
+              static_cast<unsigned>(a.B));
+    launch_kernel(L, "attention(flash-simt)", grid, 128, 0, attn_simt_kernel<T>, L, k);
+  });
+}
+
+}  // namespace bmsys::rt::cuda

@@ -1,0 +1,1138 @@
+#include "runtime/backends/cuda/cuda_backend.h"
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "runtime/backends/cuda/allocator.h"
+#include "runtime/backends/cuda/cuda_common.h"
+#include "runtime/backends/cuda/gemm.h"
+#include "runtime/backends/cuda/kernels.h"
+#include "runtime/backends/cuda/trace.h"
+#include "runtime/core/error.h"
+
+namespace bmsys::rt {
+
+namespace cuda {
+void throw_cuda_error(cudaError_t err, const char* call, const std::string& op) {
+  std::string msg = fmt::format("cuda backend: {}: {} failed: {} ({})", op, call,
+                                cudaGetErrorString(err), cudaGetErrorName(err));
+  cudaGetLastError();  // clear a non-sticky error so the caller may go on
+  throw Error(msg);
+}
+}  // namespace cuda
+
+using namespace cuda;
+
+int cuda_device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky error
+    return 0;
+  }
+  return n;
+}
+
+std::string cuda_device_description(int device) {
+  cudaDeviceProp prop;
+  cudaError_t err = cudaGetDeviceProperties(&prop, device);
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    return std::string("no CUDA device ") + std::to_string(device) + ": " + cudaGetErrorString(err);
+  }
+  return std::string(prop.name) + " (sm_" + std::to_string(prop.major) + std::to_string(prop.minor) +
+         ", " + std::to_string(prop.totalGlobalMem >> 30) + " GiB)";
+}
+
+namespace {
+
+std::string human(uint64_t b) {
+  if (b >= (1ull << 30)) return fmt::format("{:.2f} GiB", b / double(1ull << 30));
+  if (b >= (1ull << 20)) return fmt::format("{:.1f} MiB", b / double(1ull << 20));
+  if (b >= 1024) return fmt::format("{:.1f} KiB", b / 1024.0);
+  return fmt::format("{} B", b);
+}
+
+bool env_flag(const char* name, bool dflt) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return dflt;
+  return !(v[0] == '0' || v[0] == 'n' || v[0] == 'N' || v[0] == 'f' || v[0] == 'F');
+}
+
+constexpr int kMaxRank = 8;
+constexpr int kMaxGraphs = 32;
+constexpr size_t kStageBytes = 16u << 20;
+constexpr size_t kWorkspaceBytes = 32u << 20;
+
+enum Kind { kWeights = 0, kActivations, kState, kInputs, kOther, kKinds };
+const char* kind_name(int k) {
+  static const char* n[] = {"weights", "activation pool", "state pool (KV cache)", "inputs", "other"};
+  return n[k];
+}
+
+struct TRef {
+  void* data = nullptr;
+  DType dtype = DType::F32;
+  int rank = 0;
+  int64_t dims[kMaxRank] = {};
+  int64_t numel = 0;
+  size_t bytes() const { return static_cast<size_t>(numel) * dtype_size(dtype); }
+  int64_t last() const { return rank ? dims[rank - 1] : 1; }
+};
+
+struct Parsed {
+  bool wt = false;
+  int64_t offset = 0, size = 0;
+  double eps = 0;
+  int64_t head_dim = 0;
+  double theta = 0;
+  int64_t nq = 0, nkv = 0;
+  double scale = 1;
+  bool causal = true;
+  bool gelu_tanh = true;
+  bool shift = false;
+};
+
+struct Op {
+  KernelId kernel = KernelId::kCount;
+  int nin = 0;
+  TRef in[5];
+  TRef out;
+  Parsed p;
+  DType ft = DType::F32;  // the launch's float dtype
+};
+
+bool overlaps(const TRef& a, const TRef& b) {
+  auto a0 = reinterpret_cast<uintptr_t>(a.data), b0 = reinterpret_cast<uintptr_t>(b.data);
+  return a0 < b0 + b.bytes() && b0 < a0 + a.bytes() && a.bytes() && b.bytes();
+}
+
+std::string shape_of(const TRef& t) {
+  std::string s = "[";
+  for (int i = 0; i < t.rank; ++i) s += (i ? "," : "") + std::to_string(t.dims[i]);
+  return s + "]";
+}
+
+// Shared with DeviceMemory deleters, which may run after the backend is gone.
+struct Pool {
+  CachingAllocator alloc;
+  std::mutex mu;
+  std::map<void*, std::pair<int, size_t>> owned;
+  uint64_t by_kind[kKinds] = {};
+  cudaStream_t stream = nullptr;  // null once the backend is destroyed
+  void release(void* p) {
+    cudaStream_t s;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto it = owned.find(p);
+      if (it != owned.end()) {
+        by_kind[it->second.first] -= it->second.second;
+        owned.erase(it);
+      }
+      s = stream;
+    }
+    alloc.free(p, s);
+  }
+};
+
+}  // namespace
+
+struct CudaBackend::Impl {
+  BackendOptions opts;
+  int device = 0;
+  cudaDeviceProp prop{};
+  bool use_graphs = true, use_pdl = true, use_gemv = true, use_fuse = true, use_flash = true;
+  bool sync_each = false;
+
+  cudaStream_t compute = nullptr, copy = nullptr;
+  cudaEvent_t ev_compute = nullptr, ev_copy = nullptr, flush_begin = nullptr, flush_end = nullptr;
+  bool flush_timed = false;
+
+  std::shared_ptr<Pool> pool;
+  std::unique_ptr<Gemm> gemm;
+  void* workspace = nullptr;
+
+  DeviceError* err_host = nullptr;
+  DeviceError* err_dev = nullptr;
+  int* err_gate = nullptr;
+  int64_t* scalars = nullptr;
+
+  void* pinned[2] = {nullptr, nullptr};
+  void* dstage[2] = {nullptr, nullptr};
+  cudaEvent_t stage_ev[2] = {nullptr, nullptr};
+  int stage_next = 0;
+
+  std::unordered_set<void*> weights;
+  uint64_t random_counter = 0;
+  std::string plan;
+
+  std::vector<Op> ops;
+  std::vector<uint64_t> sig;
+  uint64_t hash = 0;
+  int64_t queue_P = 0;
+
+  void* scratch = nullptr;
+  size_t scratch_bytes = 0;
+
+  struct GraphEntry {
+    std::vector<uint64_t> sig;
+    std::vector<KernelId> kernels;
+    cudaGraphExec_t exec = nullptr;
+    uint64_t last_use = 0;
+  };
+  std::unordered_map<uint64_t, GraphEntry> graphs;
+  std::unordered_map<uint64_t, int> seen;
+  uint64_t tick = 0;
+  std::vector<KernelId> last_kernels;
+
+  std::unique_ptr<Tracer> tracer;
+  Stats stats;
+
+  // --- helpers ---
+  Launch launch_cfg(int op) const {
+    Launch L;
+    L.stream = compute;
+    L.pdl = use_pdl && !tracer && !sync_each;
+    L.err = err_dev;
+    L.err_gate = err_gate;
+    L.op = op;
+    L.scalars = scalars;
+    return L;
+  }
+
+  void* device_alloc(size_t bytes, const std::string& what, int kind) {
+    void* p = pool->alloc.allocate(bytes, compute);
+    if (!p) {
+      size_t fr = 0, total = 0;
+      cudaMemGetInfo(&fr, &total);
+      cudaGetLastError();
+      std::string held;
+      uint64_t sum = 0;
+      {
+        std::lock_guard<std::mutex> lock(pool->mu);
+        for (int k = 0; k < kKinds; ++k) {
+          held += fmt::format("{}{} {}", k ? ", " : "", kind_name(k), human(pool->by_kind[k]));
+          sum += pool->by_kind[k];
+        }
+      }
+      fail("cuda backend: out of memory allocating {} for {}: the GPU ({}) has {} free of {}; "
+           "bmsys holds {} ({}){}",
+           human(bytes), what, prop.name, human(fr), human(total), human(sum), held,
+           plan.empty() ? "" : "; the memory plan needs " + plan);
+    }
+    {
+      std::lock_guard<std::mutex> lock(pool->mu);
+      size_t sz = CachingAllocator::round(bytes);
+      pool->owned[p] = {kind, sz};
+      pool->by_kind[kind] += sz;
+    }
+    return p;
+  }
+
+  void ensure_staging() {
+    if (pinned[0]) return;
+    for (int i = 0; i < 2; ++i) {
+      BMSYS_CUDA(cudaHostAlloc(&pinned[i], kStageBytes, cudaHostAllocDefault), "pinned staging buffer");
+      dstage[i] = device_alloc(kStageBytes, "upload staging", kOther);
+      BMSYS_CUDA(cudaEventCreateWithFlags(&stage_ev[i], cudaEventDisableTiming), "staging event");
+    }
+  }
+
+  void ensure_scratch(size_t bytes) {
+    if (bytes <= scratch_bytes) return;
+    // Graphs captured so far point at the old scratch: drop them.
+    for (auto& kv : graphs) cudaGraphExecDestroy(kv.second.exec);
+    graphs.clear();
+    if (scratch) pool->release(scratch);
+    size_t want = std::max(bytes, scratch_bytes * 2);
+    scratch = device_alloc(want, "kernel scratch", kOther);
+    scratch_bytes = want;
+  }
+
+  // Copy stream waits for the compute stream (before it writes memory compute uses).
+  void copy_after_compute() {
+    BMSYS_CUDA(cudaEventRecord(ev_compute, compute), "stream ordering");
+    BMSYS_CUDA(cudaStreamWaitEvent(copy, ev_compute, 0), "stream ordering");
+  }
+  void compute_after_copy() {
+    BMSYS_CUDA(cudaEventRecord(ev_copy, copy), "stream ordering");
+    BMSYS_CUDA(cudaStreamWaitEvent(compute, ev_copy, 0), "stream ordering");
+  }
+
+  void check_device_error() {
+    volatile DeviceError* e = err_host;
+    if (e->code == 0) return;
+    DeviceError got;
+    got.code = e->code;
+    got.op = e->op;
+    got.value = e->value;
+    got.index = e->index;
+    got.limit = e->limit;
+    e->code = 0;
+    cudaMemset(err_gate, 0, sizeof(int));
+    cudaGetLastError();
+    const char* opname = got.op >= 0 && got.op < static_cast<int>(last_kernels.size())
+                             ? kernel_name(last_kernels[got.op])
+                             : "upload";
+    switch (got.code) {
+      case kErrTokenId:
+        fail("cuda backend: {} (op {} of the last flush): token id {} at position {} is outside "
+             "the vocabulary [0, {})",
+             opname, got.op, got.value, got.index, got.limit);
+      case kErrLabel:
+        fail("cuda backend: {} (op {} of the last flush): label {} at position {} is outside the "
+             "vocabulary [0, {})",
+             opname, got.op, got.value, got.index, got.limit);
+      case kErrIntRange:
+        fail("cuda backend: upload: integer {} at index {} does not fit the destination type",
+             got.value, got.index);
+      default:
+        fail("cuda backend: {}: device error code {}", opname, got.code);
+    }
+  }
+
+  void check_stream(cudaStream_t s, const char* what) {
+    cudaError_t e = cudaStreamSynchronize(s);
+    if (e != cudaSuccess) {
+      std::string names;
+      if (!last_kernels.empty())
+        names = fmt::format(" (the last flush ran {} ops, '{}' .. '{}'; set BMSYS_CUDA_SYNC=1 to "
+                            "name the failing one)",
+                            last_kernels.size(), kernel_name(last_kernels.front()),
+                            kernel_name(last_kernels.back()));
+      throw Error(fmt::format("cuda backend: {}: a kernel or copy failed: {} ({}){}", what,
+                              cudaGetErrorString(e), cudaGetErrorName(e), names));
+    }
+  }
+
+  void sync_all(const char* what) {
+    check_stream(compute, what);
+    check_stream(copy, what);
+    if (flush_timed) {
+      float ms = 0;
+      if (cudaEventElapsedTime(&ms, flush_begin, flush_end) == cudaSuccess) stats.last_flush_ms = ms;
+      cudaGetLastError();
+      flush_timed = false;
+    }
+    if (tracer) tracer->collect();
+    check_device_error();
+  }
+
+  // --- queue -> steps ---
+  enum StepKind { kSingle, kGemvGroup, kSiluMul, kRopePair, kLinearGelu };
+  struct Step {
+    StepKind kind = kSingle;
+    int idx[3] = {0, 0, 0};
+    int n = 1;
+  };
+
+  int64_t linear_M(const Op& o) const {
+    int64_t K = o.in[0].last(), N = o.out.last();
+    return K ? o.in[0].numel / K : (N ? o.out.numel / N : 0);
+  }
+  bool gemv_ok(const Op& o) const {
+    if (!use_gemv || o.kernel != KernelId::Linear || o.p.wt) return false;
+    int64_t K = o.in[0].last(), M = linear_M(o);
+    return K > 0 && o.out.last() > 0 && M >= 1 && M <= kGemvMaxRows;
+  }
+  GemmArgs gemm_args(const Op& o) const {
+    GemmArgs g;
+    g.dtype = o.ft;
+    g.x = o.in[0].data;
+    g.w = o.in[1].data;
+    g.bias = o.nin == 3 ? o.in[2].data : nullptr;
+    g.y = o.out.data;
+    g.K = o.in[0].last();
+    g.N = o.out.last();
+    g.M = linear_M(o);
+    g.w_transposed = o.p.wt;
+    return g;
+  }
+
+  // Whether op j may run before the not-yet-run ops strictly between i and j.
+  bool hoistable(int i, int j, const std::vector<char>& used) const {
+    const Op& q = ops[j];
+    for (int k = i + 1; k < j; ++k) {
+      if (used[k]) continue;
+      const Op& o = ops[k];
+      for (int a = 0; a < q.nin; ++a)
+        if (overlaps(q.in[a], o.out)) return false;
+      if (overlaps(q.out, o.out)) return false;
+      for (int a = 0; a < o.nin; ++a)
+        if (overlaps(o.in[a], q.out)) return false;
+    }
+    return true;
+  }
+
+  int next_unused(int i, const std::vector<char>& used) const {
+    for (int k = i + 1; k < static_cast<int>(ops.size()); ++k)
+      if (!used[k]) return k;
+    return -1;
+  }
+
+  std::vector<Step> plan_steps() {
+    const int n = static_cast<int>(ops.size());
+    std::vector<Step> steps;
+    std::vector<char> used(n, 0);
+    for (int i = 0; i < n; ++i) {
+      if (used[i]) continue;
+      used[i] = 1;
+      const Op& o = ops[i];
+      Step s;
+      s.idx[0] = i;
+      if (use_fuse && gemv_ok(o)) {
+        s.kind = kGemvGroup;
+        for (int j = i + 1; j < n && j <= i + 6 && s.n < kGemvMaxJobs; ++j) {
+          if (used[j]) continue;
+          const Op& q = ops[j];
+          if (gemv_ok(q) && q.in[0].data == o.in[0].data && q.in[0].numel == o.in[0].numel &&
+              q.in[0].last() == o.in[0].last() && q.ft == o.ft && hoistable(i, j, used)) {
+            s.idx[s.n++] = j;
+            used[j] = 1;
+            continue;
+          }
+          if (overlaps(q.out, o.in[0])) break;  // x is rewritten: nothing later shares it
+        }
+        stats.launches_saved += s.n - 1;
+      } else if (use_fuse && o.kernel == KernelId::Silu) {
+        int k = next_unused(i, used);
+        if (k >= 0) {
+          const Op& q = ops[k];
+          int t = q.kernel == KernelId::Mul ? (q.in[0].data == o.out.data ? 0 : q.in[1].data == o.out.data ? 1 : -1) : -1;
+          if (t >= 0 && q.in[0].numel == o.out.numel && q.ft == o.ft && !overlaps(q.in[1 - t], o.out) &&
+              !overlaps(q.out, o.out)) {
+            s.kind = kSiluMul;
+            s.idx[1] = k;
+            s.n = 2;
+            used[k] = 1;
+            stats.launches_saved += 1;
+          }
+        }
+      } else if (use_fuse && o.kernel == KernelId::Rope) {
+        int k = next_unused(i, used);
+        if (k >= 0) {
+          const Op& q = ops[k];
+          if (q.kernel == KernelId::Rope && q.in[1].data == o.in[1].data && q.ft == o.ft &&
+              q.p.head_dim == o.p.head_dim && q.p.theta == o.p.theta &&
+              q.in[0].dims[0] == o.in[0].dims[0] && q.in[0].dims[1] == o.in[0].dims[1] &&
+              !overlaps(q.in[0], o.out) && !overlaps(q.out, o.out) && !overlaps(q.out, o.in[0])) {
+            s.kind = kRopePair;
+            s.idx[1] = k;
+            s.n = 2;
+            used[k] = 1;
+            stats.launches_saved += 1;
+          }
+        }
+      } else if (use_fuse && o.kernel == KernelId::Linear && !gemv_ok(o)) {
+        int k = next_unused(i, used);
+        if (k >= 0) {
+          const Op& q = ops[k];
+          if (q.kernel == KernelId::Gelu && q.p.gelu_tanh && q.in[0].data == o.out.data &&
+              q.in[0].numel == o.out.numel && q.ft == o.ft && !overlaps(q.out, o.out) &&
+              !overlaps(q.out, o.in[0]) && !overlaps(q.out, o.in[1])) {
+            GemmArgs g = gemm_args(o);
+            g.gelu = true;
+            g.y = q.out.data;
+            g.gelu_aux = o.out.data;
+            if (gemm->supported(g)) {
+              s.kind = kLinearGelu;
+              s.idx[1] = k;
+              s.n = 2;
+              used[k] = 1;
+              stats.launches_saved += 1;
+            }
+          }
+        }
+      }
+      steps.push_back(s);
+    }
+    return steps;
+  }
+
+  size_t scratch_need() const {
+    size_t need = 0;
+    for (const Op& o : ops) {
+      if (o.kernel == KernelId::CrossEntropy)
+        need = std::max(need, cross_entropy_scratch_bytes(o.in[0].dims[0], o.in[0].dims[1], o.p.shift));
+      if (o.kernel == KernelId::Attention) need = std::max(need, attention_scratch_bytes(attn_args(o), prop.multiProcessorCount));
+    }
+    return need;
+  }
+
+  AttentionArgs attn_args(const Op& o) const {
+    AttentionArgs a;
+    a.dtype = o.ft;
+    a.q = o.in[0].data;
+    a.k = o.in[1].data;
+    a.v = o.in[2].data;
+    a.y = o.out.data;
+    a.B = o.in[0].dims[0];
+    a.S = o.in[0].dims[1];
+    a.Nq = o.p.nq;
+    a.Nkv = o.p.nkv;
+    a.D = o.p.head_dim;
+    a.scale = static_cast<float>(o.p.scale);
+    a.causal = o.p.causal;
+    if (o.nin == 5) {
+      a.k_cache = o.in[3].data;
+      a.v_cache = o.in[4].data;
+      a.Smax = o.in[3].dims[1];
+    }
+    return a;
+  }
+
+  void run_linear(const Op& o, const Launch& L) {
+    GemmArgs g = gemm_args(o);
+    if (g.M == 0 || g.N == 0) return;
+    if (g.K > 0 && gemv_ok(o)) {
+      GemvJob j;
+      j.w = g.w;
+      j.bias = g.bias;
+      j.y = g.y;
+      j.N = g.N;
+      cuda::gemv(L, o.ft, g.x, g.M, g.K, &j, 1);
+      return;
+    }
+    if (g.K > 0 && gemm->supported(g)) {
+      gemm->run(g, compute);
+      return;
+    }
+    gemm_simt(L, o.ft, g.y, g.x, g.w, g.bias, g.M, g.K, g.N, g.w_transposed);
+  }
+
+  void run_single(const Op& o, const Launch& L) {
+    const auto& in = o.in;
+    const TRef& y = o.out;
+    switch (o.kernel) {
+      case KernelId::Positions:
+        positions(L, static_cast<int64_t*>(y.data), in[0].dims[0], in[0].dims[1]);
+        return;
+      case KernelId::Embedding:
+        embedding(L, o.ft, y.data, static_cast<const int64_t*>(in[0].data), in[0].numel,
+                  in[1].data, in[1].dims[0], in[1].dims[1]);
+        return;
+      case KernelId::Linear:
+        run_linear(o, L);
+        return;
+      case KernelId::Slice: {
+        int64_t K = in[0].last();
+        slice(L, y.data, in[0].data, dtype_size(in[0].dtype), K ? in[0].numel / K : 0, K,
+              o.p.offset, y.last());
+        return;
+      }
+      case KernelId::LayerNorm: {
+        int64_t H = in[0].last();
+        layer_norm(L, o.ft, y.data, in[0].data, in[1].data, in[2].data, H ? in[0].numel / H : 0, H,
+                   static_cast<float>(o.p.eps));
+        return;
+      }
+      case KernelId::RmsNorm: {
+        int64_t H = in[0].last();
+        rms_norm(L, o.ft, y.data, in[0].data, in[1].data, H ? in[0].numel / H : 0, H,
+                 static_cast<float>(o.p.eps));
+        return;
+      }
+      case KernelId::Rope: {
+        int64_t T = in[0].dims[0] * in[0].dims[1], D = o.p.head_dim;
+        RopeTensor t;
+        t.x = in[0].data;
+        t.y = y.data;
+        t.heads = T ? in[0].numel / T / D : 0;
+        rope(L, o.ft, &t, 1, static_cast<const int64_t*>(in[1].data), T, D, o.p.theta);
+        return;
+      }
+      case KernelId::Attention:
+        attention(L, attn_args(o), scratch, prop.multiProcessorCount, use_flash);
+        return;
+      case KernelId::Gelu:
+        unary(L, o.ft, o.p.gelu_tanh ? UnaryOp::GeluTanh : UnaryOp::GeluErf, y.data, in[0].data,
+              in[0].numel);
+        return;
+      case KernelId::Silu:
+        unary(L, o.ft, UnaryOp::Silu, y.data, in[0].data, in[0].numel);
+        return;
+      case KernelId::Add:
+        binary(L, o.ft, BinaryOp::Add, y.data, in[0].data, in[1].data, in[0].numel);
+        return;
+      case KernelId::Mul:
+        binary(L, o.ft, BinaryOp::Mul, y.data, in[0].data, in[1].data, in[0].numel);
+        return;
+      case KernelId::CrossEntropy:
+        cross_entropy(L, o.ft, y.data, y.dtype, in[0].data, static_cast<const int64_t*>(in[1].data),
+                      in[0].dims[0], in[0].dims[1], in[0].dims[2], o.p.shift, scratch);
+        return;
+      default:
+        break;
+    }
+    fail("cuda backend: kernel '{}' is not implemented", kernel_name(o.kernel));
+  }
+
+  std::string step_name(const Step& s) const {
+    const Op& o = ops[s.idx[0]];
+    switch (s.kind) {
+      case kGemvGroup:
+        return s.n > 1 ? fmt::format("linear x{} (gemv)", s.n) : "linear (gemv)";
+      case kSiluMul: return "silu*mul";
+      case kRopePair: return "rope x2";
+      case kLinearGelu: return "linear+gelu (cuBLASLt)";
+      case kSingle: break;
+    }
+    if (o.kernel == KernelId::Attention)
+      return fmt::format("attention ({})", attention_impl(attn_args(o), use_flash));
+    if (o.kernel == KernelId::Linear) {
+      GemmArgs g = gemm_args(o);
+      return g.K > 0 && gemm->supported(g) ? "linear (cuBLASLt)" : "linear (simt)";
+    }
+    return kernel_name(o.kernel);
+  }
+
+  std::string step_args(const Step& s) const {
+    std::string a = "{";
+    for (int k = 0; k < s.n; ++k) {
+      const Op& o = ops[s.idx[k]];
+      std::string shapes;
+      for (int i = 0; i < o.nin; ++i) shapes += (i ? " " : "") + shape_of(o.in[i]);
+      a += fmt::format("{}\"op{}\":\"{} {} -> {} {}\"", k ? "," : "", s.idx[k], kernel_name(o.kernel),
+                       shapes, shape_of(o.out), dtype_name(o.ft));
+    }
+    return a + "}";
+  }
+
+  void run_step(const Step& s) {
+    const Launch L = launch_cfg(s.idx[0]);
+    const Op& o = ops[s.idx[0]];
+    switch (s.kind) {
+      case kSingle:
+        run_single(o, L);
+        return;
+      case kGemvGroup: {
+        GemvJob jobs[kGemvMaxJobs];
+        for (int k = 0; k < s.n; ++k) {
+          const Op& q = ops[s.idx[k]];
+          jobs[k].w = q.in[1].data;
+          jobs[k].bias = q.nin == 3 ? q.in[2].data : nullptr;
+          jobs[k].y = q.out.data;
+          jobs[k].N = q.out.last();
+        }
+        cuda::gemv(L, o.ft, o.in[0].data, linear_M(o), o.in[0].last(), jobs, s.n);
+        return;
+      }
+      case kSiluMul: {
+        const Op& q = ops[s.idx[1]];
+        const void* up = q.in[0].data == o.out.data ? q.in[1].data : q.in[0].data;
+        silu_mul(L, o.ft, o.out.data, q.out.data, o.in[0].data, up, o.in[0].numel);
+        return;
+      }
+      case kRopePair: {
+        const Op& q = ops[s.idx[1]];
+        int64_t T = o.in[0].dims[0] * o.in[0].dims[1], D = o.p.head_dim;
+        RopeTensor t[2];
+        t[0].x = o.in[0].data;
+        t[0].y = o.out.data;
+        t[0].heads = T ? o.in[0].numel / T / D : 0;
+        t[1].x = q.in[0].data;
+        t[1].y = q.out.data;
+        t[1].heads = T ? q.in[0].numel / T / D : 0;
+        rope(L, o.ft, t, 2, static_cast<const int64_t*>(o.in[1].data), T, D, o.p.theta);
+        return;
+      }
+      case kLinearGelu: {
+        const Op& q = ops[s.idx[1]];
+        GemmArgs g = gemm_args(o);
+        g.gelu = true;
+        g.y = q.out.data;
+        g.gelu_aux = o.out.data;
+        gemm->run(g, compute);
+        return;
+      }
+    }
+  }
+
+  void execute() {
+    std::vector<Step> steps = plan_steps();
+    for (const Step& s : steps) {
+      if (tracer) tracer->begin(compute);
+      run_step(s);
+      if (tracer) tracer->end(compute, step_name(s), "kernel", 1, step_args(s));
+      if (sync_each) {
+        cudaError_t e = cudaStreamSynchronize(compute);
+        if (e != cudaSuccess)
+          throw Error(fmt::format("cuda backend: {} (op {} of the flush, {}) failed: {} ({})",
+                                  step_name(s), s.idx[0], step_args(s), cudaGetErrorString(e),
+                                  cudaGetErrorName(e)));
+        check_device_error();
+      }
+    }
+  }
+
+  void flush() {
+    if (ops.empty()) return;
+    stats.flushes++;
+    stats.ops += static_cast<int64_t>(ops.size());
+    last_kernels.clear();
+    for (const Op& o : ops) last_kernels.push_back(o.kernel);
+    const bool graphs_ok = use_graphs && !tracer && !sync_each;
+    auto git = graphs.find(hash);
+    bool replay = graphs_ok && git != graphs.end() && git->second.sig == sig;
+    if (!replay) ensure_scratch(scratch_need());
+    BMSYS_CUDA(cudaEventRecord(flush_begin, compute), "flush timing");
+    set_scalars(compute, scalars, queue_P);
+    try {
+      if (replay) {
+        GraphEntry& g = git->second;
+        g.last_use = ++tick;
+        BMSYS_CUDA(cudaGraphLaunch(g.exec, compute), "replaying a CUDA graph");
+        stats.graph_replays++;
+      } else {
+        int& cnt = seen[hash];
+        cnt++;
+        if (seen.size() > 4096) seen.clear();
+        if (graphs_ok && cnt >= 2) {
+          capture();
+        } else {
+          execute();
+          stats.eager_flushes++;
+        }
+      }
+    } catch (...) {
+      ops.clear();
+      sig.clear();
+      hash = 0;
+      throw;
+    }
+    BMSYS_CUDA(cudaEventRecord(flush_end, compute), "flush timing");
+    flush_timed = true;
+    ops.clear();
+    sig.clear();
+    hash = 0;
+  }
+
+  void capture() {
+    BMSYS_CUDA(cudaStreamBeginCapture(compute, cudaStreamCaptureModeThreadLocal),
+               "capturing a CUDA graph");
+    try {
+      execute();
+    } catch (...) {
+      cudaGraph_t g = nullptr;
+      cudaStreamEndCapture(compute, &g);
+      if (g) cudaGraphDestroy(g);
+      cudaGetLastError();
+      throw;
+    }
+    cudaGraph_t g = nullptr;
+    BMSYS_CUDA(cudaStreamEndCapture(compute, &g), "capturing a CUDA graph");
+    cudaGraphExec_t exec = nullptr;
+    cudaError_t e = cudaGraphInstantiate(&exec, g, 0);
+    cudaGraphDestroy(g);
+    BMSYS_CUDA(e, "instantiating a CUDA graph");
+    if (graphs.size() >= kMaxGraphs) {
+      auto lru = graphs.begin();
+      for (auto it = graphs.begin(); it != graphs.end(); ++it)
+        if (it->second.last_use < lru->second.last_use) lru = it;
+      cudaGraphExecDestroy(lru->second.exec);
+      graphs.erase(lru);
+    }
+    auto old = graphs.find(hash);
+    if (old != graphs.end()) {
+      cudaGraphExecDestroy(old->second.exec);
+      graphs.erase(old);
+    }
+    GraphEntry& ent = graphs[hash];
+    ent.sig = sig;
+    ent.exec = exec;
+    ent.last_use = ++tick;
+    BMSYS_CUDA(cudaGraphLaunch(exec, compute), "launching a captured CUDA graph");
+    stats.graph_captures++;
+  }
+
+  void mix(uint64_t w) {
+    sig.push_back(w);
+    hash = (hash ^ w) * 0x100000001b3ull;
+    hash ^= hash >> 29;
+  }
+};
+
+// ======================================================================================
+
+CudaBackend::CudaBackend(const BackendOptions& opts) : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.opts = opts;
+  int n = cuda_device_count();
+  if (n == 0) fail("cuda backend: no CUDA device is available");
+  if (opts.device < 0 || opts.device >= n)
+    fail("cuda backend: device {} does not exist ({} visible)", opts.device, n);
+  m.device = opts.device;
+  BMSYS_CUDA(cudaSetDevice(m.device), "selecting the device");
+  BMSYS_CUDA(cudaGetDeviceProperties(&m.prop, m.device), "reading device properties");
+  m.use_graphs = env_flag("BMSYS_CUDA_GRAPHS", true);
+  m.use_pdl = env_flag("BMSYS_CUDA_PDL", true) && m.prop.major >= 9;
+  m.use_gemv = env_flag("BMSYS_CUDA_GEMV", true);
+  m.use_fuse = env_flag("BMSYS_CUDA_FUSE", true);
+  m.use_flash = env_flag("BMSYS_CUDA_FLASH", true) && m.prop.major >= 8;
+  m.sync_each = env_flag("BMSYS_CUDA_SYNC", false);
+
+  BMSYS_CUDA(cudaStreamCreateWithFlags(&m.compute, cudaStreamNonBlocking), "creating streams");
+  BMSYS_CUDA(cudaStreamCreateWithFlags(&m.copy, cudaStreamNonBlocking), "creating streams");
+  BMSYS_CUDA(cudaEventCreateWithFlags(&m.ev_compute, cudaEventDisableTiming), "creating events");
+  BMSYS_CUDA(cudaEventCreateWithFlags(&m.ev_copy, cudaEventDisableTiming), "creating events");
+  BMSYS_CUDA(cudaEventCreate(&m.flush_begin), "creating events");
+  BMSYS_CUDA(cudaEventCreate(&m.flush_end), "creating events");
+  m.pool = std::make_shared<Pool>();
+  m.pool->stream = m.compute;
+
+  BMSYS_CUDA(cudaHostAlloc(reinterpret_cast<void**>(&m.err_host), sizeof(DeviceError),
+                           cudaHostAllocMapped),
+             "allocating the error record");
+  std::memset(m.err_host, 0, sizeof(DeviceError));
+  BMSYS_CUDA(cudaHostGetDevicePointer(reinterpret_cast<void**>(&m.err_dev), m.err_host, 0),
+             "mapping the error record");
+  m.err_gate = static_cast<int*>(m.device_alloc(sizeof(int), "error gate", kOther));
+  m.scalars = static_cast<int64_t*>(m.device_alloc(64, "device scalars", kOther));
+  BMSYS_CUDA(cudaMemset(m.err_gate, 0, sizeof(int)), "clearing the error gate");
+  BMSYS_CUDA(cudaMemset(m.scalars, 0, 64), "clearing the device scalars");
+
+  m.gemm = std::make_unique<Gemm>(kWorkspaceBytes);
+  m.workspace = m.device_alloc(kWorkspaceBytes, "cuBLASLt workspace", kOther);
+  m.gemm->set_workspace(m.workspace);
+  if (!opts.trace_path.empty()) set_trace(opts.trace_path);
+}
+
+CudaBackend::~CudaBackend() {
+  Impl& m = *impl_;
+  try {
+    m.flush();
+  } catch (...) {
+  }
+  cudaStreamSynchronize(m.compute);
+  cudaStreamSynchronize(m.copy);
+  cudaGetLastError();
+  m.tracer.reset();
+  for (auto& kv : m.graphs) cudaGraphExecDestroy(kv.second.exec);
+  m.graphs.clear();
+  m.gemm.reset();
+  for (int i = 0; i < 2; ++i) {
+    if (m.pinned[i]) cudaFreeHost(m.pinned[i]);
+    if (m.stage_ev[i]) cudaEventDestroy(m.stage_ev[i]);
+  }
+  if (m.err_host) cudaFreeHost(m.err_host);
+  for (cudaEvent_t e : {m.ev_compute, m.ev_copy, m.flush_begin, m.flush_end})
+    if (e) cudaEventDestroy(e);
+  {
+    std::lock_guard<std::mutex> lock(m.pool->mu);
+    m.pool->stream = nullptr;
+  }
+  // Internal buffers go back to the pool; DeviceMemory still held by others stays valid
+  // until its owner frees it (the pool outlives the backend).
+  for (void* p : {m.scratch, m.workspace, static_cast<void*>(m.err_gate),
+                  static_cast<void*>(m.scalars), m.dstage[0], m.dstage[1]})
+    if (p) m.pool->release(p);
+  cudaStreamDestroy(m.compute);
+  cudaStreamDestroy(m.copy);
+  cudaGetLastError();
+}
+
+std::string CudaBackend::description() const {
+  const Impl& m = *impl_;
+  int lt = static_cast<int>(cublasLtGetVersion());
+  return fmt::format(
+      "cuda: {} (sm_{}{}, {} SMs, {} GiB), cuBLASLt {}; graphs {}, PDL {}, gemv {}, fusion {}, "
+      "tensor-core attention {}",
+      m.prop.name, m.prop.major, m.prop.minor, m.prop.multiProcessorCount,
+      m.prop.totalGlobalMem >> 30, lt, m.use_graphs ? "on" : "off", m.use_pdl ? "on" : "off",
+      m.use_gemv ? "on" : "off", m.use_fuse ? "on" : "off", m.use_flash ? "on" : "off");
+}
+
+bool CudaBackend::supports(KernelId kernel) const {
+  switch (kernel) {
+    case KernelId::Positions:
+    case KernelId::Embedding:
+    case KernelId::Linear:
+    case KernelId::Slice:
+    case KernelId::LayerNorm:
+    case KernelId::RmsNorm:
+    case KernelId::Rope:
+    case KernelId::Attention:
+    case KernelId::Gelu:
+    case KernelId::Silu:
+    case KernelId::Add:
+    case KernelId::Mul:
+    case KernelId::CrossEntropy:
+      return true;
+    default:
+      return false;  // training kernels: CPU backend only for now
+  }
+}
+
+bool CudaBackend::supports_dtype(DType dtype) const {
+  return dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16 || dtype == DType::I64;
+}
+
+std::unique_ptr<DeviceMemory> CudaBackend::allocate(size_t bytes, const std::string& what) {
+  Impl& m = *impl_;
+  int kind = kOther;
+  if (what.rfind("weight ", 0) == 0) kind = kWeights;
+  else if (what == "the activation pool") kind = kActivations;
+  else if (what == "the state pool") kind = kState;
+  else if (what.rfind("input ", 0) == 0) kind = kInputs;
+  void* p = m.device_alloc(bytes, what, kind);
+  if (kind == kWeights) m.weights.insert(p);
+  std::shared_ptr<Pool> pool = m.pool;
+  Impl* impl = &m;
+  return std::make_unique<DeviceMemory>(p, bytes, [pool, impl](void* q) {
+    bool alive;
+    {
+      std::lock_guard<std::mutex> lock(pool->mu);
+      alive = pool->stream != nullptr;
+    }
+    if (alive) impl->weights.erase(q);
+    pool->release(q);
+  });
+}
+
+void CudaBackend::fill_zero(void* dst, size_t bytes) {
+  Impl& m = *impl_;
+  m.flush();
+  if (bytes == 0) return;
+  BMSYS_CUDA(cudaMemsetAsync(dst, 0, bytes, m.compute), "fill_zero");
+}
+
+void CudaBackend::upload(void* dst, DType dst_dtype, const void* src, DType src_dtype,
+                         int64_t count) {
+  Impl& m = *impl_;
+  m.flush();
+  if (count <= 0) return;
+  if (m.opts.random_weights && m.weights.count(dst)) {
+    if (!dtype_is_float(dst_dtype))
+      fail("cuda backend: --random-weights: weight of dtype {}", dtype_name(dst_dtype));
+    Launch L = m.launch_cfg(-1);
+    L.pdl = false;
+    fill_random(L, dst_dtype, dst, count, m.opts.random_seed * 1000003ull + m.random_counter++, 0.02f);
+    return;
+  }
+  if (dtype_is_float(dst_dtype) != dtype_is_float(src_dtype))
+    fail("cuda backend: upload: cannot convert {} to {}", dtype_name(src_dtype), dtype_name(dst_dtype));
+  m.ensure_staging();
+  m.copy_after_compute();
+  const size_t ss = dtype_size(src_dtype), ds = dtype_size(dst_dtype);
+  const int64_t chunk = static_cast<int64_t>(kStageBytes / std::max(ss, ds));
+  if (m.tracer) m.tracer->begin(m.copy);
+  Launch L;
+  L.stream = m.copy;
+  L.err = m.err_dev;
+  L.err_gate = m.err_gate;
+  L.op = -1;
+  for (int64_t off = 0; off < count; off += chunk) {
+    const int64_t n = std::min(chunk, count - off);
+    const int slot = m.stage_next;
+    m.stage_next ^= 1;
+    BMSYS_CUDA(cudaEventSynchronize(m.stage_ev[slot]), "upload");
+    std::memcpy(m.pinned[slot], static_cast<const uint8_t*>(src) + off * ss, n * ss);
+    uint8_t* d = static_cast<uint8_t*>(dst) + off * ds;
+    if (src_dtype == dst_dtype) {
+      BMSYS_CUDA(cudaMemcpyAsync(d, m.pinned[slot], n * ss, cudaMemcpyHostToDevice, m.copy), "upload");
+    } else {
+      BMSYS_CUDA(cudaMemcpyAsync(m.dstage[slot], m.pinned[slot], n * ss, cudaMemcpyHostToDevice, m.copy),
+                 "upload");
+      convert(L, d, dst_dtype, m.dstage[slot], src_dtype, n);
+    }
+    BMSYS_CUDA(cudaEventRecord(m.stage_ev[slot], m.copy), "upload");
+  }
+  if (m.tracer)
+    m.tracer->end(m.copy, fmt::format("H2D {} B", count * ss), "copy", 2,
+                  fmt::format("{{\"from\":\"{}\",\"to\":\"{}\",\"elements\":{}}}", dtype_name(src_dtype),
+                              dtype_name(dst_dtype), count));
+  m.compute_after_copy();
+}
+
+void CudaBackend::copy_to_host(void* dst, const void* src, size_t bytes) {
+  Impl& m = *impl_;
+  m.flush();
+  if (bytes == 0) {
+    m.sync_all("copy_to_host");
+    return;
+  }
+  m.ensure_staging();
+  m.copy_after_compute();
+  if (m.tracer) m.tracer->begin(m.copy);
+  // Large copies go straight to the destination; small ones through pinned staging.
+  if (bytes > kStageBytes) {
+    BMSYS_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, m.copy), "copy_to_host");
+    if (m.tracer) m.tracer->end(m.copy, fmt::format("D2H {} B", bytes), "copy", 2, "");
+    m.sync_all("copy_to_host");
+    return;
+  }
+  const int slot = m.stage_next;
+  m.stage_next ^= 1;
+  BMSYS_CUDA(cudaEventSynchronize(m.stage_ev[slot]), "copy_to_host");
+  BMSYS_CUDA(cudaMemcpyAsync(m.pinned[slot], src, bytes, cudaMemcpyDeviceToHost, m.copy), "copy_to_host");
+  if (m.tracer) m.tracer->end(m.copy, fmt::format("D2H {} B", bytes), "copy", 2, "");
+  m.sync_all("copy_to_host");
+  std::memcpy(dst, m.pinned[slot], bytes);
+}
+
+void CudaBackend::launch(const KernelLaunch& l) {
+  Impl& m = *impl_;
+  if (!m.ops.empty() && l.ctx.start_pos != m.queue_P) m.flush();
+  Op op;
+  op.kernel = l.kernel;
+  op.nin = static_cast<int>(l.inputs.size());
+  if (op.nin > 5 || l.outputs.size() != 1) fail("cuda backend: unexpected operand count");
+  bool have = false;
+  auto ref = [&](const TensorView& t, TRef& r, const char* what, size_t i, bool float_check) {
+    if (t.shape.size() > static_cast<size_t>(kMaxRank))
+      fail("cuda backend: {} {} has rank {} (at most {})", what, i, t.shape.size(), kMaxRank);
+    r.data = t.data;
+    r.dtype = t.dtype;
+    r.rank = static_cast<int>(t.shape.size());
+    for (int d = 0; d < r.rank; ++d) r.dims[d] = t.shape[d];
+    r.numel = t.numel();
+    if (float_check && dtype_is_float(t.dtype)) {
+      if (!supports_dtype(t.dtype))
+        fail("cuda backend: {} {} is {}; the cuda backend computes in f32, f16 or bf16", what, i,
+             dtype_name(t.dtype));
+      if (!have) {
+        op.ft = t.dtype;
+        have = true;
+      } else if (t.dtype != op.ft) {
+        fail("cuda backend: {} {} is {} but the launch computes in {} (one float dtype per launch)",
+             what, i, dtype_name(t.dtype), dtype_name(op.ft));
+      }
+    }
+  };
+  for (int i = 0; i < op.nin; ++i) ref(l.inputs[i], op.in[i], "input", i, true);
+  ref(l.outputs[0], op.out, "output", 0, l.kernel != KernelId::CrossEntropy);
+
+  const Attrs& a = *l.attrs;
+  Parsed& p = op.p;
+  switch (l.kernel) {
+    case KernelId::Linear: p.wt = a.get_int("weight_transposed", 0) != 0; break;
+    case KernelId::Slice:
+      p.offset = a.get_int("offset");
+      p.size = a.get_int("size");
+      break;
+    case KernelId::LayerNorm:
+    case KernelId::RmsNorm: p.eps = a.get_float("eps"); break;
+    case KernelId::Rope:
+      p.head_dim = a.get_int("head_dim");
+      p.theta = a.get_float("theta");
+      break;
+    case KernelId::Attention:
+      p.nq = a.get_int("num_heads");
+      p.nkv = a.get_int("num_kv_heads");
+      p.head_dim = a.get_int("head_dim");
+      p.scale = a.get_float("scale");
+      p.causal = a.get_int("causal") != 0;
+      if (p.head_dim > 256 && !(m.use_flash && op.ft != DType::F32 && p.head_dim <= 128))
+        fail("cuda backend: attention with head_dim {} (at most 256)", p.head_dim);
+      break;
+    case KernelId::Gelu: p.gelu_tanh = a.get_string("approximate") == "tanh"; break;
+    case KernelId::CrossEntropy: p.shift = a.get_int("shift", 0) != 0; break;
+    default: break;
+  }
+
+  if (m.ops.empty()) m.queue_P = l.ctx.start_pos;
+  // The signature: everything that shapes the launches except start_pos.
+  m.mix(static_cast<uint64_t>(op.kernel) | (static_cast<uint64_t>(op.nin) << 16) |
+        (static_cast<uint64_t>(op.ft) << 24));
+  m.mix(static_cast<uint64_t>(l.ctx.batch));
+  m.mix(static_cast<uint64_t>(l.ctx.seq));
+  auto mix_ref = [&](const TRef& r) {
+    m.mix(reinterpret_cast<uint64_t>(r.data));
+    m.mix(static_cast<uint64_t>(r.dtype) | (static_cast<uint64_t>(r.rank) << 8));
+    for (int d = 0; d < r.rank; ++d) m.mix(static_cast<uint64_t>(r.dims[d]));
+  };
+  for (int i = 0; i < op.nin; ++i) mix_ref(op.in[i]);
+  mix_ref(op.out);
+  uint64_t bits[4];
+  std::memcpy(&bits[0], &p.eps, 8);
+  std::memcpy(&bits[1], &p.theta, 8);
+  std::memcpy(&bits[2], &p.scale, 8);
+  bits[3] = static_cast<uint64_t>(p.wt) | (static_cast<uint64_t>(p.causal) << 1) |
+            (static_cast<uint64_t>(p.gelu_tanh) << 2) | (static_cast<uint64_t>(p.shift) << 3);
+  for (uint64_t b : bits) m.mix(b);
+  m.mix(static_cast<uint64_t>(p.offset));
+  m.mix(static_cast<uint64_t>(p.head_dim) | (static_cast<uint64_t>(p.nq) << 20) |
+        (static_cast<uint64_t>(p.nkv) << 40));
+  m.ops.push_back(op);
+  if (m.sync_each) synchronize();
+}
+
+void CudaBackend::synchronize() {
+  Impl& m = *impl_;
+  m.flush();
+  m.sync_all("synchronize");
+}
+
+void CudaBackend::check_memory_plan(uint64_t bytes, const std::string& plan) {
+  Impl& m = *impl_;
+  m.plan = fmt::format("{} ({})", human(bytes), plan);
+  size_t fr = 0, total = 0;
+  BMSYS_CUDA(cudaMemGetInfo(&fr, &total), "reading free memory");
+  if (bytes > fr)
+    fail("cuda backend: the memory plan needs {} ({}), but the GPU ({}) has {} free of {}",
+         human(bytes), plan, m.prop.name, human(fr), human(total));
+}
+
+std::string CudaBackend::memory_report() const {
+  const Impl& m = *impl_;
+  size_t fr = 0, total = 0;
+  cudaMemGetInfo(&fr, &total);
+  cudaGetLastError();
+  std::string s = fmt::format("cuda memory on {}:", m.prop.name);
+  {
+    std::lock_guard<std::mutex> lock(m.pool->mu);
+    for (int k = 0; k < kKinds; ++k) s += fmt::format(" {} {};", kind_name(k), human(m.pool->by_kind[k]));
+  }
+  auto st = m.pool->alloc.stats();
+  s += fmt::format(" allocator: in use {}, cached {}, peak {}, {} cudaMalloc calls, {} reuses;",
+                   human(st.in_use), human(st.cached), human(st.peak), st.mallocs, st.reuses);
+  s += fmt::format(" GPU: {} free of {}", human(fr), human(total));
+  return s;
+}
+
+CudaBackend::Stats CudaBackend::stats() const { return impl_->stats; }
+
+void CudaBackend::argmax_rows(const TensorView& x, int64_t* host_out) {
+  Impl& m = *impl_;
+  m.flush();
+  int64_t V = x.shape.empty() ? 1 : x.shape.back();
+  int64_t rows = V ? x.numel() / V : 0;
+  if (rows == 0) return;
+  void* d = m.device_alloc(rows * sizeof(int64_t), "argmax output", kOther);
+  try {
+    cuda::argmax_rows(m.launch_cfg(-1), x.dtype, static_cast<int64_t*>(d), x.data, rows, V, V);
+    copy_to_host(host_out, d, rows * sizeof(int64_t));
+  } catch (...) {
+    m.pool->release(d);
+    throw;
+  }
+  m.pool->release(d);
+}
+
+void CudaBackend::set_trace(const std::string& path) {
+  Impl& m = *impl_;
+  m.flush();
+  if (m.tracer) {
+    cudaStreamSynchronize(m.compute);
+    cudaStreamSynchronize(m.copy);
+    m.tracer.reset();
+  }
+  if (path.empty()) return;
+  m.tracer = std::make_unique<Tracer>(path);
+  m.tracer->set_track(1, "compute stream");
+  m.tracer->set_track(2, "copy stream");
+}
+
+std::unique_ptr<Backend> create_cuda_backend(const BackendOptions& opts) {
+  return std::make_unique<CudaBackend>(opts);
+}
+
+}  // namespace bmsys::rt

@@ -1,0 +1,173 @@
+// Device-side helpers shared by the kernels: element conversions, 16-byte packs,
+// warp/block reductions, programmatic dependent launch, the error record, and a
+// launcher that checks the launch and names the op.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <utility>
+
+#include "runtime/backends/cuda/cuda_common.h"
+#include "runtime/core/error.h"
+
+namespace bmsys::rt::cuda {
+
+__device__ __forceinline__ float to_f(float x) { return x; }
+__device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
+__device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
+
+template <class T> __device__ __forceinline__ T from_f(float x);
+template <> __device__ __forceinline__ float from_f<float>(float x) { return x; }
+template <> __device__ __forceinline__ __half from_f<__half>(float x) { return __float2half_rn(x); }
+template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) {
+  return __float2bfloat16_rn(x);
+}
+
+// 16 bytes of T, loaded and stored as one uint4.
+template <class T>
+struct alignas(16) Pack {
+  static constexpr int N = 16 / sizeof(T);
+  T v[N];
+};
+
+template <class T>
+__device__ __forceinline__ Pack<T> load_pack(const T* p) {
+  uint4 raw = *reinterpret_cast<const uint4*>(p);
+  Pack<T> out;
+  *reinterpret_cast<uint4*>(&out) = raw;
+  return out;
+}
+
+template <class T>
+__device__ __forceinline__ Pack<T> load_pack_nc(const T* p) {
+  uint4 raw = __ldg(reinterpret_cast<const uint4*>(p));
+  Pack<T> out;
+  *reinterpret_cast<uint4*>(&out) = raw;
+  return out;
+}
+
+template <class T>
+__device__ __forceinline__ void store_pack(T* p, const Pack<T>& v) {
+  *reinterpret_cast<uint4*>(p) = *reinterpret_cast<const uint4*>(&v);
+}
+
+inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+// Programmatic dependent launch (sm_90). Every kernel calls pdl_trigger() first (its
+// dependents may then be scheduled once all its blocks run) and pdl_wait() before it
+// reads or writes any memory that an earlier kernel may use. Both are no-ops for a
+// launch without the PDL attribute.
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ double warp_sum(double v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Block-wide sum / max; every thread gets the result. `sh` holds >= 33 values.
+// blockDim.x must be a multiple of 32.
+template <class F>
+__device__ __forceinline__ F block_sum(F v, F* sh) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  v = warp_sum(v);
+  __syncthreads();  // sh may be in use by an earlier reduction
+  if (lane == 0) sh[warp] = v;
+  __syncthreads();
+  F r = lane < nw ? sh[lane] : F(0);
+  r = warp_sum(r);
+  return r;
+}
+
+__device__ __forceinline__ float block_max(float v, float* sh) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  v = warp_max(v);
+  __syncthreads();
+  if (lane == 0) sh[warp] = v;
+  __syncthreads();
+  float r = lane < nw ? sh[lane] : -INFINITY;
+  r = warp_max(r);
+  return r;
+}
+
+// Records the first error of a flush: `gate` (device memory) elects one writer, who
+// fills the mapped host record with plain stores.
+__device__ __forceinline__ void report_error(const Launch& L, int code, long long value,
+                                             long long index, long long limit) {
+  if (!L.err || !L.err_gate) return;
+  if (atomicCAS(L.err_gate, 0, 1) == 0) {
+    L.err->op = L.op;
+    L.err->value = value;
+    L.err->index = index;
+    L.err->limit = limit;
+    __threadfence_system();
+    L.err->code = code;
+    __threadfence_system();
+  }
+}
+
+__device__ __forceinline__ int64_t start_pos(const Launch& L) {
+  return L.scalars ? L.scalars[0] : 0;
+}
+
+// Launches `kernel` with `L`'s stream and PDL setting; throws naming `name`.
+template <typename... KArgs, typename... Args>
+void launch_kernel(const Launch& L, const char* name, dim3 grid, dim3 block, size_t smem,
+                   void (*kernel)(KArgs...), Args&&... args) {
+  if (grid.x == 0 || grid.y == 0 || grid.z == 0) return;
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = L.stream;
+  cudaLaunchAttribute attr[1];
+  if (L.pdl) {
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+  }
+  check_cuda(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...), "cudaLaunchKernelEx",
+             name);
+}
+
+inline unsigned grid_for(int64_t work, int threads, int64_t cap = 132 * 16) {
+  int64_t g = (work + threads - 1) / threads;
+  if (g < 1) g = 1;
+  if (g > cap) g = cap;
+  return static_cast<unsigned>(g);
+}
+
+#define BMSYS_DISPATCH_FLOAT(dtype, T, opname, ...)                                      \
+  switch (dtype) {                                                                       \
+    case ::bmsys::rt::DType::F32: { using T = float; __VA_ARGS__; break; }               \
+    case ::bmsys::rt::DType::F16: { using T = __half; __VA_ARGS__; break; }              \
+    case ::bmsys::rt::DType::BF16: { using T = __nv_bfloat16; __VA_ARGS__; break; }      \
+    default:                                                                             \
+      ::bmsys::rt::fail("cuda backend: {}: dtype {} is not a compute dtype (f32, f16, bf16)", \
+                        opname, ::bmsys::rt::dtype_name(dtype));                         \
+  }
+
+}  // namespace bmsys::rt::cuda

@@ -1,0 +1,112 @@
+// Host-side launchers of the CUDA backend's own kernels (docs/kernels.md semantics,
+// checked against the CPU reference by runtime/tests/cuda). Every launcher takes a
+// Launch (stream, PDL, error record, device scalars), raw device pointers and sizes;
+// float operands of one launch share one compute dtype (f32, f16 or bf16) and every
+// reduction accumulates in f32 (f64 for the cross-entropy mean).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "runtime/backends/cuda/cuda_common.h"
+#include "runtime/core/dtype.h"
+
+namespace bmsys::rt::cuda {
+
+// pos[b,s] = start_pos + s (start_pos read from L.scalars[0] on the device).
+void positions(const Launch& L, int64_t* pos, int64_t B, int64_t S);
+
+// y[i,:] = table[ids[i],:]; an id outside [0,V) is reported through L.err.
+void embedding(const Launch& L, DType t, void* y, const int64_t* ids, int64_t n,
+               const void* table, int64_t V, int64_t H);
+
+// y[r,:] = x[r, off:off+N] for rows of K elements of `es` bytes.
+void slice(const Launch& L, void* y, const void* x, size_t es, int64_t rows, int64_t K,
+           int64_t off, int64_t N);
+
+void layer_norm(const Launch& L, DType t, void* y, const void* x, const void* gamma,
+                const void* beta, int64_t rows, int64_t H, float eps);
+void rms_norm(const Launch& L, DType t, void* y, const void* x, const void* gamma,
+              int64_t rows, int64_t H, float eps);
+
+// Rotary embedding of up to two tensors sharing positions (q and k in one launch).
+struct RopeTensor {
+  const void* x = nullptr;
+  void* y = nullptr;
+  int64_t heads = 0;  // N: x is [T, N*D]
+};
+void rope(const Launch& L, DType t, const RopeTensor* tensors, int count, const int64_t* pos,
+          int64_t T, int64_t D, double theta);
+
+enum class UnaryOp { GeluTanh, GeluErf, Silu };
+void unary(const Launch& L, DType t, UnaryOp op, void* y, const void* x, int64_t n);
+enum class BinaryOp { Add, Mul };
+void binary(const Launch& L, DType t, BinaryOp op, void* y, const void* a, const void* b,
+            int64_t n);
+// y = silu(gate) * up; also writes silu(gate) to `act` when it is not null.
+void silu_mul(const Launch& L, DType t, void* act, void* y, const void* gate, const void* up,
+              int64_t n);
+
+// Mean cross-entropy (see docs/kernels.md) into loss[0] (dtype loss_t); labels outside
+// [0,V) are reported through L.err. `scratch` holds cross_entropy_scratch_bytes().
+size_t cross_entropy_scratch_bytes(int64_t B, int64_t S, bool shift);
+void cross_entropy(const Launch& L, DType t, void* loss, DType loss_t, const void* logits,
+                   const int64_t* labels, int64_t B, int64_t S, int64_t V, bool shift,
+                   void* scratch);
+
+// out[r] = the first index of the maximum of row r (rows of V elements, `stride` apart).
+void argmax_rows(const Launch& L, DType t, int64_t* out, const void* x, int64_t rows, int64_t V,
+                 int64_t stride);
+
+// dst = src converted (float <-> float, int <-> int with a range check reported
+// through L.err as kErrIntRange).
+void convert(const Launch& L, void* dst, DType dst_t, const void* src, DType src_t, int64_t n);
+
+// Deterministic pseudo-random values uniform in [-scale, scale] (weights for benchmarks).
+void fill_random(const Launch& L, DType t, void* dst, int64_t n, uint64_t seed, float scale);
+
+// --- Attention -----------------------------------------------------------------------
+struct AttentionArgs {
+  DType dtype = DType::F32;
+  const void* q = nullptr;  // [B,S,Nq*D]
+  const void* k = nullptr;  // [B,S,Nkv*D]
+  const void* v = nullptr;
+  void* y = nullptr;        // [B,S,Nq*D]
+  void* k_cache = nullptr;  // [Bmax,Smax,Nkv,D] or null
+  void* v_cache = nullptr;
+  int64_t B = 1, S = 1, Nq = 1, Nkv = 1, D = 1, Smax = 0;
+  float scale = 1.f;
+  bool causal = true;
+};
+// Which kernel attention() will use, for traces: "decode", "flash-tc", "flash-simt".
+const char* attention_impl(const AttentionArgs& a, bool allow_tc);
+size_t attention_scratch_bytes(const AttentionArgs& a, int num_sms);
+void attention(const Launch& L, const AttentionArgs& a, void* scratch, int num_sms,
+               bool allow_tc);
+
+// --- Matrix-vector products for few rows (decode) ------------------------------------
+// y_j[m, n] = sum_k x[m,k] * w_j[n,k] (+ bias_j[n]) for every job j: up to 3 weights
+// [N_j, K] that share the input x [M, K], in one launch. M <= kGemvMaxRows.
+constexpr int kGemvMaxRows = 8;
+constexpr int kGemvMaxJobs = 3;
+struct GemvJob {
+  const void* w = nullptr;
+  const void* bias = nullptr;
+  void* y = nullptr;
+  int64_t N = 0;
+};
+void gemv(const Launch& L, DType t, const void* x, int64_t M, int64_t K, const GemvJob* jobs,
+          int njobs);
+
+// A plain tiled GEMM (any sizes, both weight layouts, f32 accumulation): the fallback
+// where cuBLASLt offers no algorithm. y[M,N] = x[M,K] . w^T (+ bias).
+void gemm_simt(const Launch& L, DType t, void* y, const void* x, const void* w, const void* bias,
+               int64_t M, int64_t K, int64_t N, bool w_transposed);
+
+}  // namespace bmsys::rt::cuda
+
+namespace bmsys::rt::cuda {
+// scalars[0] = start_pos, as a one-thread kernel on `stream` (outside any graph, so a
+// replayed graph reads the current value).
+void set_scalars(cudaStream_t stream, int64_t* scalars, int64_t start_pos);
+}  // namespace bmsys::rt::cuda

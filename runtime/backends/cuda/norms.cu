@@ -1,0 +1,157 @@
+// Row normalizations (layer norm, RMS norm) and rotary position embedding.
+#include "runtime/backends/cuda/device_util.cuh"
+#include "runtime/backends/cuda/kernels.h"
+
+namespace bmsys::rt::cuda {
+
+namespace {
+
+// One block per row. x is read from global memory once per pass (the row stays in
+// L1/L2 between passes); statistics accumulate in f32.
+template <class T, bool kRms>
+__global__ void norm_kernel(T* y, const T* x, const T* gamma, const T* beta, int64_t rows,
+                            int64_t H, float eps, bool vec) {
+  pdl_trigger();
+  pdl_wait();
+  __shared__ float sh[33];
+  constexpr int PN = Pack<T>::N;
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const T* xr = x + r * H;
+    T* yr = y + r * H;
+    float mean = 0.f;
+    if (!kRms) {
+      float s = 0.f;
+      if (vec) {
+        for (int64_t j = threadIdx.x; j < H / PN; j += blockDim.x) {
+          Pack<T> p = load_pack(xr + j * PN);
+#pragma unroll
+          for (int e = 0; e < PN; ++e) s += to_f(p.v[e]);
+        }
+      } else {
+        for (int64_t j = threadIdx.x; j < H; j += blockDim.x) s += to_f(xr[j]);
+      }
+      mean = block_sum(s, sh) / static_cast<float>(H);
+    }
+    float ss = 0.f;
+    if (vec) {
+      for (int64_t j = threadIdx.x; j < H / PN; j += blockDim.x) {
+        Pack<T> p = load_pack(xr + j * PN);
+#pragma unroll
+        for (int e = 0; e < PN; ++e) {
+          float d = to_f(p.v[e]) - mean;
+          ss += d * d;
+        }
+      }
+    } else {
+      for (int64_t j = threadIdx.x; j < H; j += blockDim.x) {
+        float d = to_f(xr[j]) - mean;
+        ss += d * d;
+      }
+    }
+    const float inv = rsqrtf(block_sum(ss, sh) / static_cast<float>(H) + eps);
+    if (vec) {
+      for (int64_t j = threadIdx.x; j < H / PN; j += blockDim.x) {
+        Pack<T> p = load_pack(xr + j * PN);
+        Pack<T> g = load_pack(gamma + j * PN);
+        Pack<T> b;
+        if (!kRms) b = load_pack(beta + j * PN);
+#pragma unroll
+        for (int e = 0; e < PN; ++e) {
+          float v = (to_f(p.v[e]) - mean) * inv * to_f(g.v[e]);
+          if (!kRms) v += to_f(b.v[e]);
+          p.v[e] = from_f<T>(v);
+        }
+        store_pack(yr + j * PN, p);
+      }
+    } else {
+      for (int64_t j = threadIdx.x; j < H; j += blockDim.x) {
+        float v = (to_f(xr[j]) - mean) * inv * to_f(gamma[j]);
+        if (!kRms) v += to_f(beta[j]);
+        yr[j] = from_f<T>(v);
+      }
+    }
+  }
+}
+
+template <class T>
+struct RopeArgs {
+  const T* x[2];
+  T* y[2];
+  int64_t heads[2];
+};
+
+// Thread per (token, head, i < D/2) of the tensor blockIdx.y. The angle is computed in
+// f64 as the CPU reference does (positions reach thousands of radians).
+template <class T>
+__global__ void rope_kernel(RopeArgs<T> a, const int64_t* pos, int64_t T_, int64_t D,
+                            double log2_theta) {
+  pdl_trigger();
+  pdl_wait();
+  const int which = blockIdx.y;
+  const T* x = a.x[which];
+  T* y = a.y[which];
+  const int64_t N = a.heads[which];
+  const int64_t half = D / 2;
+  const int64_t n = T_ * N * half;
+  for (int64_t idx = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; idx < n;
+       idx += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t i = idx % half;
+    const int64_t th = idx / half;  // t * N + h
+    const int64_t t = th / N;
+    const double freq = exp2(-2.0 * static_cast<double>(i) / static_cast<double>(D) * log2_theta);
+    double sn, cs;
+    sincos(static_cast<double>(pos[t]) * freq, &sn, &cs);
+    const T* xh = x + th * D;
+    T* yh = y + th * D;
+    const float a0 = to_f(xh[i]), b0 = to_f(xh[i + half]);
+    const float c = static_cast<float>(cs), s = static_cast<float>(sn);
+    yh[i] = from_f<T>(a0 * c - b0 * s);
+    yh[i + half] = from_f<T>(b0 * c + a0 * s);
+  }
+}
+
+}  // namespace
+
+void layer_norm(const Launch& L, DType t, void* y, const void* x, const void* gamma,
+                const void* beta, int64_t rows, int64_t H, float eps) {
+  BMSYS_DISPATCH_FLOAT(t, T, "layer_norm", {
+    bool vec = H % Pack<T>::N == 0 && aligned16(x) && aligned16(y) && aligned16(gamma) &&
+               aligned16(beta);
+    int threads = H >= 4096 ? 512 : H >= 1024 ? 256 : 128;
+    unsigned grid = static_cast<unsigned>(rows < 65535 * 8 ? rows : 65535 * 8);
+    launch_kernel(L, "layer_norm", grid, threads, 0, norm_kernel<T, false>, static_cast<T*>(y),
+                  static_cast<const T*>(x), static_cast<const T*>(gamma),
+                  static_cast<const T*>(beta), rows, H, eps, vec);
+  });
+}
+
+void rms_norm(const Launch& L, DType t, void* y, const void* x, const void* gamma,
+              int64_t rows, int64_t H, float eps) {
+  BMSYS_DISPATCH_FLOAT(t, T, "rms_norm", {
+    bool vec = H % Pack<T>::N == 0 && aligned16(x) && aligned16(y) && aligned16(gamma);
+    int threads = H >= 4096 ? 512 : H >= 1024 ? 256 : 128;
+    unsigned grid = static_cast<unsigned>(rows < 65535 * 8 ? rows : 65535 * 8);
+    launch_kernel(L, "rms_norm", grid, threads, 0, norm_kernel<T, true>, static_cast<T*>(y),
+                  static_cast<const T*>(x), static_cast<const T*>(gamma),
+                  static_cast<const T*>(nullptr), rows, H, eps, vec);
+  });
+}
+
+void rope(const Launch& L, DType t, const RopeTensor* tensors, int count, const int64_t* pos,
+          int64_t T_, int64_t D, double theta) {
+  if (count < 1 || count > 2) fail("cuda backend: rope: {} tensors in one launch", count);
+  BMSYS_DISPATCH_FLOAT(t, T, "rope", {
+    RopeArgs<T> a{};
+    int64_t maxN = 0;
+    for (int i = 0; i < count; ++i) {
+      a.x[i] = static_cast<const T*>(tensors[i].x);
+      a.y[i] = static_cast<T*>(tensors[i].y);
+      a.heads[i] = tensors[i].heads;
+      if (tensors[i].heads > maxN) maxN = tensors[i].heads;
+    }
+    dim3 grid(grid_for(T_ * maxN * (D / 2), 256), count);
+    launch_kernel(L, "rope", grid, 256, 0, rope_kernel<T>, a, pos, T_, D, std::log2(theta));
+  });
+}
+
+}  // namespace bmsys::rt::cuda

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Runs HERE (the machine with the compiler, no GPU): builds the CUDA runtime, compiles
+# the artifacts the GPU tests and benchmarks use, and packs everything the GPU machine
+# needs into build-gpu/ (git-ignored), to be sent with `run` as carry ["build-gpu"]:
+#   build-gpu/carry.tar.gz   bin/{bmsys-run,bmsys-cuda-tests,bmsys-bench} (stripped) and
+#                            lib/ (the shared libraries the GPU image lacks: fmt, OpenBLAS,
+#                            gfortran, quadmath, gomp)
+#   build-gpu/artifacts/     llama-tiny.bmsys, gpt2-tiny.bmsys (golden models, with hidden
+#                            states), llama-6.7b.bmsys (benchmark model: header-only weights)
+# Then on the GPU machine: scripts/gpu/run_all.sh (see there).
+#
+# Env: BUILD (default build-cuda), COMPILER_BIN (default build-c/bin), JOBS (default 2).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+BUILD=${BUILD:-build-cuda}
+CBIN=${COMPILER_BIN:-build-c/bin}
+JOBS=${JOBS:-2}
+G=build-gpu
+
+cmake -S . -B "$BUILD" -G Ninja -DBMSYS_BUILD_COMPILER=OFF -DBMSYS_ENABLE_CUDA=ON >/dev/null
+ninja -C "$BUILD" -j"$JOBS" bmsys-run bmsys-cuda-tests bmsys-bench
+
+rm -rf "$G" && mkdir -p "$G/pack/bin" "$G/pack/lib" "$G/artifacts"
+for b in bmsys-run bmsys-cuda-tests bmsys-bench; do
+  cp "$BUILD/bin/$b" "$G/pack/bin/" && strip "$G/pack/bin/$b"
+done
+# Shared libraries outside glibc/libstdc++/CUDA that the binaries need.
+for b in "$G"/pack/bin/*; do
+  ldd "$b" | awk '/=> \// {print $3}'
+done | sort -u | grep -v -E '/(libc|libm|libdl|librt|libpthread|libstdc\+\+|libgcc_s|ld-linux)[.-]|libcublas|libcudart|libcuda\.' |
+  while read -r lib; do cp -L "$lib" "$G/pack/lib/"; done
+tar -C "$G/pack" -czf "$G/carry.tar.gz" bin lib
+rm -rf "$G/pack"
+
+# Artifacts. The golden models keep their hidden states; weights are passed with
+# --weights at run time (the recorded paths are this machine's).
+for m in llama-tiny gpt2-tiny; do
+  "$CBIN/bmsys-import-hf" --hidden-states "test/data/$m" -o "$G/artifacts/$m.mlir"
+  "$CBIN/bmsys-opt" --bmsys-infer-pipeline="max-batch=2 max-seq=64" "$G/artifacts/$m.mlir" -o "$G/artifacts/$m.rt.mlir"
+  "$CBIN/bmsys-translate" --bmsys-to-artifact "$G/artifacts/$m.rt.mlir" -o "$G/artifacts/$m.bmsys"
+  rm "$G/artifacts/$m.mlir" "$G/artifacts/$m.rt.mlir"
+done
+# The benchmark model: Llama-shaped 6.7B (hidden 4096, 32 layers, intermediate 11008,
+# 32 heads, vocab 32000). Only its safetensors header is read here; the GPU machine
+# recreates the same header with a sparse data region (bench/make_model.py).
+TMPM=$(mktemp -d)
+python3 bench/make_model.py "$TMPM/llama-6.7b" >/dev/null
+"$CBIN/bmsys-import-hf" "$TMPM/llama-6.7b" -o "$TMPM/m.mlir"
+"$CBIN/bmsys-opt" --bmsys-infer-pipeline="max-batch=1 max-seq=4096 memory-report=1" "$TMPM/m.mlir" -o "$TMPM/m.rt.mlir" \
+  | tee "$G/artifacts/llama-6.7b.memory-report.txt"
+"$CBIN/bmsys-translate" --bmsys-to-artifact "$TMPM/m.rt.mlir" -o "$G/artifacts/llama-6.7b.bmsys"
+rm -rf "$TMPM"
+du -sh "$G" "$G"/* "$G"/artifacts/*
+echo "prepared $ROOT/$G: run scripts/gpu/run_all.sh on the GPU machine with carry [\"$G\"]"

@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine; builds nothing. Needs build-gpu/ from scripts/gpu/prepare.sh
+# (send it with carry ["build-gpu"]). Stages (default: all, in this order):
+#   tests     GPU unit + golden tests (bmsys-cuda-tests)
+#   e2e       bmsys-run generate --device cuda on the golden Llama, against transformers
+#   sanitize  compute-sanitizer memcheck on the GPU tests, racecheck on the kernel tests
+#   bench     bmsys-bench on a Llama-shaped 6.7B with random weights (bf16): ceilings,
+#             decode vs the bandwidth bound, prefill vs the GEMM rate, trace, memory plan
+#   peer      transformers on the same GPU (bench/peers/peer_decode_compiled.py)
+# Logs and JSON go to $OUT (default /tmp/bmsys-gpu-out); a table is printed last.
+#   scripts/gpu/run_all.sh [stage...]
+set -u
+cd "$(dirname "$0")/../.."
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+export PYTHONUNBUFFERED=1
+OUT=${OUT:-/tmp/bmsys-gpu-out}
+mkdir -p "$OUT"
+G=$PWD/build-gpu
+STAGES=${*:-tests e2e sanitize bench peer}
+T0=$(date +%s)
+stamp() { echo "[run_all +$(( $(date +%s) - T0 ))s] $*"; }
+
+if [ ! -f "$G/carry.tar.gz" ]; then
+  echo "build-gpu/carry.tar.gz missing: run scripts/gpu/prepare.sh where the compiler is" >&2
+  exit 2
+fi
+mkdir -p /tmp/bmsys-gpu && tar -C /tmp/bmsys-gpu -xzf "$G/carry.tar.gz"
+BIN=/tmp/bmsys-gpu/bin
+export LD_LIBRARY_PATH=/tmp/bmsys-gpu/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+export BMSYS_GPU_ARTIFACTS=$G/artifacts
+nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.sm,clocks.mem,temperature.gpu \
+  --format=csv 2>&1 | tee "$OUT/summary.txt"
+
+declare -A RES
+has() { case " $STAGES " in *" $1 "*) return 0 ;; esac; return 1; }
+
+if has tests; then
+  stamp "tests"
+  timeout 300 "$BIN/bmsys-cuda-tests" --gtest_color=no >"$OUT/tests.log" 2>&1
+  rc=$?
+  RES[tests]="rc=$rc $(grep -E '^\[  PASSED  \]|^\[  FAILED  \]|^\[  SKIPPED \] [0-9]' "$OUT/tests.log" | tr '\n' ' ')"
+  grep -E '^\[ +(OK|FAILED|SKIPPED) +\]|\[golden\]|Failure|error|Expected|Which is|relative error' "$OUT/tests.log" | head -150
+fi
+
+if has e2e; then
+  stamp "e2e"
+  {
+    python3 - "$G/../test/data/llama-tiny/golden.safetensors" >/tmp/bmsys-gpu/golden.txt <<'PY'
+import sys
+from safetensors.numpy import load_file
+g = load_file(sys.argv[1])
+print(",".join(str(int(x)) for x in g["generate.prompt"][0]))
+print(",".join(str(int(x)) for x in g["generate.output"][0]))
+PY
+    PROMPT=$(sed -n 1p /tmp/bmsys-gpu/golden.txt)
+    WANT=$(sed -n 2p /tmp/bmsys-gpu/golden.txt)
+    NEW=$(( $(echo "$WANT" | tr ',' '\n' | wc -l) - $(echo "$PROMPT" | tr ',' '\n' | wc -l) ))
+    for dev in cuda cpu; do
+      GOT=$("$BIN/bmsys-run" generate "$G/artifacts/llama-tiny.bmsys" --device $dev \
+            --weights test/data/llama-tiny/model.safetensors --prompt-ids "$PROMPT" --max-new-tokens $NEW 2>/tmp/bmsys-gpu/e2e.err)
+      echo "bmsys-run generate --device $dev: $( [ "$GOT" = "$WANT" ] && echo 'equal to transformers' || echo "DIFFERENT: $GOT vs $WANT") ($(tr '\n' ' ' </tmp/bmsys-gpu/e2e.err))"
+    done
+    GOT=$("$BIN/bmsys-run" generate "$G/artifacts/llama-tiny.bmsys" --device cuda --dtype bf16 \
+          --trace "$OUT/e2e_trace.json" --weights test/data/llama-tiny/model.safetensors \
+          --prompt-ids "$PROMPT" --max-new-tokens $NEW 2>&1)
+    echo "bmsys-run generate --device cuda --dtype bf16 --trace: $GOT"
+  } 2>&1 | tee "$OUT/e2e.log"
+  RES[e2e]=$(grep -c "equal to transformers" "$OUT/e2e.log")"/2 runs equal to transformers"
+fi
+
+if has sanitize; then
+  stamp "sanitize"
+  CS=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer /opt/nvidia/*/compute-sanitizer/compute-sanitizer 2>/dev/null | head -1)
+  if [ -z "$CS" ]; then
+    RES[sanitize]="compute-sanitizer not found"
+  else
+    {
+      echo "== memcheck (all GPU tests but the switch sweep)"
+      timeout 240 "$CS" --tool memcheck --error-exitcode 3 --print-limit 20 "$BIN/bmsys-cuda-tests" \
+        --gtest_color=no --gtest_filter='-CudaGolden.SwitchesDoNotChangeResults:CudaKernels.*RandomShapes' 2>&1 | grep -E "ERROR SUMMARY|========= |PASSED|FAILED" | head -60
+      echo "memcheck rc=${PIPESTATUS[0]}"
+      echo "== racecheck (kernels that use shared memory)"
+      timeout 200 "$CS" --tool racecheck --error-exitcode 3 --print-limit 20 "$BIN/bmsys-cuda-tests" --gtest_color=no \
+        --gtest_filter='CudaKernels.Norms:CudaKernels.Attention:CudaKernels.AttentionWithoutTensorCores:CudaKernels.CrossEntropy:CudaKernels.Argmax:CudaKernels.GraphReplayAcrossPositions' 2>&1 \
+        | grep -E "ERROR SUMMARY|RACECHECK SUMMARY|========= |PASSED|FAILED" | head -60
+      echo "racecheck rc=${PIPESTATUS[0]}"
+    } 2>&1 | tee "$OUT/sanitizer.log"
+    RES[sanitize]="$(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|rc=' "$OUT/sanitizer.log" | tr '\n' ' ')"
+  fi
+fi
+
+if has bench; then
+  stamp "bench"
+  M=/tmp/bmsys-gpu/llama-6.7b
+  python3 bench/make_model.py "$M" >/dev/null
+  timeout 420 "$BIN/bmsys-bench" --artifact "$G/artifacts/llama-6.7b.bmsys" --weights "$M/model.safetensors" \
+    --dtype bf16 --prefill 2048 --prompt 16 --new 128 --trace "$OUT/decode_trace.json" --out "$OUT/bench.json" \
+    ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.log"
+  RES[bench]="rc=${PIPESTATUS[0]}"
+fi
+
+if has peer; then
+  stamp "peer"
+  timeout ${PEER_TIMEOUT:-300} python3 bench/peers/peer_decode_compiled.py --tokens 128 --out "$OUT/peer.json" \
+    ${PEER_ARGS:-} 2>&1 | grep -v -E "Warning|warn\(" | tail -5 | tee "$OUT/peer.log"
+  RES[peer]="rc=${PIPESTATUS[0]}"
+fi
+
+stamp "done"
+python3 - "$OUT" <<'PY' | tee -a "$OUT/summary.txt"
+import json, os, sys
+out = sys.argv[1]
+def load(n):
+    try:
+        return json.load(open(os.path.join(out, n)))
+    except Exception:
+        return None
+b, p = load("bench.json"), load("peer.json")
+rows = []
+if b:
+    c = b.get("ceilings", {})
+    d = b.get("decode", {})
+    rows += [("device copy bandwidth (read+write)", f'{c.get("copy_GBps", 0):.0f} GB/s'),
+             ("bf16 GEMM 8192^3 (cuBLASLt)", f'{c.get("bf16_gemm_TFLOPs", 0):.0f} TFLOP/s'),
+             ("GEMV 11008x4096 bf16 weight stream", f'{c.get("gemv_weight_GBps", 0):.0f} GB/s'),
+             ("weights (bf16)", f'{b.get("weight_bytes", 0)/1e9:.2f} GB'),
+             ("decode bound = weights / copy bw", f'{d.get("bound_tok_s", 0):.1f} tok/s'),
+             ("bmsys decode batch 1 (bmsys-run path)", f'{d.get("tok_s", 0):.1f} tok/s = {100*d.get("share_of_bound", 0):.1f}% of bound'),
+             ("  device time per step", f'{d.get("step_device_ms", 0):.3f} ms = {100*d.get("device_share_of_bound", 0):.1f}% of bound'),
+             ("  host time per step (executor, copies)", f'{d.get("host_ms_per_step", 0):.3f} ms')]
+    pf = b.get("prefill")
+    if pf:
+        rows.append((f'bmsys prefill {pf["tokens"]} tokens', f'{pf["device_ms"]:.2f} ms, {pf["TFLOPs"]:.0f} TFLOP/s = {100*pf.get("share_of_gemm", 0):.1f}% of GEMM rate'))
+    for v in b.get("variants", []):
+        rows.append((f'  decode with {v["off"]}=0', f'{v["tok_s"]:.1f} tok/s (device {v["step_device_ms"]:.3f} ms), tokens {"same" if v["same_tokens"] else "DIFFERENT"}'))
+if p:
+    rows.append(("transformers eager decode", f'{p.get("decode_tok_s_eager", 0):.1f} tok/s'))
+    if "decode_tok_s_static_compiled" in p:
+        rows.append(("transformers static cache + compile", f'{p["decode_tok_s_static_compiled"]:.1f} tok/s'))
+    if "prefill_ms" in p:
+        rows.append(("transformers prefill", f'{p["prefill_ms"]:.2f} ms'))
+    if b:
+        best = max(p.get("decode_tok_s_static_compiled", 0), p.get("decode_tok_s_eager", 0))
+        if best:
+            rows.append(("bmsys decode / best transformers", f'{b["decode"]["tok_s"]/best:.2f}x'))
+        if "prefill_ms" in p and b.get("prefill"):
+            rows.append(("bmsys prefill speed / transformers", f'{p["prefill_ms"]/b["prefill"]["device_ms"]:.2f}x'))
+w = max([len(r[0]) for r in rows] + [10])
+print("=" * (w + 50))
+for k, v in rows:
+    print(f"{k:<{w}}  {v}")
+PY
+for k in tests e2e sanitize bench peer; do
+  [ -n "${RES[$k]:-}" ] && printf '%-9s %s\n' "$k" "${RES[$k]}" | tee -a "$OUT/summary.txt"
+done
