@@ -423,6 +423,16 @@ TEST(BmsysRunTrain, TrainResumeAndTokenize) {
   EXPECT_EQ(full.size(), 10u);
   EXPECT_EQ(loss_lines(s.dir.file("resumed.jsonl")), full);
 
+  // infer runs train_step once (T = 1): its grad outputs, before the update.
+  write_safetensors(s.dir.file("in.safetensors"), {{"input_ids", HostTensor::from_i64({2, 5}, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10})},
+                                                    {"unrelated", HostTensor::from_f32({1}, {0.f})}});
+  c = run_cli(s.dir, "infer " + s.artifact + " --function train_step --input " + s.dir.file("in.safetensors") +
+                         " --output " + s.dir.file("grads.safetensors"));
+  ASSERT_EQ(c.rc, 0) << c.err;
+  auto grads = SafetensorsFile::open(s.dir.file("grads.safetensors"));
+  EXPECT_TRUE(grads->contains("grad.lm_head.weight"));
+  EXPECT_TRUE(grads->contains("loss"));
+
   c = run_cli(s.dir, common + " --steps 2 --save-every 1");
   EXPECT_EQ(c.rc, 1);
   EXPECT_NE(c.err.find("--save-every needs --save"), std::string::npos) << c.err;

@@ -137,6 +137,11 @@ int main(int argc, char** argv) {
       ->required()->check(CLI::ExistingFile);
   infer->add_option("--output", output, "safetensors file to write every function output to")->required();
   infer->add_option("--function", function, "function to run")->default_val("forward");
+  int64_t infer_step = 1;
+  infer->add_option("--step", infer_step,
+                    "training step T passed to optimizer kernels (e.g. --function train_step: its "
+                    "grad outputs are those of the initial weights)")
+      ->default_val(1)->check(CLI::PositiveNumber);
 
   Common gc;
   std::string prompt;
@@ -222,7 +227,7 @@ int main(int argc, char** argv) {
           fail("{}: no tensor '{}' (input of function '{}')", input, b.name, function);
         inputs[b.name] = in->read(b.name);
       }
-      auto outputs = ex->run(function, inputs, 0);
+      auto outputs = ex->run(function, inputs, 0, infer_step);
       write_safetensors(output, outputs);
     } else if (*gen) {
       std::vector<int64_t> ids = parse_ids(prompt);
