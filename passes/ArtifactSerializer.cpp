@@ -47,7 +47,7 @@ public:
           bytes *= d;
         symbolIndex[w.getSymName()] =
             addBuffer(w.getSymName(), *dtype, dims, fb::BufferKind_Weight, 0, bytes,
-                      w.getFile(), w.getKey());
+                      w.getFile(), w.getKey(), w.getShardRanks(), w.getFullShape());
       } else if (auto s = dyn_cast<rt::StateOp>(op)) {
         auto dtype = dtypeOf(op, s.getDtype());
         if (!dtype)
@@ -58,7 +58,8 @@ public:
         auto kind = s.getRole() == "optimizer" ? fb::BufferKind_OptimizerState
                                                : fb::BufferKind_State;
         symbolIndex[s.getSymName()] =
-            addBuffer(s.getSymName(), *dtype, dims, kind, s.getOffset(), s.getBytes());
+            addBuffer(s.getSymName(), *dtype, dims, kind, s.getOffset(), s.getBytes(), "", "",
+                      s.getShardRanks(), s.getFullShape());
       }
     }
 
@@ -75,7 +76,8 @@ public:
       config = c.str();
     auto artifact = fb::CreateArtifact(
         fbb, kFormatVersion, fbb.CreateString("bmsys-translate"), fbb.CreateString(config),
-        *maxBatch, *maxSeq, *pool, *state, fbb.CreateVector(buffers), fbb.CreateVector(functions));
+        *maxBatch, *maxSeq, *pool, *state, fbb.CreateVector(buffers), fbb.CreateVector(functions),
+        intAttr("bmsys_rt.data_parallel").value_or(0));
     fb::FinishArtifactBuffer(fbb, artifact);
     os.write(reinterpret_cast<const char *>(fbb.GetBufferPointer()), fbb.GetSize());
     return success();
@@ -95,11 +97,13 @@ private:
 
   uint32_t addBuffer(StringRef name, fb::DType dtype, const std::vector<fb::Dim> &dims,
                      fb::BufferKind kind, int64_t offset, int64_t bytes, StringRef file = "",
-                     StringRef key = "") {
+                     StringRef key = "", std::optional<int64_t> shardRanks = std::nullopt,
+                     std::optional<ArrayRef<int64_t>> fullShape = std::nullopt) {
     buffers.push_back(fb::CreateBuffer(
         fbb, fbb.CreateString(name.str()), dtype, fbb.CreateVectorOfStructs(dims), kind, offset,
         bytes, file.empty() ? 0 : fbb.CreateString(file.str()),
-        key.empty() ? 0 : fbb.CreateString(key.str())));
+        key.empty() ? 0 : fbb.CreateString(key.str()), shardRanks.value_or(0),
+        fullShape ? fbb.CreateVector<int64_t>(fullShape->vec()) : 0));
     return buffers.size() - 1;
   }
 

@@ -73,6 +73,18 @@ private:
   }
 
   LogicalResult lowerOp(Operation &op) {
+    if (auto shard = dyn_cast<WeightShardOp>(op)) {
+      auto type = cast<RankedTensorType>(shard.getType());
+      auto ref = rt::WeightRefOp::create(b, op.getLoc(), bufferType(), shard.getParamAttr());
+      map(shard, ref.getBuffer(), b.getArrayAttr({b.getI64IntegerAttr(type.getDimSize(0))}));
+      return success();
+    }
+    if (auto sync = dyn_cast<SyncParamOp>(op)) {
+      Value weight = rt::WeightRefOp::create(b, op.getLoc(), bufferType(), sync.getParamAttr());
+      rt::LaunchOp::create(b, op.getLoc(), "sync_param", ValueRange{weight}, ValueRange{weight},
+                           b.getDictionaryAttr(kernelParams(op, {"param"})));
+      return success();
+    }
     if (auto weight = dyn_cast<WeightOp>(op)) {
       auto type = cast<RankedTensorType>(weight.getType());
       SmallVector<Attribute> shape;
@@ -220,8 +232,16 @@ struct LowerToRt : bmsys::impl::BmsysLowerToRtBase<LowerToRt> {
       if (auto param = dyn_cast<ParamOp>(op)) {
         auto type = cast<RankedTensorType>(param.getType());
         b.setInsertionPoint(&op);
-        rt::WeightOp::create(b, op.getLoc(), param.getSymName(), type.getElementType(),
-                             type.getShape(), param.getFile(), param.getKey());
+        auto weight = rt::WeightOp::create(b, op.getLoc(), param.getSymName(),
+                                           type.getElementType(), type.getShape(),
+                                           param.getFile(), param.getKey(), IntegerAttr(),
+                                           DenseI64ArrayAttr());
+        if (auto ranks = param->getAttrOfType<IntegerAttr>("zero_shards")) {
+          int64_t shard = (type.getNumElements() + ranks.getInt() - 1) / ranks.getInt();
+          weight.setShape(ArrayRef<int64_t>{shard});
+          weight.setShardRanksAttr(ranks);
+          weight.setFullShape(type.getShape());
+        }
         erase.push_back(&op);
       } else if (auto cache = dyn_cast<KVCacheOp>(op)) {
         b.setInsertionPoint(&op);
@@ -232,7 +252,8 @@ struct LowerToRt : bmsys::impl::BmsysLowerToRtBase<LowerToRt> {
           bytes *= d;
         for (StringRef suffix : {".k", ".v"}) {
           rt::StateOp::create(b, op.getLoc(), (cache.getSymName() + suffix).str(), cacheType,
-                              shape, stateBytes, bytes, "kv_cache");
+                              shape, stateBytes, bytes, "kv_cache", IntegerAttr(),
+                              DenseI64ArrayAttr());
           stateBytes = alignUp(stateBytes + bytes, kStateAlignment);
         }
         erase.push_back(&op);
@@ -240,8 +261,15 @@ struct LowerToRt : bmsys::impl::BmsysLowerToRtBase<LowerToRt> {
         b.setInsertionPoint(&op);
         auto type = cast<RankedTensorType>(state.getType());
         int64_t bytes = rt::elementBytes(type.getElementType()) * type.getNumElements();
-        rt::StateOp::create(b, op.getLoc(), state.getSymName(), type.getElementType(),
-                            type.getShape(), stateBytes, bytes, "optimizer");
+        auto rtState = rt::StateOp::create(b, op.getLoc(), state.getSymName(),
+                                           type.getElementType(), type.getShape(), stateBytes,
+                                           bytes, "optimizer", IntegerAttr(),
+                                           DenseI64ArrayAttr());
+        if (auto full = state->getAttrOfType<TypeAttr>("bmsys.full_type")) {
+          auto fullType = cast<RankedTensorType>(full.getValue());
+          rtState.setShardRanksAttr(module->getAttrOfType<IntegerAttr>("bmsys.data_parallel"));
+          rtState.setFullShape(fullType.getShape());
+        }
         stateBytes = alignUp(stateBytes + bytes, kStateAlignment);
         erase.push_back(&op);
       }
@@ -260,6 +288,10 @@ struct LowerToRt : bmsys::impl::BmsysLowerToRtBase<LowerToRt> {
     module->setAttr("bmsys_rt.max_batch", maxBatch);
     module->setAttr("bmsys_rt.max_seq", maxSeq);
     module->setAttr("bmsys_rt.state_bytes", b.getI64IntegerAttr(stateBytes));
+    if (auto ranks = module->getAttrOfType<IntegerAttr>("bmsys.data_parallel")) {
+      module->setAttr("bmsys_rt.data_parallel", ranks);
+      module->removeAttr("bmsys.data_parallel");
+    }
     module->removeAttr("bmsys.max_batch");
     module->removeAttr("bmsys.max_seq");
   }

@@ -71,13 +71,15 @@ struct Optimizer : bmsys::impl::BmsysOptimizerBase<Optimizer> {
                         b.getArrayAttr(states), f64(lr), f64(beta1), f64(beta2), f64(eps),
                         f64(weightDecay), f64(maxGradNorm), b.getStringAttr(schedule),
                         b.getI64IntegerAttr(warmupSteps), b.getI64IntegerAttr(totalSteps),
-                        f64(minLr), lossScaling ? b.getUnitAttr() : UnitAttr());
+                        f64(minLr), lossScaling ? b.getUnitAttr() : UnitAttr(),
+                        IntegerAttr(), UnitAttr());
       else
         SGDOp::create(b, loc, marker.getParamAttr(), marker.getGrad(), norm,
                       b.getArrayAttr(states), f64(lr), f64(momentum), f64(weightDecay),
                       f64(maxGradNorm), b.getStringAttr(schedule),
                       b.getI64IntegerAttr(warmupSteps), b.getI64IntegerAttr(totalSteps),
-                      f64(minLr), lossScaling ? b.getUnitAttr() : UnitAttr());
+                      f64(minLr), lossScaling ? b.getUnitAttr() : UnitAttr(),
+                        IntegerAttr(), UnitAttr());
       marker.erase();
     }
 

@@ -177,6 +177,42 @@ def BmsysOptimizer : Pass<"bmsys-optimizer", "mlir::ModuleOp"> {
   let dependentDialects = ["bmsys::BmsysDialect"];
 }
 
+def BmsysZero : Pass<"bmsys-zero", "mlir::ModuleOp"> {
+  let summary = "Data parallelism with ZeRO sharding of optimizer state, gradients and parameters";
+  let description = [{
+    Runs after `bmsys-optimizer`, for `ranks` data-parallel ranks that each
+    train on their own part of the batch (as BMTrain and DeepSpeed do):
+
+    - stage 0: every gradient is averaged over the ranks (`bmsys.all_reduce`)
+      right after it is computed;
+    - stage 1: gradients are reduce-scattered (`bmsys.reduce_scatter`) at the
+      end of the backward pass; each rank keeps the optimizer state of its flat
+      shard only, updates its shard of each parameter, and `bmsys.sync_param`
+      all-gathers the parameters;
+    - stage 2: as stage 1, but each gradient is reduce-scattered as soon as it
+      is complete, so full gradients do not all live at once;
+    - stage 3: as stage 2, and parameters are stored sharded too
+      (`zero_shards` on the `bmsys.param`): each use gathers the parameter
+      (`bmsys.all_gather`), once for the forward pass and again for the
+      backward pass, and the gathered copy dies after its last use.
+
+    The gradient norm is computed over shards and summed across ranks; the
+    returned loss is averaged over the ranks. The module records
+    `bmsys.data_parallel = ranks`.
+
+    ```mlir
+    %gs = bmsys.reduce_scatter %g {ranks = 2 : i64, reduction = "mean"} : tensor<64x64xf32> -> tensor<2048xf32>
+    bmsys.adamw @w, %gs, %norm state [@w.exp_avg, @w.exp_avg_sq] {..., zero_ranks = 2 : i64} : tensor<2048xf32>, tensor<f32>
+    bmsys.sync_param @w {ranks = 2 : i64}
+    ```
+  }];
+  let options = [
+    Option<"stage", "stage", "int64_t", /*default=*/"1", "ZeRO stage: 0, 1, 2 or 3">,
+    Option<"ranks", "ranks", "int64_t", /*default=*/"2", "data-parallel ranks">,
+  ];
+  let dependentDialects = ["bmsys::BmsysDialect"];
+}
+
 def BmsysLowerToRt : Pass<"bmsys-lower-to-rt", "mlir::ModuleOp"> {
   let summary = "Lower bmsys functions on tensors to bmsys_rt buffers and kernel launches";
   let description = [{

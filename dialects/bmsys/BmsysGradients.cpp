@@ -135,13 +135,19 @@ LogicalResult verifySchedule(Operation *op, StringRef schedule, int64_t warmup, 
 }
 
 LogicalResult verifyStates(Operation *op, SymbolTableCollection &symbols, FlatSymbolRefAttr param,
-                           ArrayAttr states, Type gradType) {
+                           ArrayAttr states, Type gradType, std::optional<int64_t> zeroRanks) {
   auto p = symbols.lookupNearestSymbolFrom<ParamOp>(op, param);
   if (!p)
     return op->emitOpError() << "'" << param.getValue() << "' does not name a bmsys.param";
-  if (p.getType() != gradType)
-    return op->emitOpError() << "gradient type " << gradType << " differs from parameter type "
-                             << p.getType();
+  Type want = p.getType();
+  if (zeroRanks) {
+    auto full = cast<RankedTensorType>(p.getType());
+    want = RankedTensorType::get({(full.getNumElements() + *zeroRanks - 1) / *zeroRanks},
+                                 full.getElementType());
+  }
+  if (want != gradType)
+    return op->emitOpError() << "gradient type " << gradType << " differs from " << want
+                             << (zeroRanks ? ", the parameter's shard" : ", the parameter's type");
   for (Attribute s : states) {
     auto state = symbols.lookupNearestSymbolFrom<OptimizerStateOp>(op, cast<SymbolRefAttr>(s));
     if (!state)
@@ -165,7 +171,8 @@ LogicalResult AdamWOp::verify() {
 }
 
 LogicalResult AdamWOp::verifySymbolUses(SymbolTableCollection &symbols) {
-  return verifyStates(*this, symbols, getParamAttr(), getState(), getGrad().getType());
+  return verifyStates(*this, symbols, getParamAttr(), getState(), getGrad().getType(),
+                      getZeroRanks());
 }
 
 LogicalResult SGDOp::verify() {
@@ -176,5 +183,6 @@ LogicalResult SGDOp::verify() {
 }
 
 LogicalResult SGDOp::verifySymbolUses(SymbolTableCollection &symbols) {
-  return verifyStates(*this, symbols, getParamAttr(), getState(), getGrad().getType());
+  return verifyStates(*this, symbols, getParamAttr(), getState(), getGrad().getType(),
+                      getZeroRanks());
 }

@@ -268,3 +268,69 @@ LogicalResult CrossEntropyOp::verify() {
 
 #define GET_OP_CLASSES
 #include "dialects/bmsys/BmsysOps.cpp.inc"
+
+//===----------------------------------------------------------------------===//
+// Collectives
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// Elements of one rank's flat shard of `type` over `ranks` ranks.
+int64_t shardElements(RankedTensorType type, int64_t ranks) {
+  return (type.getNumElements() + ranks - 1) / ranks;
+}
+
+LogicalResult verifyRanks(Operation *op, int64_t ranks) {
+  if (ranks < 1)
+    return op->emitOpError() << "ranks must be positive, got " << ranks;
+  return success();
+}
+
+LogicalResult verifyShard(Operation *op, RankedTensorType full, RankedTensorType shard,
+                          int64_t ranks) {
+  if (!full.hasStaticShape())
+    return op->emitOpError() << "needs a statically shaped tensor, got " << full;
+  int64_t want = shardElements(full, ranks);
+  if (shard.getRank() != 1 || shard.getDimSize(0) != want)
+    return op->emitOpError() << "shard of " << full << " over " << ranks << " ranks must be "
+                             << "tensor<" << want << "x" << full.getElementType() << ">, got "
+                             << shard;
+  return success();
+}
+} // namespace
+
+LogicalResult AllReduceOp::verify() {
+  if (getReduction() != "sum" && getReduction() != "mean")
+    return emitOpError() << "reduction must be sum or mean, got '" << getReduction() << "'";
+  return verifyRanks(*this, getRanks());
+}
+
+LogicalResult ReduceScatterOp::verify() {
+  if (getReduction() != "sum" && getReduction() != "mean")
+    return emitOpError() << "reduction must be sum or mean, got '" << getReduction() << "'";
+  if (failed(verifyRanks(*this, getRanks())))
+    return failure();
+  return verifyShard(*this, ranked(getX()), ranked(getResult()), getRanks());
+}
+
+LogicalResult AllGatherOp::verify() {
+  if (failed(verifyRanks(*this, getRanks())))
+    return failure();
+  return verifyShard(*this, ranked(getResult()), ranked(getShard()), getRanks());
+}
+
+LogicalResult WeightShardOp::verifySymbolUses(SymbolTableCollection &symbols) {
+  auto param = symbols.lookupNearestSymbolFrom<ParamOp>(*this, getParamAttr());
+  if (!param)
+    return emitOpError() << "'" << getParam() << "' does not name a bmsys.param";
+  auto ranks = param->getAttrOfType<IntegerAttr>("zero_shards");
+  if (!ranks)
+    return emitOpError() << "parameter '" << getParam() << "' is not stored sharded";
+  return verifyShard(*this, cast<RankedTensorType>(param.getType()), ranked(getResult()),
+                     ranks.getInt());
+}
+
+LogicalResult SyncParamOp::verifySymbolUses(SymbolTableCollection &symbols) {
+  if (!symbols.lookupNearestSymbolFrom<ParamOp>(*this, getParamAttr()))
+    return emitOpError() << "'" << getParam() << "' does not name a bmsys.param";
+  return verifyRanks(*this, getRanks());
+}

@@ -365,5 +365,6 @@ def Bmsys_CrossEntropyOp : Bmsys_Op<"cross_entropy", [Pure]> {
 
 include "dialects/bmsys/BmsysGradOps.td"
 include "dialects/bmsys/BmsysTrainOps.td"
+include "dialects/bmsys/BmsysCollectiveOps.td"
 
 #endif // BMSYS_OPS_TD

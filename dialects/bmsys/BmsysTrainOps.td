@@ -40,13 +40,14 @@ def Bmsys_GlobalNormOp : Bmsys_Op<"global_norm", [Pure]> {
   let summary = "the L2 norm of all gradients together";
   let description = [{
     `sqrt(Σ_i Σ g_i²)` over every element of every operand: the norm that
-    global-norm clipping compares with `max_norm`.
+    global-norm clipping compares with `max_norm`. With `ranks`, the operands
+    are shards and the sum of squares is summed over the ranks first.
 
     ```mlir
     %n = bmsys.global_norm %g0, %g1 : tensor<64xf32>, tensor<256x64xf32> -> tensor<f32>
     ```
   }];
-  let arguments = (ins Variadic<AnyRankedTensor>:$grads);
+  let arguments = (ins Variadic<AnyRankedTensor>:$grads, OptionalAttr<I64Attr>:$ranks);
   let results = (outs RankedTensorOf<[F32]>:$result);
   let assemblyFormat = "$grads attr-dict `:` type($grads) `->` type($result)";
 }
@@ -64,6 +65,11 @@ def Bmsys_AdamWOp : Bmsys_Op<"adamw", [MemoryEffects<[MemRead, MemWrite]>,
     gradient and the norm are first divided by the runtime's loss scale, and a
     non-finite norm skips the update (dynamic loss scaling for fp16).
 
+    With `zero_ranks` (ZeRO, `bmsys-zero`), the gradient and the states are
+    this rank's flat shards and the update touches only this rank's shard of
+    the parameter; with `param_sharded` (ZeRO-3) the parameter's storage is
+    itself that shard.
+
     ```mlir
     bmsys.adamw @w, %g, %norm state [@w.exp_avg, @w.exp_avg_sq] {lr = 1.0e-03 : f64, beta1 = 0.9 : f64, beta2 = 0.95 : f64,
       eps = 1.0e-08 : f64, weight_decay = 0.1 : f64, max_norm = 1.0 : f64, schedule = "constant",
@@ -74,7 +80,8 @@ def Bmsys_AdamWOp : Bmsys_Op<"adamw", [MemoryEffects<[MemRead, MemWrite]>,
                        SymbolRefArrayAttr:$state, F64Attr:$lr, F64Attr:$beta1, F64Attr:$beta2,
                        F64Attr:$eps, F64Attr:$weight_decay, F64Attr:$max_norm,
                        StrAttr:$schedule, I64Attr:$warmup_steps, I64Attr:$total_steps,
-                       F64Attr:$min_lr, UnitAttr:$loss_scaling);
+                       F64Attr:$min_lr, UnitAttr:$loss_scaling,
+                       OptionalAttr<I64Attr>:$zero_ranks, UnitAttr:$param_sharded);
   let assemblyFormat = [{
     $param `,` $grad `,` $norm `state` $state attr-dict `:` type($grad) `,` type($norm)
   }];
@@ -98,7 +105,8 @@ def Bmsys_SGDOp : Bmsys_Op<"sgd", [MemoryEffects<[MemRead, MemWrite]>,
                        SymbolRefArrayAttr:$state, F64Attr:$lr, F64Attr:$momentum,
                        F64Attr:$weight_decay, F64Attr:$max_norm, StrAttr:$schedule,
                        I64Attr:$warmup_steps, I64Attr:$total_steps, F64Attr:$min_lr,
-                       UnitAttr:$loss_scaling);
+                       UnitAttr:$loss_scaling, OptionalAttr<I64Attr>:$zero_ranks,
+                       UnitAttr:$param_sharded);
   let assemblyFormat = [{
     $param `,` $grad `,` $norm `state` $state attr-dict `:` type($grad) `,` type($norm)
   }];

@@ -15,14 +15,17 @@ def BmsysRt_WeightOp : BmsysRt_Op<"weight", [Symbol]> {
   let description = [{
     Declares a weight buffer: its element type, static shape and the
     safetensors file (relative to the artifact) and key it is loaded from. The
-    runtime converts the stored dtype to `dtype` when it loads.
+    runtime converts the stored dtype to `dtype` when it loads. With
+    `shard_ranks` (ZeRO-3) the buffer holds only this rank's flat shard of
+    the stored tensor of `full_shape`.
 
     ```mlir
     bmsys_rt.weight @wte {dtype = f32, shape = [256, 64], file = "model.safetensors", key = "transformer.wte.weight"}
     ```
   }];
   let arguments = (ins SymbolNameAttr:$sym_name, TypeAttr:$dtype, DenseI64ArrayAttr:$shape,
-                       StrAttr:$file, StrAttr:$key);
+                       StrAttr:$file, StrAttr:$key, OptionalAttr<I64Attr>:$shard_ranks,
+                       OptionalAttr<DenseI64ArrayAttr>:$full_shape);
   let assemblyFormat = "$sym_name attr-dict";
 }
 
@@ -41,7 +44,9 @@ def BmsysRt_StateOp : BmsysRt_Op<"state", [Symbol]> {
   }];
   let arguments = (ins SymbolNameAttr:$sym_name, TypeAttr:$dtype, DenseI64ArrayAttr:$shape,
                        I64Attr:$offset, I64Attr:$bytes,
-                       DefaultValuedStrAttr<StrAttr, "kv_cache">:$role);
+                       DefaultValuedStrAttr<StrAttr, "kv_cache">:$role,
+                       OptionalAttr<I64Attr>:$shard_ranks,
+                       OptionalAttr<DenseI64ArrayAttr>:$full_shape);
   let assemblyFormat = "$sym_name attr-dict";
 }
 

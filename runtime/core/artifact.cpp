@@ -92,7 +92,6 @@ std::shared_ptr<Artifact> decode_and_validate(const fb::Artifact* root, const st
       d.name = str(b->name());
       std::string where = fmt::format("{}: buffer {} ('{}')", path, index, d.name);
       if (d.name.empty()) fail("{}: buffer {} has no name", path, index);
-      if (!names.insert(d.name).second) fail("{}: duplicate buffer name", where);
       int dt = static_cast<int>(b->dtype());
       if (dt < 0 || dt > static_cast<int>(fb::DType_MAX)) fail("{}: unknown dtype {}", where, dt);
       d.dtype = static_cast<DType>(dt);
@@ -100,6 +99,10 @@ std::shared_ptr<Artifact> decode_and_validate(const fb::Artifact* root, const st
       if (kind < 0 || kind > static_cast<int>(fb::BufferKind_MAX))
         fail("{}: unknown buffer kind {}", where, kind);
       d.kind = static_cast<BufferKind>(kind);
+      // Inputs are named per function (two functions may both take
+      // "input_ids"); every other buffer has an artifact-wide name.
+      if (d.kind != BufferKind::Input && !names.insert(d.name).second)
+        fail("{}: duplicate buffer name", where);
       d.offset = b->offset();
       d.bytes = b->bytes();
       d.weight_file = str(b->weight_file());
@@ -170,12 +173,15 @@ std::shared_ptr<Artifact> decode_and_validate(const fb::Artifact* root, const st
       std::string fwhere = fmt::format("{}: function '{}'", path, fd.name);
       fd.inputs = vec(f->inputs());
       fd.outputs = vec(f->outputs());
+      std::set<std::string> input_names;
       for (size_t i = 0; i < fd.inputs.size(); ++i) {
         if (fd.inputs[i] >= nbuf)
           fail("{}: input {} out of range (buffer index {}, the artifact has {} buffers)", fwhere, i, fd.inputs[i], nbuf);
         if (a->buffers[fd.inputs[i]].kind != BufferKind::Input)
           fail("{}: input {} is buffer '{}' of kind {}, not input", fwhere, i,
                a->buffers[fd.inputs[i]].name, buffer_kind_name(a->buffers[fd.inputs[i]].kind));
+        if (!input_names.insert(a->buffers[fd.inputs[i]].name).second)
+          fail("{}: two inputs named '{}'", fwhere, a->buffers[fd.inputs[i]].name);
       }
       for (size_t i = 0; i < fd.outputs.size(); ++i)
         if (fd.outputs[i] >= nbuf)

@@ -45,7 +45,7 @@ const std::vector<KernelSpec>& table() {
       {KernelId::Mul, "mul", 2, 2, 1, {}, {}},
       {KernelId::CrossEntropy, "cross_entropy", 2, 2, 1, {{"shift", AttrType::Int, false}}, {}},
       // Training kernels.
-      {KernelId::EmbeddingGrad, "embedding_grad", 2, 2, 1, {{"vocab", AttrType::Int, true}}, {}},
+      {KernelId::EmbeddingGrad, "embedding_grad", 2, 2, 1, {}, {}},
       {KernelId::LinearGradInput, "linear_grad_input", 2, 2, 1,
        {{"weight_transposed", AttrType::Int, false}}, {}},
       {KernelId::LinearGradWeight, "linear_grad_weight", 2, 2, 1,
@@ -377,8 +377,9 @@ void check_launch(const KernelLaunch& l) {
     case KernelId::EmbeddingGrad: {
       expect_dtype(in[0], DType::I64, "ids (input 0)");
       expect_float(in[1], "dy (input 1)");
-      int64_t V = a.get_int("vocab");
-      if (V <= 0) fail("attribute 'vocab' must be positive, not {}", V);
+      if (y.shape.size() != 2 || y.shape[0] <= 0)
+        fail("dtable (output 0) must be [vocab, H], has shape {}", shape_str(y.shape));
+      int64_t V = y.shape[0];
       if (in[1].shape.size() != in[0].shape.size() + 1 ||
           !std::equal(in[0].shape.begin(), in[0].shape.end(), in[1].shape.begin()))
         fail("dy (input 1) has shape {}, expected ids' shape {} + [H]", shape_str(in[1].shape),

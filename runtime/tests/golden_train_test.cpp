@@ -148,7 +148,7 @@ ArtifactBuilder llama_tiny_train(int64_t max_batch, int64_t max_seq, const TinyC
     op("add", {dh1, dhn}, {dh_next});
     dh = dh_next;
   }
-  op("embedding_grad", {ids, dh}, {params[embed].grad}, {AInt("vocab", c.V)});
+  op("embedding_grad", {ids, dh}, {params[embed].grad}, {});
 
   // Optimizer.
   uint32_t gnorm = a.activation("grad_norm", {});

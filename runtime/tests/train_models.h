@@ -50,7 +50,7 @@ inline ArtifactBuilder tiny_train_model(const TinyTrainConfig& c = {}) {
   add_inst(f, "linear_grad_weight", {dlogits, n}, {ps[2].grad});
   add_inst(f, "linear_grad_input", {dlogits, ps[2].w}, {dn});
   add_inst(f, "rms_norm_grad", {e, ps[1].w, dn}, {de, ps[1].grad}, {AFloat("eps", 1e-5)});
-  add_inst(f, "embedding_grad", {ids, de}, {ps[0].grad}, {AInt("vocab", c.V)});
+  add_inst(f, "embedding_grad", {ids, de}, {ps[0].grad}, {});
   auto norm = a.activation("grad_norm", {});
   add_inst(f, "global_norm", {ps[0].grad, ps[1].grad, ps[2].grad}, {norm});
   std::vector<TAttr> sched = {AStr("schedule", c.schedule), AInt("warmup_steps", c.warmup),
