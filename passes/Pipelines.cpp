@@ -54,6 +54,11 @@ struct TrainPipelineOptions : PassPipelineOptions<TrainPipelineOptions> {
                              llvm::cl::init(0)};
   Option<double> minLr{*this, "min-lr", llvm::cl::desc("final learning rate"),
                        llvm::cl::init(0.0)};
+  Option<int64_t> zeroStage{*this, "zero-stage",
+                            llvm::cl::desc("data parallelism with ZeRO stage 0-3; -1 = one rank"),
+                            llvm::cl::init(-1)};
+  Option<int64_t> ranks{*this, "ranks", llvm::cl::desc("data-parallel ranks (with zero-stage)"),
+                        llvm::cl::init(2)};
   Option<bool> returnGrads{*this, "return-grads",
                            llvm::cl::desc("train_step also returns grad.<key>"),
                            llvm::cl::init(false)};
@@ -87,8 +92,9 @@ void bmsys::registerPipelines() {
       });
   PassPipelineRegistration<TrainPipelineOptions>(
       "bmsys-train-pipeline",
-      "Compile an imported model for training: checkpoint policy, autodiff (train_step), "
-      "optimizer, then the inference lowering (forward keeps its KV cache for generation)",
+      "Compile an imported model for training: checkpoint policy, mixed precision, autodiff "
+      "(train_step), optimizer, ZeRO, then the inference lowering (forward keeps its KV "
+      "cache for generation)",
       [](OpPassManager &pm, const TrainPipelineOptions &o) {
         pm.addPass(createBmsysCheckpoint({o.checkpoint, o.checkpointK}));
         if (o.mixedPrecision != "none")
@@ -97,6 +103,8 @@ void bmsys::registerPipelines() {
         pm.addPass(createBmsysOptimizer({o.optimizer, o.lr, o.beta1, o.beta2, o.eps,
                                          o.weightDecay, o.momentum, o.maxGradNorm, o.schedule,
                                          o.warmupSteps, o.totalSteps, o.minLr}));
+        if (o.zeroStage >= 0)
+          pm.addPass(createBmsysZero({o.zeroStage, o.ranks}));
         addLowering(pm, o.maxBatch, o.maxSeq, o.memoryReport);
       });
 }
