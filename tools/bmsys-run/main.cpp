@@ -1,6 +1,16 @@
 // bmsys-run: runs a compiled .bmsys artifact (infer, generate, train, inspect) and
 // makes token files (tokenize).
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -9,6 +19,7 @@
 #include <sstream>
 
 #include "runtime/backends/backend.h"
+#include "runtime/collectives/communicator.h"
 #include "runtime/core/artifact.h"
 #include "runtime/core/error.h"
 #include "runtime/core/executor.h"
@@ -39,14 +50,115 @@ void add_common(CLI::App* cmd, Common& c, bool with_weights) {
   cmd->add_option("--threads", c.threads, "CPU threads (0: OpenMP default)")->check(CLI::NonNegativeNumber);
 }
 
-std::unique_ptr<Executor> make_executor(const Common& c) {
+// `env`: the data-parallel ranks of a distributed run (train), or null for one process.
+std::unique_ptr<Executor> make_executor(const Common& c, const DistributedEnv* env = nullptr) {
   auto artifact = load_artifact(c.artifact);
   BackendOptions bo;
   bo.threads = c.threads;
   std::shared_ptr<Backend> backend = create_backend(c.backend, bo);
   ExecutorOptions eo;
   eo.weights = c.weights;
+  if (env) {
+    // Refuse a world size the artifact was not compiled for before connecting.
+    const int dp = static_cast<int>(std::max<uint32_t>(artifact->data_parallel_ranks, 1));
+    if (dp != env->world_size)
+      fail("{}: the artifact is compiled for {} data-parallel rank{} (data_parallel_ranks), but this run has "
+           "{} (world size); run it with {}",
+           artifact->path, dp, dp == 1 ? "" : "s", env->world_size,
+           dp == 1 ? std::string("one process (no --nproc, WORLD_SIZE unset or 1)")
+                   : fmt::format("--nproc {} (or WORLD_SIZE={})", dp, dp));
+    eo.comm = create_communicator(*env, *backend);
+  }
   return std::make_unique<Executor>(artifact, backend, eo);
+}
+
+std::string describe_status(int status) {
+  if (WIFEXITED(status)) return fmt::format("exited with status {}", WEXITSTATUS(status));
+  if (WIFSIGNALED(status))
+    return fmt::format("was killed by signal {} ({})", WTERMSIG(status), ::strsignal(WTERMSIG(status)));
+  return "stopped";
+}
+
+// `bmsys-run train ... --nproc N`: runs N copies of this command line as ranks
+// 0..N-1 (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR=127.0.0.1 and
+// BMSYS_STORE_DIR, a fresh file-store directory for the rendezvous), waits for all,
+// and when one fails stops the others and exits 1 naming it.
+int launch_ranks(int nproc, int threads, char** argv) {
+  char tmpl[] = "/tmp/bmsys-rdzv-XXXXXX";
+  if (!::mkdtemp(tmpl)) fail("--nproc: cannot create a rendezvous directory in /tmp: {}", std::strerror(errno));
+  const std::string store = tmpl;
+  const long cores = std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN));
+  const std::string per_rank = std::to_string(std::max(1L, cores / nproc));
+  std::vector<pid_t> pids(static_cast<size_t>(nproc), -1);
+  std::fflush(stdout);
+  std::fflush(stderr);
+  for (int r = 0; r < nproc; ++r) {
+    pid_t pid = ::fork();
+    if (pid < 0) fail("--nproc: fork failed: {}", std::strerror(errno));
+    if (pid == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the launcher
+      ::setenv("RANK", std::to_string(r).c_str(), 1);
+      ::setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
+      ::setenv("WORLD_SIZE", std::to_string(nproc).c_str(), 1);
+      ::setenv("LOCAL_WORLD_SIZE", std::to_string(nproc).c_str(), 1);
+      ::setenv("MASTER_ADDR", "127.0.0.1", 1);
+      ::unsetenv("MASTER_PORT");
+      ::setenv("BMSYS_STORE_DIR", store.c_str(), 1);
+      ::setenv("BMSYS_LAUNCHED", "1", 1);
+      if (threads == 0) {  // share the cores instead of oversubscribing them
+        ::setenv("OMP_NUM_THREADS", per_rank.c_str(), 0);
+        ::setenv("OPENBLAS_NUM_THREADS", per_rank.c_str(), 0);
+      }
+      ::execv("/proc/self/exe", argv);
+      std::fprintf(stderr, "bmsys-run: error: rank %d: exec failed: %s\n", r, std::strerror(errno));
+      ::_exit(127);
+    }
+    pids[static_cast<size_t>(r)] = pid;
+  }
+  auto rank_of = [&](pid_t p) {
+    for (int r = 0; r < nproc; ++r)
+      if (pids[static_cast<size_t>(r)] == p) return r;
+    return -1;
+  };
+  int alive = nproc, first_failed = -1;
+  std::vector<std::string> failures;
+  bool stopping = false;
+  auto deadline = std::chrono::steady_clock::time_point::max();
+  while (alive > 0) {
+    int status = 0;
+    pid_t p = ::waitpid(-1, &status, stopping ? WNOHANG : 0);
+    if (p < 0 && errno == EINTR) continue;
+    if (p < 0) break;
+    if (p == 0) {  // stopping: give the others a moment, then kill them
+      if (std::chrono::steady_clock::now() > deadline)
+        for (int r = 0; r < nproc; ++r)
+          if (pids[static_cast<size_t>(r)] > 0) ::kill(pids[static_cast<size_t>(r)], SIGKILL);
+      ::usleep(10000);
+      continue;
+    }
+    int r = rank_of(p);
+    if (r < 0) continue;
+    pids[static_cast<size_t>(r)] = -1;
+    --alive;
+    bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (ok) continue;
+    if (stopping && WIFSIGNALED(status) && (WTERMSIG(status) == SIGTERM || WTERMSIG(status) == SIGKILL))
+      continue;  // one we stopped
+    failures.push_back(fmt::format("rank {} (pid {}) {}", r, p, describe_status(status)));
+    if (first_failed < 0) first_failed = r;
+    if (!stopping) {
+      stopping = true;
+      deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+      for (int q = 0; q < nproc; ++q)
+        if (pids[static_cast<size_t>(q)] > 0) ::kill(pids[static_cast<size_t>(q)], SIGTERM);
+    }
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(store, ec);
+  if (first_failed < 0) return 0;
+  for (const std::string& f : failures) std::fprintf(stderr, "bmsys-run: error: %s\n", f.c_str());
+  std::fprintf(stderr, "bmsys-run: error: rank %d failed first; the other ranks were stopped\n", first_failed);
+  return 1;
 }
 
 std::vector<int64_t> parse_ids(const std::string& s) {
@@ -124,6 +236,11 @@ void inspect(const Artifact& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Idle OpenMP threads sleep instead of spinning: the kernels of small models
+  // are short, and spinning threads starve OpenBLAS's and other processes'
+  // threads (5x slower training of the tiny models on a busy 2-core machine).
+  // The user's own setting wins.
+  setenv("OMP_WAIT_POLICY", "PASSIVE", /*overwrite=*/0);
   CLI::App app{"bmsys-run: runs compiled bmsys artifacts (.bmsys) on the runtime's backends"};
   app.set_version_flag("--version", std::string("bmsys-run ") + kRuntimeVersion +
                                         " (artifact format " + std::to_string(kArtifactFormatVersion) + ")");
@@ -170,6 +287,15 @@ int main(int argc, char** argv) {
   trn->add_option("--seed", to.seed, "recorded in checkpoints (nothing is random yet)")->default_val(0);
   trn->add_option("--token-dtype", token_dtype, "token file element type")
       ->default_val("u16")->check(CLI::IsMember({"u16", "u32"}));
+  int nproc = 0;
+  double comm_timeout = 60;
+  trn->add_option("--nproc", nproc,
+                  "run N data-parallel ranks as local processes (without it: RANK, WORLD_SIZE, "
+                  "LOCAL_RANK, MASTER_ADDR, MASTER_PORT from the environment, as torchrun sets them)")
+      ->check(CLI::PositiveNumber);
+  trn->add_option("--comm-timeout", comm_timeout,
+                  "seconds any collective (and the rendezvous) may take before the run fails")
+      ->default_val(60)->check(CLI::PositiveNumber);
 
   std::vector<std::string> tok_inputs;
   std::string tok_output, tok_dtype = "u16";
@@ -195,12 +321,26 @@ int main(int argc, char** argv) {
     return 2;  // usage error
   }
 
+  std::string rank_prefix;
   try {
     if (*trn) {
       if (to.save_every > 0 && to.save_dir.empty()) fail("--save-every needs --save DIR");
       to.token_dtype = *token_dtype_from_name(token_dtype);
       to.progress = ::isatty(STDERR_FILENO) ? ProgressMode::Terminal : ProgressMode::Lines;
-      auto ex = make_executor(tc);
+      const char* launched = std::getenv("BMSYS_LAUNCHED");
+      if (nproc > 1 && !(launched && *launched)) {
+        auto art = load_artifact(tc.artifact);
+        const int dp = static_cast<int>(std::max<uint32_t>(art->data_parallel_ranks, 1));
+        if (dp != nproc)
+          fail("{}: the artifact is compiled for {} data-parallel rank{} (data_parallel_ranks), not --nproc {}",
+               art->path, dp, dp == 1 ? "" : "s", nproc);
+        return launch_ranks(nproc, tc.threads, argv);
+      }
+      DistributedEnv env = distributed_env_from_environment(comm_timeout);
+      if (nproc > 1 && env.world_size != nproc)
+        fail("--nproc {} but WORLD_SIZE is {}", nproc, env.world_size);
+      rank_prefix = env.world_size > 1 ? fmt::format("rank {}: ", env.rank) : "";
+      auto ex = make_executor(tc, &env);
       train(*ex, to);
     } else if (*tok) {
       std::vector<int64_t> tokens;
@@ -255,7 +395,9 @@ int main(int argc, char** argv) {
     }
   } catch (const std::exception& e) {
     std::fflush(stdout);
-    std::fprintf(stderr, "bmsys-run: error: %s\n", e.what());
+    std::string msg = e.what();
+    if (msg.rfind("rank ", 0) == 0) rank_prefix.clear();  // already names the rank
+    std::fprintf(stderr, "bmsys-run: error: %s%s\n", rank_prefix.c_str(), msg.c_str());
     return 1;
   }
   return 0;
