@@ -24,6 +24,10 @@
 
 namespace bmsys::rt {
 
+class Communicator;
+class RendezvousStore;
+struct DistributedEnv;
+
 // One allocation in a backend's memory; freed by its deleter on destruction.
 class DeviceMemory {
  public:
@@ -82,6 +86,15 @@ class Backend {
   virtual void check_memory_plan(uint64_t bytes, const std::string& plan) {}
   // What the backend holds, for --verbose and benchmarks ("" when it keeps no account).
   virtual std::string memory_report() const { return ""; }
+
+  // Distributed runs (runtime/collectives/communicator.h): a backend whose memory is
+  // not host memory returns its own communicator here (NCCL for CUDA), connected
+  // through `store` (every rank calls this with the same env shape). nullptr (the
+  // default): the runtime uses Gloo, which needs host pointers.
+  virtual std::shared_ptr<Communicator> create_communicator(const DistributedEnv& env,
+                                                            RendezvousStore& store) {
+    return nullptr;
+  }
 };
 
 // Backend options from the command line.

@@ -1,5 +1,6 @@
 #include "runtime/core/artifact.h"
 
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 #include <set>
@@ -80,6 +81,9 @@ std::shared_ptr<Artifact> decode_and_validate(const fb::Artifact* root, const st
   a->max_seq = root->max_seq();
   a->activation_pool_bytes = root->activation_pool_bytes();
   a->state_pool_bytes = root->state_pool_bytes();
+  a->data_parallel_ranks = root->data_parallel_ranks();
+  if (a->data_parallel_ranks > 65536)
+    fail("{}: data_parallel_ranks {} is implausible", path, a->data_parallel_ranks);
   if (a->max_batch < 1) fail("{}: max_batch must be >= 1, not {}", path, a->max_batch);
   if (a->max_seq < 1) fail("{}: max_seq must be >= 1, not {}", path, a->max_seq);
 
@@ -125,6 +129,24 @@ std::shared_ptr<Artifact> decode_and_validate(const fb::Artifact* root, const st
       int64_t need = 0;
       if (!checked_mul(numel, static_cast<int64_t>(dtype_size(d.dtype)), &need))
         fail("{}: shape {} is too large", where, d.dims_str());
+      d.shard_ranks = b->shard_ranks();
+      if (d.shard_ranks > 1) {
+        if (d.kind != BufferKind::Weight && d.kind != BufferKind::OptimizerState)
+          fail("{}: only weights and optimizer states can be sharded (shard_ranks {})", where, d.shard_ranks);
+        if (d.shard_ranks != std::max<uint32_t>(a->data_parallel_ranks, 1))
+          fail("{}: sharded over {} ranks, but the artifact's data_parallel_ranks is {}", where, d.shard_ranks,
+               a->data_parallel_ranks);
+        if (!b->full_shape()) fail("{}: a sharded buffer needs full_shape", where);
+        int64_t full = 1;
+        for (int64_t v : *b->full_shape()) {
+          if (v < 0 || !checked_mul(full, v, &full)) fail("{}: full_shape is invalid or too large", where);
+          d.full_shape.push_back(v);
+        }
+        Shape want = {(full + d.shard_ranks - 1) / d.shard_ranks};
+        if (d.resolve(0, 0) != want)
+          fail("{}: a shard of full_shape {} over {} ranks has shape {}, not {}", where, shape_str(d.full_shape),
+               d.shard_ranks, shape_str(want), d.dims_str());
+      }
       switch (d.kind) {
         case BufferKind::Weight:
           for (const DimDesc& dd : d.dims)
@@ -223,9 +245,9 @@ std::shared_ptr<Artifact> decode_and_validate(const fb::Artifact* root, const st
           for (int i = 0; i < nin; ++i)
             if (id.inputs[i] >= nbuf)
               fail("{}: input {} out of range (buffer index {}, the artifact has {} buffers)", where, i, id.inputs[i], nbuf);
-          // Only optimizer kernels (adamw, sgd) write Weight and OptimizerState
-          // buffers, and only in place; nothing writes an Input.
-          const bool optimizer = is_optimizer_kernel(id.kernel);
+          // Only optimizer kernels (adamw, sgd) and sync_param write Weight and
+          // OptimizerState buffers, and only in place; nothing writes an Input.
+          const bool optimizer = writes_persistent(id.kernel);
           auto writable = [&](BufferKind bk) {
             return bk == BufferKind::Activation || bk == BufferKind::State ||
                    (optimizer && (bk == BufferKind::Weight || bk == BufferKind::OptimizerState));

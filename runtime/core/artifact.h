@@ -40,7 +40,15 @@ struct BufferDesc {
   uint64_t bytes = 0;
   std::string weight_file;
   std::string weight_key;
+  // ZeRO (Weight, OptimizerState): this rank's flat shard of a tensor of
+  // `full_shape` over `shard_ranks` ranks; the buffer's shape is [ceil(n/R)].
+  uint32_t shard_ranks = 0;
+  Shape full_shape;
 
+  bool sharded() const { return shard_ranks > 1; }
+  // The tensor as checkpoints and weight files hold it: full_shape when sharded,
+  // otherwise the static shape.
+  Shape logical_shape() const { return sharded() ? full_shape : resolve(0, 0); }
   Shape resolve(int64_t batch, int64_t seq) const;
   std::string dims_str() const;  // "[B,S,64]"
 };
@@ -73,6 +81,9 @@ struct Artifact {
   uint64_t state_pool_bytes = 0;
   std::vector<BufferDesc> buffers;
   std::vector<FunctionDesc> functions;
+  // Data-parallel ranks the artifact was compiled for (bmsys-zero); 0 or 1: one
+  // process. A run must have exactly this world size.
+  uint32_t data_parallel_ranks = 0;
 
   const FunctionDesc* find_function(const std::string& name) const;
   // Index of the buffer named `name`, or -1.

@@ -2,8 +2,10 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstring>
 
+#include "runtime/collectives/communicator.h"
 #include "runtime/core/error.h"
 #include "runtime/io/convert.h"
 #include "runtime/io/safetensors.h"
@@ -27,8 +29,16 @@ std::string join(const std::string& dir, const std::string& file) {
 
 Executor::Executor(std::shared_ptr<const Artifact> artifact, std::shared_ptr<Backend> backend,
                    const ExecutorOptions& options)
-    : artifact_(std::move(artifact)), backend_(std::move(backend)) {
+    : artifact_(std::move(artifact)), backend_(std::move(backend)), comm_(options.comm) {
   const Artifact& a = *artifact_;
+  if (!comm_) comm_ = std::make_shared<SingleRankCommunicator>();
+  const int dp = static_cast<int>(std::max<uint32_t>(a.data_parallel_ranks, 1));
+  if (dp != comm_->world_size())
+    fail("{}: the artifact is compiled for {} data-parallel rank{} (data_parallel_ranks), but this run has "
+         "{} (world size); run it with {}",
+         a.path, dp, dp == 1 ? "" : "s", comm_->world_size(),
+         dp == 1 ? std::string("one process (no --nproc, WORLD_SIZE unset or 1)")
+                 : fmt::format("--nproc {} (or WORLD_SIZE={})", dp, dp));
   for (const FunctionDesc& f : a.functions)
     for (size_t i = 0; i < f.instructions.size(); ++i) {
       const InstructionDesc& inst = f.instructions[i];
@@ -83,21 +93,43 @@ void Executor::load_weights(const ExecutorOptions& options) {
     if (!f.contains(b.weight_key))
       fail("{}: weight tensor '{}' (buffer '{}') not found", path, b.weight_key, b.name);
     const SafetensorsInfo& info = f.info(b.weight_key);
-    Shape want = b.resolve(0, 0);
+    Shape want = b.logical_shape();
     if (info.shape != want)
       fail("{}: weight tensor '{}' has shape {}, the artifact's buffer '{}' expects {}", path,
            b.weight_key, shape_str(info.shape), b.name, shape_str(want));
     if (!convertible(b.dtype, info.dtype))
       fail("{}: weight tensor '{}' is {} and cannot be converted to {} (buffer '{}')", path,
            b.weight_key, dtype_name(info.dtype), dtype_name(b.dtype), b.name);
-    size_t bytes = static_cast<size_t>(info.numel()) * dtype_size(b.dtype);
+    size_t bytes = static_cast<size_t>(shape_numel(b.resolve(0, 0))) * dtype_size(b.dtype);
     owned_[i] = backend_->allocate(bytes, fmt::format("weight '{}'", b.name));
-    try {
-      backend_->upload(owned_[i]->data(), b.dtype, f.data(b.weight_key), info.dtype, info.numel());
-    } catch (const Error& e) {
-      fail("{}: weight tensor '{}': {}", path, b.weight_key, e.what());
-    }
+    upload_slice(i, f.data(b.weight_key), info.dtype, info.numel(),
+                 fmt::format("{}: weight tensor '{}'", path, b.weight_key));
   }
+}
+
+int Executor::rank() const { return comm_->rank(); }
+int Executor::world_size() const { return comm_->world_size(); }
+
+// Uploads the whole tensor (`numel` elements at `src`) into buffer `index`, or, when
+// the buffer is a shard, this rank's slice [r*S, min((r+1)*S, n)) and zeros after it.
+void Executor::upload_slice(uint32_t index, const void* src, DType src_dtype, int64_t numel,
+                            const std::string& what) {
+  const BufferDesc& b = artifact_->buffers[index];
+  uint8_t* dst = static_cast<uint8_t*>(address(index));
+  int64_t off = 0, len = numel, cap = numel;
+  if (b.sharded()) {
+    cap = shard_size(numel, b.shard_ranks);
+    off = std::min<int64_t>(numel, static_cast<int64_t>(comm_->rank()) * cap);
+    len = std::min<int64_t>(cap, numel - off);
+  }
+  try {
+    backend_->upload(dst, b.dtype, static_cast<const uint8_t*>(src) + off * dtype_size(src_dtype), src_dtype,
+                     len);
+  } catch (const Error& e) {
+    fail("{}: {}", what, e.what());
+  }
+  if (cap > len)
+    backend_->fill_zero(dst + len * dtype_size(b.dtype), static_cast<size_t>(cap - len) * dtype_size(b.dtype));
 }
 
 void* Executor::address(uint32_t buffer) const {
@@ -183,6 +215,36 @@ void Executor::write_buffer(uint32_t index, const void* data, DType dtype, const
   }
 }
 
+HostTensor Executor::read_logical(uint32_t index, DType dtype) const {
+  const BufferDesc& b = persistent_buffer(*artifact_, index, "read");
+  if (!b.sharded()) return read_buffer(index, dtype);
+  const int64_t n = shape_numel(b.full_shape);
+  backend_->synchronize();
+  auto full = backend_->allocate(static_cast<size_t>(n) * dtype_size(b.dtype), fmt::format("gathered '{}'", b.name));
+  comm_->all_gather(address(index), b.dtype, full->data(), n);
+  HostTensor raw(b.dtype, b.full_shape);
+  backend_->copy_to_host(raw.data.data(), full->data(), raw.data.size());
+  if (dtype == b.dtype) return raw;
+  HostTensor out(dtype, raw.shape);
+  convert(out.data.data(), dtype, raw.data.data(), b.dtype, raw.numel());
+  return out;
+}
+
+void Executor::write_logical(uint32_t index, const void* data, DType dtype, const Shape& shape,
+                             const std::string& what) {
+  const BufferDesc& b = persistent_buffer(*artifact_, index, "write");
+  if (!b.sharded()) return write_buffer(index, data, dtype, shape, what);
+  std::string src = what.empty() ? std::string("the tensor") : what;
+  if (shape != b.full_shape)
+    fail("{} has shape {}, the artifact's buffer '{}' is a shard of {}", src, shape_str(shape), b.name,
+         shape_str(b.full_shape));
+  if (!convertible(b.dtype, dtype))
+    fail("{} is {} and cannot be converted to {} (buffer '{}')", src, dtype_name(dtype), dtype_name(b.dtype),
+         b.name);
+  backend_->synchronize();
+  upload_slice(index, data, dtype, shape_numel(shape), src);
+}
+
 std::map<std::string, HostTensor> Executor::run(const std::string& function,
                                                 const std::map<std::string, HostTensor>& inputs,
                                                 int64_t start_pos, int64_t step) {
@@ -245,6 +307,9 @@ std::map<std::string, HostTensor> Executor::run(const std::string& function,
 
   if (step < 0) fail("{}: training step {} is negative", fwhere, step);
   LaunchContext ctx{B, S, start_pos, a.max_batch, a.max_seq, step};
+  ctx.comm = comm_.get();
+  ctx.rank = comm_->rank();
+  ctx.world_size = comm_->world_size();
   std::vector<Shape> shapes(a.buffers.size());
   std::vector<bool> resolved(a.buffers.size(), false);
   auto view = [&](uint32_t idx) {

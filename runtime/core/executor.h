@@ -24,11 +24,15 @@
 namespace bmsys::rt {
 
 class SafetensorsFile;
+class Communicator;
 
 struct ExecutorOptions {
   // Empty: weight files are relative to the artifact's directory. A file: every
   // weight is read from it. A directory: weight files are resolved in it.
   std::string weights;
+  // The data-parallel ranks (runtime/collectives/communicator.h); null: one process.
+  // Its world size must equal the artifact's data_parallel_ranks (or 1).
+  std::shared_ptr<Communicator> comm;
 };
 
 class Executor {
@@ -56,18 +60,31 @@ class Executor {
   void write_buffer(uint32_t index, const HostTensor& t, const std::string& what = "");
   void write_buffer(uint32_t index, const void* data, DType dtype, const Shape& shape,
                     const std::string& what = "");
+  // The tensor a Weight/OptimizerState buffer stands for, whole (its logical_shape()):
+  // a sharded buffer is all-gathered from every rank's shard, so this is a collective
+  // that every rank must call in the same order. Converted to `dtype`.
+  HostTensor read_logical(uint32_t index, DType dtype) const;
+  // Writes the tensor a buffer stands for (shape == logical_shape()): a sharded buffer
+  // takes this rank's slice, zero-padded. Local (no communication).
+  void write_logical(uint32_t index, const void* data, DType dtype, const Shape& shape,
+                     const std::string& what = "");
   // Buffer index by name; throws naming the artifact when absent.
   uint32_t buffer_index(const std::string& name) const;
 
   const Artifact& artifact() const { return *artifact_; }
   Backend& backend() { return *backend_; }
+  Communicator& comm() const { return *comm_; }
+  int rank() const;
+  int world_size() const;
 
  private:
   void load_weights(const ExecutorOptions& options);
   void* address(uint32_t buffer) const;
+  void upload_slice(uint32_t index, const void* src, DType src_dtype, int64_t numel, const std::string& what);
 
   std::shared_ptr<const Artifact> artifact_;
   std::shared_ptr<Backend> backend_;
+  std::shared_ptr<Communicator> comm_;
   std::unique_ptr<DeviceMemory> activation_pool_;
   std::unique_ptr<DeviceMemory> state_pool_;
   std::vector<std::unique_ptr<DeviceMemory>> owned_;  // weights and inputs, by buffer index

@@ -4,6 +4,7 @@
 #include <climits>
 #include <cmath>
 
+#include "runtime/collectives/communicator.h"
 #include "runtime/core/error.h"
 
 namespace bmsys::rt {
@@ -67,7 +68,7 @@ const std::vector<KernelSpec>& table() {
       {KernelId::GeluGrad, "gelu_grad", 2, 2, 1, {{"approximate", AttrType::String, true}}, {}},
       {KernelId::SiluGrad, "silu_grad", 2, 2, 1, {}, {}},
       {KernelId::CrossEntropyGrad, "cross_entropy_grad", 2, 2, 1, {{"shift", AttrType::Int, false}}, {}},
-      {KernelId::GlobalNorm, "global_norm", 1, INT_MAX, 1, {}, {}},
+      {KernelId::GlobalNorm, "global_norm", 1, INT_MAX, 1, {{"ranks", AttrType::Int, false}}, {}},
       {KernelId::AdamW, "adamw", 5, 5, 3,
        {{"lr", AttrType::Float, true},
         {"beta1", AttrType::Float, true},
@@ -78,7 +79,9 @@ const std::vector<KernelSpec>& table() {
         {"schedule", AttrType::String, false},
         {"warmup_steps", AttrType::Int, false},
         {"total_steps", AttrType::Int, false},
-        {"min_lr", AttrType::Float, false}},
+        {"min_lr", AttrType::Float, false},
+        {"zero_ranks", AttrType::Int, false},
+        {"param_sharded", AttrType::Int, false}},
        {0, 2, 3},
        {0, 2, 3}},
       {KernelId::Sgd, "sgd", 4, 4, 2,
@@ -89,9 +92,18 @@ const std::vector<KernelSpec>& table() {
         {"schedule", AttrType::String, false},
         {"warmup_steps", AttrType::Int, false},
         {"total_steps", AttrType::Int, false},
-        {"min_lr", AttrType::Float, false}},
+        {"min_lr", AttrType::Float, false},
+        {"zero_ranks", AttrType::Int, false},
+        {"param_sharded", AttrType::Int, false}},
        {0, 2},
        {0, 2}},
+      // Collectives.
+      {KernelId::AllReduce, "all_reduce", 1, 1, 1,
+       {{"ranks", AttrType::Int, true}, {"reduction", AttrType::String, true}}, {}},
+      {KernelId::ReduceScatter, "reduce_scatter", 1, 1, 1,
+       {{"ranks", AttrType::Int, true}, {"reduction", AttrType::String, true}}, {}},
+      {KernelId::AllGather, "all_gather", 1, 1, 1, {{"ranks", AttrType::Int, true}}, {}},
+      {KernelId::SyncParam, "sync_param", 1, 1, 1, {{"ranks", AttrType::Int, true}}, {0}, {0}},
   };
   return t;
 }
@@ -109,6 +121,13 @@ std::optional<KernelId> kernel_from_name(const std::string& name) {
 const char* kernel_name(KernelId id) { return kernel_spec(id).name; }
 
 bool is_optimizer_kernel(KernelId id) { return id == KernelId::AdamW || id == KernelId::Sgd; }
+
+bool writes_persistent(KernelId id) { return is_optimizer_kernel(id) || id == KernelId::SyncParam; }
+
+bool is_collective_kernel(KernelId id) {
+  return id == KernelId::AllReduce || id == KernelId::ReduceScatter || id == KernelId::AllGather ||
+         id == KernelId::SyncParam;
+}
 
 // --- Learning-rate schedule ----------------------------------------------------------
 
@@ -234,6 +253,17 @@ void check_aliasing(const KernelLaunch& l, const KernelSpec& spec) {
     for (int p = o + 1; p < nout; ++p)
       if (overlaps(l.outputs[o], l.outputs[p])) fail("outputs {} and {} overlap", o, p);
   }
+}
+
+// A collective's `ranks` must be the run's world size (0 or 1 allowed where the
+// attribute means "not distributed").
+void check_ranks(const KernelLaunch& l, int64_t ranks, bool local_allowed) {
+  if (local_allowed && ranks <= 1) return;
+  if (ranks < 1) fail("attribute 'ranks' must be >= 1, not {}", ranks);
+  if (ranks != l.ctx.world_size)
+    fail("compiled for {} data-parallel ranks (attribute 'ranks'), but this run has {}", ranks,
+         l.ctx.world_size);
+  if (ranks > 1 && !l.ctx.comm) fail("a collective needs a communicator, and the launch has none");
 }
 
 }  // namespace
@@ -511,6 +541,7 @@ void check_launch(const KernelLaunch& l) {
       break;
     }
     case KernelId::GlobalNorm:
+      if (a.has("ranks")) check_ranks(l, a.get_int("ranks"), true);
       for (int i = 0; i < nin; ++i)
         if (!dtype_is_float(in[i].dtype))
           fail("input {} must be a float tensor, not {}", i, dtype_name(in[i].dtype));
@@ -523,10 +554,20 @@ void check_launch(const KernelLaunch& l) {
       const int norm_index = adam ? 4 : 3;
       const char* adam_names[] = {"param (input 0)", "grad (input 1)", "exp_avg (input 2)", "exp_avg_sq (input 3)"};
       const char* sgd_names[] = {"param (input 0)", "grad (input 1)", "momentum_buffer (input 2)"};
+      // ZeRO: grad and states are this rank's flat shard [ceil(n/R)] of a param of n
+      // elements (zero_ranks = R > 1); the param is the full tensor, or the shard
+      // itself with param_sharded.
+      const int64_t zr = a.get_int("zero_ranks", 0);
+      const bool param_sharded = a.get_int("param_sharded", 0) != 0;
+      if (zr > 1) check_ranks(l, zr, false);
+      Shape state_shape = in[0].shape;
+      if (zr > 1 && !param_sharded) state_shape = {shard_size(in[0].numel(), zr)};
+      if (zr > 1 && param_sharded && in[0].shape.size() != 1)
+        fail("param (input 0) is a shard (param_sharded) and must be flat, not {}", shape_str(in[0].shape));
       for (int i = 0; i < norm_index; ++i) {
         const char* n = adam ? adam_names[i] : sgd_names[i];
         expect_float(in[i], n);
-        if (i) expect_shape(in[i], in[0].shape, n);
+        if (i) expect_shape(in[i], state_shape, n);
       }
       expect_float(in[norm_index], "norm");
       if (in[norm_index].numel() != 1)
@@ -546,6 +587,34 @@ void check_launch(const KernelLaunch& l) {
       LrSchedule::from_attrs(a);
       break;
     }
+    case KernelId::AllReduce:
+      check_ranks(l, a.get_int("ranks"), false);
+      reduce_op_from_name(a.get_string("reduction"));
+      expect_float(in[0], "input 0");
+      expect_dtype(y, in[0].dtype, "output 0");
+      expect_shape(y, in[0].shape, "output 0");
+      break;
+    case KernelId::ReduceScatter: {
+      int64_t R = a.get_int("ranks");
+      check_ranks(l, R, false);
+      reduce_op_from_name(a.get_string("reduction"));
+      expect_float(in[0], "input 0");
+      expect_dtype(y, in[0].dtype, "shard (output 0)");
+      expect_shape(y, {shard_size(in[0].numel(), R)}, "shard (output 0)");
+      break;
+    }
+    case KernelId::AllGather: {
+      int64_t R = a.get_int("ranks");
+      check_ranks(l, R, false);
+      expect_float(y, "output 0");
+      expect_dtype(in[0], y.dtype, "shard (input 0)");
+      expect_shape(in[0], {shard_size(y.numel(), R)}, "shard (input 0)");
+      break;
+    }
+    case KernelId::SyncParam:
+      check_ranks(l, a.get_int("ranks"), false);
+      expect_float(in[0], "param (input 0)");
+      break;
     case KernelId::kCount:
       fail("invalid kernel id");
   }

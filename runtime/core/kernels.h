@@ -18,6 +18,8 @@
 
 namespace bmsys::rt {
 
+class Communicator;
+
 enum class KernelId : uint16_t {
   Positions,
   Embedding,
@@ -48,6 +50,11 @@ enum class KernelId : uint16_t {
   GlobalNorm,
   AdamW,
   Sgd,
+  // Collectives (docs/kernels.md "Collectives"), through LaunchContext::comm.
+  AllReduce,
+  ReduceScatter,
+  AllGather,
+  SyncParam,
   kCount
 };
 
@@ -102,6 +109,11 @@ struct KernelSpec {
 // Whether the kernel is an optimizer update (adamw, sgd): it may write Weight and
 // OptimizerState buffers, in place.
 bool is_optimizer_kernel(KernelId id);
+// Whether the kernel may write Weight / OptimizerState buffers (in place): the
+// optimizer kernels and sync_param.
+bool writes_persistent(KernelId id);
+// Whether the kernel communicates with the other ranks.
+bool is_collective_kernel(KernelId id);
 
 const KernelSpec& kernel_spec(KernelId id);
 std::optional<KernelId> kernel_from_name(const std::string& name);
@@ -126,6 +138,11 @@ struct LaunchContext {
   int64_t max_batch = 1;
   int64_t max_seq = 1;
   int64_t step = 0;       // T: the 1-based training step (0 outside training)
+  // The data-parallel ranks (never null in an executor's launches; world size 1
+  // outside distributed runs). Collective kernels go through it.
+  Communicator* comm = nullptr;
+  int rank = 0;
+  int world_size = 1;
 };
 
 struct KernelLaunch {

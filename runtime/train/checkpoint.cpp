@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "runtime/collectives/communicator.h"
 #include "runtime/core/error.h"
 #include "runtime/core/executor.h"
 #include "runtime/io/safetensors.h"
@@ -54,6 +55,10 @@ std::string parent_of(const std::string& dir) {
 
 }  // namespace
 
+void write_checkpoint_files(const std::string& dir, const Artifact& a, const TrainerState& st,
+                            const std::map<std::string, HostTensor>& weights,
+                            const std::map<std::string, HostTensor>& states);
+
 std::string fnv1a64_file(const std::string& path, uint64_t* size) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("{}: cannot open", path);
@@ -77,6 +82,27 @@ void save_checkpoint(const std::string& dir_in, const Executor& ex, const Traine
   std::string dir = dir_in;
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   const Artifact& a = ex.artifact();
+  // Always whole tensors: sharded buffers are gathered from every rank (a collective:
+  // every rank gathers, in buffer order), and rank 0 alone writes.
+  std::map<std::string, HostTensor> weights, states;
+  for (uint32_t i = 0; i < a.buffers.size(); ++i) {
+    const BufferDesc& b = a.buffers[i];
+    if (b.kind == BufferKind::Weight && !weights.count(b.weight_key))
+      weights.emplace(b.weight_key, ex.read_logical(i, DType::F32));
+    else if (b.kind == BufferKind::OptimizerState)
+      states.emplace(b.name, ex.read_logical(i, b.dtype));
+  }
+  if (ex.rank() != 0) {
+    ex.comm().barrier();  // until rank 0 has written it
+    return;
+  }
+  write_checkpoint_files(dir, a, st, weights, states);
+  ex.comm().barrier();
+}
+
+void write_checkpoint_files(const std::string& dir, const Artifact& a, const TrainerState& st,
+                            const std::map<std::string, HostTensor>& weights,
+                            const std::map<std::string, HostTensor>& states) {
   const std::string tmp = fmt::format("{}.tmp-{}", dir, ::getpid());
   std::error_code ec;
   fs::remove_all(tmp, ec);
@@ -84,14 +110,6 @@ void save_checkpoint(const std::string& dir_in, const Executor& ex, const Traine
     fail("{}: cannot create the checkpoint directory: {}", tmp, ec.message());
   try {
     // Weights: float32 under their HF key, once per key.
-    std::map<std::string, HostTensor> weights, states;
-    for (uint32_t i = 0; i < a.buffers.size(); ++i) {
-      const BufferDesc& b = a.buffers[i];
-      if (b.kind == BufferKind::Weight && !weights.count(b.weight_key))
-        weights.emplace(b.weight_key, ex.read_buffer(i, DType::F32));
-      else if (b.kind == BufferKind::OptimizerState)
-        states.emplace(b.name, ex.read_buffer(i));
-    }
     const std::map<std::string, std::string> meta = {{"format", "pt"}};
     write_safetensors(join(tmp, kCheckpointModelFile), weights, meta);
     write_safetensors(join(tmp, kCheckpointOptimizerFile), states, meta);
@@ -158,7 +176,7 @@ void check_tensors(const SafetensorsFile& f, const Artifact& a,
     if (!f.contains(name))
       fail("{}: no tensor '{}' ({} of buffer '{}' in {})", f.path(), name, what, b.name, a.path);
     const SafetensorsInfo& info = f.info(name);
-    Shape shape = b.resolve(0, 0);
+    Shape shape = b.logical_shape();
     if (info.shape != shape)
       fail("{}: tensor '{}' has shape {}, but the artifact's buffer '{}' is {} ({})", f.path(), name,
            shape_str(info.shape), b.name, shape_str(shape), a.path);
@@ -227,13 +245,13 @@ TrainerState load_checkpoint(const std::string& dir, Executor& ex) {
   for (const auto& [key, idx] : weights)
     for (uint32_t i : idx) {
       const SafetensorsInfo& info = model->info(key);
-      ex.write_buffer(i, model->data(key), info.dtype, info.shape,
+      ex.write_logical(i, model->data(key), info.dtype, info.shape,
                       fmt::format("{}: tensor '{}'", model->path(), key));
     }
   for (const auto& [name, idx] : states)
     for (uint32_t i : idx) {
       const SafetensorsInfo& info = optim->info(name);
-      ex.write_buffer(i, optim->data(name), info.dtype, info.shape,
+      ex.write_logical(i, optim->data(name), info.dtype, info.shape,
                       fmt::format("{}: tensor '{}'", optim->path(), name));
     }
   return st;

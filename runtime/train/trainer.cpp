@@ -1,6 +1,9 @@
 #include "runtime/train/trainer.h"
 
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdlib>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -80,6 +83,26 @@ std::vector<StepMetrics> train(Executor& ex, const TrainOptions& o) {
   if (o.batch < 1 || o.seq < 1) fail("--batch and --seq must be >= 1");
   if (o.steps < 0) fail("--steps must be >= 0");
   if (o.save_every < 0) fail("--save-every must be >= 0");
+  // Data parallelism: rank r trains on rows [r*B/R, (r+1)*B/R) of each global batch.
+  const int64_t R = ex.world_size(), rank = ex.rank();
+  if (o.batch % R != 0)
+    fail("--batch {} is not divisible by the {} data-parallel ranks (each rank takes B/R rows of every "
+         "global batch)",
+         o.batch, R);
+  const int64_t local_batch = o.batch / R;
+  const bool lead = rank == 0;  // only rank 0 prints progress and writes metrics
+  const ProgressMode progress = lead ? o.progress : ProgressMode::None;
+  // Test hook (docs/distributed.md): BMSYS_TEST_KILL_RANK=R makes rank R _exit(9) at
+  // the start of step BMSYS_TEST_KILL_STEP (default 3), or hang there with
+  // BMSYS_TEST_HANG=1.
+  int64_t kill_step = -1;
+  bool hang = false;
+  if (const char* kr = std::getenv("BMSYS_TEST_KILL_RANK"); kr && *kr && std::atoll(kr) == rank) {
+    const char* ks = std::getenv("BMSYS_TEST_KILL_STEP");
+    kill_step = ks && *ks ? std::atoll(ks) : 3;
+    const char* h = std::getenv("BMSYS_TEST_HANG");
+    hang = h && *h && std::string(h) != "0";
+  }
 
   auto data = TokenFile::open(o.data, o.token_dtype);
   if (data->size() < o.seq)
@@ -109,11 +132,11 @@ std::vector<StepMetrics> train(Executor& ex, const TrainOptions& o) {
   }
 
   std::ofstream metrics;
-  if (!o.metrics.empty()) metrics = open_metrics(o.metrics, !o.resume_dir.empty(), st.step);
+  if (!o.metrics.empty() && lead) metrics = open_metrics(o.metrics, !o.resume_dir.empty(), st.step);
 
   FILE* ps = o.progress_stream ? o.progress_stream : stderr;
   const int64_t first = st.step + 1, total = o.steps, todo = total - st.step;
-  if (todo <= 0 && o.progress != ProgressMode::None)
+  if (todo <= 0 && progress != ProgressMode::None)
     std::fprintf(ps, "already at step %lld of %lld: nothing to do\n", static_cast<long long>(st.step),
                  static_cast<long long>(total));
   const int64_t every = std::max<int64_t>(1, total / 10);
@@ -124,9 +147,20 @@ std::vector<StepMetrics> train(Executor& ex, const TrainOptions& o) {
   int64_t last_saved = -1;
   for (int64_t T = first; T <= total; ++T) {
     auto t0 = std::chrono::steady_clock::now();
+    if (T == kill_step) {
+      std::fprintf(stderr, "bmsys-run: rank %lld: BMSYS_TEST_KILL_RANK: %s at step %lld\n",
+                   static_cast<long long>(rank), hang ? "hanging" : "exiting with status 9",
+                   static_cast<long long>(T));
+      std::fflush(stderr);
+      if (hang)
+        for (;;) ::pause();
+      ::_exit(9);
+    }
     int64_t next = data->read_batch(st.data_position, o.batch, o.seq, ids.data());
     std::map<std::string, HostTensor> in;
-    in["input_ids"] = HostTensor::from_i64({o.batch, o.seq}, ids);
+    in["input_ids"] = HostTensor::from_i64(
+        {local_batch, o.seq},
+        std::vector<int64_t>(ids.begin() + rank * local_batch * o.seq, ids.begin() + (rank + 1) * local_batch * o.seq));
     auto res = ex.run(o.function, in, 0, T);
     StepMetrics m;
     m.step = T;
@@ -148,12 +182,12 @@ std::vector<StepMetrics> train(Executor& ex, const TrainOptions& o) {
       metrics.flush();
       if (!metrics) fail("{}: write failed", o.metrics);
     }
-    if (o.progress != ProgressMode::None) {
+    if (progress != ProgressMode::None) {
       const int64_t done = T - first + 1;
       double eta = elapsed / static_cast<double>(done) * static_cast<double>(total - T);
       std::string line = fmt::format("step {}/{}  loss {:.4f}  {:.0f} tokens/s  ETA {}", T, total, m.loss,
                                      m.tokens_per_s, hms(eta));
-      if (o.progress == ProgressMode::Terminal) {
+      if (progress == ProgressMode::Terminal) {
         std::fprintf(ps, "\r\033[K%s%s", line.c_str(), T == total ? "\n" : "");
         std::fflush(ps);
       } else if (T == first || T == total || T % every == 0) {

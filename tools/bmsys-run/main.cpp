@@ -236,11 +236,15 @@ void inspect(const Artifact& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Idle OpenMP threads sleep instead of spinning: the kernels of small models
-  // are short, and spinning threads starve OpenBLAS's and other processes'
-  // threads (5x slower training of the tiny models on a busy 2-core machine).
-  // The user's own setting wins.
-  setenv("OMP_WAIT_POLICY", "PASSIVE", /*overwrite=*/0);
+  // Idle OpenMP threads should sleep instead of spinning: the kernels of small
+  // models are short, and spinning threads starve OpenBLAS's threads and other
+  // processes (5x slower training of the tiny models on a busy 2-core
+  // machine). libgomp reads the setting when it is loaded, before main, so the
+  // process re-executes itself once with it set; the user's own setting wins.
+  if (!getenv("OMP_WAIT_POLICY")) {
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    execv("/proc/self/exe", argv);  // returns only on failure: carry on spinning
+  }
   CLI::App app{"bmsys-run: runs compiled bmsys artifacts (.bmsys) on the runtime's backends"};
   app.set_version_flag("--version", std::string("bmsys-run ") + kRuntimeVersion +
                                         " (artifact format " + std::to_string(kArtifactFormatVersion) + ")");

@@ -6,8 +6,11 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
+#include <algorithm>
 
 #include "runtime/backends/cpu/cpu_kernels.h"
+#include "runtime/collectives/communicator.h"
 #include "runtime/core/error.h"
 #include "runtime/io/convert.h"
 
@@ -52,6 +55,23 @@ void CpuBackend::upload(void* dst, DType dst_dtype, const void* src, DType src_d
 void CpuBackend::copy_to_host(void* dst, const void* src, size_t bytes) {
   if (bytes) std::memcpy(dst, src, bytes);
 }
+
+namespace {
+// The elements of the param an optimizer kernel updates: all of them, except with
+// zero_ranks = R > 1 on a full (not param_sharded) param: [r*S, min((r+1)*S, n)),
+// against the first elements of the grad/state shards.
+struct ZeroSlice {
+  int64_t offset = 0;
+  int64_t count = 0;
+};
+ZeroSlice zero_slice(const KernelLaunch& l) {
+  const Attrs& a = *l.attrs;
+  const int64_t n = l.inputs[0].numel(), R = a.get_int("zero_ranks", 0);
+  if (R <= 1 || a.get_int("param_sharded", 0) != 0) return {0, n};
+  const int64_t S = shard_size(n, R), off = std::min(n, l.ctx.rank * S);
+  return {off, std::min(S, n - off)};
+}
+}  // namespace
 
 void CpuBackend::launch(const KernelLaunch& l) {
   auto check_f32 = [](const TensorView& t, const char* what, int i) {
@@ -229,7 +249,29 @@ void CpuBackend::launch(const KernelLaunch& l) {
     case KernelId::GlobalNorm: {
       double ss = 0;
       for (const TensorView& t : in) ss += cpu::sum_squares(t.as<float>(), t.numel());
+      // Inputs are shards (ZeRO): the local sums of squares are summed over the ranks.
+      if (a.get_int("ranks", 0) > 1) l.ctx.comm->all_reduce_host_f64(&ss, 1);
       *y.as<float>() = static_cast<float>(std::sqrt(ss));
+      return;
+    }
+    case KernelId::AllReduce:
+      std::memcpy(y.data, in[0].data, in[0].bytes());
+      l.ctx.comm->all_reduce(y.data, y.dtype, y.numel(), reduce_op_from_name(a.get_string("reduction")));
+      return;
+    case KernelId::ReduceScatter:
+      l.ctx.comm->reduce_scatter(in[0].data, in[0].dtype, in[0].numel(), y.data,
+                                 reduce_op_from_name(a.get_string("reduction")));
+      return;
+    case KernelId::AllGather:
+      l.ctx.comm->all_gather(in[0].data, in[0].dtype, y.data, y.numel());
+      return;
+    case KernelId::SyncParam: {
+      // This rank updated elements [r*S, min((r+1)*S, n)) of the replicated param.
+      const int64_t n = y.numel(), R = a.get_int("ranks"), S = shard_size(n, R);
+      const int64_t off = std::min(n, l.ctx.rank * S), len = std::min(S, n - off);
+      std::vector<float> shard(static_cast<size_t>(S), 0.0f);
+      std::memcpy(shard.data(), y.as<float>() + off, static_cast<size_t>(len) * sizeof(float));
+      l.ctx.comm->all_gather(shard.data(), DType::F32, y.data, n);
       return;
     }
     case KernelId::AdamW: {
@@ -242,8 +284,9 @@ void CpuBackend::launch(const KernelLaunch& l) {
       p.clip = cpu::clip_coefficient(a.has("max_norm") ? a.get_float("max_norm") : 0.0,
                                      *in[4].as<float>());
       p.step = l.ctx.step;
-      cpu::adamw(in[0].as<float>(), in[1].as<float>(), in[2].as<float>(), in[3].as<float>(),
-                 in[0].numel(), p);
+      ZeroSlice z = zero_slice(l);
+      cpu::adamw(in[0].as<float>() + z.offset, in[1].as<float>(), in[2].as<float>(), in[3].as<float>(),
+                 z.count, p);
       return;
     }
     case KernelId::Sgd: {
@@ -254,7 +297,8 @@ void CpuBackend::launch(const KernelLaunch& l) {
       p.clip = cpu::clip_coefficient(a.has("max_norm") ? a.get_float("max_norm") : 0.0,
                                      *in[3].as<float>());
       p.step = l.ctx.step;
-      cpu::sgd(in[0].as<float>(), in[1].as<float>(), in[2].as<float>(), in[0].numel(), p);
+      ZeroSlice z = zero_slice(l);
+      cpu::sgd(in[0].as<float>() + z.offset, in[1].as<float>(), in[2].as<float>(), z.count, p);
       return;
     }
     case KernelId::kCount:
