@@ -7,7 +7,9 @@
 #   bench     bmsys-bench on a Llama-shaped 6.7B with random weights (bf16): ceilings,
 #             decode vs the bandwidth bound, prefill vs the GEMM rate, trace, memory plan
 #   peer      transformers on the same GPU (bench/peers/peer_decode_compiled.py)
-# Logs and JSON go to $OUT (default /tmp/bmsys-gpu-out); a table is printed last.
+# Logs and JSON go to $OUT (default /tmp/bmsys-gpu-out; at most 8 files: summary.txt,
+# tests.log (+ e2e), sanitizer.log, bench.log (+ peer), bench.json, peer.json and the two
+# traces); a table is printed last.
 #   scripts/gpu/run_all.sh [stage...]
 set -u
 cd "$(dirname "$0")/../.."
@@ -36,7 +38,7 @@ has() { case " $STAGES " in *" $1 "*) return 0 ;; esac; return 1; }
 
 if has tests; then
   stamp "tests"
-  timeout 300 "$BIN/bmsys-cuda-tests" --gtest_color=no >"$OUT/tests.log" 2>&1
+  timeout ${TESTS_TIMEOUT:-240} "$BIN/bmsys-cuda-tests" --gtest_color=no >"$OUT/tests.log" 2>&1
   rc=$?
   RES[tests]="rc=$rc $(grep -E '^\[  PASSED  \]|^\[  FAILED  \]|^\[  SKIPPED \] [0-9]' "$OUT/tests.log" | tr '\n' ' ')"
   grep -E '^\[ +(OK|FAILED|SKIPPED) +\]|\[golden\]|Failure|error|Expected|Which is|relative error' "$OUT/tests.log" | head -150
@@ -55,17 +57,24 @@ PY
     PROMPT=$(sed -n 1p /tmp/bmsys-gpu/golden.txt)
     WANT=$(sed -n 2p /tmp/bmsys-gpu/golden.txt)
     NEW=$(( $(echo "$WANT" | tr ',' '\n' | wc -l) - $(echo "$PROMPT" | tr ',' '\n' | wc -l) ))
+    # --device/--dtype/--trace where this bmsys-run has them, else --backend.
+    DEVFLAG=--backend
+    "$BIN/bmsys-run" generate --help 2>&1 | grep -q -- '--device' && DEVFLAG=--device
     for dev in cuda cpu; do
-      GOT=$("$BIN/bmsys-run" generate "$G/artifacts/llama-tiny.bmsys" --device $dev \
+      GOT=$("$BIN/bmsys-run" generate "$G/artifacts/llama-tiny.bmsys" $DEVFLAG $dev \
             --weights test/data/llama-tiny/model.safetensors --prompt-ids "$PROMPT" --max-new-tokens $NEW 2>/tmp/bmsys-gpu/e2e.err)
       echo "bmsys-run generate --device $dev: $( [ "$GOT" = "$WANT" ] && echo 'equal to transformers' || echo "DIFFERENT: $GOT vs $WANT") ($(tr '\n' ' ' </tmp/bmsys-gpu/e2e.err))"
     done
-    GOT=$("$BIN/bmsys-run" generate "$G/artifacts/llama-tiny.bmsys" --device cuda --dtype bf16 \
-          --trace "$OUT/e2e_trace.json" --weights test/data/llama-tiny/model.safetensors \
-          --prompt-ids "$PROMPT" --max-new-tokens $NEW 2>&1)
-    echo "bmsys-run generate --device cuda --dtype bf16 --trace: $GOT"
-  } 2>&1 | tee "$OUT/e2e.log"
-  RES[e2e]=$(grep -c "equal to transformers" "$OUT/e2e.log")"/2 runs equal to transformers"
+    if [ $DEVFLAG = --device ]; then
+      GOT=$("$BIN/bmsys-run" generate "$G/artifacts/llama-tiny.bmsys" --device cuda --dtype bf16 \
+            --trace /tmp/bmsys-gpu/e2e_trace.json --weights test/data/llama-tiny/model.safetensors \
+            --prompt-ids "$PROMPT" --max-new-tokens $NEW 2>&1)
+      echo "bmsys-run generate --device cuda --dtype bf16 --trace: $GOT"
+      python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print('trace:', len(j['traceEvents']), 'events')" /tmp/bmsys-gpu/e2e_trace.json
+    fi
+  } 2>&1 | tee /tmp/bmsys-gpu/e2e.log
+  cat /tmp/bmsys-gpu/e2e.log >>"$OUT/tests.log"
+  RES[e2e]=$(grep -c "equal to transformers" /tmp/bmsys-gpu/e2e.log)"/2 runs equal to transformers"
 fi
 
 if has sanitize; then
@@ -76,13 +85,13 @@ if has sanitize; then
   else
     {
       echo "== memcheck (all GPU tests but the switch sweep)"
-      timeout 240 "$CS" --tool memcheck --error-exitcode 3 --print-limit 20 "$BIN/bmsys-cuda-tests" \
-        --gtest_color=no --gtest_filter='-CudaGolden.SwitchesDoNotChangeResults:CudaKernels.*RandomShapes' 2>&1 | grep -E "ERROR SUMMARY|========= |PASSED|FAILED" | head -60
+      timeout ${MEMCHECK_TIMEOUT:-180} "$CS" --tool memcheck --error-exitcode 3 --print-limit 20 "$BIN/bmsys-cuda-tests" \
+        --gtest_color=no --gtest_filter='-CudaGolden.SwitchesDoNotChangeResults:CudaKernels.*RandomShapes:CudaBackend.OutOfMemoryNamesTheNeed' 2>&1 | grep -E "ERROR SUMMARY|========= |PASSED|FAILED" | tail -40
       echo "memcheck rc=${PIPESTATUS[0]}"
       echo "== racecheck (kernels that use shared memory)"
-      timeout 200 "$CS" --tool racecheck --error-exitcode 3 --print-limit 20 "$BIN/bmsys-cuda-tests" --gtest_color=no \
-        --gtest_filter='CudaKernels.Norms:CudaKernels.Attention:CudaKernels.AttentionWithoutTensorCores:CudaKernels.CrossEntropy:CudaKernels.Argmax:CudaKernels.GraphReplayAcrossPositions' 2>&1 \
-        | grep -E "ERROR SUMMARY|RACECHECK SUMMARY|========= |PASSED|FAILED" | head -60
+      timeout ${RACECHECK_TIMEOUT:-150} "$CS" --tool racecheck --error-exitcode 3 --print-limit 20 "$BIN/bmsys-cuda-tests" --gtest_color=no \
+        --gtest_filter='CudaKernels.Norms:CudaKernels.Attention:CudaKernels.AttentionWithoutTensorCores:CudaKernels.CrossEntropy:CudaKernels.Argmax:CudaKernels.GraphReplayAcrossPositions:CudaKernels.GroupedGemv:CudaKernels.FusedRmsNormGemv:CudaKernels.GemvEpilogues' 2>&1 \
+        | grep -E "ERROR SUMMARY|RACECHECK SUMMARY|========= |PASSED|FAILED" | tail -40
       echo "racecheck rc=${PIPESTATUS[0]}"
     } 2>&1 | tee "$OUT/sanitizer.log"
     RES[sanitize]="$(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|rc=' "$OUT/sanitizer.log" | tr '\n' ' ')"
@@ -93,7 +102,7 @@ if has bench; then
   stamp "bench"
   M=/tmp/bmsys-gpu/llama-6.7b
   python3 bench/make_model.py "$M" >/dev/null
-  timeout 420 "$BIN/bmsys-bench" --artifact "$G/artifacts/llama-6.7b.bmsys" --weights "$M/model.safetensors" \
+  timeout ${BENCH_TIMEOUT:-300} "$BIN/bmsys-bench" --artifact "$G/artifacts/llama-6.7b.bmsys" --weights "$M/model.safetensors" \
     --dtype bf16 --prefill 2048 --prompt 16 --new 128 --trace "$OUT/decode_trace.json" --out "$OUT/bench.json" \
     ${BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.log"
   RES[bench]="rc=${PIPESTATUS[0]}"
@@ -102,7 +111,7 @@ fi
 if has peer; then
   stamp "peer"
   timeout ${PEER_TIMEOUT:-300} python3 bench/peers/peer_decode_compiled.py --tokens 128 --out "$OUT/peer.json" \
-    ${PEER_ARGS:-} 2>&1 | grep -v -E "Warning|warn\(" | tail -5 | tee "$OUT/peer.log"
+    ${PEER_ARGS:-} 2>&1 | grep -v -E "Warning|warn\(" | tail -5 | tee -a "$OUT/bench.log"
   RES[peer]="rc=${PIPESTATUS[0]}"
 fi
 

@@ -116,7 +116,8 @@ __global__ void attn_simt_kernel(Launch L, AttnK<T> a) {
 template <class T>
 __global__ void __launch_bounds__(128) attn_decode_kernel(Launch L, AttnK<T> a, int nsplit,
                                                           int ngroups, float* part_ml,
-                                                          float* part_o, bool vec) {
+                                                          float* part_o, bool vec,
+                                                          int* counters) {
   pdl_trigger();
   pdl_wait();
   __shared__ float qs[kDecodeG * kMaxD];
@@ -266,6 +267,36 @@ __global__ void __launch_bounds__(128) attn_decode_kernel(Launch L, AttnK<T> a, 
         part_ml[slot * 2 + 1] = Ls;
       }
     }
+  }
+  if (nsplit == 1 || !counters) return;
+  // The last split block of this (b, kv head group) merges the splits (no second kernel).
+  __shared__ int is_last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int* ctr = counters + b * gridDim.x + blockIdx.x;
+    const int ticket = atomicAdd(ctr, 1);
+    is_last = ticket == nsplit - 1;
+    if (is_last) *ctr = 0;  // ready for the next launch
+  }
+  __syncthreads();
+  if (!is_last) return;
+  __threadfence();
+  for (int64_t i = threadIdx.x; i < (int64_t)Gc * D; i += blockDim.x) {
+    const int g = static_cast<int>(i / D);
+    const int64_t d = i - g * D;
+    const int64_t base = (b * a.Nq + h0 + g) * nsplit;
+    float M = -INFINITY;
+    for (int zz = 0; zz < nsplit; ++zz) M = fmaxf(M, __ldcg(&part_ml[(base + zz) * 2]));
+    float Ls = 0.f, O = 0.f;
+    for (int zz = 0; zz < nsplit; ++zz) {
+      const float mz = __ldcg(&part_ml[(base + zz) * 2]);
+      if (mz == -INFINITY) continue;
+      const float f = expf(mz - M);
+      Ls += __ldcg(&part_ml[(base + zz) * 2 + 1]) * f;
+      O += __ldcg(&part_o[(base + zz) * D + d]) * f;
+    }
+    a.y[(b * a.Nq + h0 + g) * D + d] = from_f<T>(Ls > 0.f ? O / Ls : 0.f);
   }
 }
 
@@ -559,7 +590,7 @@ size_t attention_scratch_bytes(const AttentionArgs& a, int num_sms) {
 }
 
 void attention(const Launch& L, const AttentionArgs& a, void* scratch, int num_sms,
-               bool allow_tc) {
+               bool allow_tc, int* counters, int64_t num_counters) {
   if (a.D > kMaxD && !use_tc(a, allow_tc))
     fail("cuda backend: attention: head_dim {} is larger than {}", a.D, kMaxD);
   BMSYS_DISPATCH_FLOAT(a.dtype, T, "attention", {
@@ -571,9 +602,10 @@ void attention(const Launch& L, const AttentionArgs& a, void* scratch, int num_s
       dim3 grid(static_cast<unsigned>(a.Nkv * ng), static_cast<unsigned>(a.B),
                 static_cast<unsigned>(ns));
       const bool vec = a.D % Pack<T>::N == 0 && aligned16(a.k) && aligned16(a.k_cache);
+      int* ctr = counters && a.B * a.Nkv * ng <= num_counters ? counters : nullptr;
       launch_kernel(L, "attention(decode)", grid, 128, 0, attn_decode_kernel<T>, L, k, ns, ng,
-                    part_ml, part_o, vec);
-      if (ns > 1)
+                    part_ml, part_o, vec, ctr);
+      if (ns > 1 && !ctr)
         launch_kernel(L, "attention(combine)", dim3(static_cast<unsigned>(a.Nq),
                                                     static_cast<unsigned>(a.B)),
                       128, 0, attn_combine_kernel<T>, k, ns,

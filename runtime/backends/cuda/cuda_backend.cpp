@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -59,6 +61,12 @@ std::string human(uint64_t b) {
   if (b >= (1ull << 20)) return fmt::format("{:.1f} MiB", b / double(1ull << 20));
   if (b >= 1024) return fmt::format("{:.1f} KiB", b / 1024.0);
   return fmt::format("{} B", b);
+}
+
+int env_int(const char* name, int dflt) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return dflt;
+  return std::atoi(v);
 }
 
 bool env_flag(const char* name, bool dflt) {
@@ -150,6 +158,9 @@ struct CudaBackend::Impl {
   int device = 0;
   cudaDeviceProp prop{};
   bool use_graphs = true, use_pdl = true, use_gemv = true, use_fuse = true, use_flash = true;
+  int gemv_variant = 1;  // BMSYS_CUDA_GEMV: 1 pipelined, 2 register kernel, 0 off (cuBLASLt)
+  int* counters = nullptr;  // zeroed ints for the decode attention's split merge
+  static constexpr int64_t kCounters = 16384;
   bool sync_each = false;
 
   cudaStream_t compute = nullptr, copy = nullptr;
@@ -277,19 +288,20 @@ struct CudaBackend::Impl {
     got.index = e->index;
     got.limit = e->limit;
     e->code = 0;
-    cudaMemset(err_gate, 0, sizeof(int));
+    cudaMemsetAsync(err_gate, 0, sizeof(int), compute);
+    cudaStreamSynchronize(compute);
     cudaGetLastError();
     const char* opname = got.op >= 0 && got.op < static_cast<int>(last_kernels.size())
                              ? kernel_name(last_kernels[got.op])
                              : "upload";
     switch (got.code) {
       case kErrTokenId:
-        fail("cuda backend: {} (op {} of the last flush): token id {} at position {} is outside "
-             "the vocabulary [0, {})",
+        fail("cuda backend: kernel '{}' (op {} of the last flush): token id {} at position {} is "
+             "outside the vocabulary [0, {})",
              opname, got.op, got.value, got.index, got.limit);
       case kErrLabel:
-        fail("cuda backend: {} (op {} of the last flush): label {} at position {} is outside the "
-             "vocabulary [0, {})",
+        fail("cuda backend: kernel '{}' (op {} of the last flush): label {} at position {} is "
+             "outside the vocabulary [0, {})",
              opname, got.op, got.value, got.index, got.limit);
       case kErrIntRange:
         fail("cuda backend: upload: integer {} at index {} does not fit the destination type",
@@ -332,7 +344,91 @@ struct CudaBackend::Impl {
     StepKind kind = kSingle;
     int idx[3] = {0, 0, 0};
     int n = 1;
+    int epi = -1;   // kGemvGroup with one job: an elementwise op fused as its epilogue
+    int norm = -1;  // kGemvGroup: the rms_norm producing x, fused as its prologue
   };
+
+  // GEMVs sharing op i's input, starting at op i (already marked used).
+  Step gemv_group(int i, std::vector<char>& used) {
+    const int n = static_cast<int>(ops.size());
+    const Op& o = ops[i];
+    Step s;
+    s.idx[0] = i;
+    s.kind = kGemvGroup;
+    for (int j = i + 1; j < n && j <= i + 6 && s.n < kGemvMaxJobs; ++j) {
+      if (used[j]) continue;
+      const Op& q = ops[j];
+      if (gemv_ok(q) && q.in[0].data == o.in[0].data && q.in[0].numel == o.in[0].numel &&
+          q.in[0].last() == o.in[0].last() && q.ft == o.ft && hoistable(i, j, used)) {
+        s.idx[s.n++] = j;
+        used[j] = 1;
+        continue;
+      }
+      if (overlaps(q.out, o.in[0])) break;  // x is rewritten: nothing later shares it
+    }
+    stats.launches_saved += s.n - 1;
+    if (s.n == 1) {
+      int k = next_unused(i, used);
+      if (k >= 0 && epilogue_of(o, ops[k]) != GemvEpilogue::None) {
+        s.epi = k;
+        used[k] = 1;
+        stats.launches_saved += 1;
+      }
+    }
+    return s;
+  }
+
+  // The rms_norm op i can be the prologue of the GEMV(s) that follow it.
+  bool norm_fusable(int i, const std::vector<char>& used) const {
+    if (gemv_variant != 1) return false;
+    const Op& r = ops[i];
+    const int k = next_unused(i, used);
+    if (k < 0 || !gemv_ok(ops[k])) return false;
+    const Op& g = ops[k];
+    if (g.in[0].data != r.out.data || g.in[0].numel != r.out.numel || g.ft != r.ft) return false;
+    if (overlaps(r.out, r.in[0]) || overlaps(r.out, r.in[1])) return false;
+    GemvJob j;
+    j.w = g.in[1].data;
+    if (!gemv_pipelined(g.ft, g.in[0].data, g.in[0].last(), &j, 1)) return false;
+    const int64_t pn = 16 / static_cast<int64_t>(dtype_size(r.ft));
+    auto a16 = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; };
+    return r.in[0].last() % pn == 0 && a16(r.in[0].data) && a16(r.in[1].data);
+  }
+
+  // The elementwise op `q` can be the epilogue of the GEMV `o` (it consumes o's output
+  // and nothing the GEMV reads aliases what q writes).
+  GemvEpilogue epilogue_of(const Op& o, const Op& q) const {
+    if (q.ft != o.ft || q.out.numel != o.out.numel) return GemvEpilogue::None;
+    GemvEpilogue e = GemvEpilogue::None;
+    const TRef* other = nullptr;
+    switch (q.kernel) {
+      case KernelId::Add:
+      case KernelId::Mul: {
+        int t = q.in[0].data == o.out.data ? 0 : q.in[1].data == o.out.data ? 1 : -1;
+        if (t < 0 || q.in[t].numel != o.out.numel) return GemvEpilogue::None;
+        other = &q.in[1 - t];
+        if (other->numel != o.out.numel) return GemvEpilogue::None;
+        if (overlaps(*other, o.out) && other->data != o.out.data) return GemvEpilogue::None;
+        if (overlaps(q.out, *other) && q.out.data != other->data) return GemvEpilogue::None;
+        e = q.kernel == KernelId::Add ? GemvEpilogue::Add : GemvEpilogue::Mul;
+        break;
+      }
+      case KernelId::Silu:
+        if (q.in[0].data != o.out.data || q.in[0].numel != o.out.numel) return GemvEpilogue::None;
+        e = GemvEpilogue::Silu;
+        break;
+      case KernelId::Gelu:
+        if (q.in[0].data != o.out.data || q.in[0].numel != o.out.numel) return GemvEpilogue::None;
+        e = q.p.gelu_tanh ? GemvEpilogue::GeluTanh : GemvEpilogue::GeluErf;
+        break;
+      default:
+        return GemvEpilogue::None;
+    }
+    for (int a = 0; a < o.nin; ++a)
+      if (overlaps(q.out, o.in[a])) return GemvEpilogue::None;
+    if (overlaps(q.out, o.out) && q.out.data != o.out.data) return GemvEpilogue::None;
+    return e;
+  }
 
   int64_t linear_M(const Op& o) const {
     int64_t K = o.in[0].last(), N = o.out.last();
@@ -389,19 +485,13 @@ struct CudaBackend::Impl {
       Step s;
       s.idx[0] = i;
       if (use_fuse && gemv_ok(o)) {
-        s.kind = kGemvGroup;
-        for (int j = i + 1; j < n && j <= i + 6 && s.n < kGemvMaxJobs; ++j) {
-          if (used[j]) continue;
-          const Op& q = ops[j];
-          if (gemv_ok(q) && q.in[0].data == o.in[0].data && q.in[0].numel == o.in[0].numel &&
-              q.in[0].last() == o.in[0].last() && q.ft == o.ft && hoistable(i, j, used)) {
-            s.idx[s.n++] = j;
-            used[j] = 1;
-            continue;
-          }
-          if (overlaps(q.out, o.in[0])) break;  // x is rewritten: nothing later shares it
-        }
-        stats.launches_saved += s.n - 1;
+        s = gemv_group(i, used);
+      } else if (use_fuse && o.kernel == KernelId::RmsNorm && norm_fusable(i, used)) {
+        const int k = next_unused(i, used);
+        used[k] = 1;
+        s = gemv_group(k, used);
+        s.norm = i;
+        stats.launches_saved += 1;
       } else if (use_fuse && o.kernel == KernelId::Silu) {
         int k = next_unused(i, used);
         if (k >= 0) {
@@ -498,7 +588,7 @@ struct CudaBackend::Impl {
       j.bias = g.bias;
       j.y = g.y;
       j.N = g.N;
-      cuda::gemv(L, o.ft, g.x, g.M, g.K, &j, 1);
+      cuda::gemv(L, o.ft, g.x, g.M, g.K, &j, 1, prop.multiProcessorCount, gemv_variant);
       return;
     }
     if (g.K > 0 && gemm->supported(g)) {
@@ -550,7 +640,7 @@ struct CudaBackend::Impl {
         return;
       }
       case KernelId::Attention:
-        attention(L, attn_args(o), scratch, prop.multiProcessorCount, use_flash);
+        attention(L, attn_args(o), scratch, prop.multiProcessorCount, use_flash, counters, kCounters);
         return;
       case KernelId::Gelu:
         unary(L, o.ft, o.p.gelu_tanh ? UnaryOp::GeluTanh : UnaryOp::GeluErf, y.data, in[0].data,
@@ -578,8 +668,12 @@ struct CudaBackend::Impl {
   std::string step_name(const Step& s) const {
     const Op& o = ops[s.idx[0]];
     switch (s.kind) {
-      case kGemvGroup:
-        return s.n > 1 ? fmt::format("linear x{} (gemv)", s.n) : "linear (gemv)";
+      case kGemvGroup: {
+        std::string name = s.norm >= 0 ? "rms_norm+linear" : "linear";
+        if (s.n > 1) name += fmt::format(" x{}", s.n);
+        if (s.epi >= 0) name += fmt::format("+{}", kernel_name(ops[s.epi].kernel));
+        return name + " (gemv)";
+      }
       case kSiluMul: return "silu*mul";
       case kRopePair: return "rope x2";
       case kLinearGelu: return "linear+gelu (cuBLASLt)";
@@ -596,11 +690,15 @@ struct CudaBackend::Impl {
 
   std::string step_args(const Step& s) const {
     std::string a = "{";
-    for (int k = 0; k < s.n; ++k) {
-      const Op& o = ops[s.idx[k]];
+    std::vector<int> all(s.idx, s.idx + s.n);
+    if (s.epi >= 0) all.push_back(s.epi);
+    if (s.norm >= 0) all.insert(all.begin(), s.norm);
+    for (size_t k = 0; k < all.size(); ++k) {
+      const int oi = all[k];
+      const Op& o = ops[oi];
       std::string shapes;
       for (int i = 0; i < o.nin; ++i) shapes += (i ? " " : "") + shape_of(o.in[i]);
-      a += fmt::format("{}\"op{}\":\"{} {} -> {} {}\"", k ? "," : "", s.idx[k], kernel_name(o.kernel),
+      a += fmt::format("{}\"op{}\":\"{} {} -> {} {}\"", k ? "," : "", oi, kernel_name(o.kernel),
                        shapes, shape_of(o.out), dtype_name(o.ft));
     }
     return a + "}";
@@ -622,7 +720,22 @@ struct CudaBackend::Impl {
           jobs[k].y = q.out.data;
           jobs[k].N = q.out.last();
         }
-        cuda::gemv(L, o.ft, o.in[0].data, linear_M(o), o.in[0].last(), jobs, s.n);
+        if (s.epi >= 0) {
+          const Op& e = ops[s.epi];
+          jobs[0].epi = epilogue_of(o, e);
+          jobs[0].out = e.out.data;
+          if (e.kernel == KernelId::Add || e.kernel == KernelId::Mul)
+            jobs[0].other = e.in[0].data == o.out.data ? e.in[1].data : e.in[0].data;
+        }
+        GemvNorm norm;
+        if (s.norm >= 0) {
+          const Op& r = ops[s.norm];
+          norm.x = r.in[0].data;
+          norm.gamma = r.in[1].data;
+          norm.eps = static_cast<float>(r.p.eps);
+        }
+        cuda::gemv(L, o.ft, o.in[0].data, linear_M(o), o.in[0].last(), jobs, s.n,
+                   prop.multiProcessorCount, gemv_variant, s.norm >= 0 ? &norm : nullptr);
         return;
       }
       case kSiluMul: {
@@ -696,7 +809,18 @@ struct CudaBackend::Impl {
         cnt++;
         if (seen.size() > 4096) seen.clear();
         if (graphs_ok && cnt >= 2) {
-          capture();
+          try {
+            capture();
+          } catch (const Error& e) {
+            // A capture that fails (a driver without support for something in the
+            // flush) must not fail the run: go on without graphs. A real error in an op
+            // shows again in the eager run.
+            std::fprintf(stderr, "bmsys: cuda backend: CUDA graph capture failed, running without graphs: %s\n",
+                         e.what());
+            use_graphs = false;
+            execute();
+            stats.eager_flushes++;
+          }
         } else {
           execute();
           stats.eager_flushes++;
@@ -774,7 +898,8 @@ CudaBackend::CudaBackend(const BackendOptions& opts) : impl_(std::make_unique<Im
   BMSYS_CUDA(cudaGetDeviceProperties(&m.prop, m.device), "reading device properties");
   m.use_graphs = env_flag("BMSYS_CUDA_GRAPHS", true);
   m.use_pdl = env_flag("BMSYS_CUDA_PDL", true) && m.prop.major >= 9;
-  m.use_gemv = env_flag("BMSYS_CUDA_GEMV", true);
+  m.gemv_variant = env_int("BMSYS_CUDA_GEMV", 1);
+  m.use_gemv = m.gemv_variant != 0;
   m.use_fuse = env_flag("BMSYS_CUDA_FUSE", true);
   m.use_flash = env_flag("BMSYS_CUDA_FLASH", true) && m.prop.major >= 8;
   m.sync_each = env_flag("BMSYS_CUDA_SYNC", false);
@@ -796,8 +921,11 @@ CudaBackend::CudaBackend(const BackendOptions& opts) : impl_(std::make_unique<Im
              "mapping the error record");
   m.err_gate = static_cast<int*>(m.device_alloc(sizeof(int), "error gate", kOther));
   m.scalars = static_cast<int64_t*>(m.device_alloc(64, "device scalars", kOther));
-  BMSYS_CUDA(cudaMemset(m.err_gate, 0, sizeof(int)), "clearing the error gate");
-  BMSYS_CUDA(cudaMemset(m.scalars, 0, 64), "clearing the device scalars");
+  m.counters = static_cast<int*>(m.device_alloc(Impl::kCounters * sizeof(int), "attention counters", kOther));
+  BMSYS_CUDA(cudaMemsetAsync(m.counters, 0, Impl::kCounters * sizeof(int), m.compute), "clearing counters");
+  BMSYS_CUDA(cudaMemsetAsync(m.err_gate, 0, sizeof(int), m.compute), "clearing the error gate");
+  BMSYS_CUDA(cudaMemsetAsync(m.scalars, 0, 64, m.compute), "clearing the device scalars");
+  BMSYS_CUDA(cudaStreamSynchronize(m.compute), "initializing the device");
 
   m.gemm = std::make_unique<Gemm>(kWorkspaceBytes);
   m.workspace = m.device_alloc(kWorkspaceBytes, "cuBLASLt workspace", kOther);
@@ -831,7 +959,7 @@ CudaBackend::~CudaBackend() {
   }
   // Internal buffers go back to the pool; DeviceMemory still held by others stays valid
   // until its owner frees it (the pool outlives the backend).
-  for (void* p : {m.scratch, m.workspace, static_cast<void*>(m.err_gate),
+  for (void* p : {m.scratch, m.workspace, static_cast<void*>(m.err_gate), static_cast<void*>(m.counters),
                   static_cast<void*>(m.scalars), m.dstage[0], m.dstage[1]})
     if (p) m.pool->release(p);
   cudaStreamDestroy(m.compute);
@@ -981,6 +1109,7 @@ void CudaBackend::copy_to_host(void* dst, const void* src, size_t bytes) {
 void CudaBackend::launch(const KernelLaunch& l) {
   Impl& m = *impl_;
   if (!m.ops.empty() && l.ctx.start_pos != m.queue_P) m.flush();
+  const auto t_begin = std::chrono::steady_clock::now();
   Op op;
   op.kernel = l.kernel;
   op.nin = static_cast<int>(l.inputs.size());
@@ -1062,6 +1191,8 @@ void CudaBackend::launch(const KernelLaunch& l) {
   m.mix(static_cast<uint64_t>(p.head_dim) | (static_cast<uint64_t>(p.nq) << 20) |
         (static_cast<uint64_t>(p.nkv) << 40));
   m.ops.push_back(op);
+  m.stats.launch_host_us +=
+      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t_begin).count();
   if (m.sync_each) synchronize();
 }
 

@@ -56,6 +56,7 @@ class CudaBackend : public Backend {
   struct Stats {
     int64_t flushes = 0, eager_flushes = 0, graph_captures = 0, graph_replays = 0;
     int64_t ops = 0, launches_saved = 0;  // ops queued; launches saved by fusion
+    double launch_host_us = 0;            // host time spent queueing launches
     double last_flush_ms = 0;             // device time of the last flush
   };
   Stats stats() const;

@@ -112,6 +112,33 @@ __device__ __forceinline__ float block_max(float v, float* sh) {
   return r;
 }
 
+// Sum over a row of (x - mean)^2 across the block, in one fixed order: thread t takes
+// 16-byte packs t, t + blockDim, ... (elements in order), then block_sum. The RMS norm
+// kernel and the GEMV with a fused RMS norm both use it with 128 threads, so the fused
+// path computes bit-identical norms.
+template <class T>
+__device__ __forceinline__ float row_sum_squares(const T* xr, int64_t H, bool vec, float mean,
+                                                 float* sh) {
+  constexpr int PN = Pack<T>::N;
+  float ss = 0.f;
+  if (vec) {
+    for (int64_t j = threadIdx.x; j < H / PN; j += blockDim.x) {
+      Pack<T> p = load_pack(xr + j * PN);
+#pragma unroll
+      for (int e = 0; e < PN; ++e) {
+        float d = to_f(p.v[e]) - mean;
+        ss += d * d;
+      }
+    }
+  } else {
+    for (int64_t j = threadIdx.x; j < H; j += blockDim.x) {
+      float d = to_f(xr[j]) - mean;
+      ss += d * d;
+    }
+  }
+  return block_sum(ss, sh);
+}
+
 // Records the first error of a flush: `gate` (device memory) elects one writer, who
 // fills the mapped host record with plain stores.
 __device__ __forceinline__ void report_error(const Launch& L, int code, long long value,

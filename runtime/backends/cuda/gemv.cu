@@ -26,9 +26,42 @@ struct GemvK {
   const T* bias[kGemvMaxJobs];
   T* y[kGemvMaxJobs];
   int64_t N[kGemvMaxJobs];
-  int64_t block_start[kGemvMaxJobs + 1];
+  int64_t block_start[kGemvMaxJobs + 1];  // register kernel: first block of each job
+  int64_t row_start[kGemvMaxJobs + 1];    // pipelined kernel: first row of each job
+  int epi[kGemvMaxJobs];
+  const T* other[kGemvMaxJobs];
+  T* out[kGemvMaxJobs];
   int njobs;
+  // Fused RMS norm (pipelined kernel): x = rms_norm(norm_x, gamma), written to x by block 0.
+  const T* norm_x;
+  const T* gamma;
+  float eps;
 };
+
+// Writes y (+bias) for row m of output n of job j, and the epilogue's result.
+template <class T>
+__device__ __forceinline__ void gemv_store(const GemvK<T>& a, int j, int64_t m, int64_t n, float acc) {
+  const int64_t N = a.N[j];
+  const float bv = a.bias[j] ? to_f(a.bias[j][n]) : 0.f;
+  const T yv = from_f<T>(acc + bv);
+  a.y[j][m * N + n] = yv;
+  const int e = a.epi[j];
+  if (e == 0) return;
+  const float v = to_f(yv);
+  float r = v;
+  switch (e) {
+    case (int)GemvEpilogue::Add: r = v + to_f(a.other[j][m * N + n]); break;
+    case (int)GemvEpilogue::Mul: r = v * to_f(a.other[j][m * N + n]); break;
+    case (int)GemvEpilogue::Silu: r = v / (1.f + expf(-v)); break;
+    case (int)GemvEpilogue::GeluTanh: {
+      const float k = 0.7978845608028654f;
+      r = 0.5f * v * (1.f + tanhf(k * (v + 0.044715f * v * v * v)));
+      break;
+    }
+    case (int)GemvEpilogue::GeluErf: r = 0.5f * v * (1.f + erff(v * 0.7071067811865476f)); break;
+  }
+  a.out[j][m * N + n] = from_f<T>(r);
+}
 
 template <class T, bool VEC>
 struct Lane;
@@ -103,11 +136,147 @@ __global__ void __launch_bounds__(kGemvWarps * 32, 4) gemv_kernel(GemvK<T> a) {
 #pragma unroll
   for (int m = 0; m < MT; ++m) acc[m] = warp_sum(acc[m]);
   if (lane == 0 && active) {
-    const float bv = a.bias[j] ? to_f(a.bias[j][n]) : 0.f;
 #pragma unroll
     for (int m = 0; m < MT; ++m)
-      if (m < a.M) a.y[j][m * a.N[j] + n] = from_f<T>(acc[m] + bv);
+      if (m < a.M) gemv_store(a, j, m, n, acc[m]);
   }
+}
+
+// --- the pipelined GEMV ---------------------------------------------------------------
+// Each warp owns rows gw, gw + W, ... (W warps in the grid) of the jobs' concatenated
+// outputs and streams their weights as 512-byte chunks (16 bytes per lane) through a
+// private ring of kDepth shared-memory slots filled by cp.async: kDepth chunks (8 KB) are
+// in flight per warp without holding registers, across row boundaries. Each lane reads
+// back only what it copied itself, so no barrier is needed (cp.async.wait_group orders
+// the thread's own copies). The first kDepth copies are issued before griddepcontrol.wait.
+constexpr int kPipeWarps = 4;
+constexpr int kDepth = 16;
+
+__device__ __forceinline__ void cp_async16(void* smem, const void* g) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(g) : "memory");
+}
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+template <class T, int MT, bool NORM>
+__global__ void __launch_bounds__(kPipeWarps * 32) gemv_pipe_kernel(GemvK<T> a) {
+  pdl_trigger();
+  constexpr int PN = Pack<T>::N;
+  __shared__ uint4 stage[kPipeWarps][kDepth][32];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int64_t gw = (int64_t)blockIdx.x * kPipeWarps + warp;
+  const int64_t W = (int64_t)gridDim.x * kPipeWarps;
+  const int64_t R = a.row_start[a.njobs];
+  const int64_t K = a.K, nv = K / PN, C = (nv + 31) / 32;
+  const int64_t nrows = gw < R ? (R - 1 - gw) / W + 1 : 0;
+  const int64_t total = nrows * C;
+
+  auto issue = [&](int64_t s) {
+    const int64_t i = s / C, c = s - i * C;
+    const int64_t r = gw + i * W;
+    int j = 0;
+    while (j + 1 < a.njobs && r >= a.row_start[j + 1]) ++j;
+    const int64_t n = r - a.row_start[j];
+    const int64_t pk = c * 32 + lane;
+    if (pk < nv) cp_async16(&stage[warp][s % kDepth][lane], a.w[j] + n * K + pk * PN);
+  };
+#pragma unroll 1
+  for (int s = 0; s < kDepth; ++s) {
+    if (s < total) issue(s);
+    cp_commit();
+  }
+  pdl_wait();
+
+  __shared__ float inv_s[kGemvMaxRows];
+  __shared__ float red[33];
+  if constexpr (NORM) {
+    // The same statistics, in the same order, as the rms_norm kernel (128 threads).
+    for (int m = 0; m < a.M; ++m) {
+      const float ss = row_sum_squares(a.norm_x + m * K, K, true, 0.f, red);
+      if (threadIdx.x == 0) inv_s[m] = rsqrtf(ss / static_cast<float>(K) + a.eps);
+    }
+    __syncthreads();
+    if (blockIdx.x == 0) {
+      T* xo = const_cast<T*>(a.x);
+      for (int m = 0; m < a.M; ++m)
+        for (int64_t j = threadIdx.x; j < nv; j += blockDim.x) {
+          Pack<T> p = load_pack(a.norm_x + m * K + j * PN);
+          const Pack<T> g = load_pack(a.gamma + j * PN);
+#pragma unroll
+          for (int e = 0; e < PN; ++e) p.v[e] = from_f<T>(to_f(p.v[e]) * inv_s[m] * to_f(g.v[e]));
+          store_pack(xo + m * K + j * PN, p);
+        }
+    }
+  }
+
+  float acc[MT];
+#pragma unroll
+  for (int m = 0; m < MT; ++m) acc[m] = 0.f;
+  for (int64_t s = 0; s < total; ++s) {
+    cp_wait<kDepth - 1>();
+    const int64_t i = s / C, c = s - i * C;
+    const int64_t pk = c * 32 + lane;
+    if (pk < nv) {
+      Pack<T> wv;
+      *reinterpret_cast<uint4*>(&wv) = stage[warp][s % kDepth][lane];
+      Pack<T> g;
+      if constexpr (NORM) g = load_pack(a.gamma + pk * PN);
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        if (m < a.M) {
+          Pack<T> xv;
+          if constexpr (NORM) {
+            xv = load_pack(a.norm_x + m * K + pk * PN);
+#pragma unroll
+            for (int e = 0; e < PN; ++e) xv.v[e] = from_f<T>(to_f(xv.v[e]) * inv_s[m] * to_f(g.v[e]));
+          } else {
+            xv = load_pack(a.x + m * K + pk * PN);
+          }
+          float t = 0.f;
+#pragma unroll
+          for (int e = 0; e < PN; ++e) t = fmaf(to_f(wv.v[e]), to_f(xv.v[e]), t);
+          acc[m] += t;
+        }
+      }
+    }
+    if (s + kDepth < total) issue(s + kDepth);
+    cp_commit();
+    if (c == C - 1) {
+      const int64_t r = gw + i * W;
+      int j = 0;
+      while (j + 1 < a.njobs && r >= a.row_start[j + 1]) ++j;
+      const int64_t n = r - a.row_start[j];
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        const float v = warp_sum(acc[m]);
+        if (lane == 0 && m < a.M) gemv_store(a, j, m, n, v);
+        acc[m] = 0.f;
+      }
+    }
+  }
+  cp_wait<0>();
+}
+
+template <class T, int MT, bool NORM>
+void launch_pipe(const Launch& L, const GemvK<T>& a, int num_sms) {
+  const int64_t R = a.row_start[a.njobs];
+  const int64_t max_warps = static_cast<int64_t>(num_sms) * 6 * kPipeWarps;
+  const int64_t per_warp = (R + max_warps - 1) / max_warps;
+  const int64_t warps = (R + per_warp - 1) / per_warp;
+  const unsigned grid = static_cast<unsigned>((warps + kPipeWarps - 1) / kPipeWarps);
+  static bool carveout = false;  // 6 blocks of 32 KB per SM need the large shared carveout
+  if (!carveout) {
+    check_cuda(cudaFuncSetAttribute(gemv_pipe_kernel<T, MT, NORM>,
+                                    cudaFuncAttributePreferredSharedMemoryCarveout,
+                                    cudaSharedmemCarveoutMaxShared),
+               "cudaFuncSetAttribute", "linear(gemv)");
+    carveout = true;
+  }
+  launch_kernel(L, "linear(gemv)", grid, kPipeWarps * 32, 0, gemv_pipe_kernel<T, MT, NORM>, a);
 }
 
 template <class T, int MT>
@@ -143,8 +312,16 @@ __global__ void gemm_simt_kernel(T* y, const T* x, const T* w, const T* bias, in
 
 }  // namespace
 
+template <class T, bool NORM>
+void launch_pipe_m(const Launch& L, const GemvK<T>& a, int64_t M, int num_sms) {
+  if (M == 1) launch_pipe<T, 1, NORM>(L, a, num_sms);
+  else if (M == 2) launch_pipe<T, 2, NORM>(L, a, num_sms);
+  else if (M <= 4) launch_pipe<T, 4, NORM>(L, a, num_sms);
+  else launch_pipe<T, 8, NORM>(L, a, num_sms);
+}
+
 void gemv(const Launch& L, DType t, const void* x, int64_t M, int64_t K, const GemvJob* jobs,
-          int njobs) {
+          int njobs, int num_sms, int variant, const GemvNorm* norm) {
   if (M < 1 || M > kGemvMaxRows || njobs < 1 || njobs > kGemvMaxJobs)
     fail("cuda backend: gemv: {} rows, {} weights", M, njobs);
   BMSYS_DISPATCH_FLOAT(t, T, "linear(gemv)", {
@@ -155,13 +332,31 @@ void gemv(const Launch& L, DType t, const void* x, int64_t M, int64_t K, const G
     a.njobs = njobs;
     bool vec = K % Pack<T>::N == 0 && aligned16(x);
     a.block_start[0] = 0;
+    a.row_start[0] = 0;
     for (int j = 0; j < njobs; ++j) {
       a.w[j] = static_cast<const T*>(jobs[j].w);
       a.bias[j] = static_cast<const T*>(jobs[j].bias);
       a.y[j] = static_cast<T*>(jobs[j].y);
       a.N[j] = jobs[j].N;
+      a.epi[j] = static_cast<int>(jobs[j].epi);
+      a.other[j] = static_cast<const T*>(jobs[j].other);
+      a.out[j] = static_cast<T*>(jobs[j].out);
       vec = vec && aligned16(jobs[j].w);
       a.block_start[j + 1] = a.block_start[j] + (jobs[j].N + kGemvWarps - 1) / kGemvWarps;
+      a.row_start[j + 1] = a.row_start[j] + jobs[j].N;
+    }
+    if (norm) {
+      if (variant != 1 || !vec || !aligned16(norm->x) || !aligned16(norm->gamma))
+        fail("cuda backend: gemv: a fused rms_norm needs the pipelined GEMV and 16-byte rows");
+      a.norm_x = static_cast<const T*>(norm->x);
+      a.gamma = static_cast<const T*>(norm->gamma);
+      a.eps = norm->eps;
+      launch_pipe_m<T, true>(L, a, M, num_sms);
+      return;
+    }
+    if (variant == 1 && vec) {
+      launch_pipe_m<T, false>(L, a, M, num_sms);
+      return;
     }
     if (M == 1) launch_gemv<T, 1>(L, a, vec);
     else if (M == 2) launch_gemv<T, 2>(L, a, vec);
@@ -180,4 +375,13 @@ void gemm_simt(const Launch& L, DType t, void* y, const void* x, const void* w, 
   });
 }
 
+}  // namespace bmsys::rt::cuda
+
+namespace bmsys::rt::cuda {
+bool gemv_pipelined(DType t, const void* x, int64_t K, const GemvJob* jobs, int njobs) {
+  const int64_t pn = 16 / static_cast<int64_t>(dtype_size(t));
+  bool ok = (t == DType::F32 || t == DType::F16 || t == DType::BF16) && K % pn == 0 && aligned16(x);
+  for (int j = 0; j < njobs; ++j) ok = ok && aligned16(jobs[j].w);
+  return ok;
+}
 }  // namespace bmsys::rt::cuda

@@ -81,22 +81,42 @@ struct AttentionArgs {
 // Which kernel attention() will use, for traces: "decode", "flash-tc", "flash-simt".
 const char* attention_impl(const AttentionArgs& a, bool allow_tc);
 size_t attention_scratch_bytes(const AttentionArgs& a, int num_sms);
+// `counters` (zeroed device ints, left zeroed): with them the decode kernel merges its
+// key splits itself (the last block of each head group); without, a second kernel does.
 void attention(const Launch& L, const AttentionArgs& a, void* scratch, int num_sms,
-               bool allow_tc);
+               bool allow_tc, int* counters = nullptr, int64_t num_counters = 0);
 
 // --- Matrix-vector products for few rows (decode) ------------------------------------
 // y_j[m, n] = sum_k x[m,k] * w_j[n,k] (+ bias_j[n]) for every job j: up to 3 weights
 // [N_j, K] that share the input x [M, K], in one launch. M <= kGemvMaxRows.
+// A job may carry an elementwise epilogue on its output (the op that follows the linear
+// in the artifact): out = f(y, other), computed from y rounded to the dtype exactly as
+// the separate kernel would.
 constexpr int kGemvMaxRows = 8;
 constexpr int kGemvMaxJobs = 3;
+enum class GemvEpilogue : int { None = 0, Add, Mul, Silu, GeluTanh, GeluErf };
 struct GemvJob {
   const void* w = nullptr;
   const void* bias = nullptr;
   void* y = nullptr;
   int64_t N = 0;
+  GemvEpilogue epi = GemvEpilogue::None;
+  const void* other = nullptr;  // Add / Mul operand [M, N]
+  void* out = nullptr;          // epilogue output [M, N]
 };
+// variant 1: the pipelined kernel (cp.async staging, persistent warps; needs K a multiple
+// of 16 bytes' worth of elements), 2: the register kernel. Falls back to 2 where 1 does
+// not apply.
+// With `norm`, x is first computed as rms_norm(norm->x, norm->gamma) (and written to x,
+// bit-identical to the rms_norm kernel); needs variant 1 and 16-byte rows.
+struct GemvNorm {
+  const void* x = nullptr;
+  const void* gamma = nullptr;
+  float eps = 0.f;
+};
+bool gemv_pipelined(DType t, const void* x, int64_t K, const GemvJob* jobs, int njobs);
 void gemv(const Launch& L, DType t, const void* x, int64_t M, int64_t K, const GemvJob* jobs,
-          int njobs);
+          int njobs, int num_sms, int variant = 1, const GemvNorm* norm = nullptr);
 
 // A plain tiled GEMM (any sizes, both weight layouts, f32 accumulation): the fallback
 // where cuBLASLt offers no algorithm. y[M,N] = x[M,K] . w^T (+ bias).

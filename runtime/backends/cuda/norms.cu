@@ -32,23 +32,7 @@ __global__ void norm_kernel(T* y, const T* x, const T* gamma, const T* beta, int
       }
       mean = block_sum(s, sh) / static_cast<float>(H);
     }
-    float ss = 0.f;
-    if (vec) {
-      for (int64_t j = threadIdx.x; j < H / PN; j += blockDim.x) {
-        Pack<T> p = load_pack(xr + j * PN);
-#pragma unroll
-        for (int e = 0; e < PN; ++e) {
-          float d = to_f(p.v[e]) - mean;
-          ss += d * d;
-        }
-      }
-    } else {
-      for (int64_t j = threadIdx.x; j < H; j += blockDim.x) {
-        float d = to_f(xr[j]) - mean;
-        ss += d * d;
-      }
-    }
-    const float inv = rsqrtf(block_sum(ss, sh) / static_cast<float>(H) + eps);
+    const float inv = rsqrtf(row_sum_squares(xr, H, vec, mean, sh) / static_cast<float>(H) + eps);
     if (vec) {
       for (int64_t j = threadIdx.x; j < H / PN; j += blockDim.x) {
         Pack<T> p = load_pack(xr + j * PN);
@@ -129,7 +113,7 @@ void rms_norm(const Launch& L, DType t, void* y, const void* x, const void* gamm
               int64_t rows, int64_t H, float eps) {
   BMSYS_DISPATCH_FLOAT(t, T, "rms_norm", {
     bool vec = H % Pack<T>::N == 0 && aligned16(x) && aligned16(y) && aligned16(gamma);
-    int threads = H >= 4096 ? 512 : H >= 1024 ? 256 : 128;
+    const int threads = 128;  // the reduction order the GEMV with a fused norm repeats
     unsigned grid = static_cast<unsigned>(rows < 65535 * 8 ? rows : 65535 * 8);
     launch_kernel(L, "rms_norm", grid, threads, 0, norm_kernel<T, true>, static_cast<T*>(y),
                   static_cast<const T*>(x), static_cast<const T*>(gamma),
