@@ -213,6 +213,38 @@ def BmsysZero : Pass<"bmsys-zero", "mlir::ModuleOp"> {
   let dependentDialects = ["bmsys::BmsysDialect"];
 }
 
+def BmsysQuantize : Pass<"bmsys-quantize", "mlir::ModuleOp"> {
+  let summary = "Row-wise symmetric INT8 weights for every linear op";
+  let description = [{
+    BMInf's quantization, at compile time: the float weight of each
+    `bmsys.linear` is read from its safetensors file, quantized per output
+    row (`scale = max|w_row| / 127`, `q = round(w / scale)`), and written once
+    to `output` as `<key>_int8` (`[out, in]` INT8, GPT-2's `[in, out]` weights
+    transposed) and `<key>_scale`; later runs read that file. Each linear
+    becomes a `bmsys.linear_int8` on the new parameters; parameters no longer
+    read are dropped. `activations=int8` also quantizes activations per token
+    (INT8 GEMMs, for prefill); `float` keeps them (weight-only, for decode).
+    `skip` lists parameter keys to keep in float (for example a tied
+    `lm_head`).
+
+    ```mlir
+    bmsys.param @q_proj.weight_int8 : tensor<64x64xi8> from "model.int8.safetensors"["q_proj.weight_int8"]
+    bmsys.param @q_proj.weight_scale : tensor<64xf32> from "model.int8.safetensors"["q_proj.weight_scale"]
+    %y = bmsys.linear_int8 %x, %q, %s {activations = "float"} : ...
+    ```
+  }];
+  let options = [
+    Option<"mode", "mode", "std::string", /*default=*/"\"int8\"", "int8">,
+    Option<"activations", "activations", "std::string", /*default=*/"\"float\"",
+           "float (weight-only INT8) or int8 (per-token INT8 activations)">,
+    Option<"output", "output", "std::string", /*default=*/"\"\"",
+           "safetensors file for the quantized weights (default: beside the first weight "
+           "file, named model.int8.safetensors)">,
+    ListOption<"skip", "skip", "std::string", "parameter keys to leave in float">,
+  ];
+  let dependentDialects = ["bmsys::BmsysDialect"];
+}
+
 def BmsysLowerToRt : Pass<"bmsys-lower-to-rt", "mlir::ModuleOp"> {
   let summary = "Lower bmsys functions on tensors to bmsys_rt buffers and kernel launches";
   let description = [{

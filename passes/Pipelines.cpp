@@ -18,6 +18,17 @@ struct InferPipelineOptions : PassPipelineOptions<InferPipelineOptions> {
   Option<bool> memoryReport{*this, "memory-report",
                             llvm::cl::desc("print the memory report to stdout"),
                             llvm::cl::init(false)};
+  Option<std::string> quantize{*this, "quantize",
+                               llvm::cl::desc("weight quantization: none or int8"),
+                               llvm::cl::init("none")};
+  Option<std::string> activations{
+      *this, "activations",
+      llvm::cl::desc("with quantize=int8: float (weight-only) or int8 (per-token)"),
+      llvm::cl::init("float")};
+  Option<std::string> quantizeOutput{
+      *this, "quantize-output",
+      llvm::cl::desc("file for the INT8 weights (default: model.int8.safetensors beside the model)"),
+      llvm::cl::init("")};
 };
 struct TrainPipelineOptions : PassPipelineOptions<TrainPipelineOptions> {
   Option<int64_t> maxBatch{*this, "max-batch", llvm::cl::desc("largest batch"),
@@ -88,6 +99,9 @@ void bmsys::registerPipelines() {
       "Compile an imported model for inference: inline blocks, bound shapes, add KV "
       "caches, lower to bmsys_rt and plan memory",
       [](OpPassManager &pm, const InferPipelineOptions &options) {
+        if (options.quantize != "none")
+          pm.addPass(createBmsysQuantize(
+              {options.quantize, options.activations, options.quantizeOutput, {}}));
         addLowering(pm, options.maxBatch, options.maxSeq, options.memoryReport);
       });
   PassPipelineRegistration<TrainPipelineOptions>(

@@ -131,11 +131,15 @@ struct Zero : bmsys::impl::BmsysZeroBase<Zero> {
 
     // Other functions (forward, for generation) gather every parameter once.
     for (auto func : module.getOps<func::FuncOp>()) {
-      for (auto weight : llvm::to_vector(func.getOps<WeightOp>())) {
+      // Walk, not getOps: in `forward` the weights still sit inside blocks.
+      SmallVector<WeightOp> weights;
+      func.walk([&](WeightOp w) { weights.push_back(w); });
+      for (WeightOp weight : weights) {
         auto type = cast<RankedTensorType>(weight.getType());
         SmallVector<OpOperand *> forwardUses, backwardUses;
         for (OpOperand &use : weight->getUses()) {
-          bool backward = func == step && seed->isBeforeInBlock(use.getOwner());
+          bool backward = func == step && use.getOwner()->getBlock() == seed->getBlock() &&
+                          seed->isBeforeInBlock(use.getOwner());
           (backward ? backwardUses : forwardUses).push_back(&use);
         }
         auto gather = [&](ArrayRef<OpOperand *> uses, Operation *before) {

@@ -150,6 +150,23 @@ LogicalResult LinearOp::verify() {
   return verifyLeadingDims(*this, x, result, out);
 }
 
+LogicalResult LinearInt8Op::verify() {
+  auto x = ranked(getX()), w = ranked(getWeight()), result = ranked(getResult());
+  if (w.getRank() != 2)
+    return emitOpError() << "weight must be an [out, in] matrix, got " << w;
+  int64_t out = w.getDimSize(0), in = w.getDimSize(1);
+  if (x.getRank() < 1 || !dimsCompatible(x.getShape().back(), in))
+    return emitOpError() << "input width differs from the weight's input size " << in;
+  if (failed(verifyVector(*this, "scale", ranked(getScale()), out)))
+    return failure();
+  if (getBias() && failed(verifyVector(*this, "bias", ranked(getBias()), out)))
+    return failure();
+  if (getActivations() != "float" && getActivations() != "int8")
+    return emitOpError() << "activations must be \"float\" or \"int8\", got \""
+                         << getActivations() << "\"";
+  return verifyLeadingDims(*this, x, result, out);
+}
+
 LogicalResult SliceOp::verify() {
   auto x = ranked(getX());
   int64_t width = x.getShape().back();

@@ -30,7 +30,7 @@ def Bmsys_ParamOp : Bmsys_Op<"param", [Symbol]> {
     bmsys.param @model.norm.weight : tensor<64xf32> from "model.safetensors"["model.norm.weight"]
     ```
   }];
-  let arguments = (ins SymbolNameAttr:$sym_name, TypeAttrOf<Bmsys_FloatTensor>:$type,
+  let arguments = (ins SymbolNameAttr:$sym_name, TypeAttrOf<AnyRankedTensor>:$type,
                        StrAttr:$file, StrAttr:$key);
   let assemblyFormat = "$sym_name `:` $type `from` $file `[` $key `]` attr-dict";
   let hasVerifier = 1;
@@ -64,7 +64,7 @@ def Bmsys_WeightOp : Bmsys_Op<"weight", [Pure, DeclareOpInterfaceMethods<SymbolU
     ```
   }];
   let arguments = (ins FlatSymbolRefAttr:$param);
-  let results = (outs Bmsys_FloatTensor:$result);
+  let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = "$param attr-dict `:` type($result)";
 }
 
@@ -366,5 +366,6 @@ def Bmsys_CrossEntropyOp : Bmsys_Op<"cross_entropy", [Pure]> {
 include "dialects/bmsys/BmsysGradOps.td"
 include "dialects/bmsys/BmsysTrainOps.td"
 include "dialects/bmsys/BmsysCollectiveOps.td"
+include "dialects/bmsys/BmsysQuantOps.td"
 
 #endif // BMSYS_OPS_TD

@@ -6,7 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "frontends/hf/ImportHF.h"
-#include "frontends/hf/SafetensorsHeader.h"
+#include "frontends/hf/Safetensors.h"
 
 #include "dialects/bmsys/BmsysDialect.h"
 

@@ -1,9 +1,13 @@
-//===- SafetensorsHeader.cpp ----------------------------------------------===//
-#include "frontends/hf/SafetensorsHeader.h"
+//===- Safetensors.cpp - safetensors files on the compiler side -----------===//
+#include "frontends/hf/Safetensors.h"
 
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cmath>
+#include <cstring>
 
 using namespace llvm;
 
@@ -60,7 +64,7 @@ Expected<StringMap<TensorInfo>> readSafetensorsHeader(StringRef path) {
     int64_t elementBytes = dtypeBytes(*dtype);
     if (!elementBytes)
       return fail(path, "tensor '" + key + "': unknown dtype '" + *dtype + "'");
-    TensorInfo info{dtype->str(), {}};
+    TensorInfo info{dtype->str(), {}, 0, 0};
     uint64_t count = 1;
     for (auto &dim : *shape) {
       auto d = dim.getAsInteger();
@@ -75,8 +79,100 @@ Expected<StringMap<TensorInfo>> readSafetensorsHeader(StringRef path) {
     if (uint64_t(*end - *begin) != count * elementBytes)
       return fail(path, "tensor '" + key + "': data_offsets span " + Twine(*end - *begin) +
                             " bytes, its shape and dtype need " + Twine(count * elementBytes));
+    info.begin = 8 + headerBytes + *begin;
+    info.end = 8 + headerBytes + *end;
     tensors[key] = std::move(info);
   }
   return tensors;
+}
+Expected<std::vector<float>> readTensorAsF32(StringRef path, StringRef key,
+                                            std::vector<int64_t> *shape) {
+  auto header = readSafetensorsHeader(path);
+  if (!header)
+    return header.takeError();
+  auto it = header->find(key);
+  if (it == header->end())
+    return fail(path, "no tensor '" + key + "'");
+  const TensorInfo &info = it->second;
+  auto file = MemoryBuffer::getFileSlice(path, info.end - info.begin, info.begin);
+  if (!file)
+    return fail(path, "cannot read tensor '" + key + "': " + file.getError().message());
+  const char *data = (*file)->getBufferStart();
+  size_t count = 1;
+  for (int64_t d : info.shape)
+    count *= d;
+  std::vector<float> out(count);
+  auto half = [&](size_t i) {
+    uint16_t h;
+    std::memcpy(&h, data + 2 * i, 2);
+    return h;
+  };
+  if (info.dtype == "F32") {
+    std::memcpy(out.data(), data, count * 4);
+  } else if (info.dtype == "BF16") {
+    for (size_t i = 0; i < count; ++i) {
+      uint32_t bits = uint32_t(half(i)) << 16;
+      std::memcpy(&out[i], &bits, 4);
+    }
+  } else if (info.dtype == "F16") {
+    for (size_t i = 0; i < count; ++i) {
+      uint16_t h = half(i);
+      uint32_t sign = uint32_t(h >> 15) << 31, exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+      float v;
+      if (exp == 0)
+        v = std::ldexp(float(mant), -24);
+      else if (exp == 31)
+        v = mant ? NAN : INFINITY;
+      else
+        v = std::ldexp(float(mant | 0x400), int(exp) - 25);
+      std::memcpy(&out[i], &v, 4);
+      if (sign)
+        out[i] = -out[i];
+    }
+  } else {
+    return fail(path, "tensor '" + key + "' has dtype " + info.dtype +
+                          "; expected F32, F16 or BF16");
+  }
+  if (shape)
+    *shape = info.shape;
+  return out;
+}
+
+Error writeSafetensors(StringRef path,
+                       const std::vector<std::pair<std::string, TensorData>> &tensors) {
+  json::Object header;
+  uint64_t offset = 0;
+  for (const auto &[name, t] : tensors) {
+    json::Array shape;
+    for (int64_t d : t.shape)
+      shape.push_back(d);
+    header[name] = json::Object{{"dtype", t.dtype},
+                                {"shape", std::move(shape)},
+                                {"data_offsets", json::Array{offset, offset + t.bytes.size()}}};
+    offset += t.bytes.size();
+  }
+  std::string text;
+  raw_string_ostream(text) << json::Value(std::move(header));
+  text.append((8 - text.size() % 8) % 8, ' ');
+
+  std::string tmp = (path + ".tmp").str();
+  std::error_code ec;
+  {
+    raw_fd_ostream os(tmp, ec, sys::fs::OF_None);
+    if (ec)
+      return fail(tmp, "cannot write: " + ec.message());
+    uint64_t n = text.size();
+    for (int i = 0; i < 8; ++i)
+      os << char((n >> (8 * i)) & 0xff);
+    os << text;
+    for (const auto &[name, t] : tensors)
+      os.write(t.bytes.data(), t.bytes.size());
+    os.close();
+    if (os.has_error())
+      return fail(tmp, "write failed: " + os.error().message());
+  }
+  if ((ec = sys::fs::rename(tmp, path)))
+    return fail(path, "cannot rename into place: " + ec.message());
+  return Error::success();
 }
 } // namespace bmsys::hf

@@ -104,13 +104,19 @@ const std::vector<KernelSpec>& table() {
        {{"ranks", AttrType::Int, true}, {"reduction", AttrType::String, true}}, {}},
       {KernelId::AllGather, "all_gather", 1, 1, 1, {{"ranks", AttrType::Int, true}}, {}},
       {KernelId::SyncParam, "sync_param", 1, 1, 1, {{"ranks", AttrType::Int, true}}, {0}, {0}},
+      {KernelId::LinearInt8, "linear_int8", 3, 4, 1, {{"activations", AttrType::String, true}}, {}},
   };
   return t;
 }
 
 }  // namespace
 
-const KernelSpec& kernel_spec(KernelId id) { return table().at(static_cast<size_t>(id)); }
+// The table is indexed by KernelId: its rows must follow the enum's order.
+const KernelSpec& kernel_spec(KernelId id) {
+  const KernelSpec& s = table().at(static_cast<size_t>(id));
+  if (s.id != id) fail("internal error: kernel table row {} is '{}', out of KernelId order", static_cast<int>(id), s.name);
+  return s;
+}
 
 std::optional<KernelId> kernel_from_name(const std::string& name) {
   for (const KernelSpec& s : table())
@@ -310,6 +316,28 @@ void check_launch(const KernelLaunch& l) {
       if (nin == 3) {
         expect_float(in[2], "bias (input 2)");
         expect_shape(in[2], {N}, "bias (input 2)");
+      }
+      expect_float(y, "y (output 0)");
+      expect_shape(y, with_last(in[0].shape, N), "y (output 0)");
+      break;
+    }
+    case KernelId::LinearInt8: {
+      std::string act = a.get_string("activations");
+      if (act != "float" && act != "int8")
+        fail("attribute 'activations' must be \"float\" or \"int8\", not \"{}\"", act);
+      expect_float(in[0], "x (input 0)");
+      expect_rank_at_least(in[0], 1, "x (input 0)");
+      expect_dtype(in[1], DType::I8, "weight (input 1)");
+      if (in[1].shape.size() != 2) fail("weight (input 1) must be [N, K], got {}", shape_str(in[1].shape));
+      int64_t N = in[1].shape[0], K = in[1].shape[1];
+      if (in[0].shape.back() != K)
+        fail("x (input 0) {} and weight (input 1) {} disagree on K", shape_str(in[0].shape),
+             shape_str(in[1].shape));
+      expect_dtype(in[2], DType::F32, "scale (input 2)");
+      expect_shape(in[2], {N}, "scale (input 2)");
+      if (nin == 4) {
+        expect_float(in[3], "bias (input 3)");
+        expect_shape(in[3], {N}, "bias (input 3)");
       }
       expect_float(y, "y (output 0)");
       expect_shape(y, with_last(in[0].shape, N), "y (output 0)");

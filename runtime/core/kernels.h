@@ -55,6 +55,8 @@ enum class KernelId : uint16_t {
   ReduceScatter,
   AllGather,
   SyncParam,
+  // Quantized inference (docs/kernels.md "Quantization").
+  LinearInt8,
   kCount
 };
 

@@ -57,3 +57,12 @@
 // LOWER: bmsys_rt.launch "all_gather"
 // LOWER: bmsys_rt.launch "reduce_scatter"
 // LOWER: bmsys_rt.launch "global_norm"{{.*}}ranks = 3 : i64
+
+// The forward kept for generation gathers its (block-local) weights too.
+// RUN: bmsys-opt %S/Inputs/tiny_model.mlir --bmsys-autodiff --bmsys-optimizer --bmsys-zero="stage=3 ranks=2" | FileCheck %s --check-prefix=FWD
+// FWD-LABEL: func.func @forward
+// FWD: bmsys.block "layers.0"
+// FWD: %[[GS:.*]] = bmsys.weight_shard @g : tensor<4xf32>
+// FWD-NEXT: bmsys.all_gather %[[GS]] {ranks = 2 : i64} : tensor<4xf32> -> tensor<8xf32>
+// FWD-NOT: bmsys.weight @
+// FWD-LABEL: func.func @train_step

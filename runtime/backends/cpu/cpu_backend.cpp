@@ -32,7 +32,7 @@ std::string CpuBackend::description() const {
 bool CpuBackend::supports(KernelId kernel) const { return kernel != KernelId::kCount; }
 
 bool CpuBackend::supports_dtype(DType dtype) const {
-  return dtype == DType::F32 || dtype == DType::I64;
+  return dtype == DType::F32 || dtype == DType::I64 || dtype == DType::I8;
 }
 
 std::unique_ptr<DeviceMemory> CpuBackend::allocate(size_t bytes, const std::string& what) {
@@ -99,6 +99,14 @@ void CpuBackend::launch(const KernelLaunch& l) {
       int64_t M = K ? in[0].numel() / K : y.numel() / (N ? N : 1);
       cpu::linear(y.as<float>(), in[0].as<float>(), in[1].as<float>(),
                   in.size() == 3 ? in[2].as<float>() : nullptr, M, K, N, wt);
+      return;
+    }
+    case KernelId::LinearInt8: {
+      int64_t K = in[1].shape[1], N = in[1].shape[0];
+      int64_t M = K ? in[0].numel() / K : 0;
+      cpu::linear_int8(y.as<float>(), in[0].as<float>(), in[1].as<int8_t>(), in[2].as<float>(),
+                       in.size() == 4 ? in[3].as<float>() : nullptr, M, K, N,
+                       a.get_string("activations") == "int8");
       return;
     }
     case KernelId::Slice: {

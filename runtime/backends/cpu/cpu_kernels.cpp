@@ -25,6 +25,36 @@ void embedding(float* y, const int64_t* ids, int64_t n, const float* table, int6
     std::memcpy(y + i * H, table + ids[i] * H, static_cast<size_t>(H) * sizeof(float));
 }
 
+void linear_int8(float* y, const float* x, const int8_t* q, const float* scale, const float* bias,
+                 int64_t M, int64_t K, int64_t N, bool int8_activations) {
+#pragma omp parallel for schedule(static) if (M * N * K > (1 << 16))
+  for (int64_t m = 0; m < M; ++m) {
+    const float* xr = x + m * K;
+    float* yr = y + m * N;
+    if (int8_activations) {
+      float amax = 0.f;
+      for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(xr[k]));
+      float sx = amax > 0.f ? amax / 127.f : 1.f;
+      std::vector<int8_t> xq(K);
+      for (int64_t k = 0; k < K; ++k)
+        xq[k] = static_cast<int8_t>(std::clamp(std::nearbyint(xr[k] / sx), -127.f, 127.f));
+      for (int64_t n = 0; n < N; ++n) {
+        const int8_t* qr = q + n * K;
+        int32_t acc = 0;
+        for (int64_t k = 0; k < K; ++k) acc += int32_t(xq[k]) * int32_t(qr[k]);
+        yr[n] = float(acc) * sx * scale[n] + (bias ? bias[n] : 0.f);
+      }
+    } else {
+      for (int64_t n = 0; n < N; ++n) {
+        const int8_t* qr = q + n * K;
+        double acc = 0;
+        for (int64_t k = 0; k < K; ++k) acc += double(xr[k]) * qr[k];
+        yr[n] = float(acc * scale[n]) + (bias ? bias[n] : 0.f);
+      }
+    }
+  }
+}
+
 void linear(float* y, const float* x, const float* w, const float* bias, int64_t M, int64_t K,
             int64_t N, bool w_transposed) {
   if (M == 0 || N == 0) return;

@@ -12,6 +12,12 @@ void positions(int64_t* pos, int64_t B, int64_t S, int64_t P);
 // Throws bmsys::rt::Error naming the first id outside [0, V).
 void embedding(float* y, const int64_t* ids, int64_t n, const float* table, int64_t V, int64_t H);
 // x [M,K]; w [N,K] (w_transposed false) or [K,N] (true); bias [N] or null; y [M,N].
+// y[M,N] = x[M,K] · (q[N,K] · scale[N])ᵀ + bias, q row-wise INT8. With
+// int8_activations each row of x is quantized symmetrically (max|x|/127) and
+// the products are summed exactly in int32 (docs/kernels.md "Quantization").
+void linear_int8(float* y, const float* x, const int8_t* q, const float* scale, const float* bias,
+                 int64_t M, int64_t K, int64_t N, bool int8_activations);
+
 void linear(float* y, const float* x, const float* w, const float* bias, int64_t M, int64_t K,
             int64_t N, bool w_transposed);
 // Element-size generic: y[r, :] = x[r, offset:offset+N] for rows of K elements.
