@@ -34,9 +34,11 @@ struct MixedPrecision : bmsys::impl::BmsysMixedPrecisionBase<MixedPrecision> {
       compute = types.getBF16Type();
     else if (dtype == "f16")
       compute = types.getF16Type();
+    else if (dtype == "f32")
+      compute = types.getF32Type();
     else {
-      module.emitError() << "bmsys-mixed-precision: dtype must be bf16 or f16, got '" << dtype
-                         << "'";
+      module.emitError() << "bmsys-mixed-precision: dtype must be bf16, f16 or f32, got '"
+                         << dtype << "'";
       return signalPassFailure();
     }
     if (lossScaling != "auto" && lossScaling != "dynamic" && lossScaling != "none") {
@@ -51,6 +53,11 @@ struct MixedPrecision : bmsys::impl::BmsysMixedPrecisionBase<MixedPrecision> {
     }
 
     OpBuilder b(module.getContext());
+    bool dynamic = lossScaling == "dynamic" || (lossScaling == "auto" && dtype == "f16");
+    if (dynamic)
+      module->setAttr("bmsys.loss_scaling", b.getStringAttr("dynamic"));
+    if (compute.isF32())
+      return; // float32 compute: only loss scaling, if asked for
     // Retype every computed float32 value (inside blocks too); parameters are
     // cast where they are read.
     forward.walk([&](Operation *op) {
@@ -80,10 +87,7 @@ struct MixedPrecision : bmsys::impl::BmsysMixedPrecisionBase<MixedPrecision> {
       if (operand.get().getType() != want)
         operand.set(CastOp::create(b, ret.getLoc(), want, operand.get()));
     }
-    bool dynamic = lossScaling == "dynamic" || (lossScaling == "auto" && dtype == "f16");
     module->setAttr("bmsys.compute_dtype", TypeAttr::get(compute));
-    if (dynamic)
-      module->setAttr("bmsys.loss_scaling", b.getStringAttr("dynamic"));
   }
 };
 } // namespace

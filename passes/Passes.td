@@ -102,7 +102,8 @@ def BmsysMixedPrecision : Pass<"bmsys-mixed-precision", "mlir::ModuleOp"> {
     ```
   }];
   let options = [
-    Option<"dtype", "dtype", "std::string", /*default=*/"\"bf16\"", "bf16 or f16">,
+    Option<"dtype", "dtype", "std::string", /*default=*/"\"bf16\"",
+           "bf16, f16, or f32 (no retyping: only loss scaling, for tests)">,
     Option<"lossScaling", "loss-scaling", "std::string", /*default=*/"\"auto\"",
            "auto (dynamic for f16, none for bf16), dynamic or none">,
   ];

@@ -45,6 +45,9 @@ struct TrainPipelineOptions : PassPipelineOptions<TrainPipelineOptions> {
       *this, "mixed-precision",
       llvm::cl::desc("compute type with float32 master weights: none, bf16 or f16"),
       llvm::cl::init("none")};
+  Option<std::string> lossScaling{
+      *this, "loss-scaling",
+      llvm::cl::desc("auto (dynamic with f16), dynamic or none"), llvm::cl::init("auto")};
   Option<std::string> optimizer{*this, "optimizer", llvm::cl::desc("adamw or sgd"),
                                 llvm::cl::init("adamw")};
   Option<double> lr{*this, "lr", llvm::cl::desc("peak learning rate"), llvm::cl::init(1e-3)};
@@ -112,7 +115,9 @@ void bmsys::registerPipelines() {
       [](OpPassManager &pm, const TrainPipelineOptions &o) {
         pm.addPass(createBmsysCheckpoint({o.checkpoint, o.checkpointK}));
         if (o.mixedPrecision != "none")
-          pm.addPass(createBmsysMixedPrecision({o.mixedPrecision, "auto"}));
+          pm.addPass(createBmsysMixedPrecision({o.mixedPrecision, o.lossScaling}));
+        else if (o.lossScaling == "dynamic")
+          pm.addPass(createBmsysMixedPrecision({"f32", "dynamic"}));
         pm.addPass(createBmsysAutodiff({o.returnGrads}));
         pm.addPass(createBmsysOptimizer({o.optimizer, o.lr, o.beta1, o.beta2, o.eps,
                                          o.weightDecay, o.momentum, o.maxGradNorm, o.schedule,

@@ -1,5 +1,6 @@
 // RUN: bmsys-opt %S/Inputs/tiny_model.mlir --bmsys-mixed-precision | FileCheck %s
 // RUN: bmsys-opt %S/Inputs/tiny_model.mlir --bmsys-mixed-precision=dtype=f16 --bmsys-autodiff --bmsys-optimizer | FileCheck %s --check-prefix=F16
+// RUN: bmsys-opt %S/Inputs/tiny_model.mlir --bmsys-mixed-precision="dtype=f32 loss-scaling=dynamic" | FileCheck %s --check-prefix=F32
 // RUN: not bmsys-opt %S/Inputs/tiny_model.mlir --bmsys-mixed-precision=dtype=f8 2>&1 | FileCheck %s --check-prefix=BAD
 
 // bf16 compute, float32 parameters read through casts, float32 results.
@@ -23,4 +24,6 @@
 // F16: bmsys.cross_entropy_grad {{.*}} {loss_scaling, shift}
 // F16: bmsys.cast %{{.*}} : tensor<8x8xf16> -> tensor<8x8xf32>
 // F16: bmsys.adamw @emb{{.*}}loss_scaling
-// BAD: dtype must be bf16 or f16, got 'f8'
+// BAD: dtype must be bf16, f16 or f32, got 'f8'
+// F32: module attributes {bmsys.loss_scaling = "dynamic"}
+// F32-NOT: bmsys.cast
