@@ -19,6 +19,7 @@
 #include <sstream>
 
 #include "runtime/backends/backend.h"
+#include "runtime/backends/cuda/compute_dtype.h"
 #include "runtime/collectives/communicator.h"
 #include "runtime/core/artifact.h"
 #include "runtime/core/error.h"
@@ -35,8 +36,11 @@ namespace {
 struct Common {
   std::string artifact;
   std::string weights;
-  std::string backend = "cpu";
+  std::string backend = "auto";
   int threads = 0;
+  std::string dtype;         // empty: the artifact's own
+  std::string trace;         // cuda: Chrome trace-event file
+  int64_t random_seed = -1;  // >= 0: weights filled on the device from this seed
 };
 
 void add_common(CLI::App* cmd, Common& c, bool with_weights) {
@@ -46,16 +50,58 @@ void add_common(CLI::App* cmd, Common& c, bool with_weights) {
                   "a safetensors file used for every weight, or a directory holding the weight "
                   "files (default: the artifact's directory)")
       ->check(CLI::ExistingPath);
-  cmd->add_option("--backend", c.backend, "execution backend")->default_val("cpu");
+  cmd->add_option("--device,--backend", c.backend,
+                  "cuda, cpu, or auto: cuda where a GPU is visible and the backend has every "
+                  "kernel of the artifact, else cpu (said on stderr)")
+      ->default_val("auto");
+  cmd->add_option("--dtype", c.dtype,
+                  "compute in bf16, fp16 or fp32 (weights cast at load, activations and KV cache "
+                  "in it, f32 accumulation; default: the artifact's dtype)");
+  cmd->add_option("--trace", c.trace, "write a Chrome trace-event file of the GPU work (cuda)");
+  cmd->add_option("--random-weights", c.random_seed,
+                  "fill the weights from SEED on the device instead of reading their data "
+                  "(benchmarks; cuda)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--threads", c.threads, "CPU threads (0: OpenMP default)")->check(CLI::NonNegativeNumber);
 }
 
 // `env`: the data-parallel ranks of a distributed run (train), or null for one process.
 std::unique_ptr<Executor> make_executor(const Common& c, const DistributedEnv* env = nullptr) {
   auto artifact = load_artifact(c.artifact);
+  if (!c.dtype.empty()) artifact = with_compute_dtype(artifact, parse_compute_dtype(c.dtype));
   BackendOptions bo;
   bo.threads = c.threads;
-  std::shared_ptr<Backend> backend = create_backend(c.backend, bo);
+  bo.trace_path = c.trace;
+  bo.random_weights = c.random_seed >= 0;
+  bo.random_seed = c.random_seed >= 0 ? static_cast<uint64_t>(c.random_seed) : 0;
+  std::string device = c.backend == "auto" ? default_backend() : c.backend;
+  std::shared_ptr<Backend> backend = create_backend(device, bo);
+  if (c.backend == "auto" && device != "cpu") {
+    for (const FunctionDesc& f : artifact->functions)
+      for (const InstructionDesc& in : f.instructions)
+        if (!backend->supports(in.kernel) && device != "cpu") {
+          std::fprintf(stderr, "bmsys-run: the %s backend has no kernel '%s'; using cpu\n",
+                       device.c_str(), kernel_name(in.kernel));
+          device = "cpu";
+        }
+    if (device == "cpu") backend = create_backend(device, bo);
+  }
+  if (device == "cpu" && (!c.trace.empty() || bo.random_weights))
+    fail("--trace and --random-weights need --device cuda");
+  std::fprintf(stderr, "bmsys-run: device: %s\n", backend->description().c_str());
+  // The whole memory plan against what the device has, before anything is allocated.
+  uint64_t weights = 0, inputs = 0;
+  for (const BufferDesc& b : artifact->buffers) {
+    if (b.kind == BufferKind::Weight)
+      weights += static_cast<uint64_t>(shape_numel(b.resolve(0, 0))) * dtype_size(b.dtype);
+    else if (b.kind == BufferKind::Input)
+      inputs += static_cast<uint64_t>(shape_numel(b.resolve(artifact->max_batch, artifact->max_seq))) *
+                dtype_size(b.dtype);
+  }
+  backend->check_memory_plan(
+      weights + artifact->activation_pool_bytes + artifact->state_pool_bytes + inputs,
+      fmt::format("weights {} B, activation pool {} B, state pool {} B, inputs {} B", weights,
+                  artifact->activation_pool_bytes, artifact->state_pool_bytes, inputs));
   ExecutorOptions eo;
   eo.weights = c.weights;
   if (env) {
