@@ -116,25 +116,46 @@ json ceilings() {
     std::vector<double> t;
     for (int i = 0; i < 10; ++i) t.push_back(tm.ms([&] { g.run(a, s); }, s));
     r["bf16_gemm_TFLOPs"] = 2.0 * n * n * n / (median(t) * 1e-3) / 1e12;
-    // GEMV, 11008 x 4096 bf16 weight, x of one row: weight bytes per second.
-    const int64_t N = 11008, K = 4096;
-    cuda::GemvJob j;
-    j.w = w;
-    j.y = y;
-    j.N = N;
+    // GEMV (x of one row) weight-streaming rates per shape: the pipelined kernel (1), the
+    // register kernel (2) and cuBLASLt, 10 back-to-back launches per timing.
     cudaDeviceProp prop;
     CK(cudaGetDeviceProperties(&prop, 0));
-    // 90 MB of weight: more than L2 holds, so every launch streams it from HBM. Ten
-    // launches per timing, so launch latency does not count.
-    for (int variant : {1, 2}) {
-      t.clear();
-      for (int i = 0; i < 3; ++i) cuda::gemv(L, DType::BF16, x, 1, K, &j, 1, prop.multiProcessorCount, variant);
-      for (int i = 0; i < 10; ++i)
-        t.push_back(tm.ms([&] {
-          for (int k = 0; k < 10; ++k) cuda::gemv(L, DType::BF16, x, 1, K, &j, 1, prop.multiProcessorCount, variant);
-        }, s) / 10);
-      r[variant == 1 ? "gemv_weight_GBps" : "gemv_register_kernel_GBps"] = 2.0 * N * K / (median(t) * 1e-3) / 1e9;
+    json gv = json::object();
+    const int64_t shapes[][2] = {{4096, 4096}, {11008, 4096}, {4096, 11008}, {32000, 4096}};
+    for (auto& sh : shapes) {
+      const int64_t N = sh[0], K = sh[1];
+      cuda::GemvJob j;
+      j.w = w;
+      j.y = y;
+      j.N = N;
+      json row;
+      for (int variant : {0, 1, 2}) {
+        auto once = [&] {
+          if (variant == 0) {
+            cuda::GemmArgs ga;
+            ga.dtype = DType::BF16;
+            ga.x = x;
+            ga.w = w;
+            ga.y = y;
+            ga.M = 1;
+            ga.N = N;
+            ga.K = K;
+            g.run(ga, s);
+          } else {
+            cuda::gemv(L, DType::BF16, x, 1, K, &j, 1, prop.multiProcessorCount, variant);
+          }
+        };
+        for (int i = 0; i < 3; ++i) once();
+        t.clear();
+        for (int i = 0; i < 7; ++i)
+          t.push_back(tm.ms([&] { for (int k = 0; k < 10; ++k) once(); }, s) / 10);
+        row[variant == 0 ? "cublaslt" : variant == 1 ? "pipelined" : "register"] =
+            2.0 * N * K / (median(t) * 1e-3) / 1e9;
+      }
+      gv[fmt::format("{}x{}", N, K)] = row;
     }
+    r["gemv_GBps"] = gv;
+    r["gemv_weight_GBps"] = gv["11008x4096"]["pipelined"];
     CK(cudaFree(x));
     CK(cudaFree(w));
     CK(cudaFree(y));
@@ -421,17 +442,22 @@ int main(int argc, char** argv) {
     // Switch variants (each a fresh backend: the switches are read at creation).
     if (variants) {
       json vs = json::array();
-      const char* vars[] = {"BMSYS_CUDA_GRAPHS", "BMSYS_CUDA_PDL", "BMSYS_CUDA_FUSE", "BMSYS_CUDA_GEMV"};
-      for (const char* var : vars) {
-        setenv(var, "0", 1);
+      const std::pair<const char*, const char*> vars[] = {{"BMSYS_CUDA_GRAPHS", "0"},
+                                                          {"BMSYS_CUDA_PDL", "0"},
+                                                          {"BMSYS_CUDA_FUSE", "0"},
+                                                          {"BMSYS_CUDA_GEMV", "2"},
+                                                          {"BMSYS_CUDA_GEMV", "0"}};
+      for (auto [var, val] : vars) {
+        setenv(var, val, 1);
         Model mv = load(artifact, weights, dt, seed, false);
         decode(mv, prompt, 8);
         DecodeResult r = decode(mv, prompt, variant_tokens);
         bool same = std::equal(r.tokens.begin(), r.tokens.end(), ref_tokens.begin());
-        vs.push_back({{"off", var}, {"tok_s", r.tok_s}, {"step_device_ms", r.step_device_ms},
-                      {"step_wall_ms", r.step_wall_ms}, {"same_tokens", same}});
-        std::printf("variant %s=0: %.1f tok/s (device %.3f ms/step), tokens %s\n", var, r.tok_s,
-                    r.step_device_ms, same ? "identical" : "DIFFERENT");
+        vs.push_back({{"off", fmt::format("{}={}", var, val)}, {"tok_s", r.tok_s},
+                      {"step_device_ms", r.step_device_ms}, {"step_wall_ms", r.step_wall_ms},
+                      {"same_tokens", same}});
+        std::printf("variant %s=%s: %.1f tok/s (device %.3f ms/step), tokens %s\n", var, val, r.tok_s,
+                    r.step_device_ms, same ? "identical" : "different (other rounding)");
         std::fflush(stdout);
         unsetenv(var);
       }

@@ -110,26 +110,27 @@ __global__ void attn_simt_kernel(Launch L, AttnK<T> a) {
 }
 
 // --- decode (S == 1, with cache) --------------------------------------------------------
-// grid (Nkv * ngroups, B, nsplit); block 128 = 4 warps. A block serves up to kDecodeG
-// query heads of one kv head over the keys of its split; each warp takes 32 keys at a
-// time (lane = key) for the scores, then accumulates p*v with lanes over head dims.
-template <class T>
+// grid (Nkv * ngroups, B, nsplit); block 128 = 4 warps. A block serves up to GC query
+// heads of one kv head (their q in registers, lanes over head dims: d = lane + 32 e,
+// e < E) over the keys of its split; each warp takes 4 keys per step (their k and v rows
+// loaded together), scores them with warp reductions and updates an online softmax.
+// The 4 warps are merged in shared memory; the splits by the last block to finish (or
+// by attn_combine_kernel without counters).
+template <class T, int GC, int E>
 __global__ void __launch_bounds__(128) attn_decode_kernel(Launch L, AttnK<T> a, int nsplit,
                                                           int ngroups, float* part_ml,
-                                                          float* part_o, bool vec,
-                                                          int* counters) {
+                                                          float* part_o, int* counters) {
   pdl_trigger();
   pdl_wait();
-  __shared__ float qs[kDecodeG * kMaxD];
-  __shared__ float red[4][kDecodeG][2];
-  __shared__ float reo[4][kDecodeG][kMaxD];
+  __shared__ float red[4][GC][2];
+  __shared__ float reo[4][GC][E * 32];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int64_t kvh = blockIdx.x / ngroups, grp = blockIdx.x % ngroups;
   const int64_t b = blockIdx.y;
   const int z = blockIdx.z;
   const int64_t D = a.D, G = a.Nq / a.Nkv, row = a.Nkv * D;
-  const int64_t h0 = kvh * G + grp * kDecodeG;
-  const int Gc = static_cast<int>(G - grp * kDecodeG < kDecodeG ? G - grp * kDecodeG : kDecodeG);
+  const int64_t h0 = kvh * G + grp * GC;
+  const int Gc = static_cast<int>(G - grp * GC < GC ? G - grp * GC : GC);
   const int64_t P = start_pos(L);
   const int64_t nk = P + 1;
   const T* knew = a.knew + b * row + kvh * D;  // S == 1
@@ -146,101 +147,88 @@ __global__ void __launch_bounds__(128) attn_decode_kernel(Launch L, AttnK<T> a, 
       vd[d] = vnew[d];
     }
   }
-  for (int64_t i = threadIdx.x; i < (int64_t)Gc * D; i += blockDim.x) {
-    const int64_t g = i / D, d = i - g * D;
-    qs[g * kMaxD + d] = to_f(a.q[(b * a.Nq + h0 + g) * D + d]) * a.scale;
-  }
-  __syncthreads();
+  float qv[GC][E];
+#pragma unroll
+  for (int g = 0; g < GC; ++g)
+#pragma unroll
+    for (int e = 0; e < E; ++e) {
+      const int64_t d = lane + 32 * e;
+      qv[g][e] = (g < Gc && d < D) ? to_f(a.q[(b * a.Nq + h0 + g) * D + d]) * a.scale : 0.f;
+    }
 
   const int64_t chunk = (nk + nsplit - 1) / nsplit;
   const int64_t j0 = z * chunk;
   const int64_t j1 = j0 + chunk < nk ? j0 + chunk : nk;
 
-  float m[kDecodeG], l[kDecodeG], acc[kDecodeG][kMaxE];
+  float m[GC], l[GC], acc[GC][E];
 #pragma unroll
-  for (int g = 0; g < kDecodeG; ++g) {
+  for (int g = 0; g < GC; ++g) {
     m[g] = -INFINITY;
     l[g] = 0.f;
 #pragma unroll
-    for (int e = 0; e < kMaxE; ++e) acc[g][e] = 0.f;
+    for (int e = 0; e < E; ++e) acc[g][e] = 0.f;
   }
 
-  for (int64_t t0 = j0 + warp * 32; t0 < j1; t0 += 4 * 32) {
-    const int64_t j = t0 + lane;
-    const bool valid = j < j1;
-    const int64_t jc = valid ? j : j1 - 1;  // a readable row for idle lanes
-    const T* kr = jc == P ? knew : kb + jc * row;
-    float s[kDecodeG];
+  for (int64_t j = j0 + warp * 4; j < j1; j += 16) {
+    float kv[4][E], vv[4][E];
+    bool valid[4];
 #pragma unroll
-    for (int g = 0; g < kDecodeG; ++g) s[g] = 0.f;
-    if (vec) {
-      constexpr int PN = Pack<T>::N;
-#pragma unroll 2
-      for (int64_t pk = 0; pk < D / PN; ++pk) {
-        const Pack<T> kp = load_pack(kr + pk * PN);
+    for (int u = 0; u < 4; ++u) {
+      const int64_t key = j + u;
+      valid[u] = key < j1;
+      const int64_t kc = valid[u] ? key : j;  // a readable row for the padding
+      const T* kr = kc == P ? knew : kb + kc * row;
+      const T* vr = kc == P ? vnew : vb + kc * row;
 #pragma unroll
-        for (int e = 0; e < PN; ++e) {
-          const float kv = to_f(kp.v[e]);
-#pragma unroll
-          for (int g = 0; g < kDecodeG; ++g)
-            if (g < Gc) s[g] += qs[g * kMaxD + pk * PN + e] * kv;
-        }
-      }
-    } else {
-      for (int64_t d = 0; d < D; ++d) {
-        const float kv = to_f(kr[d]);
-#pragma unroll
-        for (int g = 0; g < kDecodeG; ++g)
-          if (g < Gc) s[g] += qs[g * kMaxD + d] * kv;
+      for (int e = 0; e < E; ++e) {
+        const int64_t d = lane + 32 * e;
+        kv[u][e] = d < D ? to_f(kr[d]) : 0.f;
+        vv[u][e] = d < D ? to_f(vr[d]) : 0.f;
       }
     }
-    float p[kDecodeG];
 #pragma unroll
-    for (int g = 0; g < kDecodeG; ++g) {
+    for (int g = 0; g < GC; ++g) {
       if (g >= Gc) continue;
-      const float sv = valid ? s[g] : -INFINITY;
-      const float tmax = warp_max(sv);
-      const float mn = fmaxf(m[g], tmax);  // finite: lane 0 of a tile is always valid
+      float sc[4];
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        float t = 0.f;
+#pragma unroll
+        for (int e = 0; e < E; ++e) t = fmaf(qv[g][e], kv[u][e], t);
+        t = warp_sum(t);
+        sc[u] = valid[u] ? t : -INFINITY;
+      }
+      const float mx = fmaxf(fmaxf(sc[0], sc[1]), fmaxf(sc[2], sc[3]));
+      const float mn = fmaxf(m[g], mx);  // finite: key j is valid
       const float corr = expf(m[g] - mn);
-      p[g] = valid ? expf(sv - mn) : 0.f;
-      l[g] = l[g] * corr + warp_sum(p[g]);
+      float p[4], ps = 0.f;
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        p[u] = valid[u] ? expf(sc[u] - mn) : 0.f;
+        ps += p[u];
+      }
+      l[g] = l[g] * corr + ps;
       m[g] = mn;
 #pragma unroll
-      for (int e = 0; e < kMaxE; ++e) acc[g][e] *= corr;
-    }
-    const int nvalid = static_cast<int>(j1 - t0 < 32 ? j1 - t0 : 32);
-    for (int jj = 0; jj < nvalid; ++jj) {
-      const int64_t key = t0 + jj;
-      const T* vr = key == P ? vnew : vb + key * row;
-      float vv[kMaxE];
+      for (int e = 0; e < E; ++e) {
+        float v = acc[g][e] * corr;
 #pragma unroll
-      for (int e = 0; e < kMaxE; ++e) {
-        const int64_t d = lane + 32 * e;
-        vv[e] = d < D ? to_f(vr[d]) : 0.f;
-      }
-#pragma unroll
-      for (int g = 0; g < kDecodeG; ++g) {
-        if (g >= Gc) continue;
-        const float pj = __shfl_sync(0xffffffffu, p[g], jj);
-#pragma unroll
-        for (int e = 0; e < kMaxE; ++e) acc[g][e] += pj * vv[e];
+        for (int u = 0; u < 4; ++u) v = fmaf(p[u], vv[u][e], v);
+        acc[g][e] = v;
       }
     }
   }
 
-  // Combine the 4 warps.
+  // Merge the 4 warps.
 #pragma unroll
-  for (int g = 0; g < kDecodeG; ++g) {
+  for (int g = 0; g < GC; ++g) {
     if (g >= Gc) continue;
     if (lane == 0) {
       red[warp][g][0] = m[g];
       red[warp][g][1] = l[g];
     }
 #pragma unroll
-    for (int e = 0; e < kMaxE; ++e) {
-      const int64_t d = lane + 32 * e;
-      if (d < D) reo[warp][g][d] = acc[g][e];
-    }
+    for (int e = 0; e < E; ++e) reo[warp][g][lane + 32 * e] = acc[g][e];
   }
   __syncthreads();
   for (int64_t i = threadIdx.x; i < (int64_t)Gc * D; i += blockDim.x) {
@@ -298,6 +286,19 @@ __global__ void __launch_bounds__(128) attn_decode_kernel(Launch L, AttnK<T> a, 
     }
     a.y[(b * a.Nq + h0 + g) * D + d] = from_f<T>(Ls > 0.f ? O / Ls : 0.f);
   }
+}
+
+template <class T, int GC>
+void launch_decode_e(const Launch& L, dim3 grid, const AttnK<T>& k, int ns, int ng, float* pml,
+                     float* po, int* ctr) {
+  if (k.D <= 32)
+    launch_kernel(L, "attention(decode)", grid, 128, 0, attn_decode_kernel<T, GC, 1>, L, k, ns, ng, pml, po, ctr);
+  else if (k.D <= 64)
+    launch_kernel(L, "attention(decode)", grid, 128, 0, attn_decode_kernel<T, GC, 2>, L, k, ns, ng, pml, po, ctr);
+  else if (k.D <= 128)
+    launch_kernel(L, "attention(decode)", grid, 128, 0, attn_decode_kernel<T, GC, 4>, L, k, ns, ng, pml, po, ctr);
+  else
+    launch_kernel(L, "attention(decode)", grid, 128, 0, attn_decode_kernel<T, GC, 8>, L, k, ns, ng, pml, po, ctr);
 }
 
 template <class T>
@@ -366,14 +367,61 @@ __device__ __forceinline__ uint32_t pack_raw(T lo, T hi) {
 
 constexpr int kBM = 64, kBN = 64;
 
+__device__ __forceinline__ unsigned smem_u32(const void* p) {
+  return static_cast<unsigned>(__cvta_generic_to_shared(p));
+}
+// 16 bytes global -> shared, asynchronously; src_bytes 0 fills zeros.
+__device__ __forceinline__ void cp_async16z(void* dst, const void* src, unsigned src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src),
+               "r"(src_bytes)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+__device__ __forceinline__ void ldsm_x4(unsigned addr, uint32_t& r0, uint32_t& r1, uint32_t& r2,
+                                        uint32_t& r3) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+               : "r"(addr)
+               : "memory");
+}
+__device__ __forceinline__ void ldsm_x2(unsigned addr, uint32_t& r0, uint32_t& r1) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n"
+               : "=r"(r0), "=r"(r1)
+               : "r"(addr)
+               : "memory");
+}
+__device__ __forceinline__ void ldsm_x4_t(unsigned addr, uint32_t& r0, uint32_t& r1, uint32_t& r2,
+                                          uint32_t& r3) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+               : "r"(addr)
+               : "memory");
+}
+
+template <int D>
+constexpr size_t flash_smem_bytes() {
+  return 4ull * kBN * (D + 8) * 2;  // K and V, two stages each, padded rows of 16-bit values
+}
+
+// 64 query rows per block (16 per warp), key/value tiles of 64 rows double-buffered in
+// shared memory by cp.async (the next tile loads while this one computes); S = Q.K^T and
+// O += P.V on mma.sync.m16n8k16 with B fragments from ldmatrix (.trans for V); online
+// softmax on the accumulators in registers. Rows are padded by 8 elements, so fragment
+// loads are conflict-free.
 template <class T, int D>
 __global__ void __launch_bounds__(128) attn_flash_tc_kernel(Launch L, AttnK<T> a) {
   pdl_trigger();
   pdl_wait();
-  constexpr int LD = D + 8;  // padded smem row (elements): conflict-free fragment loads
-  constexpr int KC = D / 16, DN = D / 8, NT = kBN / 8, CPR = D / 8;  // CPR: uint4 per row
-  __shared__ alignas(16) T Ks[kBN * LD];
-  __shared__ alignas(16) T Vs[kBN * LD];
+  constexpr int LD = D + 8;
+  constexpr int KC = D / 16, DN = D / 8, NT = kBN / 8, CPR = D / 8;
+  extern __shared__ uint4 flash_smem[];
+  T* const sbase = reinterpret_cast<T*>(flash_smem);
+  T* const Ks0 = sbase;
+  T* const Vs0 = sbase + 2 * kBN * LD;  // stage st: Ks0 + st*kBN*LD, Vs0 + st*kBN*LD
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, c = lane & 3;
   const int64_t mb = gridDim.x - 1 - blockIdx.x;  // longest causal rows first
   const int64_t h = blockIdx.y, b = blockIdx.z;
@@ -384,23 +432,23 @@ __global__ void __launch_bounds__(128) attn_flash_tc_kernel(Launch L, AttnK<T> a
   const T* kb = (cached ? a.kc + b * a.Smax * row : a.knew + b * S * row) + kvh * D;
   const T* vb = (cached ? a.vc + b * a.Smax * row : a.vnew + b * S * row) + kvh * D;
 
-  // Q tile -> smem (Ks as staging) -> fragments.
+  // Q tile -> shared (stage 0 of K as staging) -> fragments.
   for (int i = tid; i < kBM * CPR; i += blockDim.x) {
     const int r = i / CPR, cc = (i % CPR) * 8;
     const int64_t s = m0 + r;
     uint4 v = make_uint4(0, 0, 0, 0);
     if (s < S) v = *reinterpret_cast<const uint4*>(a.q + ((b * S + s) * a.Nq + h) * D + cc);
-    *reinterpret_cast<uint4*>(&Ks[r * LD + cc]) = v;
+    *reinterpret_cast<uint4*>(&Ks0[r * LD + cc]) = v;
   }
   __syncthreads();
   uint32_t qf[KC][4];
   const int r0 = warp * 16 + g, r1 = r0 + 8;
 #pragma unroll
   for (int kc = 0; kc < KC; ++kc) {
-    qf[kc][0] = *reinterpret_cast<const uint32_t*>(&Ks[r0 * LD + kc * 16 + 2 * c]);
-    qf[kc][1] = *reinterpret_cast<const uint32_t*>(&Ks[r1 * LD + kc * 16 + 2 * c]);
-    qf[kc][2] = *reinterpret_cast<const uint32_t*>(&Ks[r0 * LD + kc * 16 + 2 * c + 8]);
-    qf[kc][3] = *reinterpret_cast<const uint32_t*>(&Ks[r1 * LD + kc * 16 + 2 * c + 8]);
+    qf[kc][0] = *reinterpret_cast<const uint32_t*>(&Ks0[r0 * LD + kc * 16 + 2 * c]);
+    qf[kc][1] = *reinterpret_cast<const uint32_t*>(&Ks0[r1 * LD + kc * 16 + 2 * c]);
+    qf[kc][2] = *reinterpret_cast<const uint32_t*>(&Ks0[r0 * LD + kc * 16 + 2 * c + 8]);
+    qf[kc][3] = *reinterpret_cast<const uint32_t*>(&Ks0[r1 * LD + kc * 16 + 2 * c + 8]);
   }
   __syncthreads();
 
@@ -411,31 +459,53 @@ __global__ void __launch_bounds__(128) attn_flash_tc_kernel(Launch L, AttnK<T> a
   const float sl2 = a.scale * 1.4426950408889634f;
   const int64_t qpos[2] = {P + m0 + r0, P + m0 + r1};
   const int64_t kend = a.causal ? P + (S < m0 + kBM ? S : m0 + kBM) : P + S;
+  const int64_t ntiles = (kend + kBN - 1) / kBN;
 
-  for (int64_t n0 = 0; n0 < kend; n0 += kBN) {
+  auto load_tile = [&](int64_t t, int st) {
+    const int64_t n0 = t * kBN;
+    T* Kd = Ks0 + st * kBN * LD;
+    T* Vd = Vs0 + st * kBN * LD;
     for (int i = tid; i < kBN * CPR; i += blockDim.x) {
       const int r = i / CPR, cc = (i % CPR) * 8;
       const int64_t j = n0 + r;
-      uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
-      if (j < kend) {
-        kv = *reinterpret_cast<const uint4*>(kb + j * row + cc);
-        vv = *reinterpret_cast<const uint4*>(vb + j * row + cc);
-      }
-      *reinterpret_cast<uint4*>(&Ks[r * LD + cc]) = kv;
-      *reinterpret_cast<uint4*>(&Vs[r * LD + cc]) = vv;
+      const bool ok = j < kend;
+      const int64_t js = ok ? j : 0;
+      cp_async16z(&Kd[r * LD + cc], kb + js * row + cc, ok ? 16u : 0u);
+      cp_async16z(&Vd[r * LD + cc], vb + js * row + cc, ok ? 16u : 0u);
     }
+  };
+  if (ntiles > 0) load_tile(0, 0);
+  cp_async_commit();
+
+  // ldmatrix row addresses of this thread: matrix mi = lane / 8, row lane % 8.
+  const int mi = lane >> 3, mr = lane & 7;
+
+  for (int64_t t = 0; t < ntiles; ++t) {
+    const int st = static_cast<int>(t & 1);
+    if (t + 1 < ntiles) load_tile(t + 1, st ^ 1);
+    cp_async_commit();
+    cp_async_wait<1>();
     __syncthreads();
+    const T* Ks = Ks0 + st * kBN * LD;
+    const T* Vs = Vs0 + st * kBN * LD;
+    const int64_t n0 = t * kBN;
 
     float sacc[NT][4];
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) {
       sacc[nt][0] = sacc[nt][1] = sacc[nt][2] = sacc[nt][3] = 0.f;
+      if constexpr (KC == 1) {
+        uint32_t b0, b1;
+        ldsm_x2(smem_u32(&Ks[(nt * 8 + mr) * LD + (mi & 1) * 8]), b0, b1);
+        mma16816<T>(sacc[nt], qf[0], b0, b1);
+      } else {
 #pragma unroll
-      for (int kc = 0; kc < KC; ++kc) {
-        const T* kr = &Ks[(nt * 8 + g) * LD + kc * 16 + 2 * c];
-        const uint32_t b0 = *reinterpret_cast<const uint32_t*>(kr);
-        const uint32_t b1 = *reinterpret_cast<const uint32_t*>(kr + 8);
-        mma16816<T>(sacc[nt], qf[kc], b0, b1);
+        for (int kc = 0; kc < KC; kc += 2) {
+          uint32_t b0, b1, b2, b3;
+          ldsm_x4(smem_u32(&Ks[(nt * 8 + mr) * LD + (kc + (mi >> 1)) * 16 + (mi & 1) * 8]), b0, b1, b2, b3);
+          mma16816<T>(sacc[nt], qf[kc], b0, b1);
+          mma16816<T>(sacc[nt], qf[kc + 1], b2, b3);
+        }
       }
     }
     // Scale, mask, online softmax (rows r0: elements 0,1; r1: elements 2,3).
@@ -484,17 +554,17 @@ __global__ void __launch_bounds__(128) attn_flash_tc_kernel(Launch L, AttnK<T> a
       pa[1] = pack2<T>(sacc[2 * kc2][2], sacc[2 * kc2][3]);
       pa[2] = pack2<T>(sacc[2 * kc2 + 1][0], sacc[2 * kc2 + 1][1]);
       pa[3] = pack2<T>(sacc[2 * kc2 + 1][2], sacc[2 * kc2 + 1][3]);
-      const int key0 = kc2 * 16 + 2 * c;
 #pragma unroll
-      for (int dn = 0; dn < DN; ++dn) {
-        const int col = dn * 8 + g;
-        const uint32_t b0 = pack_raw(Vs[key0 * LD + col], Vs[(key0 + 1) * LD + col]);
-        const uint32_t b1 = pack_raw(Vs[(key0 + 8) * LD + col], Vs[(key0 + 9) * LD + col]);
+      for (int dn = 0; dn < DN; dn += 2) {
+        uint32_t b0, b1, b2, b3;
+        ldsm_x4_t(smem_u32(&Vs[(kc2 * 16 + (mi & 1) * 8 + mr) * LD + (dn + (mi >> 1)) * 8]), b0, b1, b2, b3);
         mma16816<T>(o[dn], pa, b0, b1);
+        mma16816<T>(o[dn + 1], pa, b2, b3);
       }
     }
-    __syncthreads();
+    __syncthreads();  // every warp is done with this stage before it is refilled
   }
+  cp_async_wait<0>();
 
 #pragma unroll
   for (int rr = 0; rr < 2; ++rr) {
@@ -517,9 +587,16 @@ bool use_tc(const AttentionArgs& a, bool allow_tc) {
 
 bool use_decode(const AttentionArgs& a) { return a.k_cache != nullptr && a.S == 1 && a.D <= kMaxD; }
 
+// Query heads per decode block: the smallest of 1, 2, 4, 8 that covers the group.
+int decode_gc(const AttentionArgs& a) {
+  const int64_t G = a.Nq / a.Nkv;
+  return G <= 1 ? 1 : G <= 2 ? 2 : G <= 4 ? 4 : kDecodeG;
+}
+
 int decode_groups(const AttentionArgs& a) {
   const int64_t G = a.Nq / a.Nkv;
-  return static_cast<int>((G + kDecodeG - 1) / kDecodeG);
+  const int gc = decode_gc(a);
+  return static_cast<int>((G + gc - 1) / gc);
 }
 
 int decode_splits(const AttentionArgs& a, int num_sms) {
@@ -556,7 +633,15 @@ template <class T, int D>
 void launch_tc(const Launch& L, const AttnK<T>& k) {
   dim3 grid(static_cast<unsigned>((k.S + kBM - 1) / kBM), static_cast<unsigned>(k.Nq),
             static_cast<unsigned>(k.B));
-  launch_kernel(L, "attention(flash-tc)", grid, 128, 0, attn_flash_tc_kernel<T, D>, L, k);
+  constexpr size_t smem = flash_smem_bytes<D>();
+  static bool attr = false;
+  if (!attr) {
+    check_cuda(cudaFuncSetAttribute(attn_flash_tc_kernel<T, D>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)),
+               "cudaFuncSetAttribute", "attention(flash-tc)");
+    attr = true;
+  }
+  launch_kernel(L, "attention(flash-tc)", grid, 128, smem, attn_flash_tc_kernel<T, D>, L, k);
 }
 
 template <class T>
@@ -601,10 +686,13 @@ void attention(const Launch& L, const AttentionArgs& a, void* scratch, int num_s
       float* part_o = part_ml ? part_ml + a.B * a.Nq * ns * 2 : nullptr;
       dim3 grid(static_cast<unsigned>(a.Nkv * ng), static_cast<unsigned>(a.B),
                 static_cast<unsigned>(ns));
-      const bool vec = a.D % Pack<T>::N == 0 && aligned16(a.k) && aligned16(a.k_cache);
       int* ctr = counters && a.B * a.Nkv * ng <= num_counters ? counters : nullptr;
-      launch_kernel(L, "attention(decode)", grid, 128, 0, attn_decode_kernel<T>, L, k, ns, ng,
-                    part_ml, part_o, vec, ctr);
+      switch (decode_gc(a)) {
+        case 1: launch_decode_e<T, 1>(L, grid, k, ns, ng, part_ml, part_o, ctr); break;
+        case 2: launch_decode_e<T, 2>(L, grid, k, ns, ng, part_ml, part_o, ctr); break;
+        case 4: launch_decode_e<T, 4>(L, grid, k, ns, ng, part_ml, part_o, ctr); break;
+        default: launch_decode_e<T, kDecodeG>(L, grid, k, ns, ng, part_ml, part_o, ctr); break;
+      }
       if (ns > 1 && !ctr)
         launch_kernel(L, "attention(combine)", dim3(static_cast<unsigned>(a.Nq),
                                                     static_cast<unsigned>(a.B)),

@@ -389,7 +389,7 @@ struct CudaBackend::Impl {
     if (overlaps(r.out, r.in[0]) || overlaps(r.out, r.in[1])) return false;
     GemvJob j;
     j.w = g.in[1].data;
-    if (!gemv_pipelined(g.ft, g.in[0].data, g.in[0].last(), &j, 1)) return false;
+    if (!gemv_pipelined(g.ft, g.in[0].data, linear_M(g), g.in[0].last(), &j, 1)) return false;
     const int64_t pn = 16 / static_cast<int64_t>(dtype_size(r.ft));
     auto a16 = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; };
     return r.in[0].last() % pn == 0 && a16(r.in[0].data) && a16(r.in[1].data);

@@ -162,11 +162,15 @@ __device__ __forceinline__ void cp_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
 
+constexpr int64_t kPipeMaxXBytes = 64 << 10;  // x (M x K) staged in shared memory
+
 template <class T, int MT, bool NORM>
-__global__ void __launch_bounds__(kPipeWarps * 32) gemv_pipe_kernel(GemvK<T> a) {
+__global__ void __launch_bounds__(kPipeWarps * 32) gemv_pipe_kernel(GemvK<T> a, int64_t xbytes) {
   pdl_trigger();
   constexpr int PN = Pack<T>::N;
-  __shared__ uint4 stage[kPipeWarps][kDepth][32];
+  extern __shared__ uint4 gemv_smem[];
+  T* const xs = reinterpret_cast<T*>(gemv_smem);
+  uint4 (*stage)[kDepth][32] = reinterpret_cast<uint4 (*)[kDepth][32]>(gemv_smem + xbytes / 16);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int64_t gw = (int64_t)blockIdx.x * kPipeWarps + warp;
   const int64_t W = (int64_t)gridDim.x * kPipeWarps;
@@ -191,27 +195,32 @@ __global__ void __launch_bounds__(kPipeWarps * 32) gemv_pipe_kernel(GemvK<T> a) 
   }
   pdl_wait();
 
+  // x -> shared memory (through the fused RMS norm: the same statistics, in the same
+  // order, as the rms_norm kernel with 128 threads; block 0 also writes the norm's output).
   __shared__ float inv_s[kGemvMaxRows];
   __shared__ float red[33];
   if constexpr (NORM) {
-    // The same statistics, in the same order, as the rms_norm kernel (128 threads).
     for (int m = 0; m < a.M; ++m) {
       const float ss = row_sum_squares(a.norm_x + m * K, K, true, 0.f, red);
       if (threadIdx.x == 0) inv_s[m] = rsqrtf(ss / static_cast<float>(K) + a.eps);
     }
     __syncthreads();
-    if (blockIdx.x == 0) {
-      T* xo = const_cast<T*>(a.x);
-      for (int m = 0; m < a.M; ++m)
-        for (int64_t j = threadIdx.x; j < nv; j += blockDim.x) {
-          Pack<T> p = load_pack(a.norm_x + m * K + j * PN);
-          const Pack<T> g = load_pack(a.gamma + j * PN);
+    T* xo = const_cast<T*>(a.x);
+    for (int m = 0; m < a.M; ++m)
+      for (int64_t j = threadIdx.x; j < nv; j += blockDim.x) {
+        Pack<T> p = load_pack(a.norm_x + m * K + j * PN);
+        const Pack<T> g = load_pack(a.gamma + j * PN);
 #pragma unroll
-          for (int e = 0; e < PN; ++e) p.v[e] = from_f<T>(to_f(p.v[e]) * inv_s[m] * to_f(g.v[e]));
-          store_pack(xo + m * K + j * PN, p);
-        }
-    }
+        for (int e = 0; e < PN; ++e) p.v[e] = from_f<T>(to_f(p.v[e]) * inv_s[m] * to_f(g.v[e]));
+        store_pack(xs + m * K + j * PN, p);
+        if (blockIdx.x == 0) store_pack(xo + m * K + j * PN, p);
+      }
+  } else {
+    for (int m = 0; m < a.M; ++m)
+      for (int64_t j = threadIdx.x; j < nv; j += blockDim.x)
+        store_pack(xs + m * K + j * PN, load_pack(a.x + m * K + j * PN));
   }
+  __syncthreads();
 
   float acc[MT];
 #pragma unroll
@@ -223,19 +232,10 @@ __global__ void __launch_bounds__(kPipeWarps * 32) gemv_pipe_kernel(GemvK<T> a) 
     if (pk < nv) {
       Pack<T> wv;
       *reinterpret_cast<uint4*>(&wv) = stage[warp][s % kDepth][lane];
-      Pack<T> g;
-      if constexpr (NORM) g = load_pack(a.gamma + pk * PN);
 #pragma unroll
       for (int m = 0; m < MT; ++m) {
         if (m < a.M) {
-          Pack<T> xv;
-          if constexpr (NORM) {
-            xv = load_pack(a.norm_x + m * K + pk * PN);
-#pragma unroll
-            for (int e = 0; e < PN; ++e) xv.v[e] = from_f<T>(to_f(xv.v[e]) * inv_s[m] * to_f(g.v[e]));
-          } else {
-            xv = load_pack(a.x + m * K + pk * PN);
-          }
+          const Pack<T> xv = load_pack(xs + m * K + pk * PN);
           float t = 0.f;
 #pragma unroll
           for (int e = 0; e < PN; ++e) t = fmaf(to_f(wv.v[e]), to_f(xv.v[e]), t);
@@ -264,19 +264,29 @@ __global__ void __launch_bounds__(kPipeWarps * 32) gemv_pipe_kernel(GemvK<T> a) 
 template <class T, int MT, bool NORM>
 void launch_pipe(const Launch& L, const GemvK<T>& a, int num_sms) {
   const int64_t R = a.row_start[a.njobs];
-  const int64_t max_warps = static_cast<int64_t>(num_sms) * 6 * kPipeWarps;
+  const int64_t xbytes = (a.M * a.K * static_cast<int64_t>(sizeof(T)) + 15) / 16 * 16;
+  const int64_t smem = xbytes + kPipeWarps * kDepth * 32 * 16;
+  int64_t per_sm = (225 << 10) / smem;
+  if (per_sm > 6) per_sm = 6;
+  if (per_sm < 1) per_sm = 1;
+  const int64_t max_warps = static_cast<int64_t>(num_sms) * per_sm * kPipeWarps;
   const int64_t per_warp = (R + max_warps - 1) / max_warps;
   const int64_t warps = (R + per_warp - 1) / per_warp;
   const unsigned grid = static_cast<unsigned>((warps + kPipeWarps - 1) / kPipeWarps);
-  static bool carveout = false;  // 6 blocks of 32 KB per SM need the large shared carveout
-  if (!carveout) {
+  static bool attrs_set = false;  // several blocks of 40-100 KB per SM: the large carveout
+  if (!attrs_set) {
     check_cuda(cudaFuncSetAttribute(gemv_pipe_kernel<T, MT, NORM>,
                                     cudaFuncAttributePreferredSharedMemoryCarveout,
                                     cudaSharedmemCarveoutMaxShared),
                "cudaFuncSetAttribute", "linear(gemv)");
-    carveout = true;
+    check_cuda(cudaFuncSetAttribute(gemv_pipe_kernel<T, MT, NORM>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    static_cast<int>(kPipeMaxXBytes + kPipeWarps * kDepth * 32 * 16)),
+               "cudaFuncSetAttribute", "linear(gemv)");
+    attrs_set = true;
   }
-  launch_kernel(L, "linear(gemv)", grid, kPipeWarps * 32, 0, gemv_pipe_kernel<T, MT, NORM>, a);
+  launch_kernel(L, "linear(gemv)", grid, kPipeWarps * 32, static_cast<size_t>(smem),
+                gemv_pipe_kernel<T, MT, NORM>, a, xbytes);
 }
 
 template <class T, int MT>
@@ -345,8 +355,9 @@ void gemv(const Launch& L, DType t, const void* x, int64_t M, int64_t K, const G
       a.block_start[j + 1] = a.block_start[j] + (jobs[j].N + kGemvWarps - 1) / kGemvWarps;
       a.row_start[j + 1] = a.row_start[j] + jobs[j].N;
     }
+    const bool pipe_fits = M * K * static_cast<int64_t>(sizeof(T)) <= kPipeMaxXBytes;
     if (norm) {
-      if (variant != 1 || !vec || !aligned16(norm->x) || !aligned16(norm->gamma))
+      if (variant != 1 || !vec || !pipe_fits || !aligned16(norm->x) || !aligned16(norm->gamma))
         fail("cuda backend: gemv: a fused rms_norm needs the pipelined GEMV and 16-byte rows");
       a.norm_x = static_cast<const T*>(norm->x);
       a.gamma = static_cast<const T*>(norm->gamma);
@@ -354,7 +365,7 @@ void gemv(const Launch& L, DType t, const void* x, int64_t M, int64_t K, const G
       launch_pipe_m<T, true>(L, a, M, num_sms);
       return;
     }
-    if (variant == 1 && vec) {
+    if (variant == 1 && vec && pipe_fits) {
       launch_pipe_m<T, false>(L, a, M, num_sms);
       return;
     }
@@ -378,9 +389,10 @@ void gemm_simt(const Launch& L, DType t, void* y, const void* x, const void* w, 
 }  // namespace bmsys::rt::cuda
 
 namespace bmsys::rt::cuda {
-bool gemv_pipelined(DType t, const void* x, int64_t K, const GemvJob* jobs, int njobs) {
+bool gemv_pipelined(DType t, const void* x, int64_t M, int64_t K, const GemvJob* jobs, int njobs) {
   const int64_t pn = 16 / static_cast<int64_t>(dtype_size(t));
-  bool ok = (t == DType::F32 || t == DType::F16 || t == DType::BF16) && K % pn == 0 && aligned16(x);
+  bool ok = (t == DType::F32 || t == DType::F16 || t == DType::BF16) && K % pn == 0 && aligned16(x) &&
+            M * K * static_cast<int64_t>(dtype_size(t)) <= kPipeMaxXBytes;
   for (int j = 0; j < njobs; ++j) ok = ok && aligned16(jobs[j].w);
   return ok;
 }

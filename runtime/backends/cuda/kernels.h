@@ -114,7 +114,7 @@ struct GemvNorm {
   const void* gamma = nullptr;
   float eps = 0.f;
 };
-bool gemv_pipelined(DType t, const void* x, int64_t K, const GemvJob* jobs, int njobs);
+bool gemv_pipelined(DType t, const void* x, int64_t M, int64_t K, const GemvJob* jobs, int njobs);
 void gemv(const Launch& L, DType t, const void* x, int64_t M, int64_t K, const GemvJob* jobs,
           int njobs, int num_sms, int variant = 1, const GemvNorm* norm = nullptr);
 

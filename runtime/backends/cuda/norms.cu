@@ -64,8 +64,9 @@ struct RopeArgs {
   int64_t heads[2];
 };
 
-// Thread per (token, head, i < D/2) of the tensor blockIdx.y. The angle is computed in
-// f64 as the CPU reference does (positions reach thousands of radians).
+// Thread per (token, i < D/2) of the tensor blockIdx.y, looping over the heads: the
+// angle (in f64, as the CPU reference computes it: positions reach thousands of
+// radians) and its sine and cosine are computed once and applied to every head.
 template <class T>
 __global__ void rope_kernel(RopeArgs<T> a, const int64_t* pos, int64_t T_, int64_t D,
                             double log2_theta) {
@@ -76,21 +77,22 @@ __global__ void rope_kernel(RopeArgs<T> a, const int64_t* pos, int64_t T_, int64
   T* y = a.y[which];
   const int64_t N = a.heads[which];
   const int64_t half = D / 2;
-  const int64_t n = T_ * N * half;
+  const int64_t n = T_ * half;
   for (int64_t idx = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; idx < n;
        idx += (int64_t)gridDim.x * blockDim.x) {
     const int64_t i = idx % half;
-    const int64_t th = idx / half;  // t * N + h
-    const int64_t t = th / N;
+    const int64_t t = idx / half;
     const double freq = exp2(-2.0 * static_cast<double>(i) / static_cast<double>(D) * log2_theta);
     double sn, cs;
     sincos(static_cast<double>(pos[t]) * freq, &sn, &cs);
-    const T* xh = x + th * D;
-    T* yh = y + th * D;
-    const float a0 = to_f(xh[i]), b0 = to_f(xh[i + half]);
     const float c = static_cast<float>(cs), s = static_cast<float>(sn);
-    yh[i] = from_f<T>(a0 * c - b0 * s);
-    yh[i + half] = from_f<T>(b0 * c + a0 * s);
+    for (int64_t h = 0; h < N; ++h) {
+      const T* xh = x + (t * N + h) * D;
+      T* yh = y + (t * N + h) * D;
+      const float a0 = to_f(xh[i]), b0 = to_f(xh[i + half]);
+      yh[i] = from_f<T>(a0 * c - b0 * s);
+      yh[i + half] = from_f<T>(b0 * c + a0 * s);
+    }
   }
 }
 
@@ -133,8 +135,9 @@ void rope(const Launch& L, DType t, const RopeTensor* tensors, int count, const 
       a.heads[i] = tensors[i].heads;
       if (tensors[i].heads > maxN) maxN = tensors[i].heads;
     }
-    dim3 grid(grid_for(T_ * maxN * (D / 2), 256), count);
-    launch_kernel(L, "rope", grid, 256, 0, rope_kernel<T>, a, pos, T_, D, std::log2(theta));
+    (void)maxN;
+    dim3 grid(grid_for(T_ * (D / 2), 128, 132 * 32), count);
+    launch_kernel(L, "rope", grid, 128, 0, rope_kernel<T>, a, pos, T_, D, std::log2(theta));
   });
 }
 
