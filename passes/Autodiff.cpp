@@ -171,8 +171,8 @@ struct Autodiff : bmsys::impl::BmsysAutodiffBase<Autodiff> {
     SmallVector<std::string> names{"loss"};
     for (auto param : module.getOps<ParamOp>()) {
       auto it = paramGrads.find(param.getSymNameAttr());
-      if (it == paramGrads.end())
-        continue;
+      if (it == paramGrads.end() || param->hasAttr("bmsys.frozen"))
+        continue; // not reached by the loss, or not trained (pruning masks)
       GradOp::create(b, loc, FlatSymbolRefAttr::get(param.getSymNameAttr()), it->second);
       if (returnGrads) {
         returned.push_back(it->second);

@@ -120,7 +120,8 @@ def BmsysAutodiff : Pass<"bmsys-autodiff", "mlir::ModuleOp"> {
     (`DifferentiableOpInterface`) and summed where a value has several uses
     (tied embeddings). Each parameter's gradient is marked with `bmsys.grad`
     for `bmsys-optimizer`; with `return-grads` it is also returned as
-    `grad.<key>`. Blocks marked by `bmsys-checkpoint` are recomputed in the
+    `grad.<key>`; parameters marked `bmsys.frozen` are not trained. Blocks
+    marked by `bmsys-checkpoint` are recomputed in the
     backward pass (ops tagged `bmsys.recompute`). `forward` is kept for
     inference and generation.
 
@@ -210,6 +211,43 @@ def BmsysZero : Pass<"bmsys-zero", "mlir::ModuleOp"> {
   let options = [
     Option<"stage", "stage", "int64_t", /*default=*/"1", "ZeRO stage: 0, 1, 2 or 3">,
     Option<"ranks", "ranks", "int64_t", /*default=*/"2", "data-parallel ranks">,
+  ];
+  let dependentDialects = ["bmsys::BmsysDialect"];
+}
+
+def BmsysPrune : Pass<"bmsys-prune", "mlir::ModuleOp"> {
+  let summary = "Prune linear weights with a mask kept through training";
+  let description = [{
+    BMCook's weight pruning. For every linear weight whose key matches
+    `params` (a regular expression), a 0/1 mask is computed from the weight's
+    magnitudes at compile time: `method=magnitude` zeroes the `sparsity`
+    fraction of smallest entries of each tensor; `method=2:4` keeps the two
+    largest of every four consecutive weights along the input dimension
+    (BMCook's `m4n2_1d`, the pattern sparse tensor cores run). The pruned
+    weights (`w * mask`) and the masks are written to `output`, the parameter
+    is re-pointed there and marked `bmsys.prune = {method, mask = @<p>.mask}`
+    (the mask parameter is `bmsys.frozen`: never trained),
+    and every read of it becomes `w * mask` (`bmsys.mul`). The product
+    masks the gradient too, so pruned weights stay exactly zero under
+    training; exported weights are already pruned.
+
+    ```mlir
+    bmsys.param @w : tensor<64x64xf32> from "model.pruned.safetensors"["w"] {bmsys.prune = {mask = @w.mask, method = "2:4"}}
+    bmsys.param @w.mask : tensor<64x64xf32> from "model.pruned.safetensors"["w.mask"]
+    %w = bmsys.weight @w : tensor<64x64xf32>
+    %m = bmsys.weight @w.mask : tensor<64x64xf32>
+    %wm = bmsys.mul %w, %m : tensor<64x64xf32>
+    ```
+  }];
+  let options = [
+    Option<"method", "method", "std::string", /*default=*/"\"2:4\"", "magnitude or 2:4">,
+    Option<"sparsity", "sparsity", "double", /*default=*/"0.5",
+           "fraction of weights zeroed by magnitude pruning">,
+    Option<"params", "params", "std::string", /*default=*/"\"\"",
+           "regular expression over parameter keys (default: every linear weight)">,
+    Option<"output", "output", "std::string", /*default=*/"\"\"",
+           "safetensors file for pruned weights and masks (default: model.pruned.safetensors "
+           "beside the model)">,
   ];
   let dependentDialects = ["bmsys::BmsysDialect"];
 }
