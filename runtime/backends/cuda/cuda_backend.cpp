@@ -158,7 +158,14 @@ struct CudaBackend::Impl {
   int device = 0;
   cudaDeviceProp prop{};
   bool use_graphs = true, use_pdl = true, use_gemv = true, use_fuse = true, use_flash = true;
-  int gemv_variant = 1;  // BMSYS_CUDA_GEMV: 1 pipelined, 2 register kernel, 0 off (cuBLASLt)
+  // BMSYS_CUDA_GEMV: 1 tuned per shape (default), 2 register kernel, 3 pipelined kernel,
+  // 0 off (cuBLASLt).
+  int gemv_variant = 1;
+  std::unordered_map<std::string, int> gemv_pick;  // shape -> variant (0 cuBLASLt, 2, 3)
+  void* tune_buf = nullptr;
+  size_t tune_bytes = 0;
+  cudaEvent_t tune_ev[2] = {nullptr, nullptr};
+  bool capturing = false;
   int* counters = nullptr;  // zeroed ints for the decode attention's split merge
   static constexpr int64_t kCounters = 16384;
   bool sync_each = false;
@@ -380,7 +387,7 @@ struct CudaBackend::Impl {
 
   // The rms_norm op i can be the prologue of the GEMV(s) that follow it.
   bool norm_fusable(int i, const std::vector<char>& used) const {
-    if (gemv_variant != 1) return false;
+    if (gemv_variant != 1 && gemv_variant != 3) return false;
     const Op& r = ops[i];
     const int k = next_unused(i, used);
     if (k < 0 || !gemv_ok(ops[k])) return false;
@@ -579,6 +586,94 @@ struct CudaBackend::Impl {
     return a;
   }
 
+  // Which GEMV implementation runs a step of `njobs` weights sharing x [M,K]: with
+  // BMSYS_CUDA_GEMV=1 the fastest of the pipelined kernel, the register kernel and (for a
+  // lone weight without epilogue) cuBLASLt, timed once per shape on the first eager run
+  // (into scratch outputs) and cached. A fused rms_norm needs the pipelined kernel.
+  int pick_gemv(const Launch& L, DType t, const void* x, int64_t M, int64_t K, const GemvJob* jobs,
+                int njobs, bool norm, bool cublas_ok) {
+    if (gemv_variant != 1) return gemv_variant;
+    if (norm) return 3;
+    int64_t totalN = 0;
+    for (int j = 0; j < njobs; ++j) totalN += jobs[j].N;
+    const std::string key = fmt::format("{}:{}:{}:{}:{}:{}", static_cast<int>(t), M, K, totalN, njobs,
+                                        cublas_ok ? 1 : 0);
+    auto it = gemv_pick.find(key);
+    if (it != gemv_pick.end()) return it->second;
+    if (capturing) return 3;
+    size_t need = 0;
+    for (int j = 0; j < njobs; ++j) need += 2 * static_cast<size_t>(M * jobs[j].N) * dtype_size(t) + 256;
+    if (need > tune_bytes) {
+      if (tune_buf) pool->release(tune_buf);
+      tune_buf = device_alloc(need, "GEMV tuning outputs", kOther);
+      tune_bytes = need;
+    }
+    GemvJob tj[kGemvMaxJobs];
+    char* p = static_cast<char*>(tune_buf);
+    for (int j = 0; j < njobs; ++j) {
+      tj[j] = jobs[j];
+      tj[j].y = p;
+      p += (static_cast<size_t>(M * jobs[j].N) * dtype_size(t) + 127) / 128 * 128;
+      if (tj[j].out) {
+        tj[j].out = p;
+        p += (static_cast<size_t>(M * jobs[j].N) * dtype_size(t) + 127) / 128 * 128;
+      }
+    }
+    if (!tune_ev[0]) {
+      BMSYS_CUDA(cudaEventCreate(&tune_ev[0]), "GEMV tuning");
+      BMSYS_CUDA(cudaEventCreate(&tune_ev[1]), "GEMV tuning");
+    }
+    Launch Lt = L;
+    Lt.pdl = false;
+    auto run = [&](int v) {
+      if (v == 0) {
+        GemmArgs g;
+        g.dtype = t;
+        g.x = x;
+        g.w = tj[0].w;
+        g.bias = tj[0].bias;
+        g.y = tj[0].y;
+        g.M = M;
+        g.K = K;
+        g.N = tj[0].N;
+        gemm->run(g, compute);
+      } else {
+        cuda::gemv(Lt, t, x, M, K, tj, njobs, prop.multiProcessorCount, v);
+      }
+    };
+    std::vector<int> cands = {2};
+    if (gemv_pipelined(t, x, M, K, jobs, njobs)) cands.push_back(3);
+    if (cublas_ok && njobs == 1) {
+      GemmArgs g;
+      g.dtype = t;
+      g.x = x;
+      g.w = jobs[0].w;
+      g.bias = jobs[0].bias;
+      g.y = tj[0].y;
+      g.M = M;
+      g.K = K;
+      g.N = jobs[0].N;
+      if (gemm->supported(g)) cands.push_back(0);
+    }
+    int best = cands.front();
+    float best_ms = 1e30f;
+    for (int v : cands) {
+      run(v);  // warm-up (module load, heuristics)
+      BMSYS_CUDA(cudaEventRecord(tune_ev[0], compute), "GEMV tuning");
+      for (int r = 0; r < 5; ++r) run(v);
+      BMSYS_CUDA(cudaEventRecord(tune_ev[1], compute), "GEMV tuning");
+      BMSYS_CUDA(cudaEventSynchronize(tune_ev[1]), "GEMV tuning");
+      float ms = 0;
+      BMSYS_CUDA(cudaEventElapsedTime(&ms, tune_ev[0], tune_ev[1]), "GEMV tuning");
+      if (ms < best_ms) {
+        best_ms = ms;
+        best = v;
+      }
+    }
+    gemv_pick[key] = best;
+    return best;
+  }
+
   void run_linear(const Op& o, const Launch& L) {
     GemmArgs g = gemm_args(o);
     if (g.M == 0 || g.N == 0) return;
@@ -588,7 +683,12 @@ struct CudaBackend::Impl {
       j.bias = g.bias;
       j.y = g.y;
       j.N = g.N;
-      cuda::gemv(L, o.ft, g.x, g.M, g.K, &j, 1, prop.multiProcessorCount, gemv_variant);
+      const int v = pick_gemv(L, o.ft, g.x, g.M, g.K, &j, 1, false, true);
+      if (v == 0) {
+        gemm->run(g, compute);
+        return;
+      }
+      cuda::gemv(L, o.ft, g.x, g.M, g.K, &j, 1, prop.multiProcessorCount, v);
       return;
     }
     if (g.K > 0 && gemm->supported(g)) {
@@ -734,8 +834,14 @@ struct CudaBackend::Impl {
           norm.gamma = r.in[1].data;
           norm.eps = static_cast<float>(r.p.eps);
         }
+        const int v = pick_gemv(L, o.ft, o.in[0].data, linear_M(o), o.in[0].last(), jobs, s.n,
+                                s.norm >= 0, s.epi < 0 && s.n == 1);
+        if (v == 0) {
+          gemm->run(gemm_args(o), compute);
+          return;
+        }
         cuda::gemv(L, o.ft, o.in[0].data, linear_M(o), o.in[0].last(), jobs, s.n,
-                   prop.multiProcessorCount, gemv_variant, s.norm >= 0 ? &norm : nullptr);
+                   prop.multiProcessorCount, v, s.norm >= 0 ? &norm : nullptr);
         return;
       }
       case kSiluMul: {
@@ -842,9 +948,12 @@ struct CudaBackend::Impl {
   void capture() {
     BMSYS_CUDA(cudaStreamBeginCapture(compute, cudaStreamCaptureModeThreadLocal),
                "capturing a CUDA graph");
+    capturing = true;
     try {
       execute();
+      capturing = false;
     } catch (...) {
+      capturing = false;
       cudaGraph_t g = nullptr;
       cudaStreamEndCapture(compute, &g);
       if (g) cudaGraphDestroy(g);
@@ -959,7 +1068,9 @@ CudaBackend::~CudaBackend() {
   }
   // Internal buffers go back to the pool; DeviceMemory still held by others stays valid
   // until its owner frees it (the pool outlives the backend).
-  for (void* p : {m.scratch, m.workspace, static_cast<void*>(m.err_gate), static_cast<void*>(m.counters),
+  for (cudaEvent_t e : m.tune_ev)
+    if (e) cudaEventDestroy(e);
+  for (void* p : {m.scratch, m.tune_buf, m.workspace, static_cast<void*>(m.err_gate), static_cast<void*>(m.counters),
                   static_cast<void*>(m.scalars), m.dstage[0], m.dstage[1]})
     if (p) m.pool->release(p);
   cudaStreamDestroy(m.compute);

@@ -179,18 +179,31 @@ __global__ void __launch_bounds__(kPipeWarps * 32) gemv_pipe_kernel(GemvK<T> a, 
   const int64_t nrows = gw < R ? (R - 1 - gw) / W + 1 : 0;
   const int64_t total = nrows * C;
 
-  auto issue = [&](int64_t s) {
-    const int64_t i = s / C, c = s - i * C;
-    const int64_t r = gw + i * W;
+  // Producer (cp.async issue) and consumer positions are kept as counters: no divisions
+  // in the loop.
+  int64_t pc = 0, pi = 0, issued = 0;
+  int pslot = 0;
+  const T* wrow = nullptr;
+  auto set_row = [&](int64_t ri) {
+    const int64_t r = gw + ri * W;
     int j = 0;
     while (j + 1 < a.njobs && r >= a.row_start[j + 1]) ++j;
-    const int64_t n = r - a.row_start[j];
-    const int64_t pk = c * 32 + lane;
-    if (pk < nv) cp_async16(&stage[warp][s % kDepth][lane], a.w[j] + n * K + pk * PN);
+    wrow = a.w[j] + (r - a.row_start[j]) * K;
   };
+  auto produce = [&]() {
+    const int64_t pk = pc * 32 + lane;
+    if (pk < nv) cp_async16(&stage[warp][pslot][lane], wrow + pk * PN);
+    pslot = (pslot + 1) & (kDepth - 1);
+    if (++pc == C) {
+      pc = 0;
+      if (++pi < nrows) set_row(pi);
+    }
+    ++issued;
+  };
+  if (total > 0) set_row(0);
 #pragma unroll 1
   for (int s = 0; s < kDepth; ++s) {
-    if (s < total) issue(s);
+    if (issued < total) produce();
     cp_commit();
   }
   pdl_wait();
@@ -225,13 +238,14 @@ __global__ void __launch_bounds__(kPipeWarps * 32) gemv_pipe_kernel(GemvK<T> a, 
   float acc[MT];
 #pragma unroll
   for (int m = 0; m < MT; ++m) acc[m] = 0.f;
+  int64_t c = 0, i = 0;
+  int slot = 0;
   for (int64_t s = 0; s < total; ++s) {
     cp_wait<kDepth - 1>();
-    const int64_t i = s / C, c = s - i * C;
     const int64_t pk = c * 32 + lane;
     if (pk < nv) {
       Pack<T> wv;
-      *reinterpret_cast<uint4*>(&wv) = stage[warp][s % kDepth][lane];
+      *reinterpret_cast<uint4*>(&wv) = stage[warp][slot][lane];
 #pragma unroll
       for (int m = 0; m < MT; ++m) {
         if (m < a.M) {
@@ -243,7 +257,7 @@ __global__ void __launch_bounds__(kPipeWarps * 32) gemv_pipe_kernel(GemvK<T> a, 
         }
       }
     }
-    if (s + kDepth < total) issue(s + kDepth);
+    if (issued < total) produce();
     cp_commit();
     if (c == C - 1) {
       const int64_t r = gw + i * W;
@@ -256,6 +270,11 @@ __global__ void __launch_bounds__(kPipeWarps * 32) gemv_pipe_kernel(GemvK<T> a, 
         if (lane == 0 && m < a.M) gemv_store(a, j, m, n, v);
         acc[m] = 0.f;
       }
+    }
+    slot = (slot + 1) & (kDepth - 1);
+    if (++c == C) {
+      c = 0;
+      ++i;
     }
   }
   cp_wait<0>();
@@ -356,8 +375,9 @@ void gemv(const Launch& L, DType t, const void* x, int64_t M, int64_t K, const G
       a.row_start[j + 1] = a.row_start[j] + jobs[j].N;
     }
     const bool pipe_fits = M * K * static_cast<int64_t>(sizeof(T)) <= kPipeMaxXBytes;
+    const bool pipe_variant = variant == 1 || variant == 3;
     if (norm) {
-      if (variant != 1 || !vec || !pipe_fits || !aligned16(norm->x) || !aligned16(norm->gamma))
+      if (!pipe_variant || !vec || !pipe_fits || !aligned16(norm->x) || !aligned16(norm->gamma))
         fail("cuda backend: gemv: a fused rms_norm needs the pipelined GEMV and 16-byte rows");
       a.norm_x = static_cast<const T*>(norm->x);
       a.gamma = static_cast<const T*>(norm->gamma);
@@ -365,7 +385,7 @@ void gemv(const Launch& L, DType t, const void* x, int64_t M, int64_t K, const G
       launch_pipe_m<T, true>(L, a, M, num_sms);
       return;
     }
-    if (variant == 1 && vec && pipe_fits) {
+    if (pipe_variant && vec && pipe_fits) {
       launch_pipe_m<T, false>(L, a, M, num_sms);
       return;
     }

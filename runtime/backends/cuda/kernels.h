@@ -104,9 +104,9 @@ struct GemvJob {
   const void* other = nullptr;  // Add / Mul operand [M, N]
   void* out = nullptr;          // epilogue output [M, N]
 };
-// variant 1: the pipelined kernel (cp.async staging, persistent warps; needs K a multiple
-// of 16 bytes' worth of elements), 2: the register kernel. Falls back to 2 where 1 does
-// not apply.
+// variant 1 or 3: the pipelined kernel (cp.async staging, persistent warps; needs 16-byte
+// rows and x of at most 64 KB), 2: the register kernel. Falls back to 2 where the
+// pipelined kernel does not apply.
 // With `norm`, x is first computed as rms_norm(norm->x, norm->gamma) (and written to x,
 // bit-identical to the rms_norm kernel); needs variant 1 and 16-byte rows.
 struct GemvNorm {

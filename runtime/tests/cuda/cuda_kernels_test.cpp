@@ -161,7 +161,8 @@ TEST(CudaKernels, FusedRmsNormGemv) {
   CudaBackend& fused = gpu();  // created before the switch below
   std::unique_ptr<CudaBackend> unfused_be;
   {
-    ScopedEnv env("BMSYS_CUDA_FUSE", "0");
+    // The same GEMV kernel (the pipelined one, which the fused norm uses), unfused.
+    ScopedEnv env("BMSYS_CUDA_FUSE", "0"), env2("BMSYS_CUDA_GEMV", "3");
     unfused_be = std::make_unique<CudaBackend>(BackendOptions{});
   }
   CudaBackend& unfused = *unfused_be;
@@ -182,6 +183,20 @@ TEST(CudaKernels, FusedRmsNormGemv) {
       std::vector<HostTensor> b = run_calls(unfused, c.tensors, c.calls, c.ctx);
       for (int i : c.check) EXPECT_EQ(a[i].data, b[i].data) << "fused differs from unfused, tensor " << i;
     }
+}
+
+// The pipelined GEMV alone (BMSYS_CUDA_GEMV=3).
+TEST(CudaKernels, GemvPipelinedKernel) {
+  BMSYS_SKIP_WITHOUT_GPU();
+  ScopedEnv env("BMSYS_CUDA_GEMV", "3");
+  CudaBackend be{BackendOptions{}};
+  std::mt19937 rng(25);
+  for (DType t : kFloatTypes) {
+    linear_case(t, 1, 4096, 1000, false, true, rng, &be);
+    linear_case(t, 2, 1000, 77, false, false, rng, &be);
+    linear_case(t, 1, 11008, 64, false, true, rng, &be);
+    linear_case(t, 8, 512, 300, false, true, rng, &be);
+  }
 }
 
 // The register GEMV (BMSYS_CUDA_GEMV=2) and odd K (no 16-byte rows: register kernel).
