@@ -248,6 +248,16 @@ void Executor::write_logical(uint32_t index, const void* data, DType dtype, cons
 std::map<std::string, HostTensor> Executor::run(const std::string& function,
                                                 const std::map<std::string, HostTensor>& inputs,
                                                 int64_t start_pos, int64_t step) {
+  RunOptions o;
+  o.start_pos = start_pos;
+  o.step = step;
+  return run(function, inputs, o);
+}
+
+std::map<std::string, HostTensor> Executor::run(const std::string& function,
+                                                const std::map<std::string, HostTensor>& inputs,
+                                                const RunOptions& options) {
+  const int64_t start_pos = options.start_pos, step = options.step;
   const Artifact& a = *artifact_;
   const FunctionDesc* f = a.find_function(function);
   if (!f) {
@@ -306,7 +316,9 @@ std::map<std::string, HostTensor> Executor::run(const std::string& function,
   }
 
   if (step < 0) fail("{}: training step {} is negative", fwhere, step);
+  if (!(options.loss_scale > 0)) fail("{}: the loss scale must be positive, not {}", fwhere, options.loss_scale);
   LaunchContext ctx{B, S, start_pos, a.max_batch, a.max_seq, step};
+  ctx.loss_scale = options.loss_scale;
   ctx.comm = comm_.get();
   ctx.rank = comm_->rank();
   ctx.world_size = comm_->world_size();

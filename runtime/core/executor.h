@@ -35,6 +35,13 @@ struct ExecutorOptions {
   std::shared_ptr<Communicator> comm;
 };
 
+// Per-call settings of Executor::run.
+struct RunOptions {
+  int64_t start_pos = 0;    // P
+  int64_t step = 0;         // T: the 1-based training step adamw/sgd see; 0 outside training
+  double loss_scale = 1.0;  // L: the dynamic loss scale (LaunchContext::loss_scale)
+};
+
 class Executor {
  public:
   Executor(std::shared_ptr<const Artifact> artifact, std::shared_ptr<Backend> backend,
@@ -47,6 +54,9 @@ class Executor {
   std::map<std::string, HostTensor> run(const std::string& function,
                                         const std::map<std::string, HostTensor>& inputs,
                                         int64_t start_pos = 0, int64_t step = 0);
+  std::map<std::string, HostTensor> run(const std::string& function,
+                                        const std::map<std::string, HostTensor>& inputs,
+                                        const RunOptions& options);
 
   // Zeroes every State buffer (forgets the KV cache); OptimizerState survives.
   void reset_state();

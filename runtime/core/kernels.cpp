@@ -67,7 +67,8 @@ const std::vector<KernelSpec>& table() {
        {}},
       {KernelId::GeluGrad, "gelu_grad", 2, 2, 1, {{"approximate", AttrType::String, true}}, {}},
       {KernelId::SiluGrad, "silu_grad", 2, 2, 1, {}, {}},
-      {KernelId::CrossEntropyGrad, "cross_entropy_grad", 2, 2, 1, {{"shift", AttrType::Int, false}}, {}},
+      {KernelId::CrossEntropyGrad, "cross_entropy_grad", 2, 2, 1,
+       {{"shift", AttrType::Int, false}, {"loss_scaling", AttrType::Int, false}}, {}},
       {KernelId::GlobalNorm, "global_norm", 1, INT_MAX, 1, {{"ranks", AttrType::Int, false}}, {}},
       {KernelId::AdamW, "adamw", 5, 5, 3,
        {{"lr", AttrType::Float, true},
@@ -81,7 +82,8 @@ const std::vector<KernelSpec>& table() {
         {"total_steps", AttrType::Int, false},
         {"min_lr", AttrType::Float, false},
         {"zero_ranks", AttrType::Int, false},
-        {"param_sharded", AttrType::Int, false}},
+        {"param_sharded", AttrType::Int, false},
+        {"loss_scaling", AttrType::Int, false}},
        {0, 2, 3},
        {0, 2, 3}},
       {KernelId::Sgd, "sgd", 4, 4, 2,
@@ -94,7 +96,8 @@ const std::vector<KernelSpec>& table() {
         {"total_steps", AttrType::Int, false},
         {"min_lr", AttrType::Float, false},
         {"zero_ranks", AttrType::Int, false},
-        {"param_sharded", AttrType::Int, false}},
+        {"param_sharded", AttrType::Int, false},
+        {"loss_scaling", AttrType::Int, false}},
        {0, 2},
        {0, 2}},
       // Collectives.
@@ -270,6 +273,14 @@ void check_ranks(const KernelLaunch& l, int64_t ranks, bool local_allowed) {
     fail("compiled for {} data-parallel ranks (attribute 'ranks'), but this run has {}", ranks,
          l.ctx.world_size);
   if (ranks > 1 && !l.ctx.comm) fail("a collective needs a communicator, and the launch has none");
+}
+
+// `loss_scaling` is 0 or 1, and the call's loss scale L a positive number.
+void check_loss_scaling(const KernelLaunch& l) {
+  int64_t ls = l.attrs->get_int("loss_scaling", 0);
+  if (ls != 0 && ls != 1) fail("attribute 'loss_scaling' must be 0 or 1, not {}", ls);
+  if (ls && !(l.ctx.loss_scale > 0))
+    fail("the loss scale must be a positive number, not {}", l.ctx.loss_scale);
 }
 
 }  // namespace
@@ -559,6 +570,7 @@ void check_launch(const KernelLaunch& l) {
     case KernelId::CrossEntropyGrad: {
       int64_t shift = a.get_int("shift", 0);
       if (shift != 0 && shift != 1) fail("attribute 'shift' must be 0 or 1, not {}", shift);
+      check_loss_scaling(l);
       expect_float(in[0], "logits (input 0)");
       if (in[0].shape.size() != 3) fail("logits (input 0) must be [B,S,V], got {}", shape_str(in[0].shape));
       expect_dtype(in[1], DType::I64, "labels (input 1)");
@@ -601,6 +613,7 @@ void check_launch(const KernelLaunch& l) {
       if (in[norm_index].numel() != 1)
         fail("norm (input {}) must have one element, has shape {}", norm_index, shape_str(in[norm_index].shape));
       if (l.ctx.step < 1) fail("the training step T must be >= 1, not {}", l.ctx.step);
+      check_loss_scaling(l);
       double lr = a.get_float("lr"), wd = a.get_float("weight_decay");
       if (!(lr >= 0)) fail("attribute 'lr' must be >= 0");
       if (!(wd >= 0)) fail("attribute 'weight_decay' must be >= 0");

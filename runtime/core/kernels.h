@@ -140,6 +140,10 @@ struct LaunchContext {
   int64_t max_batch = 1;
   int64_t max_seq = 1;
   int64_t step = 0;       // T: the 1-based training step (0 outside training)
+  // L: the dynamic loss scale (docs/kernels.md "Dynamic loss scaling"): kernels with
+  // the attribute loss_scaling = 1 multiply (cross_entropy_grad) or divide (adamw,
+  // sgd) by it. 1 outside loss-scaled training.
+  double loss_scale = 1.0;
   // The data-parallel ranks (never null in an executor's launches; world size 1
   // outside distributed runs). Collective kernels go through it.
   Communicator* comm = nullptr;

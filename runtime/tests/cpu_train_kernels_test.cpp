@@ -3,7 +3,9 @@
 // references, on small random shapes with odd sizes.
 #include <cmath>
 #include <functional>
+#include <type_traits>
 
+#include "runtime/backends/cpu/cpu_backend.h"
 #include "runtime/backends/cpu/cpu_kernels.h"
 #include "runtime/core/kernels.h"
 #include "test_util.h"
@@ -387,4 +389,98 @@ TEST(CpuTrainKernels, SgdMatchesPyTorchAlgorithmOverSteps) {
   EXPECT_EQ(cpu::clip_coefficient(0.0, 100.0), 1.0);
   EXPECT_EQ(cpu::clip_coefficient(1.0, 0.5), 1.0);
   EXPECT_NEAR(cpu::clip_coefficient(1.0, 4.0), 0.25, 1e-7);
+}
+
+// Dynamic loss scaling through the backend's launch (docs/kernels.md): with
+// loss_scaling = 1, cross_entropy_grad multiplies by L, adamw/sgd divide the grad and
+// the norm by L (bit-identical to the unscaled update for a power-of-two L) and skip
+// the update entirely when the unscaled norm is not finite.
+TEST(CpuTrainKernels, LossScalingScalesAndSkips) {
+  CpuBackend be;
+  const int64_t B = 2, S = 3, V = 5;
+  auto logits = random_floats(B * S * V, 7);
+  std::vector<int64_t> labels = {1, 4, 0, 2, 3, 1};
+  std::vector<float> d1(B * S * V), dL(B * S * V);
+  Attrs ce;
+  ce.set("shift", AttrValue{AttrType::Int, {1}, {}, ""});
+  Attrs ce_scaled = ce;
+  ce_scaled.set("loss_scaling", AttrValue{AttrType::Int, {1}, {}, ""});
+  auto ce_launch = [&](const Attrs& a, float* out, double L) {
+    KernelLaunch l;
+    l.kernel = KernelId::CrossEntropyGrad;
+    l.attrs = &a;
+    l.inputs = {TensorView{logits.data(), DType::F32, {B, S, V}}, TensorView{labels.data(), DType::I64, {B, S}}};
+    l.outputs = {TensorView{out, DType::F32, {B, S, V}}};
+    l.ctx.loss_scale = L;
+    check_launch(l);
+    be.launch(l);
+  };
+  ce_launch(ce, d1.data(), 1024.0);  // no loss_scaling: L ignored
+  ce_launch(ce_scaled, dL.data(), 1024.0);
+  for (size_t i = 0; i < d1.size(); ++i) ASSERT_EQ(dL[i], d1[i] * 1024.0f) << i;
+
+  const int64_t n = 19;
+  auto grad = random_floats(n, 11, -3, 3);
+  std::vector<float> grad_scaled(n);
+  for (int64_t i = 0; i < n; ++i) grad_scaled[i] = grad[i] * 65536.0f;
+  float norm = static_cast<float>(std::sqrt(cpu::sum_squares(grad.data(), n)));
+  float norm_scaled = norm * 65536.0f, norm_inf = INFINITY, norm_nan = NAN;
+  auto attr = [](auto v) {
+    AttrValue a;
+    if constexpr (std::is_same_v<decltype(v), int>) {
+      a.type = AttrType::Int;
+      a.ints = {v};
+    } else {
+      a.type = AttrType::Float;
+      a.floats = {v};
+    }
+    return a;
+  };
+  for (bool adam : {true, false}) {
+    Attrs opt;
+    opt.set("lr", attr(1e-2));
+    opt.set("weight_decay", attr(0.1));
+    opt.set("max_norm", attr(1.0));
+    if (adam) {
+      opt.set("beta1", attr(0.9));
+      opt.set("beta2", attr(0.95));
+      opt.set("eps", attr(1e-8));
+    } else {
+      opt.set("momentum", attr(0.9));
+    }
+    Attrs opt_scaled = opt;
+    opt_scaled.set("loss_scaling", attr(1));
+    auto run = [&](const Attrs& a, std::vector<float>& g, float* nrm, double L) {
+      std::vector<float> param = random_floats(n, 5), m(n, 0.25f), v(n, 0.5f);
+      KernelLaunch l;
+      l.kernel = adam ? KernelId::AdamW : KernelId::Sgd;
+      l.attrs = &a;
+      TensorView pv{param.data(), DType::F32, {n}}, mv{m.data(), DType::F32, {n}}, vv{v.data(), DType::F32, {n}};
+      l.inputs = {pv, TensorView{g.data(), DType::F32, {n}}, mv};
+      if (adam) l.inputs.push_back(vv);
+      l.inputs.push_back(TensorView{nrm, DType::F32, {}});
+      l.outputs = adam ? std::vector<TensorView>{pv, mv, vv} : std::vector<TensorView>{pv, mv};
+      l.ctx.step = 2;
+      l.ctx.loss_scale = L;
+      check_launch(l);
+      be.launch(l);
+      param.insert(param.end(), m.begin(), m.end());
+      param.insert(param.end(), v.begin(), v.end());
+      return param;
+    };
+    auto plain = run(opt, grad, &norm, 1.0);
+    auto scaled = run(opt_scaled, grad_scaled, &norm_scaled, 65536.0);
+    for (int64_t i = 0; i < 3 * n; ++i) ASSERT_EQ(scaled[i], plain[i]) << (adam ? "adamw " : "sgd ") << i;
+    std::vector<float> untouched = random_floats(n, 5);
+    untouched.resize(n, 0.f);
+    untouched.insert(untouched.end(), static_cast<size_t>(n), 0.25f);
+    untouched.insert(untouched.end(), static_cast<size_t>(n), 0.5f);
+    EXPECT_EQ(run(opt_scaled, grad_scaled, &norm_inf, 65536.0), untouched);
+    EXPECT_EQ(run(opt_scaled, grad_scaled, &norm_nan, 65536.0), untouched);
+  }
+  // loss_scaling must be 0 or 1; L positive.
+  Attrs bad = ce;
+  bad.set("loss_scaling", attr(2));
+  expect_error([&] { ce_launch(bad, dL.data(), 1.0); }, {"loss_scaling", "0 or 1"});
+  expect_error([&] { ce_launch(ce_scaled, dL.data(), 0.0); }, {"loss scale must be a positive number"});
 }

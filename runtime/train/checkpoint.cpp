@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -131,6 +132,11 @@ void write_checkpoint_files(const std::string& dir, const Artifact& a, const Tra
                   {"seq", st.seq},
                   {"data_file", st.data_file},
                   {"files", files}};
+    state["optimizer_step"] = st.optimizer_step >= 0 ? st.optimizer_step : st.step;
+    if (st.loss_scale > 0) {
+      state["loss_scale"] = st.loss_scale;
+      state["loss_scale_clean_steps"] = st.loss_scale_clean_steps;
+    }
     write_text(join(tmp, kCheckpointStateFile), state.dump(2) + "\n");
     for (const char* f : kChecked) fsync_path(join(tmp, f), false);
     fsync_path(join(tmp, kCheckpointStateFile), false);
@@ -210,7 +216,14 @@ TrainerState load_checkpoint(const std::string& dir, Executor& ex) {
     st.batch = j.at("batch").get<int64_t>();
     st.seq = j.at("seq").get<int64_t>();
     st.data_file = j.value("data_file", std::string());
+    st.optimizer_step = j.value("optimizer_step", st.step);
+    st.loss_scale = j.value("loss_scale", 0.0);
+    st.loss_scale_clean_steps = j.value("loss_scale_clean_steps", int64_t{0});
     if (st.step < 0 || st.data_position < 0) fail("negative step or data_position");
+    if (st.optimizer_step < 0 || st.optimizer_step > st.step)
+      fail("optimizer_step {} is outside [0, step {}]", st.optimizer_step, st.step);
+    if (st.loss_scale < 0 || !std::isfinite(st.loss_scale) || st.loss_scale_clean_steps < 0)
+      fail("invalid loss_scale {} or loss_scale_clean_steps {}", st.loss_scale, st.loss_scale_clean_steps);
     for (const char* f : kChecked) {
       const json& e = j.at("files").at(f);
       std::string path = join(dir, f);

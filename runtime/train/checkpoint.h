@@ -4,7 +4,8 @@
 //                          Hugging Face name), one tensor per key (tied weights once)
 //   config.json            the artifact's model_config (the HF config.json text)
 //   optimizer.safetensors  every OptimizerState buffer under its buffer name
-//   trainer_state.json     step, data position, seed, token dtype, batch, seq, and the
+//   trainer_state.json     step, optimizer step, data position, seed, token dtype,
+//                          batch, seq, the loss scale (dynamic loss scaling), and the
 //                          size and FNV-1a 64 checksum of each of the three files above
 //
 // save_checkpoint() writes everything into DIR.tmp-<pid>, fsyncs it, then swaps it in
@@ -29,6 +30,13 @@ struct TrainerState {
   int64_t batch = 0;
   int64_t seq = 0;
   std::string data_file;  // informational
+  // Updates the optimizer has applied (its step T): equal to `step` unless dynamic
+  // loss scaling skipped some steps. -1 when loading an older checkpoint: take `step`.
+  int64_t optimizer_step = -1;
+  // Dynamic loss scaling (docs/training.md): the current scale and the clean steps
+  // since it last changed. loss_scale 0: not used (not written).
+  double loss_scale = 0;
+  int64_t loss_scale_clean_steps = 0;
 };
 
 inline constexpr const char* kCheckpointModelFile = "model.safetensors";

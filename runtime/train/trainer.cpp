@@ -26,6 +26,14 @@ double scheduled_lr(const Executor& ex, const std::string& function, int64_t ste
   return std::numeric_limits<double>::quiet_NaN();
 }
 
+bool uses_loss_scaling(const Executor& ex, const std::string& function) {
+  const FunctionDesc* f = ex.artifact().find_function(function);
+  if (f)
+    for (const InstructionDesc& inst : f->instructions)
+      if (inst.attrs.has("loss_scaling") && inst.attrs.get_int("loss_scaling") != 0) return true;
+  return false;
+}
+
 namespace {
 
 double scalar(const std::map<std::string, HostTensor>& out, const std::string& name,
@@ -104,6 +112,21 @@ std::vector<StepMetrics> train(Executor& ex, const TrainOptions& o) {
     hang = h && *h && std::string(h) != "0";
   }
 
+  // Dynamic loss scaling (docs/training.md): L starts at loss_scale_init, halves on a
+  // step whose gradient norm is not finite (the kernels skip the update; the step
+  // counts, the optimizer's T does not advance) and doubles after loss_scale_window
+  // clean steps. It never drops below min(1, init).
+  const bool dynamic = uses_loss_scaling(ex, o.function);
+  if (dynamic && !(o.loss_scale_init > 0 && std::isfinite(o.loss_scale_init)))
+    fail("--loss-scale-init must be a positive number, not {}", o.loss_scale_init);
+  if (dynamic && o.loss_scale_window < 1) fail("--loss-scale-window must be >= 1");
+  const double min_scale = std::min(1.0, o.loss_scale_init);
+  const double max_scale = std::ldexp(1.0, 100);
+  // Test hook: BMSYS_TEST_FORCE_OVERFLOW_STEP=k multiplies step k's loss scale by 1e38,
+  // so that its gradients overflow to inf/nan (a loss-scaled artifact only).
+  int64_t force_overflow = -1;
+  if (const char* fo = std::getenv("BMSYS_TEST_FORCE_OVERFLOW_STEP"); fo && *fo) force_overflow = std::atoll(fo);
+
   auto data = TokenFile::open(o.data, o.token_dtype);
   if (data->size() < o.seq)
     fail("{}: the file has {} tokens, fewer than one window of --seq {}", o.data, data->size(), o.seq);
@@ -114,6 +137,8 @@ std::vector<StepMetrics> train(Executor& ex, const TrainOptions& o) {
   st.batch = o.batch;
   st.seq = o.seq;
   st.data_file = o.data;
+  st.optimizer_step = 0;
+  if (dynamic) st.loss_scale = o.loss_scale_init;
   if (!o.resume_dir.empty()) {
     TrainerState r = load_checkpoint(o.resume_dir, ex);
     const std::string sp = o.resume_dir + "/" + kCheckpointStateFile;
@@ -127,8 +152,13 @@ std::vector<StepMetrics> train(Executor& ex, const TrainOptions& o) {
       fail("{}: data position {} is beyond the end of {} ({} tokens): another data file?", sp,
            r.data_position, o.data, data->size());
     st.step = r.step;
+    st.optimizer_step = r.optimizer_step >= 0 ? r.optimizer_step : r.step;
     st.data_position = r.data_position;
     st.seed = r.seed;
+    if (dynamic && r.loss_scale > 0) {
+      st.loss_scale = r.loss_scale;
+      st.loss_scale_clean_steps = r.loss_scale_clean_steps;
+    }
   }
 
   std::ofstream metrics;
@@ -144,7 +174,7 @@ std::vector<StepMetrics> train(Executor& ex, const TrainOptions& o) {
   std::vector<StepMetrics> out;
   std::vector<int64_t> ids(static_cast<size_t>(o.batch * o.seq));
   double elapsed = 0;
-  int64_t last_saved = -1;
+  int64_t last_saved = -1, skips_in_a_row = 0;
   for (int64_t T = first; T <= total; ++T) {
     auto t0 = std::chrono::steady_clock::now();
     if (T == kill_step) {
@@ -161,13 +191,39 @@ std::vector<StepMetrics> train(Executor& ex, const TrainOptions& o) {
     in["input_ids"] = HostTensor::from_i64(
         {local_batch, o.seq},
         std::vector<int64_t>(ids.begin() + rank * local_batch * o.seq, ids.begin() + (rank + 1) * local_batch * o.seq));
-    auto res = ex.run(o.function, in, 0, T);
+    RunOptions ro;
+    ro.step = st.optimizer_step + 1;  // the optimizer's T (= T without skipped steps)
+    ro.loss_scale = dynamic ? st.loss_scale : 1.0;
+    if (dynamic && T == force_overflow) ro.loss_scale *= 1e38;
+    auto res = ex.run(o.function, in, ro);
     StepMetrics m;
     m.step = T;
     m.loss = scalar(res, "loss", where);
     m.grad_norm = scalar(res, "grad_norm", where);
-    m.lr = scheduled_lr(ex, o.function, T);
+    m.lr = scheduled_lr(ex, o.function, ro.step);
     if (!std::isfinite(m.loss)) fail("{}: step {}: the loss is {}; stopping", where, T, m.loss);
+    if (dynamic) {
+      m.loss_scale = st.loss_scale;
+      m.grad_norm /= ro.loss_scale;  // the norm of the scaled gradients
+      m.skipped = !std::isfinite(m.grad_norm);
+      if (m.skipped) {  // the kernels skipped the update
+        st.loss_scale = std::max(min_scale, st.loss_scale / 2);
+        st.loss_scale_clean_steps = 0;
+        if (++skips_in_a_row >= kMaxConsecutiveSkips)
+          fail("{}: step {}: the gradients were not finite in {} consecutive steps (loss scale now {}); "
+               "stopping",
+               where, T, skips_in_a_row, st.loss_scale);
+      } else {
+        skips_in_a_row = 0;
+        st.optimizer_step = ro.step;
+        if (++st.loss_scale_clean_steps >= o.loss_scale_window) {
+          st.loss_scale = std::min(max_scale, st.loss_scale * 2);
+          st.loss_scale_clean_steps = 0;
+        }
+      }
+    } else {
+      st.optimizer_step = ro.step;
+    }
     st.step = T;
     st.data_position = next;
     double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -177,7 +233,8 @@ std::vector<StepMetrics> train(Executor& ex, const TrainOptions& o) {
 
     if (metrics.is_open()) {
       json j = {{"step", m.step},       {"loss", num(m.loss)},           {"lr", num(m.lr)},
-                {"grad_norm", num(m.grad_norm)}, {"loss_scale", m.loss_scale}, {"tokens_per_s", num(m.tokens_per_s)}};
+                {"grad_norm", num(m.grad_norm)}, {"loss_scale", m.loss_scale}, {"skipped", m.skipped},
+                {"tokens_per_s", num(m.tokens_per_s)}};
       metrics << j.dump() << "\n";
       metrics.flush();
       if (!metrics) fail("{}: write failed", o.metrics);
@@ -187,10 +244,13 @@ std::vector<StepMetrics> train(Executor& ex, const TrainOptions& o) {
       double eta = elapsed / static_cast<double>(done) * static_cast<double>(total - T);
       std::string line = fmt::format("step {}/{}  loss {:.4f}  {:.0f} tokens/s  ETA {}", T, total, m.loss,
                                      m.tokens_per_s, hms(eta));
+      if (m.skipped)
+        line += fmt::format("  skipped: gradients overflowed at loss scale {}, now {}", m.loss_scale,
+                            st.loss_scale);
       if (progress == ProgressMode::Terminal) {
-        std::fprintf(ps, "\r\033[K%s%s", line.c_str(), T == total ? "\n" : "");
+        std::fprintf(ps, "\r\033[K%s%s", line.c_str(), T == total || m.skipped ? "\n" : "");
         std::fflush(ps);
-      } else if (T == first || T == total || T % every == 0) {
+      } else if (T == first || T == total || T % every == 0 || m.skipped) {
         std::fprintf(ps, "%s\n", line.c_str());
         std::fflush(ps);
       }

@@ -337,6 +337,12 @@ int main(int argc, char** argv) {
   trn->add_option("--seed", to.seed, "recorded in checkpoints (nothing is random yet)")->default_val(0);
   trn->add_option("--token-dtype", token_dtype, "token file element type")
       ->default_val("u16")->check(CLI::IsMember({"u16", "u32"}));
+  trn->add_option("--loss-scale-init", to.loss_scale_init,
+                  "dynamic loss scaling (artifacts compiled with loss-scaling=dynamic): the initial scale")
+      ->default_val(65536.0)->check(CLI::PositiveNumber);
+  trn->add_option("--loss-scale-window", to.loss_scale_window,
+                  "dynamic loss scaling: double the scale after this many clean steps")
+      ->default_val(1000)->check(CLI::PositiveNumber);
   int nproc = 0;
   double comm_timeout = 60;
   trn->add_option("--nproc", nproc,

@@ -71,6 +71,24 @@ ZeroSlice zero_slice(const KernelLaunch& l) {
   const int64_t S = shard_size(n, R), off = std::min(n, l.ctx.rank * S);
   return {off, std::min(S, n - off)};
 }
+
+// The gradient coefficient of adamw/sgd from the norm input: the clipping coefficient
+// c, and with loss_scaling = 1 the norm first divided by L and c/L returned (the grad
+// is L times the true one; for a power-of-two L this is exact). False when the
+// unscaled norm is not finite: the update is skipped (docs/kernels.md).
+bool unscaled_clip(const KernelLaunch& l, double norm, double* coef) {
+  const Attrs& a = *l.attrs;
+  const double max_norm = a.has("max_norm") ? a.get_float("max_norm") : 0.0;
+  if (a.get_int("loss_scaling", 0) == 0) {
+    *coef = cpu::clip_coefficient(max_norm, norm);
+    return true;
+  }
+  const double L = l.ctx.loss_scale;
+  norm /= L;
+  if (!std::isfinite(norm)) return false;
+  *coef = cpu::clip_coefficient(max_norm, norm) / L;
+  return true;
+}
 }  // namespace
 
 void CpuBackend::launch(const KernelLaunch& l) {
@@ -252,7 +270,8 @@ void CpuBackend::launch(const KernelLaunch& l) {
     case KernelId::CrossEntropyGrad:
       cpu::cross_entropy_grad(y.as<float>(), in[0].as<float>(), in[1].as<int64_t>(),
                               in[0].shape[0], in[0].shape[1], in[0].shape[2],
-                              a.get_int("shift", 0) != 0);
+                              a.get_int("shift", 0) != 0,
+                              a.get_int("loss_scaling", 0) != 0 ? l.ctx.loss_scale : 1.0);
       return;
     case KernelId::GlobalNorm: {
       double ss = 0;
@@ -289,8 +308,7 @@ void CpuBackend::launch(const KernelLaunch& l) {
       p.beta2 = a.get_float("beta2");
       p.eps = a.get_float("eps");
       p.weight_decay = a.get_float("weight_decay");
-      p.clip = cpu::clip_coefficient(a.has("max_norm") ? a.get_float("max_norm") : 0.0,
-                                     *in[4].as<float>());
+      if (!unscaled_clip(l, *in[4].as<float>(), &p.clip)) return;  // overflow: skip the step
       p.step = l.ctx.step;
       ZeroSlice z = zero_slice(l);
       cpu::adamw(in[0].as<float>() + z.offset, in[1].as<float>(), in[2].as<float>(), in[3].as<float>(),
@@ -302,8 +320,7 @@ void CpuBackend::launch(const KernelLaunch& l) {
       p.lr = LrSchedule::from_attrs(a).at(l.ctx.step);
       p.momentum = a.get_float("momentum");
       p.weight_decay = a.get_float("weight_decay");
-      p.clip = cpu::clip_coefficient(a.has("max_norm") ? a.get_float("max_norm") : 0.0,
-                                     *in[3].as<float>());
+      if (!unscaled_clip(l, *in[3].as<float>(), &p.clip)) return;  // overflow: skip the step
       p.step = l.ctx.step;
       ZeroSlice z = zero_slice(l);
       cpu::sgd(in[0].as<float>() + z.offset, in[1].as<float>(), in[2].as<float>(), z.count, p);

@@ -565,7 +565,7 @@ void silu_grad(float* dx, const float* x, const float* dy, int64_t n) {
 }
 
 void cross_entropy_grad(float* dlogits, const float* logits, const int64_t* labels, int64_t B,
-                        int64_t S, int64_t V, bool shift) {
+                        int64_t S, int64_t V, bool shift, double scale) {
   const int64_t terms_per_row = shift ? S - 1 : S;
   for (int64_t b = 0; b < B; ++b)
     for (int64_t s = 0; s < terms_per_row; ++s) {
@@ -590,7 +590,7 @@ void cross_entropy_grad(float* dlogits, const float* logits, const int64_t* labe
       for (int64_t i = 0; i < V; ++i) sum += std::exp(row[i] - mx);
       for (int64_t i = 0; i < V; ++i) {
         double pr = std::exp(row[i] - mx) / sum;
-        out[i] = static_cast<float>((pr - (i == lab ? 1.0 : 0.0)) / count);
+        out[i] = static_cast<float>((pr - (i == lab ? 1.0 : 0.0)) / count * scale);
       }
     }
 }

@@ -80,9 +80,10 @@ void attention_grad(float* dq, float* dk, float* dv, const float* q, const float
                     const float* dy, const AttentionParams& p);
 void gelu_grad(float* dx, const float* x, const float* dy, int64_t n, bool tanh_approx);
 void silu_grad(float* dx, const float* x, const float* dy, int64_t n);
-// (softmax(logits) - onehot(label)) / count at scored positions, 0 elsewhere.
+// (softmax(logits) - onehot(label)) / count at scored positions, 0 elsewhere; times
+// `scale` (the loss scale L of a loss_scaling launch, else 1).
 void cross_entropy_grad(float* dlogits, const float* logits, const int64_t* labels, int64_t B,
-                        int64_t S, int64_t V, bool shift);
+                        int64_t S, int64_t V, bool shift, double scale = 1.0);
 // Sum of squares of n elements, in double (fixed-size blocks, summed in order).
 double sum_squares(const float* x, int64_t n);
 
