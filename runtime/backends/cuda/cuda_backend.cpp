@@ -1007,7 +1007,9 @@ CudaBackend::CudaBackend(const BackendOptions& opts) : impl_(std::make_unique<Im
   BMSYS_CUDA(cudaGetDeviceProperties(&m.prop, m.device), "reading device properties");
   m.use_graphs = env_flag("BMSYS_CUDA_GRAPHS", true);
   m.use_pdl = env_flag("BMSYS_CUDA_PDL", true) && m.prop.major >= 9;
-  m.gemv_variant = env_int("BMSYS_CUDA_GEMV", 1);
+  // Default 0: on the H200 cuBLASLt's GEMV streamed the 6.7B decode weights faster than
+  // the own kernels (docs/cuda.md, "Results"); 1 turns the own GEMVs and their fusions on.
+  m.gemv_variant = env_int("BMSYS_CUDA_GEMV", 0);
   m.use_gemv = m.gemv_variant != 0;
   m.use_fuse = env_flag("BMSYS_CUDA_FUSE", true);
   m.use_flash = env_flag("BMSYS_CUDA_FLASH", true) && m.prop.major >= 8;

@@ -86,12 +86,26 @@ __global__ void rope_kernel(RopeArgs<T> a, const int64_t* pos, int64_t T_, int64
     double sn, cs;
     sincos(static_cast<double>(pos[t]) * freq, &sn, &cs);
     const float c = static_cast<float>(cs), s = static_cast<float>(sn);
-    for (int64_t h = 0; h < N; ++h) {
-      const T* xh = x + (t * N + h) * D;
-      T* yh = y + (t * N + h) * D;
-      const float a0 = to_f(xh[i]), b0 = to_f(xh[i + half]);
-      yh[i] = from_f<T>(a0 * c - b0 * s);
-      yh[i + half] = from_f<T>(b0 * c + a0 * s);
+    // Eight heads at a time: their loads are issued together (a decode step has only
+    // D/2 threads, so this loop's latency is the kernel's).
+    for (int64_t h0 = 0; h0 < N; h0 += 8) {
+      float av[8], bv[8];
+#pragma unroll
+      for (int k = 0; k < 8; ++k) {
+        if (h0 + k < N) {
+          const T* xh = x + (t * N + h0 + k) * D;
+          av[k] = to_f(xh[i]);
+          bv[k] = to_f(xh[i + half]);
+        }
+      }
+#pragma unroll
+      for (int k = 0; k < 8; ++k) {
+        if (h0 + k < N) {
+          T* yh = y + (t * N + h0 + k) * D;
+          yh[i] = from_f<T>(av[k] * c - bv[k] * s);
+          yh[i + half] = from_f<T>(bv[k] * c + av[k] * s);
+        }
+      }
     }
   }
 }

@@ -18,6 +18,14 @@ CudaBackend& gpu() {
   static CudaBackend* be = new CudaBackend(BackendOptions{});
   return *be;
 }
+// The own GEMVs and their fusions (BMSYS_CUDA_GEMV=1; the default is cuBLASLt).
+CudaBackend& gpu_gemv() {
+  static CudaBackend* be = [] {
+    ScopedEnv env("BMSYS_CUDA_GEMV", "1");
+    return new CudaBackend(BackendOptions{});
+  }();
+  return *be;
+}
 CpuBackend& cpu() {
   static CpuBackend be;
   return be;
@@ -79,7 +87,10 @@ TEST(CudaKernels, Linear) {
   for (DType t : kFloatTypes)
     for (auto& s : shapes)
       for (int wt = 0; wt < 2; ++wt)
-        for (int bias = 0; bias < 2; ++bias) linear_case(t, s[0], s[1], s[2], wt, bias, rng);
+        for (int bias = 0; bias < 2; ++bias) {
+          linear_case(t, s[0], s[1], s[2], wt, bias, rng);
+          linear_case(t, s[0], s[1], s[2], wt, bias, rng, &gpu_gemv());
+        }
 }
 
 TEST(CudaKernels, LinearWithoutGemv) {
@@ -117,9 +128,9 @@ TEST(CudaKernels, GroupedGemv) {
       for (int j = 0; j < 3; ++j)
         c.calls.push_back({KernelId::Linear, attrs({}), {0, 1 + j}, {4 + j}});
       c.check = {4, 5, 6};
-      auto before = gpu().stats().launches_saved;
-      expect_matches_cpu(c, t == DType::F32 ? 3e-5 : tol_for(t), nullptr, "grouped gemv");
-      EXPECT_GE(gpu().stats().launches_saved - before, 2) << "q/k/v were not grouped";
+      auto before = gpu_gemv().stats().launches_saved;
+      expect_matches_cpu(c, t == DType::F32 ? 3e-5 : tol_for(t), &gpu_gemv(), "grouped gemv");
+      EXPECT_GE(gpu_gemv().stats().launches_saved - before, 2) << "q/k/v were not grouped";
     }
   }
 }
@@ -146,10 +157,12 @@ TEST(CudaKernels, GemvEpilogues) {
           case 4: c.calls.push_back({KernelId::Gelu, attrs({{"approximate", str_attr("none")}}), {4}, {5}}); break;
         }
         c.check = {4, 5};
-        auto before = gpu().stats().launches_saved;
-        expect_matches_cpu(c, t == DType::F32 ? 3e-5 : tol_for(t), nullptr,
+        auto before = gpu_gemv().stats().launches_saved;
+        expect_matches_cpu(c, t == DType::F32 ? 3e-5 : tol_for(t), &gpu_gemv(),
                            fmt::format("gemv epilogue {} M={} op {}", dtype_name(t), M, k));
-        EXPECT_GE(gpu().stats().launches_saved - before, 1) << "epilogue not fused, op " << k;
+        EXPECT_GE(gpu_gemv().stats().launches_saved - before, 1) << "epilogue not fused, op " << k;
+        // The default backend (cuBLASLt, no GEMV fusion) computes the same.
+        expect_matches_cpu(c, t == DType::F32 ? 3e-5 : tol_for(t), nullptr, "linear + elementwise");
       }
 }
 
@@ -158,7 +171,7 @@ TEST(CudaKernels, GemvEpilogues) {
 TEST(CudaKernels, FusedRmsNormGemv) {
   BMSYS_SKIP_WITHOUT_GPU();
   std::mt19937 rng(24);
-  CudaBackend& fused = gpu();  // created before the switch below
+  CudaBackend& fused = gpu_gemv();
   std::unique_ptr<CudaBackend> unfused_be;
   {
     // The same GEMV kernel (the pipelined one, which the fused norm uses), unfused.
@@ -176,9 +189,9 @@ TEST(CudaKernels, FusedRmsNormGemv) {
       c.calls.push_back({KernelId::RmsNorm, attrs({{"eps", float_attr(1e-5)}}), {0, 1}, {2}});
       for (int j = 0; j < 3; ++j) c.calls.push_back({KernelId::Linear, attrs({}), {2, 3 + j}, {6 + j}});
       c.check = {2, 6, 7, 8};
-      auto before = gpu().stats().launches_saved;
-      expect_matches_cpu(c, t == DType::F32 ? 3e-5 : tol_for(t), nullptr, "rms_norm+gemv");
-      EXPECT_GE(gpu().stats().launches_saved - before, 3) << "norm and q/k/v were not fused";
+      auto before = fused.stats().launches_saved;
+      expect_matches_cpu(c, t == DType::F32 ? 3e-5 : tol_for(t), &fused, "rms_norm+gemv");
+      EXPECT_GE(fused.stats().launches_saved - before, 3) << "norm and q/k/v were not fused";
       std::vector<HostTensor> a = run_calls(fused, c.tensors, c.calls, c.ctx);
       std::vector<HostTensor> b = run_calls(unfused, c.tensors, c.calls, c.ctx);
       for (int i : c.check) EXPECT_EQ(a[i].data, b[i].data) << "fused differs from unfused, tensor " << i;
