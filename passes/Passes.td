@@ -266,6 +266,12 @@ def BmsysQuantize : Pass<"bmsys-quantize", "mlir::ModuleOp"> {
     `skip` lists parameter keys to keep in float (for example a tied
     `lm_head`).
 
+    `mode=qat` (quantization-aware training, BMCook) instead inserts a
+    `bmsys.fake_quant` after every read of those weights: training sees the
+    INT8 rounding, gradients pass straight through, and running
+    `mode=int8` on the trained checkpoint exports exactly the weights the
+    training saw.
+
     ```mlir
     bmsys.param @q_proj.weight_int8 : tensor<64x64xi8> from "model.int8.safetensors"["q_proj.weight_int8"]
     bmsys.param @q_proj.weight_scale : tensor<64xf32> from "model.int8.safetensors"["q_proj.weight_scale"]
@@ -273,7 +279,8 @@ def BmsysQuantize : Pass<"bmsys-quantize", "mlir::ModuleOp"> {
     ```
   }];
   let options = [
-    Option<"mode", "mode", "std::string", /*default=*/"\"int8\"", "int8">,
+    Option<"mode", "mode", "std::string", /*default=*/"\"int8\"",
+           "int8 (real INT8 weights) or qat (fake quantization for training)">,
     Option<"activations", "activations", "std::string", /*default=*/"\"float\"",
            "float (weight-only INT8) or int8 (per-token INT8 activations)">,
     Option<"output", "output", "std::string", /*default=*/"\"\"",

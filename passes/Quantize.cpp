@@ -32,10 +32,23 @@ struct Quantized {
 struct Quantize : bmsys::impl::BmsysQuantizeBase<Quantize> {
   using Base::Base;
 
+  /// Quantization-aware training: every linear reads its weight through a
+  /// fake quantization with the rows of the INT8 export.
+  void fakeQuantize(llvm::MapVector<ParamOp, SmallVector<LinearOp>> &uses) {
+    OpBuilder b(&getContext());
+    for (auto &[param, linears] : uses)
+      for (LinearOp linear : linears) {
+        b.setInsertionPoint(linear);
+        auto fq = FakeQuantOp::create(b, linear.getLoc(), linear.getWeight(),
+                                      linear.getWeightTransposed() ? 1 : 0);
+        linear.getWeightMutable().assign(fq);
+      }
+  }
+
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    if (mode != "int8") {
-      module.emitError() << "bmsys-quantize: mode must be int8, got '" << mode << "'";
+    if (mode != "int8" && mode != "qat") {
+      module.emitError() << "bmsys-quantize: mode must be int8 or qat, got '" << mode << "'";
       return signalPassFailure();
     }
     if (activations != "float" && activations != "int8") {
@@ -56,6 +69,8 @@ struct Quantize : bmsys::impl::BmsysQuantizeBase<Quantize> {
     });
     if (uses.empty())
       return;
+    if (mode == "qat")
+      return fakeQuantize(uses);
 
     std::string file = output;
     if (file.empty()) {

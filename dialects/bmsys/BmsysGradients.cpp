@@ -101,6 +101,12 @@ LogicalResult CastOp::buildGradients(OpBuilder &b, ValueRange operands, ValueRan
   return success();
 }
 
+LogicalResult FakeQuantOp::buildGradients(OpBuilder &b, ValueRange operands, ValueRange results,
+                                          ValueRange grads, SmallVectorImpl<Value> &out) {
+  out.push_back(grads[0]); // straight-through estimator
+  return success();
+}
+
 LogicalResult AddOp::buildGradients(OpBuilder &b, ValueRange operands, ValueRange results,
                                     ValueRange grads, SmallVectorImpl<Value> &out) {
   out.append({Value(grads[0]), Value(grads[0])});

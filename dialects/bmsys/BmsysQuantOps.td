@@ -3,7 +3,27 @@
 #define BMSYS_QUANT_OPS_TD
 
 include "dialects/bmsys/BmsysBase.td"
+include "dialects/bmsys/BmsysInterfaces.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
+
+def Bmsys_FakeQuantOp : Bmsys_Op<"fake_quant", [Pure, SameOperandsAndResultType,
+    DeclareOpInterfaceMethods<Bmsys_DifferentiableOpInterface>]> {
+  let summary = "quantize and dequantize a weight (quantization-aware training)";
+  let description = [{
+    Rounds each output row of a weight to the symmetric INT8 grid of
+    `bmsys-quantize{mode=int8}` and back: `s = max|w_row| / 127`,
+    `result = clamp(round(w / s), -127, 127) · s`. Rows run along `axis`
+    (0 for `[out, in]` weights, 1 for GPT-2's `[in, out]`). The gradient is
+    the straight-through estimator: it passes unchanged.
+
+    ```mlir
+    %wq = bmsys.fake_quant %w {axis = 0 : i64} : tensor<176x64xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$x, I64Attr:$axis);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "$x attr-dict `:` type($result)";
+}
 
 def Bmsys_LinearInt8Op : Bmsys_Op<"linear_int8", [Pure]> {
   let summary = "linear op with row-wise symmetric INT8 weights";

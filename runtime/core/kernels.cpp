@@ -108,6 +108,7 @@ const std::vector<KernelSpec>& table() {
       {KernelId::AllGather, "all_gather", 1, 1, 1, {{"ranks", AttrType::Int, true}}, {}},
       {KernelId::SyncParam, "sync_param", 1, 1, 1, {{"ranks", AttrType::Int, true}}, {0}, {0}},
       {KernelId::LinearInt8, "linear_int8", 3, 4, 1, {{"activations", AttrType::String, true}}, {}},
+      {KernelId::FakeQuant, "fake_quant", 1, 1, 1, {{"axis", AttrType::Int, true}}, {}},
   };
   return t;
 }
@@ -332,6 +333,14 @@ void check_launch(const KernelLaunch& l) {
       expect_shape(y, with_last(in[0].shape, N), "y (output 0)");
       break;
     }
+    case KernelId::FakeQuant: {
+      int64_t axis = a.get_int("axis");
+      expect_dtype(in[0], DType::F32, "w (input 0)");
+      if (in[0].shape.size() != 2) fail("w (input 0) must be a matrix, got {}", shape_str(in[0].shape));
+      if (axis != 0 && axis != 1) fail("attribute 'axis' must be 0 or 1, not {}", axis);
+      expect_shape(y, in[0].shape, "y (output 0)");
+      break;
+    }
     case KernelId::LinearInt8: {
       std::string act = a.get_string("activations");
       if (act != "float" && act != "int8")
@@ -406,7 +415,10 @@ void check_launch(const KernelLaunch& l) {
           if (c.size() != 4 || c[2] != Nkv || c[3] != D)
             fail("{} has shape {}, expected [Bmax,Smax,{},{}]", names[i], shape_str(c), Nkv, D);
           if (c != in[3].shape) fail("k_cache and v_cache shapes differ");
-          if (in[0].shape[0] > c[0]) fail("batch {} exceeds the cache's {}", in[0].shape[0], c[0]);
+          const int64_t off = l.ctx.batch_offset;
+          if (off < 0 || in[0].shape[0] + off > c[0])
+            fail("batch {}{} exceeds the cache's {}", in[0].shape[0],
+                 off ? fmt::format(" at cache row offset {}", off) : std::string(), c[0]);
           int64_t P = l.ctx.start_pos, S = in[0].shape[1];
           if (P < 0 || P + S > c[1])
             fail("start_pos {} + seq {} exceeds the cache length {}", P, S, c[1]);

@@ -57,6 +57,7 @@ enum class KernelId : uint16_t {
   SyncParam,
   // Quantized inference (docs/kernels.md "Quantization").
   LinearInt8,
+  FakeQuant,
   kCount
 };
 
@@ -144,6 +145,10 @@ struct LaunchContext {
   // the attribute loss_scaling = 1 multiply (cross_entropy_grad) or divide (adamw,
   // sgd) by it. 1 outside loss-scaled training.
   double loss_scale = 1.0;
+  // The first KV-cache row of this call's batch: attention with a cache uses cache rows
+  // batch_offset .. batch_offset+B-1 for the call's rows 0..B-1 (per-sequence prefill of
+  // batched generation). 0 unless Backend::supports_batch_offset().
+  int64_t batch_offset = 0;
   // The data-parallel ranks (never null in an executor's launches; world size 1
   // outside distributed runs). Collective kernels go through it.
   Communicator* comm = nullptr;

@@ -119,6 +119,10 @@ void CpuBackend::launch(const KernelLaunch& l) {
                   in.size() == 3 ? in[2].as<float>() : nullptr, M, K, N, wt);
       return;
     }
+    case KernelId::FakeQuant:
+      cpu::fake_quant(y.as<float>(), in[0].as<float>(), in[0].shape[0], in[0].shape[1],
+                      a.get_int("axis"));
+      return;
     case KernelId::LinearInt8: {
       int64_t K = in[1].shape[1], N = in[1].shape[0];
       int64_t M = K ? in[0].numel() / K : 0;
@@ -163,10 +167,11 @@ void CpuBackend::launch(const KernelLaunch& l) {
       p.scale = a.get_float("scale");
       p.causal = a.get_int("causal") != 0;
       p.P = l.ctx.start_pos;
-      if (in.size() == 5) {
-        p.k_cache = in[3].as<float>();
-        p.v_cache = in[4].as<float>();
-        p.Bmax = in[3].shape[0];
+      if (in.size() == 5) {  // rows batch_offset.. of the cache
+        const int64_t row = in[3].shape[1] * in[3].shape[2] * in[3].shape[3];
+        p.k_cache = in[3].as<float>() + l.ctx.batch_offset * row;
+        p.v_cache = in[4].as<float>() + l.ctx.batch_offset * row;
+        p.Bmax = in[3].shape[0] - l.ctx.batch_offset;
         p.Smax = in[3].shape[1];
       }
       cpu::attention(y.as<float>(), in[0].as<float>(), in[1].as<float>(), in[2].as<float>(), p);

@@ -25,6 +25,22 @@ void embedding(float* y, const int64_t* ids, int64_t n, const float* table, int6
     std::memcpy(y + i * H, table + ids[i] * H, static_cast<size_t>(H) * sizeof(float));
 }
 
+void fake_quant(float* y, const float* w, int64_t R, int64_t C, int64_t axis) {
+  // Quantized "rows": n in [0, rows) with elements at w[n * step + k * stride].
+  int64_t rows = axis == 0 ? R : C, len = axis == 0 ? C : R;
+  int64_t step = axis == 0 ? C : 1, stride = axis == 0 ? 1 : C;
+  for (int64_t n = 0; n < rows; ++n) {
+    float amax = 0.f;
+    for (int64_t k = 0; k < len; ++k) amax = std::max(amax, std::fabs(w[n * step + k * stride]));
+    // The same float arithmetic as bmsys-quantize, so the export matches.
+    float scale = amax > 0.f ? amax / 127.0f : 1.0f;
+    for (int64_t k = 0; k < len; ++k) {
+      int64_t i = n * step + k * stride;
+      y[i] = std::clamp(std::nearbyint(w[i] / scale), -127.f, 127.f) * scale;
+    }
+  }
+}
+
 void linear_int8(float* y, const float* x, const int8_t* q, const float* scale, const float* bias,
                  int64_t M, int64_t K, int64_t N, bool int8_activations) {
 #pragma omp parallel for schedule(static) if (M * N * K > (1 << 16))

@@ -15,6 +15,10 @@ void embedding(float* y, const int64_t* ids, int64_t n, const float* table, int6
 // y[M,N] = x[M,K] · (q[N,K] · scale[N])ᵀ + bias, q row-wise INT8. With
 // int8_activations each row of x is quantized symmetrically (max|x|/127) and
 // the products are summed exactly in int32 (docs/kernels.md "Quantization").
+// y = the weight w [R, C] rounded to row-wise symmetric INT8 and back; rows
+// run along `axis` (0: the rows of w; 1: its columns).
+void fake_quant(float* y, const float* w, int64_t R, int64_t C, int64_t axis);
+
 void linear_int8(float* y, const float* x, const int8_t* q, const float* scale, const float* bias,
                  int64_t M, int64_t K, int64_t N, bool int8_activations);
 
