@@ -41,17 +41,7 @@ SmallVector<InlinedBlock> inlineBlocks(func::FuncOp func, DenseMap<Operation *, 
   func.walk([&](BlockOp op) { ops.push_back(op); });
   for (BlockOp op : ops) {
     InlinedBlock info{op.getName().str(), op->hasAttr("bmsys.checkpoint"), {}};
-    Block &body = op.getBody().front();
-    auto yield = cast<YieldOp>(body.getTerminator());
-    SmallVector<Value> results(yield.getValues());
-    yield.erase();
-    for (auto [arg, input] : llvm::zip(body.getArguments(), op.getInputs()))
-      arg.replaceAllUsesWith(input);
-    for (Operation &inner : body)
-      info.ops.push_back(&inner);
-    op->getBlock()->getOperations().splice(Block::iterator(op), body.getOperations());
-    op->replaceAllUsesWith(results);
-    op.erase();
+    info.ops = inlineBlock(op);
     for (Operation *inner : info.ops)
       owner[inner] = blocks.size();
     blocks.push_back(std::move(info));

@@ -15,17 +15,24 @@ struct InlineBlocks : bmsys::impl::BmsysInlineBlocksBase<InlineBlocks> {
     SmallVector<BlockOp> blocks;
     // Post-order: nested blocks are inlined into their parent first.
     getOperation().walk([&](BlockOp op) { blocks.push_back(op); });
-    for (BlockOp op : blocks) {
-      Block &body = op.getBody().front();
-      auto yield = cast<YieldOp>(body.getTerminator());
-      SmallVector<Value> results(yield.getValues());
-      yield.erase();
-      for (auto [arg, input] : llvm::zip(body.getArguments(), op.getInputs()))
-        arg.replaceAllUsesWith(input);
-      op->getBlock()->getOperations().splice(Block::iterator(op), body.getOperations());
-      op->replaceAllUsesWith(results);
-      op.erase();
-    }
+    for (BlockOp op : blocks)
+      inlineBlock(op);
   }
 };
 } // namespace
+
+SmallVector<Operation *> bmsys::inlineBlock(BlockOp op) {
+  Block &body = op.getBody().front();
+  auto yield = cast<YieldOp>(body.getTerminator());
+  SmallVector<Value> results(yield.getValues());
+  yield.erase();
+  for (auto [arg, input] : llvm::zip(body.getArguments(), op.getInputs()))
+    arg.replaceAllUsesWith(input);
+  SmallVector<Operation *> ops;
+  for (Operation &inner : body)
+    ops.push_back(&inner);
+  op->getBlock()->getOperations().splice(Block::iterator(op), body.getOperations());
+  op->replaceAllUsesWith(results);
+  op.erase();
+  return ops;
+}

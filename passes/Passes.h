@@ -14,6 +14,11 @@ namespace bmsys {
 #define GEN_PASS_REGISTRATION
 #include "passes/Passes.h.inc"
 
+/// Replaces `block` by its body in the enclosing region and returns the ops
+/// that were its body, in order (used by bmsys-inline-blocks and by
+/// bmsys-autodiff, which needs to know each block's ops).
+llvm::SmallVector<mlir::Operation *> inlineBlock(BlockOp block);
+
 /// Registers the named pipelines (`bmsys-infer-pipeline`, ...).
 void registerPipelines();
 
