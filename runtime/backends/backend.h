@@ -59,6 +59,9 @@ class Backend {
   virtual bool supports(KernelId kernel) const = 0;
   // Whether tensors of this dtype can be kernel operands (CPU: f32 and i64).
   virtual bool supports_dtype(DType dtype) const = 0;
+  // Whether attention honours LaunchContext::batch_offset (a call's rows at an offset
+  // in the KV cache). The executor refuses a nonzero offset otherwise.
+  virtual bool supports_batch_offset() const { return false; }
 
   // Memory. `what` names the allocation in errors ("activation pool", "weight 'wte'").
   // At least 64-byte aligned; contents undefined. bytes == 0 is allowed.

@@ -319,6 +319,14 @@ std::map<std::string, HostTensor> Executor::run(const std::string& function,
   if (!(options.loss_scale > 0)) fail("{}: the loss scale must be positive, not {}", fwhere, options.loss_scale);
   LaunchContext ctx{B, S, start_pos, a.max_batch, a.max_seq, step};
   ctx.loss_scale = options.loss_scale;
+  if (options.batch_offset != 0) {
+    if (options.batch_offset < 0 || options.batch_offset + B > a.max_batch)
+      fail("{}: batch {} at cache row offset {} exceeds max_batch {}", fwhere, B, options.batch_offset,
+           a.max_batch);
+    if (!backend_->supports_batch_offset())
+      fail("{}: the {} backend does not support a cache row offset (batch_offset)", fwhere, backend_->name());
+  }
+  ctx.batch_offset = options.batch_offset;
   ctx.comm = comm_.get();
   ctx.rank = comm_->rank();
   ctx.world_size = comm_->world_size();

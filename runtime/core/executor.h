@@ -40,6 +40,9 @@ struct RunOptions {
   int64_t start_pos = 0;    // P
   int64_t step = 0;         // T: the 1-based training step adamw/sgd see; 0 outside training
   double loss_scale = 1.0;  // L: the dynamic loss scale (LaunchContext::loss_scale)
+  // The first KV-cache row of this call's batch (LaunchContext::batch_offset);
+  // batch_offset + B <= max_batch. Nonzero only on backends that support it.
+  int64_t batch_offset = 0;
 };
 
 class Executor {

@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <random>
 #include <sstream>
 
 #include "runtime/backends/backend.h"
@@ -25,6 +26,7 @@
 #include "runtime/core/error.h"
 #include "runtime/core/executor.h"
 #include "runtime/core/version.h"
+#include "runtime/infer/generate.h"
 #include "runtime/io/safetensors.h"
 #include "runtime/train/token_data.h"
 #include "runtime/train/trainer.h"
@@ -207,13 +209,13 @@ int launch_ranks(int nproc, int threads, char** argv) {
   return 1;
 }
 
-std::vector<int64_t> parse_ids(const std::string& s) {
+std::vector<int64_t> parse_ids(const std::string& s, const char* what = "--prompt-ids") {
   std::vector<int64_t> ids;
   std::stringstream ss(s);
   std::string tok;
   while (std::getline(ss, tok, ',')) {
     size_t b = tok.find_first_not_of(" \t"), e = tok.find_last_not_of(" \t");
-    if (b == std::string::npos) fail("--prompt-ids: empty element in '{}'", s);
+    if (b == std::string::npos) fail("{}: empty element in '{}'", what, s);
     tok = tok.substr(b, e - b + 1);
     size_t used = 0;
     long long v = 0;
@@ -222,23 +224,27 @@ std::vector<int64_t> parse_ids(const std::string& s) {
     } catch (const std::exception&) {
       used = 0;
     }
-    if (used != tok.size() || v < 0) fail("--prompt-ids: '{}' is not a non-negative integer", tok);
+    if (used != tok.size() || v < 0) fail("{}: '{}' is not a non-negative integer", what, tok);
     ids.push_back(v);
   }
-  if (ids.empty()) fail("--prompt-ids: no token ids given");
+  if (ids.empty()) fail("{}: no token ids given", what);
   return ids;
 }
 
-int64_t argmax_last(const HostTensor& logits) {
-  if (logits.shape.size() != 3 || logits.shape[0] != 1)
-    fail("generate: output 'logits' has shape {}, expected [1,S,V]", shape_str(logits.shape));
-  std::vector<float> v = logits.to_f32();
-  int64_t S = logits.shape[1], V = logits.shape[2];
-  const float* row = v.data() + (S - 1) * V;
-  int64_t best = 0;
-  for (int64_t i = 1; i < V; ++i)
-    if (row[i] > row[best]) best = i;  // first maximum, as torch.argmax
-  return best;
+// --prompts-file: one comma-separated prompt per line; blank lines are skipped.
+std::vector<std::vector<int64_t>> read_prompts_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) fail("{}: cannot open", path);
+  std::vector<std::vector<int64_t>> prompts;
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    const std::string what = fmt::format("{}:{}", path, n);
+    prompts.push_back(parse_ids(line, what.c_str()));
+  }
+  if (prompts.empty()) fail("{}: no prompts", path);
+  return prompts;
 }
 
 void inspect(const Artifact& a) {
@@ -311,12 +317,34 @@ int main(int argc, char** argv) {
       ->default_val(1)->check(CLI::PositiveNumber);
 
   Common gc;
-  std::string prompt;
-  int64_t max_new = 0;
-  auto* gen = app.add_subcommand("generate", "greedy decoding with the KV cache; prints prompt + new ids");
+  std::vector<std::string> prompt_args;
+  std::string prompts_file, stop_ids;
+  GenerateOptions go;
+  bool gen_text = false;
+  uint64_t gen_seed = 0;
+  auto* gen = app.add_subcommand(
+      "generate", "decoding with the KV cache (greedy or sampled, batched); prints prompt + new ids per sequence");
   add_common(gen, gc, true);
-  gen->add_option("--prompt-ids", prompt, "comma-separated token ids, e.g. 1,2,3")->required();
-  gen->add_option("--max-new-tokens", max_new, "number of tokens to generate")->required()->check(CLI::NonNegativeNumber);
+  auto* prompt_opt = gen->add_option("--prompt-ids", prompt_args,
+                                     "comma-separated token ids, e.g. 1,2,3; repeat for a batch of prompts");
+  gen->add_option("--prompts-file", prompts_file, "a file of prompts: comma-separated ids, one prompt per line")
+      ->check(CLI::ExistingFile)->excludes(prompt_opt);
+  gen->add_option("--max-new-tokens", go.max_new_tokens, "number of tokens to generate per sequence")
+      ->required()->check(CLI::NonNegativeNumber);
+  gen->add_option("--temperature", go.sampling.temperature, "sampling temperature; 0: greedy")->default_val(0.0);
+  gen->add_option("--top-k", go.sampling.top_k, "sample among the K most likely tokens (0: all)")->default_val(0);
+  gen->add_option("--top-p", go.sampling.top_p, "nucleus sampling: the smallest set of probability >= P")
+      ->default_val(1.0);
+  gen->add_option("--repetition-penalty", go.sampling.repetition_penalty,
+                  "divide positive (multiply negative) logits of tokens seen in prompt or output by R")
+      ->default_val(1.0);
+  gen->add_option("--frequency-penalty", go.sampling.frequency_penalty,
+                  "subtract F times the count of each token in the output so far")->default_val(0.0);
+  gen->add_option("--presence-penalty", go.sampling.presence_penalty,
+                  "subtract P from every token present in the output so far")->default_val(0.0);
+  gen->add_option("--stop-ids", stop_ids, "comma-separated ids that end a sequence (printed)");
+  auto* seed_opt = gen->add_option("--seed", gen_seed, "sampling seed (default: random)");
+  gen->add_flag("--text", gen_text, "print each sequence as bytes (byte-level vocabularies: ids < 256)");
 
   Common tc;
   TrainOptions to;
@@ -426,28 +454,28 @@ int main(int argc, char** argv) {
       auto outputs = ex->run(function, inputs, 0, infer_step);
       write_safetensors(output, outputs);
     } else if (*gen) {
-      std::vector<int64_t> ids = parse_ids(prompt);
+      std::vector<std::vector<int64_t>> prompts;
+      if (!prompts_file.empty()) prompts = read_prompts_file(prompts_file);
+      for (const std::string& p : prompt_args) prompts.push_back(parse_ids(p));
+      if (prompts.empty()) fail("generate: give --prompt-ids (one or more) or --prompts-file");
+      if (!stop_ids.empty()) go.stop_ids = parse_ids(stop_ids, "--stop-ids");
+      go.seed = seed_opt->count() ? gen_seed : std::random_device{}();
+      check_sampling_options(go.sampling);
       auto ex = make_executor(gc);
-      int64_t max_seq = ex->artifact().max_seq;
-      if (static_cast<int64_t>(ids.size()) + max_new > max_seq)
-        fail("{}: prompt of {} tokens + {} new tokens exceeds max_seq {}", gc.artifact, ids.size(),
-             max_new, max_seq);
-      int64_t P = 0;
-      std::vector<int64_t> chunk = ids;
-      for (int64_t step = 0; step < max_new; ++step) {
-        std::map<std::string, HostTensor> in;
-        in["input_ids"] = HostTensor::from_i64({1, static_cast<int64_t>(chunk.size())}, chunk);
-        auto out = ex->run("forward", in, P);
-        auto it = out.find("logits");
-        if (it == out.end()) fail("{}: function 'forward' has no output 'logits'", gc.artifact);
-        int64_t next = argmax_last(it->second);
-        P += static_cast<int64_t>(chunk.size());
-        ids.push_back(next);
-        chunk = {next};
+      auto seqs = generate(*ex, prompts, go);
+      for (const std::vector<int64_t>& seq : seqs) {
+        std::string line;
+        if (gen_text) {
+          for (int64_t t : seq) {
+            if (t < 0 || t > 255) fail("--text: token {} is not a byte (a byte-level vocabulary has ids 0..255)", t);
+            line.push_back(static_cast<char>(t));
+          }
+        } else {
+          for (size_t i = 0; i < seq.size(); ++i) line += (i ? "," : "") + std::to_string(seq[i]);
+        }
+        std::fwrite(line.data(), 1, line.size(), stdout);
+        std::fputc('\n', stdout);
       }
-      std::string line;
-      for (size_t i = 0; i < ids.size(); ++i) line += (i ? "," : "") + std::to_string(ids[i]);
-      std::printf("%s\n", line.c_str());
     }
   } catch (const std::exception& e) {
     std::fflush(stdout);

@@ -11,6 +11,7 @@ class CpuBackend : public Backend {
  public:
   explicit CpuBackend(const BackendOptions& opts = {});
   std::string name() const override { return "cpu"; }
+  bool supports_batch_offset() const override { return true; }
   std::string description() const override;
   bool supports(KernelId kernel) const override;
   bool supports_dtype(DType dtype) const override;

@@ -1,0 +1,222 @@
+#include "runtime/infer/generate.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <numeric>
+
+#include "runtime/core/error.h"
+#include "runtime/core/executor.h"
+
+namespace bmsys::rt {
+
+void check_sampling_options(const SamplingOptions& o) {
+  if (!(o.temperature >= 0) || !std::isfinite(o.temperature))
+    fail("--temperature must be >= 0, not {}", o.temperature);
+  if (o.top_k < 0) fail("--top-k must be >= 0, not {}", o.top_k);
+  if (!(o.top_p > 0 && o.top_p <= 1)) fail("--top-p must be in (0, 1], not {}", o.top_p);
+  if (!(o.repetition_penalty > 0) || !std::isfinite(o.repetition_penalty))
+    fail("--repetition-penalty must be > 0, not {}", o.repetition_penalty);
+  if (!std::isfinite(o.frequency_penalty)) fail("--frequency-penalty must be finite");
+  if (!std::isfinite(o.presence_penalty)) fail("--presence-penalty must be finite");
+}
+
+uint64_t sequence_seed(uint64_t seed, uint64_t index) {
+  uint64_t z = seed + 0x9E3779B97F4A7C15ull * (index + 1);  // splitmix64
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+Sampler::Sampler(const SamplingOptions& options, uint64_t seed) : o_(options), rng_(seed) {}
+
+int64_t Sampler::next(const float* logits, int64_t V, const std::vector<int64_t>& context, size_t generated) {
+  std::vector<double> x(logits, logits + V);
+  if (o_.repetition_penalty != 1.0) {  // HF RepetitionPenaltyLogitsProcessor: every token seen
+    std::vector<char> seen(static_cast<size_t>(V), 0);
+    for (int64_t t : context)
+      if (t >= 0 && t < V && !seen[static_cast<size_t>(t)]) {
+        seen[static_cast<size_t>(t)] = 1;
+        double& v = x[static_cast<size_t>(t)];
+        v = v > 0 ? v / o_.repetition_penalty : v * o_.repetition_penalty;
+      }
+  }
+  if (o_.frequency_penalty != 0 || o_.presence_penalty != 0) {  // OpenAI: the output so far
+    std::map<int64_t, int64_t> count;
+    for (size_t i = context.size() - std::min(generated, context.size()); i < context.size(); ++i)
+      if (context[i] >= 0 && context[i] < V) ++count[context[i]];
+    for (const auto& [t, c] : count)
+      x[static_cast<size_t>(t)] -= static_cast<double>(c) * o_.frequency_penalty + o_.presence_penalty;
+  }
+  auto argmax = [&] {
+    int64_t best = 0;
+    for (int64_t i = 1; i < V; ++i)
+      if (x[static_cast<size_t>(i)] > x[static_cast<size_t>(best)]) best = i;  // first maximum
+    return best;
+  };
+  if (o_.temperature <= 0) return argmax();
+
+  for (double& v : x) v /= o_.temperature;
+  // Candidates by decreasing logit (ties: lower id first).
+  std::vector<int64_t> cand(static_cast<size_t>(V));
+  std::iota(cand.begin(), cand.end(), 0);
+  auto better = [&](int64_t a, int64_t b) {
+    double xa = x[static_cast<size_t>(a)], xb = x[static_cast<size_t>(b)];
+    return xa > xb || (xa == xb && a < b);
+  };
+  const bool top_k = o_.top_k > 0 && o_.top_k < V;
+  if (top_k) {
+    std::partial_sort(cand.begin(), cand.begin() + o_.top_k, cand.end(), better);
+    cand.resize(static_cast<size_t>(o_.top_k));
+  } else if (o_.top_p < 1) {
+    std::sort(cand.begin(), cand.end(), better);
+  }
+  double mx = -INFINITY;
+  for (int64_t c : cand) mx = std::max(mx, x[static_cast<size_t>(c)]);
+  if (!std::isfinite(mx)) return argmax();  // nothing to sample from
+  std::vector<double> p(cand.size());
+  double total = 0;
+  for (size_t i = 0; i < cand.size(); ++i) total += p[i] = std::exp(x[static_cast<size_t>(cand[i])] - mx);
+  if (o_.top_p < 1) {  // the smallest prefix whose probability reaches top_p (at least one)
+    double cum = 0;
+    size_t keep = 0;
+    while (keep < p.size()) {
+      cum += p[keep++];
+      if (cum >= o_.top_p * total) break;
+    }
+    cand.resize(keep);
+    p.resize(keep);
+    total = cum;
+  }
+  const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53 * total;
+  double acc = 0;
+  for (size_t i = 0; i < cand.size(); ++i) {
+    acc += p[i];
+    if (u < acc) return cand[i];
+  }
+  return cand.back();
+}
+
+namespace {
+
+struct Group {
+  Executor& ex;
+  const GenerateOptions& o;
+  std::vector<std::vector<int64_t>>& out;
+  std::vector<Sampler>& samplers;
+  std::vector<size_t> idx;  // sequences of this batch, in cache-row order
+  std::vector<size_t> generated;
+  std::vector<bool> done;
+
+  std::map<std::string, HostTensor> call(const std::vector<int64_t>& ids, int64_t B, int64_t S, int64_t P,
+                                         int64_t row) {
+    std::map<std::string, HostTensor> in;
+    in["input_ids"] = HostTensor::from_i64({B, S}, ids);
+    RunOptions ro;
+    ro.start_pos = P;
+    ro.batch_offset = row;
+    return ex.run(o.function, in, ro);
+  }
+
+  // Samples sequence b's next token from row r, position s of the logits.
+  void accept(size_t b, const std::vector<float>& logits, const Shape& shape, int64_t r, int64_t s) {
+    const int64_t S = shape[1], V = shape[2];
+    const size_t i = idx[b];
+    int64_t t = samplers[i].next(logits.data() + (r * S + s) * V, V, out[i], generated[b]);
+    out[i].push_back(t);
+    ++generated[b];
+    if (static_cast<int64_t>(generated[b]) >= o.max_new_tokens ||
+        std::find(o.stop_ids.begin(), o.stop_ids.end(), t) != o.stop_ids.end())
+      done[b] = true;
+  }
+
+  std::vector<float> logits(const std::map<std::string, HostTensor>& res, int64_t B, Shape* shape) {
+    auto it = res.find("logits");
+    if (it == res.end()) fail("{}: function '{}' has no output 'logits'", ex.artifact().path, o.function);
+    const HostTensor& t = it->second;
+    if (t.shape.size() != 3 || t.shape[0] != B)
+      fail("{}: output 'logits' has shape {}, expected [{},S,V]", ex.artifact().path, shape_str(t.shape), B);
+    *shape = t.shape;
+    return t.to_f32();
+  }
+
+  void run() {
+    const size_t n = idx.size();
+    generated.assign(n, 0);
+    done.assign(n, false);
+    ex.reset_state();
+    Shape shape;
+    int64_t Lmax = 0;
+    bool same = true;
+    for (size_t b = 0; b < n; ++b) {
+      const int64_t L = static_cast<int64_t>(out[idx[b]].size());
+      same &= b == 0 || L == Lmax;
+      Lmax = std::max(Lmax, L);
+    }
+    if (same) {  // one batched prefill
+      std::vector<int64_t> ids;
+      for (size_t b = 0; b < n; ++b) ids.insert(ids.end(), out[idx[b]].begin(), out[idx[b]].end());
+      auto lg = logits(call(ids, static_cast<int64_t>(n), Lmax, 0, 0), static_cast<int64_t>(n), &shape);
+      for (size_t b = 0; b < n; ++b) accept(b, lg, shape, static_cast<int64_t>(b), Lmax - 1);
+    } else {
+      // Each sequence alone (B = 1) into its own cache row b: its prefill, then decode
+      // steps until it holds Lmax positions, so that all rows continue at one P.
+      for (size_t b = 0; b < n; ++b) {
+        const std::vector<int64_t>& prompt = out[idx[b]];
+        int64_t pos = static_cast<int64_t>(prompt.size());
+        auto lg = logits(call(prompt, 1, pos, 0, static_cast<int64_t>(b)), 1, &shape);
+        accept(b, lg, shape, 0, pos - 1);
+        for (; !done[b] && pos < Lmax; ++pos) {
+          lg = logits(call({out[idx[b]].back()}, 1, 1, pos, static_cast<int64_t>(b)), 1, &shape);
+          accept(b, lg, shape, 0, 0);
+        }
+      }
+    }
+    // Batched decode: every row at P; finished rows run along and are ignored.
+    for (int64_t P = Lmax; std::find(done.begin(), done.end(), false) != done.end(); ++P) {
+      std::vector<int64_t> ids;
+      for (size_t b = 0; b < n; ++b) ids.push_back(out[idx[b]].back());
+      auto lg = logits(call(ids, static_cast<int64_t>(n), 1, P, 0), static_cast<int64_t>(n), &shape);
+      for (size_t b = 0; b < n; ++b)
+        if (!done[b]) accept(b, lg, shape, static_cast<int64_t>(b), 0);
+    }
+  }
+};
+
+}  // namespace
+
+std::vector<std::vector<int64_t>> generate(Executor& ex, const std::vector<std::vector<int64_t>>& prompts,
+                                           const GenerateOptions& o) {
+  check_sampling_options(o.sampling);
+  const Artifact& a = ex.artifact();
+  if (o.max_new_tokens < 0) fail("--max-new-tokens must be >= 0");
+  if (prompts.empty()) fail("generate: no prompts");
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const int64_t L = static_cast<int64_t>(prompts[i].size());
+    const std::string which = prompts.size() > 1 ? fmt::format(" {}", i + 1) : std::string();
+    if (L == 0) fail("generate: prompt{} is empty", which);
+    if (L + o.max_new_tokens > a.max_seq)
+      fail("{}: prompt{} of {} tokens + {} new tokens exceeds max_seq {}", a.path, which, L, o.max_new_tokens,
+           a.max_seq);
+  }
+  std::vector<std::vector<int64_t>> out = prompts;
+  if (o.max_new_tokens == 0) return out;
+  std::vector<Sampler> samplers;
+  for (size_t i = 0; i < prompts.size(); ++i) samplers.emplace_back(o.sampling, sequence_seed(o.seed, i));
+
+  const size_t max_batch = static_cast<size_t>(std::max<int64_t>(1, a.max_batch));
+  for (size_t start = 0; start < prompts.size(); start += max_batch) {
+    std::vector<size_t> idx;
+    for (size_t i = start; i < std::min(prompts.size(), start + max_batch); ++i) idx.push_back(i);
+    bool same = true;
+    for (size_t i : idx) same &= prompts[i].size() == prompts[idx[0]].size();
+    if (same || ex.backend().supports_batch_offset()) {
+      Group{ex, o, out, samplers, idx, {}, {}}.run();
+    } else {  // no cache row offsets on this backend: one sequence at a time
+      for (size_t i : idx) Group{ex, o, out, samplers, {i}, {}, {}}.run();
+    }
+  }
+  return out;
+}
+
+}  // namespace bmsys::rt
