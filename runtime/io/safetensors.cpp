@@ -202,18 +202,21 @@ void write_safetensors(const std::string& path, const std::map<std::string, Host
   std::string tmp = path + ".tmp";
   FILE* fp = std::fopen(tmp.c_str(), "wb");
   if (!fp) fail("{}: cannot open for writing: {}", tmp, std::strerror(errno));
-  bool ok = true;
+  int err = 0;  // the first failure's errno (EFBIG, ENOSPC, EIO, ...)
+  auto check = [&](bool good) {
+    if (!good && !err) err = errno ? errno : EIO;
+  };
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>((header.size() >> (8 * i)) & 0xff);
-  ok &= std::fwrite(len, 1, 8, fp) == 8;
-  ok &= std::fwrite(header.data(), 1, header.size(), fp) == header.size();
+  check(std::fwrite(len, 1, 8, fp) == 8);
+  check(std::fwrite(header.data(), 1, header.size(), fp) == header.size());
   for (const auto& [name, t] : tensors)
-    if (!t.data.empty()) ok &= std::fwrite(t.data.data(), 1, t.data.size(), fp) == t.data.size();
-  ok &= std::fflush(fp) == 0;
-  ok &= std::fclose(fp) == 0;
-  if (!ok) {
+    if (!t.data.empty() && !err) check(std::fwrite(t.data.data(), 1, t.data.size(), fp) == t.data.size());
+  check(std::fflush(fp) == 0);
+  check(std::fclose(fp) == 0);
+  if (err) {
     std::remove(tmp.c_str());
-    fail("{}: write failed: {}", tmp, std::strerror(errno));
+    fail("{}: write failed: {}", tmp, std::strerror(err));
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     std::remove(tmp.c_str());

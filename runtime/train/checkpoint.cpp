@@ -1,10 +1,12 @@
 #include "runtime/train/checkpoint.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -42,10 +44,46 @@ void fsync_path(const std::string& path, bool directory) {
 }
 
 void write_text(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  out.close();
-  if (!out) fail("{}: write failed", path);
+  FILE* fp = std::fopen(path.c_str(), "wb");
+  if (!fp) fail("{}: cannot open for writing: {}", path, std::strerror(errno));
+  int err = 0;
+  if (std::fwrite(text.data(), 1, text.size(), fp) != text.size()) err = errno;
+  if (std::fflush(fp) != 0 && !err) err = errno;
+  if (std::fclose(fp) != 0 && !err) err = errno;
+  if (err) fail("{}: write failed: {}", path, std::strerror(err));
+}
+
+bool all_digits(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// Leftovers of saves that were interrupted (killed, power loss) by a process that is
+// gone: DIR.tmp-<pid> (a partial new checkpoint: never complete, removed), and
+// DIR.old-<pid> when DIR itself is complete again (in the fallback's window between two
+// renames it is the only copy of the previous checkpoint, so otherwise it is kept).
+void remove_stale_leftovers(const std::string& dir) {
+  fs::path d(dir);
+  fs::path parent = d.has_parent_path() ? d.parent_path() : fs::path(".");
+  const std::string base = d.filename().string();
+  const bool complete = fs::exists(d / kCheckpointStateFile);
+  std::error_code ec;
+  std::vector<fs::path> stale;
+  for (fs::directory_iterator it(parent, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    for (const std::string kind : {".tmp-", ".old-"}) {
+      const std::string prefix = base + kind;
+      if (name.rfind(prefix, 0) != 0 || !all_digits(name.substr(prefix.size()))) continue;
+      const long pid = std::atol(name.c_str() + prefix.size());
+      if (pid == ::getpid()) continue;
+      if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // still running
+      if (kind == ".old-" && !complete) continue;
+      stale.push_back(it->path());
+    }
+  }
+  for (const fs::path& p : stale) {
+    std::fprintf(stderr, "bmsys-run: removing %s, left by an interrupted checkpoint save\n", p.c_str());
+    fs::remove_all(p, ec);
+  }
 }
 
 std::string parent_of(const std::string& dir) {
@@ -106,6 +144,7 @@ void write_checkpoint_files(const std::string& dir, const Artifact& a, const Tra
                             const std::map<std::string, HostTensor>& states) {
   const std::string tmp = fmt::format("{}.tmp-{}", dir, ::getpid());
   std::error_code ec;
+  remove_stale_leftovers(dir);
   fs::remove_all(tmp, ec);
   if (!fs::create_directories(tmp, ec) && ec)
     fail("{}: cannot create the checkpoint directory: {}", tmp, ec.message());
@@ -113,6 +152,14 @@ void write_checkpoint_files(const std::string& dir, const Artifact& a, const Tra
     // Weights: float32 under their HF key, once per key.
     const std::map<std::string, std::string> meta = {{"format", "pt"}};
     write_safetensors(join(tmp, kCheckpointModelFile), weights, meta);
+    // Test hook: BMSYS_TEST_KILL_DURING_SAVE=1 dies here, with part of the new
+    // checkpoint written (docs/training.md; test/e2e/checkpoint_faults.test).
+    if (const char* k = std::getenv("BMSYS_TEST_KILL_DURING_SAVE"); k && *k && std::string(k) != "0") {
+      std::fprintf(stderr, "bmsys-run: BMSYS_TEST_KILL_DURING_SAVE: exiting with status 9 in the middle of saving %s\n",
+                   tmp.c_str());
+      std::fflush(stderr);
+      ::_exit(9);
+    }
     write_safetensors(join(tmp, kCheckpointOptimizerFile), states, meta);
     write_text(join(tmp, kCheckpointConfigFile), a.model_config.empty() ? "{}\n" : a.model_config);
 
@@ -199,7 +246,22 @@ void check_tensors(const SafetensorsFile& f, const Artifact& a,
 
 TrainerState load_checkpoint(const std::string& dir, Executor& ex) {
   const Artifact& a = ex.artifact();
-  if (!fs::is_directory(dir)) fail("{}: no such checkpoint directory", dir);
+  if (!fs::is_directory(dir)) {
+    // An interrupted save's fallback window: the previous checkpoint is at DIR.old-<pid>.
+    std::string d = dir;
+    while (d.size() > 1 && d.back() == '/') d.pop_back();
+    fs::path p(d);
+    std::error_code ec;
+    for (fs::directory_iterator it(p.has_parent_path() ? p.parent_path() : fs::path("."), ec), end;
+         !ec && it != end; it.increment(ec)) {
+      const std::string name = it->path().filename().string(), prefix = p.filename().string() + ".old-";
+      if (name.rfind(prefix, 0) == 0 && all_digits(name.substr(prefix.size())))
+        fail("{}: no such checkpoint directory; an interrupted save left the previous checkpoint at {} "
+             "(rename it to {} to resume from it)",
+             dir, it->path().string(), d);
+    }
+    fail("{}: no such checkpoint directory", dir);
+  }
   const std::string state_path = join(dir, kCheckpointStateFile);
   if (!fs::exists(state_path)) fail("{}: missing (not a complete checkpoint)", state_path);
   TrainerState st;

@@ -288,6 +288,9 @@ void inspect(const Artifact& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A write past RLIMIT_FSIZE (`ulimit -f`) fails with EFBIG, reported with the file's
+  // name, instead of killing the process with SIGXFSZ.
+  ::signal(SIGXFSZ, SIG_IGN);
   // Idle OpenMP threads should sleep instead of spinning: the kernels of small
   // models are short, and spinning threads starve OpenBLAS's threads and other
   // processes (5x slower training of the tiny models on a busy 2-core
