@@ -26,8 +26,8 @@ echo "== compile for inference (bmsys-infer-pipeline) and generate"
 "$bin/bmsys-translate" --bmsys-to-artifact "$out/infer.rt.mlir" -o "$out/infer.bmsys"
 prompt=95,11,81,70,63,87,253,75
 echo "prompt:    $prompt"
-echo -n "generated: "
-"$bin/bmsys-run" generate "$out/infer.bmsys" --prompt-ids "$prompt" --max-new-tokens 24
+tokens=$("$bin/bmsys-run" generate "$out/infer.bmsys" --prompt-ids "$prompt" --max-new-tokens 24)
+echo "generated: $tokens"
 
 echo "== training data: byte-level tokens of /usr/share/common-licenses"
 licenses=(/usr/share/common-licenses/{GPL-3,Apache-2.0,MPL-2.0,LGPL-2.1,GFDL-1.3})
