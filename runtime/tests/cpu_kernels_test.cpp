@@ -2,7 +2,9 @@
 // shapes (odd sizes included); rope and attention also hand-checked.
 #include "runtime/backends/cpu/cpu_kernels.h"
 
+#include <algorithm>
 #include <cmath>
+#include <random>
 
 #include "test_util.h"
 
@@ -259,4 +261,64 @@ TEST(CpuKernels, CrossEntropy) {
   }
   labels[7] = 11;
   expect_error([&] { cpu::cross_entropy(logits.data(), labels.data(), B, S, V, false); }, {"label 11", "[1,2]"});
+}
+
+// linear_int8 (docs/kernels.md "Quantization"), both activation modes, against a naive
+// reference: weight-only y = x·(q·scale)ᵀ + bias in double; int8 activations quantize
+// each row of x (s = max|x|/127, round to nearest even, clamp ±127), sum x_q·q exactly
+// in integers and scale by s·scale[n]. An all-zero row gives the bias.
+TEST(CpuKernels, LinearInt8BothActivationModes) {
+  const int64_t M = 4, K = 37, N = 11;
+  auto x = random_floats(M * K, 21, -2, 2);
+  for (int64_t k = 0; k < K; ++k) x[2 * K + k] = 0.f;  // row 2: zeros
+  x[3 * K + 5] = 7.5f;                                 // row 3: one large value
+  std::vector<int8_t> q(N * K);
+  std::mt19937 rng(5);
+  for (int8_t& v : q) v = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+  auto scale = random_floats(N, 22, 0.001f, 0.05f);
+  auto bias = random_floats(N, 23);
+  for (bool with_bias : {false, true}) {
+    const float* b = with_bias ? bias.data() : nullptr;
+    std::vector<float> yf(M * N), yi(M * N);
+    cpu::linear_int8(yf.data(), x.data(), q.data(), scale.data(), b, M, K, N, false);
+    cpu::linear_int8(yi.data(), x.data(), q.data(), scale.data(), b, M, K, N, true);
+    std::vector<double> rf(M * N), ri(M * N);
+    for (int64_t m = 0; m < M; ++m) {
+      float amax = 0.f;
+      for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(x[m * K + k]));
+      const float s = amax > 0.f ? amax / 127.f : 1.f;
+      std::vector<int64_t> xq(K);
+      for (int64_t k = 0; k < K; ++k) {
+        float r = std::nearbyint(x[m * K + k] / s);
+        xq[k] = static_cast<int64_t>(std::min(127.f, std::max(-127.f, r)));
+        ASSERT_LE(std::abs(xq[k]), 127);
+      }
+      for (int64_t n = 0; n < N; ++n) {
+        double accf = 0;
+        int64_t acci = 0;
+        for (int64_t k = 0; k < K; ++k) {
+          accf += static_cast<double>(x[m * K + k]) * q[n * K + k] * scale[n];
+          acci += xq[k] * q[n * K + k];
+        }
+        const double bn = with_bias ? bias[n] : 0.0;
+        rf[m * N + n] = accf + bn;
+        ri[m * N + n] = static_cast<double>(acci) * s * scale[n] + bn;
+      }
+    }
+    expect_near_rel(yf, rf, 1e-5);
+    expect_near_rel(yi, ri, 1e-5);
+    for (int64_t n = 0; n < N; ++n) {
+      EXPECT_EQ(yi[2 * N + n], with_bias ? bias[n] : 0.f);  // zero row
+      EXPECT_EQ(yf[2 * N + n], with_bias ? bias[n] : 0.f);
+    }
+    // INT8 activations approximate the weight-only result: each x_q·s is within s/2 of x.
+    for (int64_t m = 0; m < M; ++m) {
+      float amax = 0.f;
+      for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(x[m * K + k]));
+      for (int64_t n = 0; n < N; ++n) {
+        double bound = 0.5 * amax / 127.0 * 127.0 * scale[n] * K + 1e-5;
+        EXPECT_NEAR(yi[m * N + n], yf[m * N + n], bound) << m << "," << n;
+      }
+    }
+  }
 }
