@@ -1,0 +1,10 @@
+// A lowered module whose memory was not planned.
+module attributes {bmsys_rt.max_batch = 1 : i64, bmsys_rt.max_seq = 4 : i64, bmsys_rt.activation_bytes = 0 : i64, bmsys_rt.state_bytes = 0 : i64} {
+  bmsys_rt.func @forward {
+    %x = bmsys_rt.input "x" {dtype = f32, shape = ["B", "S", 8]}
+    // expected-error @+1 {{has no offset in the activation pool; run bmsys-plan-memory}}
+    %a = bmsys_rt.alloc {dtype = f32, shape = ["B", "S", 8]}
+    bmsys_rt.launch "silu" (%x) -> (%a)
+    bmsys_rt.output "a" %a
+  }
+}

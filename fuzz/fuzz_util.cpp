@@ -1,0 +1,79 @@
+#include "fuzz/fuzz_util.h"
+
+#include <cerrno>
+#include <cstring>
+
+#ifndef BMSYS_SOURCE_DIR
+#error "BMSYS_SOURCE_DIR must be defined (fuzz/CMakeLists.txt does)"
+#endif
+
+namespace bmsys::fuzz {
+namespace {
+
+[[noreturn]] void die(const char* what, const std::string& path) {
+  std::fprintf(stderr, "fuzz harness: %s %s: %s\n", what, path.c_str(), std::strerror(errno));
+  std::abort();
+}
+
+std::string* g_dir = nullptr;
+
+void remove_scratch() {
+  if (!g_dir) return;
+  std::string cmd = "rm -rf '" + *g_dir + "'";
+  if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "fuzz harness: cannot remove %s\n", g_dir->c_str());
+}
+
+}  // namespace
+
+const std::string& scratch_dir() {
+  if (!g_dir) {
+    const char* base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    std::string templ = std::string(base) + "/bmsys-fuzz-XXXXXX";
+    if (!mkdtemp(templ.data())) die("cannot create", templ);
+    g_dir = new std::string(templ);
+    std::atexit(remove_scratch);
+  }
+  return *g_dir;
+}
+
+std::string scratch_subdir(const std::string& name) {
+  std::string d = scratch_dir() + "/" + name;
+  if (mkdir(d.c_str(), 0700) != 0 && errno != EEXIST) die("cannot create", d);
+  return d;
+}
+
+void write_file(const std::string& path, const uint8_t* data, size_t size) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) die("cannot open", path);
+  size_t done = 0;
+  while (done < size) {
+    ssize_t n = ::write(fd, data + done, size - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      die("cannot write", path);
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (close(fd) != 0) die("cannot close", path);
+}
+
+void resize_file(const std::string& path, uint64_t size) {
+  if (truncate(path.c_str(), static_cast<off_t>(size)) != 0) die("cannot resize", path);
+}
+
+void symlink_file(const std::string& target, const std::string& link) {
+  unlink(link.c_str());
+  if (symlink(target.c_str(), link.c_str()) != 0) die("cannot link", link);
+}
+
+const char* source_dir() { return BMSYS_SOURCE_DIR; }
+
+}  // namespace bmsys::fuzz
+
+// ASan defaults for every target (the environment's ASAN_OPTIONS still wins).
+// allow_user_poisoning=0: LLVM's BumpPtrAllocator, inlined from Debian's LLVM
+// headers into our ASan-instrumented code, poisons its slabs and expects the
+// allocator in libMLIR to unpoison what it hands out; Debian's libMLIR is not
+// instrumented and never does, which reads as use-after-poison inside MLIR
+// (e.g. in MLIRContext's constructor). Our own code never poisons by hand.
+extern "C" const char* __asan_default_options() { return "allow_user_poisoning=0"; }

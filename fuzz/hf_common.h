@@ -1,0 +1,39 @@
+// Shared by the two importer targets: runs bmsys::hf::importHuggingFace on a
+// checkpoint directory in a fresh MLIRContext (single-threaded), the way
+// bmsys-import-hf does.
+#pragma once
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "dialects/bmsys/BmsysDialect.h"
+#include "frontends/hf/ImportHF.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+
+namespace bmsys::fuzz {
+
+// Imports `dir`; returns true when the importer accepted it. The importer
+// verifies what it built and reports a module that does not verify as an
+// "internal error": that is a finding (it accepted a checkpoint and built
+// invalid IR from it), as is any crash.
+inline bool importDir(const std::string& dir, bool hiddenStates) {
+  mlir::MLIRContext context(mlir::MLIRContext::Threading::DISABLED);
+  mlir::ScopedDiagnosticHandler handler(&context, [](mlir::Diagnostic&) { return mlir::success(); });
+  bmsys::hf::ImportOptions options;
+  options.hiddenStates = hiddenStates;
+  auto module = bmsys::hf::importHuggingFace(context, dir, options);
+  if (!module) {
+    std::string message = llvm::toString(module.takeError());
+    if (message.find("internal error") != std::string::npos) {
+      std::fprintf(stderr, "hf fuzzer: importer built invalid IR: %s\n", message.c_str());
+      std::abort();
+    }
+    return false;
+  }
+  return true;
+}
+
+}  // namespace bmsys::fuzz
