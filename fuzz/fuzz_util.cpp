@@ -1,5 +1,8 @@
 #include "fuzz/fuzz_util.h"
 
+#include <dirent.h>
+#include <signal.h>
+
 #include <cerrno>
 #include <cstring>
 
@@ -23,12 +26,29 @@ void remove_scratch() {
   if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "fuzz harness: cannot remove %s\n", g_dir->c_str());
 }
 
+// Removes the scratch directories of fuzzers that died without running their
+// atexit handler (a crash, a timeout, libFuzzer's own exit paths).
+void remove_stale(const std::string& base) {
+  DIR* d = opendir(base.c_str());
+  if (!d) return;
+  while (dirent* e = readdir(d)) {
+    long pid = 0;
+    char rest[64];
+    if (std::sscanf(e->d_name, "bmsys-fuzz-%ld-%63s", &pid, rest) != 2 || pid <= 0) continue;
+    if (kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
+    std::string cmd = "rm -rf '" + base + "/" + e->d_name + "'";
+    if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "fuzz harness: cannot remove %s\n", e->d_name);
+  }
+  closedir(d);
+}
+
 }  // namespace
 
 const std::string& scratch_dir() {
   if (!g_dir) {
     const char* base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    std::string templ = std::string(base) + "/bmsys-fuzz-XXXXXX";
+    remove_stale(base);
+    std::string templ = std::string(base) + "/bmsys-fuzz-" + std::to_string(getpid()) + "-XXXXXX";
     if (!mkdtemp(templ.data())) die("cannot create", templ);
     g_dir = new std::string(templ);
     std::atexit(remove_scratch);

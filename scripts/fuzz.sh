@@ -131,9 +131,12 @@ if [ "$mode" = regress ]; then
     seeds=$root/fuzz/corpus/$t
     if [ -d "$seeds" ] && [ -n "$(ls -A "$seeds")" ]; then
       n=$(find "$seeds" -maxdepth 1 -type f | wc -l)
-      # -runs=0 with a directory runs each of its inputs once and stops.
+      # -runs=0 runs each input of the corpus directories once and stops; the
+      # first directory (where libFuzzer would add inputs) is a scratch one, so
+      # the committed seeds are never written to.
+      mkdir -p "$logdir/$t-scratch"
       # shellcheck disable=SC2086
-      if "$bin" $opts -runs=0 "$seeds" >"$logdir/$t-corpus.log" 2>&1; then
+      if "$bin" $opts -runs=0 "$logdir/$t-scratch" "$seeds" >"$logdir/$t-corpus.log" 2>&1; then
         pass=$((pass + n))
       else
         fail=$((fail + 1)); failed_names="$failed_names corpus/$t"
