@@ -1,0 +1,96 @@
+// Collective kernels in the CUDA backend (all_reduce, reduce_scatter, all_gather,
+// sync_param; docs/distributed.md "Overlap"): they run on the communicator's stream,
+// concurrently with the compute stream, and events order the two by data dependencies.
+//
+// The executor's instruction order stays the contract: collectives are issued in
+// program order (the same on every rank), and a collective starts only after all
+// compute work issued before it (its input was produced by that work). Compute work
+// issued after a collective waits for it only when it touches the collective's
+// buffers: it reads the collective's output, or writes its input or output (the
+// memory plan may reuse a buffer once the collective's instruction is its last use).
+// So a gather the compiler placed a block early (bmsys-zero prefetch) runs under that
+// block's compute, and a gradient's reduce-scatter runs under the rest of the backward.
+// At the end of a flush the compute stream joins the collective stream, so whatever
+// comes after a flush (copies, the next flush's graph) sees every collective done.
+//
+// World size 1 (no communicator): the collectives are device copies on the compute
+// stream.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "runtime/collectives/communicator.h"
+#include "runtime/core/kernels.h"
+
+namespace bmsys::rt {
+class NcclCommunicator;
+}
+
+namespace bmsys::rt::cuda {
+
+class Tracer;
+
+struct Range {
+  const void* p = nullptr;
+  size_t bytes = 0;
+};
+
+// One collective instruction, as the backend queued it.
+struct CollectiveOp {
+  KernelId kernel = KernelId::kCount;  // AllReduce, ReduceScatter, AllGather, SyncParam
+  DType dtype = DType::F32;
+  const void* in = nullptr;  // all_reduce / reduce_scatter: x; all_gather: the shard
+  int64_t in_count = 0;
+  void* out = nullptr;  // all_reduce: y; reduce_scatter: the shard; all_gather: y; sync_param: param
+  int64_t out_count = 0;
+  ReduceOp reduce = ReduceOp::Sum;
+};
+
+class CollectiveStream {
+ public:
+  CollectiveStream() = default;
+  ~CollectiveStream();
+  CollectiveStream(const CollectiveStream&) = delete;
+  CollectiveStream& operator=(const CollectiveStream&) = delete;
+
+  // `comm` may be null (world size 1). The communicator outlives this object's use.
+  void bind(NcclCommunicator* comm, cudaStream_t compute);
+  NcclCommunicator* comm() const { return comm_; }
+  bool bound() const { return compute_ != nullptr; }
+
+  // Issues `op` (after all compute issued so far). `tracer` may be null.
+  void launch(const CollectiveOp& op, Tracer* tracer, const std::string& trace_args);
+  // Before a compute step that reads `reads` and writes `writes`: the compute stream
+  // waits for each in-flight collective whose buffers the step touches.
+  void before_compute(const std::vector<Range>& reads, const std::vector<Range>& writes);
+  // End of a flush: the compute stream waits for every collective issued.
+  void join();
+  // How many collectives ran (tests) and how many compute steps had to wait for one.
+  int64_t launched() const { return launched_; }
+  int64_t waits() const { return waits_; }
+
+ private:
+  struct Pending {
+    Range in, out;
+    cudaEvent_t done = nullptr;
+  };
+  cudaEvent_t take();
+  NcclCommunicator* comm_ = nullptr;
+  cudaStream_t compute_ = nullptr;
+  cudaEvent_t ready_ = nullptr;  // compute progress a collective starts after
+  std::vector<Pending> pending_;
+  std::vector<cudaEvent_t> pool_;
+  int64_t launched_ = 0, waits_ = 0;
+};
+
+// y = y * y and y = sqrt(y) for one f32 on the device (global_norm over ranks:
+// the squared local norms are summed over the ranks in between).
+void scalar_square(cudaStream_t s, float* y);
+void scalar_sqrt(cudaStream_t s, float* y);
+
+}  // namespace bmsys::rt::cuda

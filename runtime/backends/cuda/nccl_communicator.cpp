@@ -1,0 +1,428 @@
+#include "runtime/backends/cuda/nccl_communicator.h"
+
+#include <nccl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include "runtime/backends/cuda/cuda_common.h"
+#include "runtime/core/error.h"
+
+namespace bmsys::rt {
+
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr const char* kIdKey = "bmsys-nccl/unique-id";
+constexpr const char* kJoinKey = "bmsys-nccl/joined/";
+constexpr const char* kStuckKey = "bmsys-nccl/stuck/";
+
+ncclComm_t C(void* p) { return static_cast<ncclComm_t>(p); }
+
+void sleep_briefly() { std::this_thread::sleep_for(std::chrono::microseconds(50)); }
+
+}  // namespace
+
+void NcclCommunicator::check(int result, const char* call, const std::string& what) {
+  auto r = static_cast<ncclResult_t>(result);
+  // A nonblocking communicator may answer ncclInProgress: the call completes in the
+  // background and must finish before the next NCCL call (polled, bounded).
+  const auto deadline = Clock::now() + std::chrono::duration<double>(timeout_s_);
+  while (r == ncclInProgress) {
+    if (Clock::now() > deadline)
+      abort_and_fail(fmt::format("rank {}: {} ({}) did not complete within {}s", rank_, call, what, timeout_s_));
+    sleep_briefly();
+    ncclCommGetAsyncError(C(comm_), &r);
+  }
+  if (r != ncclSuccess)
+    abort_and_fail(fmt::format("rank {}: {} ({}) failed: {} ({})", rank_, call, what, ncclGetErrorString(r),
+                               ncclGetLastError(C(comm_))));
+}
+
+NcclCommunicator::NcclCommunicator(const DistributedEnv& env, std::shared_ptr<RendezvousStore> store, int device)
+    : rank_(env.rank), world_(env.world_size), device_(device), timeout_s_(env.timeout_s), store_(std::move(store)) {
+  BMSYS_CUDA(cudaSetDevice(device_), fmt::format("rank {}: selecting GPU {}", rank_, device_));
+  const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s_ * 1000));
+  ncclUniqueId id;
+  if (rank_ == 0) {
+    ncclResult_t r = ncclGetUniqueId(&id);
+    if (r != ncclSuccess)
+      fail("rank 0: ncclGetUniqueId failed: {} ({})", ncclGetErrorString(r), ncclGetLastError(nullptr));
+    store_->set(kIdKey, std::vector<char>(id.internal, id.internal + sizeof id.internal));
+  } else {
+    std::vector<char> v = store_->get(kIdKey, timeout);
+    if (v.size() != sizeof id.internal)
+      fail("rank {}: the NCCL unique id in the rendezvous store has {} bytes, not {}", rank_, v.size(),
+           sizeof id.internal);
+    std::memcpy(id.internal, v.data(), sizeof id.internal);
+  }
+  store_->set(kJoinKey + std::to_string(rank_), {'1'});
+
+  int lo = 0, hi = 0;
+  BMSYS_CUDA(cudaDeviceGetStreamPriorityRange(&lo, &hi), "stream priorities");
+  BMSYS_CUDA(cudaStreamCreateWithPriority(&stream_, cudaStreamNonBlocking, hi), "creating the collective stream");
+
+  ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+  config.blocking = 0;
+  ncclComm_t comm = nullptr;
+  ncclResult_t r = ncclCommInitRankConfig(&comm, world_, id, rank_, &config);
+  comm_ = comm;
+  const auto deadline = Clock::now() + timeout;
+  while (r == ncclInProgress && comm) {
+    if (Clock::now() > deadline) {
+      std::string missing;
+      for (int q = 0; q < world_; ++q)
+        if (!store_->check(kJoinKey + std::to_string(q))) missing += fmt::format("{}{}", missing.empty() ? "" : ", ", q);
+      ncclCommAbort(comm);
+      comm_ = nullptr;
+      fail("rank {}: NCCL initialization did not complete within {}s ({})", rank_, timeout_s_,
+           missing.empty() ? std::string("every rank joined; a GPU or transport problem?")
+                           : "rank(s) " + missing + " never joined: did every rank start?");
+    }
+    sleep_briefly();
+    ncclCommGetAsyncError(comm, &r);
+  }
+  if (r != ncclSuccess) {
+    std::string msg = fmt::format("rank {}: ncclCommInitRankConfig (GPU {}, {} ranks) failed: {} ({})", rank_,
+                                  device_, world_, ncclGetErrorString(r), ncclGetLastError(comm));
+    if (comm) ncclCommAbort(comm);
+    comm_ = nullptr;
+    throw Error(msg);
+  }
+}
+
+NcclCommunicator::~NcclCommunicator() {
+  if (comm_) {
+    if (aborted_.empty()) {
+      // Finish what was enqueued, then release NCCL's resources (bounded: a failure
+      // here turns into an abort, never a hang).
+      try {
+        wait_stream(stream_, "shutdown");
+        ncclResult_t r = ncclCommFinalize(C(comm_));
+        const auto deadline = Clock::now() + std::chrono::duration<double>(std::min(timeout_s_, 10.0));
+        while (r == ncclInProgress && Clock::now() < deadline) {
+          sleep_briefly();
+          ncclCommGetAsyncError(C(comm_), &r);
+        }
+        if (r == ncclSuccess)
+          ncclCommDestroy(C(comm_));
+        else
+          ncclCommAbort(C(comm_));
+      } catch (...) {
+      }
+    }
+    comm_ = nullptr;
+  }
+  for (auto& f : inflight_) event_pool_.push_back(f.done);
+  for (cudaEvent_t e : event_pool_) cudaEventDestroy(e);
+  if (scratch_) cudaFree(scratch_);
+  if (stream_) cudaStreamDestroy(stream_);
+  cudaGetLastError();
+}
+
+void NcclCommunicator::check_alive() const {
+  if (!aborted_.empty()) throw Error(aborted_);
+}
+
+int NcclCommunicator::nccl_type(DType t, const char* what) const {
+  switch (t) {
+    case DType::F32: return ncclFloat32;
+    case DType::F16: return ncclFloat16;
+    case DType::BF16: return ncclBfloat16;
+    case DType::F64: return ncclFloat64;
+    case DType::I64: return ncclInt64;
+    case DType::I32: return ncclInt32;
+    case DType::I8: return ncclInt8;
+    case DType::U8: return ncclUint8;
+  }
+  fail("rank {}: collective {}: dtype {} has no NCCL type", rank_, what, dtype_name(t));
+}
+
+void* NcclCommunicator::scratch(size_t bytes) {
+  if (bytes <= scratch_bytes_) return scratch_;
+  // Stream-ordered: the old buffer is freed after the collectives that use it.
+  if (scratch_) BMSYS_CUDA(cudaFreeAsync(scratch_, stream_), "nccl scratch");
+  scratch_bytes_ = std::max(bytes, scratch_bytes_ * 2);
+  BMSYS_CUDA(cudaMallocAsync(&scratch_, scratch_bytes_, stream_), "nccl scratch");
+  return scratch_;
+}
+
+void NcclCommunicator::record(const std::string& what) {
+  cudaEvent_t e;
+  if (!event_pool_.empty()) {
+    e = event_pool_.back();
+    event_pool_.pop_back();
+  } else {
+    BMSYS_CUDA(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "nccl events");
+  }
+  BMSYS_CUDA(cudaEventRecord(e, stream_), "nccl events");
+  inflight_.push_back({++seq_, what, e});
+}
+
+int NcclCommunicator::progress() {
+  int n = 0;
+  while (!inflight_.empty()) {
+    cudaError_t q = cudaEventQuery(inflight_.front().done);
+    if (q == cudaErrorNotReady) break;
+    if (q != cudaSuccess) {
+      cudaGetLastError();
+      abort_and_fail(fmt::format("rank {}: collective {} (#{}) failed on the GPU: {}", rank_,
+                                 inflight_.front().what, inflight_.front().seq, cudaGetErrorString(q)));
+    }
+    event_pool_.push_back(inflight_.front().done);
+    inflight_.pop_front();
+    ++n;
+  }
+  return n;
+}
+
+void NcclCommunicator::enqueue_all_reduce(const void* in, void* out, DType dtype, int64_t count, ReduceOp op) {
+  check_alive();
+  if (count <= 0) return;
+  const bool mean = op == ReduceOp::Mean;
+  if (mean && !dtype_is_float(dtype)) fail("rank {}: all_reduce mean of {}", rank_, dtype_name(dtype));
+  check(ncclAllReduce(in, out, static_cast<size_t>(count), static_cast<ncclDataType_t>(nccl_type(dtype, "all_reduce")),
+                      mean ? ncclAvg : ncclSum, C(comm_), stream_),
+        "ncclAllReduce", "all_reduce");
+  record("all_reduce");
+}
+
+void NcclCommunicator::enqueue_reduce_scatter(const void* in, DType dtype, int64_t count, void* shard, ReduceOp op) {
+  check_alive();
+  const int64_t S = shard_size(count, world_);
+  if (S <= 0) return;
+  const size_t es = dtype_size(dtype);
+  const auto t = static_cast<ncclDataType_t>(nccl_type(dtype, "reduce_scatter"));
+  const bool mean = op == ReduceOp::Mean;
+  const void* src = in;
+  if (S * world_ != count) {
+    // NCCL reduces R equal shards: pad the input with zeros (so the padding of the
+    // last shard comes out zero, as the shard layout requires).
+    char* p = static_cast<char*>(scratch(static_cast<size_t>(S * world_) * es));
+    BMSYS_CUDA(cudaMemcpyAsync(p, in, static_cast<size_t>(count) * es, cudaMemcpyDeviceToDevice, stream_),
+               "reduce_scatter padding");
+    BMSYS_CUDA(cudaMemsetAsync(p + count * es, 0, static_cast<size_t>(S * world_ - count) * es, stream_),
+               "reduce_scatter padding");
+    src = p;
+  }
+  check(ncclReduceScatter(src, shard, static_cast<size_t>(S), t, mean ? ncclAvg : ncclSum, C(comm_), stream_),
+        "ncclReduceScatter", "reduce_scatter");
+  record("reduce_scatter");
+}
+
+void NcclCommunicator::enqueue_all_gather(const void* shard, DType dtype, void* out, int64_t count) {
+  check_alive();
+  const int64_t S = shard_size(count, world_);
+  if (S <= 0) return;
+  const size_t es = dtype_size(dtype);
+  const auto t = static_cast<ncclDataType_t>(nccl_type(dtype, "all_gather"));
+  if (S * world_ == count) {
+    check(ncclAllGather(shard, out, static_cast<size_t>(S), t, C(comm_), stream_), "ncclAllGather", "all_gather");
+  } else {
+    // Gather the padded shards, keep the first `count` elements.
+    void* p = scratch(static_cast<size_t>(S * world_) * es);
+    check(ncclAllGather(shard, p, static_cast<size_t>(S), t, C(comm_), stream_), "ncclAllGather", "all_gather");
+    BMSYS_CUDA(cudaMemcpyAsync(out, p, static_cast<size_t>(count) * es, cudaMemcpyDeviceToDevice, stream_),
+               "all_gather unpadding");
+  }
+  record("all_gather");
+}
+
+void NcclCommunicator::enqueue_sync_param(void* param, DType dtype, int64_t n) {
+  check_alive();
+  const int64_t S = shard_size(n, world_);
+  if (S <= 0) return;
+  const size_t es = dtype_size(dtype);
+  const auto t = static_cast<ncclDataType_t>(nccl_type(dtype, "sync_param"));
+  char* base = static_cast<char*>(param);
+  if (S * world_ == n) {
+    // In place: this rank's slice is already where the gather puts it.
+    check(ncclAllGather(base + rank_ * S * es, param, static_cast<size_t>(S), t, C(comm_), stream_),
+          "ncclAllGather", "sync_param");
+  } else {
+    char* p = static_cast<char*>(scratch(static_cast<size_t>(S * (world_ + 1)) * es));
+    char* mine = p + S * world_ * es;  // this rank's slice, zero-padded to S
+    const int64_t off = std::min(n, rank_ * S), len = std::min(S, n - off);
+    BMSYS_CUDA(cudaMemsetAsync(mine, 0, static_cast<size_t>(S) * es, stream_), "sync_param");
+    if (len > 0)
+      BMSYS_CUDA(cudaMemcpyAsync(mine, base + off * es, static_cast<size_t>(len) * es, cudaMemcpyDeviceToDevice,
+                                 stream_),
+                 "sync_param");
+    check(ncclAllGather(mine, p, static_cast<size_t>(S), t, C(comm_), stream_), "ncclAllGather", "sync_param");
+    BMSYS_CUDA(cudaMemcpyAsync(param, p, static_cast<size_t>(n) * es, cudaMemcpyDeviceToDevice, stream_),
+               "sync_param");
+  }
+  record("sync_param");
+}
+
+// --- synchronous API ----------------------------------------------------------------
+
+void NcclCommunicator::all_reduce(void* data, DType dtype, int64_t count, ReduceOp op) {
+  enqueue_all_reduce(data, data, dtype, count, op);
+  wait_stream(stream_, "all_reduce");
+}
+
+void NcclCommunicator::all_reduce_host_f64(double* data, int64_t count) {
+  check_alive();
+  if (count <= 0) return;
+  void* p = scratch(static_cast<size_t>(count) * sizeof(double));
+  BMSYS_CUDA(cudaMemcpyAsync(p, data, count * sizeof(double), cudaMemcpyHostToDevice, stream_), "all_reduce_host_f64");
+  enqueue_all_reduce(p, p, DType::F64, count, ReduceOp::Sum);
+  BMSYS_CUDA(cudaMemcpyAsync(data, p, count * sizeof(double), cudaMemcpyDeviceToHost, stream_), "all_reduce_host_f64");
+  wait_stream(stream_, "all_reduce_host_f64");
+}
+
+void NcclCommunicator::reduce_scatter(const void* in, DType dtype, int64_t count, void* shard, ReduceOp op) {
+  enqueue_reduce_scatter(in, dtype, count, shard, op);
+  wait_stream(stream_, "reduce_scatter");
+}
+
+void NcclCommunicator::all_gather(const void* shard, DType dtype, void* out, int64_t count) {
+  enqueue_all_gather(shard, dtype, out, count);
+  wait_stream(stream_, "all_gather");
+}
+
+void NcclCommunicator::broadcast(void* data, DType dtype, int64_t count, int root) {
+  check_alive();
+  if (count > 0) {
+    check(ncclBroadcast(data, data, static_cast<size_t>(count),
+                        static_cast<ncclDataType_t>(nccl_type(dtype, "broadcast")), root, C(comm_), stream_),
+          "ncclBroadcast", "broadcast");
+    record("broadcast");
+  }
+  wait_stream(stream_, "broadcast");
+}
+
+void NcclCommunicator::barrier() {
+  check_alive();
+  // NCCL has no barrier: an all-reduce of one value that every rank must enter.
+  void* p = scratch(sizeof(float));
+  BMSYS_CUDA(cudaMemsetAsync(p, 0, sizeof(float), stream_), "barrier");
+  check(ncclAllReduce(p, p, 1, ncclFloat32, ncclSum, C(comm_), stream_), "ncclAllReduce", "barrier");
+  record("barrier");
+  wait_stream(stream_, "barrier");
+}
+
+// --- waiting, failures ----------------------------------------------------------------
+
+void NcclCommunicator::wait_stream(cudaStream_t s, const char* what) {
+  check_alive();
+  const auto timeout = std::chrono::duration<double>(timeout_s_);
+  auto last_progress = Clock::now();
+  const auto start = last_progress;
+  for (;;) {
+    cudaError_t q = cudaStreamQuery(s);
+    if (q == cudaSuccess) {
+      progress();
+      return;
+    }
+    if (q != cudaErrorNotReady) {
+      cudaGetLastError();
+      throw Error(fmt::format("rank {}: {}: the GPU reported {} ({})", rank_, what, cudaGetErrorString(q),
+                              cudaGetErrorName(q)));
+    }
+    ncclResult_t r = ncclSuccess;
+    ncclCommGetAsyncError(C(comm_), &r);
+    if (r != ncclSuccess && r != ncclInProgress)
+      abort_and_fail(fmt::format("rank {}: collective {} (#{}) failed: {} ({})", rank_,
+                                 inflight_.empty() ? std::string("?") : inflight_.front().what,
+                                 inflight_.empty() ? seq_ : inflight_.front().seq, ncclGetErrorString(r),
+                                 ncclGetLastError(C(comm_))));
+    if (progress() > 0) last_progress = Clock::now();
+    // Only collectives can wait on other ranks: without one in flight, the stream is
+    // computing, which is not bounded by the communication timeout.
+    if (inflight_.empty()) last_progress = Clock::now();
+    if (Clock::now() - last_progress > timeout)
+      fail_timeout(what, std::chrono::duration<double>(Clock::now() - start).count());
+    sleep_briefly();
+  }
+}
+
+std::string NcclCommunicator::diagnose(uint64_t seq, const std::string& what) {
+  // Every rank that times out says where it waits; a rank that does not say so within
+  // a short grace period died or hangs outside the collectives.
+  std::string out;
+  try {
+    store_->set(kStuckKey + std::to_string(rank_), [&] {
+      std::string v = fmt::format("{} {}", seq, what);
+      return std::vector<char>(v.begin(), v.end());
+    }());
+    const auto grace = Clock::now() + std::chrono::duration<double>(std::min(2.0, std::max(0.5, timeout_s_ / 2)));
+    std::vector<std::string> said(static_cast<size_t>(world_));
+    for (;;) {
+      bool all = true;
+      for (int q = 0; q < world_; ++q) {
+        if (q == rank_ || !said[q].empty()) continue;
+        if (store_->check(kStuckKey + std::to_string(q))) {
+          auto v = store_->get(kStuckKey + std::to_string(q), std::chrono::milliseconds(100));
+          said[q] = std::string(v.begin(), v.end());
+        } else {
+          all = false;
+        }
+      }
+      if (all || Clock::now() > grace) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    std::vector<std::string> silent, elsewhere, same;
+    for (int q = 0; q < world_; ++q) {
+      if (q == rank_) continue;
+      if (said[q].empty())
+        silent.push_back(std::to_string(q));
+      else if (said[q].rfind(std::to_string(seq) + " ", 0) == 0)
+        same.push_back(std::to_string(q));
+      else
+        elsewhere.push_back(fmt::format("rank {} waits in #{}", q, said[q]));
+    }
+    auto join = [](const std::vector<std::string>& v) {
+      std::string s;
+      for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + v[i];
+      return s;
+    };
+    if (!silent.empty())
+      out += fmt::format("rank{} {} did not reach it (died, or hangs outside the collectives)",
+                         silent.size() > 1 ? "s" : "", join(silent));
+    if (!elsewhere.empty()) out += (out.empty() ? "" : "; ") + join(elsewhere) + " (the ranks disagree on the order)";
+    if (out.empty()) out = "every rank waits in it (a GPU or NCCL transport problem?)";
+  } catch (const Error& e) {
+    // The TCP store lives in rank 0: when it is unreachable, rank 0 is gone.
+    out = fmt::format("the rendezvous store is unreachable ({}); rank 0 probably died", e.what());
+  }
+  return out;
+}
+
+void NcclCommunicator::fail_timeout(const char* what, double waited_s) {
+  const uint64_t seq = inflight_.empty() ? seq_ : inflight_.front().seq;
+  const std::string coll = inflight_.empty() ? std::string("?") : inflight_.front().what;
+  std::string who = diagnose(seq, coll);
+  abort_and_fail(fmt::format("rank {}: collective {} (#{} of this run) timed out after {:.1f}s (timeout {}s; a peer "
+                             "may have died): {} [waiting in {}]",
+                             rank_, coll, seq, waited_s, timeout_s_, who, what));
+}
+
+void NcclCommunicator::abort_and_fail(const std::string& msg) {
+  aborted_ = msg;
+  if (comm_) {
+    // Aborting stops NCCL's kernels, so the streams drain and the process can exit.
+    ncclCommAbort(C(comm_));
+    comm_ = nullptr;
+  }
+  // Should the GPU still not let the process end, end it anyway: never a silent hang.
+  // BMSYS_NCCL_EXIT_AFTER_ABORT_S (default 15; 0 = never, for tests that go on).
+  const char* env = std::getenv("BMSYS_NCCL_EXIT_AFTER_ABORT_S");
+  const int after = env && *env ? std::atoi(env) : 15;
+  if (after <= 0) throw Error(msg);
+  std::thread([msg, after] {
+    std::this_thread::sleep_for(std::chrono::seconds(after));
+    std::fprintf(stderr, "bmsys-run: error: %s (exiting: the GPU did not stop after the NCCL abort)\n", msg.c_str());
+    std::fflush(stderr);
+    ::_exit(1);
+  }).detach();
+  throw Error(msg);
+}
+
+}  // namespace bmsys::rt

@@ -1,0 +1,104 @@
+// The NCCL implementation of Communicator (docs/distributed.md), made by
+// CudaBackend::create_communicator: one rank per GPU, device pointers.
+//
+// Connecting: rank 0 creates the NCCL unique id and publishes it in the rendezvous
+// store; every rank creates a *nonblocking* communicator (ncclCommInitRankConfig with
+// blocking = 0) and polls ncclCommGetAsyncError, so that initialization and every
+// later wait are bounded by the timeout (--comm-timeout) instead of blocking inside
+// NCCL.
+//
+// Streams: every collective runs on the communicator's own stream (stream(), created
+// with the highest priority so that collectives start as soon as they may while
+// compute kernels run). The Communicator methods are synchronous: they enqueue on
+// stream() and wait for it. The CUDA backend uses the enqueue_* methods instead and
+// orders the collective stream against its compute stream with events
+// (backends/cuda/collectives.h).
+//
+// Failures: a wait (wait_stream) that sees no collective complete within the timeout,
+// or an asynchronous NCCL error, aborts the communicator (ncclCommAbort) and throws,
+// naming this rank, the collective (kind and sequence number) and what the other ranks
+// said through the store: which rank did not reach it (died or hangs), or where the
+// others wait. After an abort the process must exit: a watchdog ends it 15 s later if
+// it has not (a GPU that did not stop must not turn into a silent hang;
+// BMSYS_NCCL_EXIT_AFTER_ABORT_S sets the delay, 0 turns it off for tests).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/collectives/communicator.h"
+
+namespace bmsys::rt {
+
+class NcclCommunicator final : public Communicator {
+ public:
+  // Connects all ranks (rendezvous through `store`, which is kept for diagnosis);
+  // `device` is this rank's GPU. Throws naming the rank on failure or timeout.
+  NcclCommunicator(const DistributedEnv& env, std::shared_ptr<RendezvousStore> store, int device);
+  ~NcclCommunicator() override;
+
+  int rank() const override { return rank_; }
+  int world_size() const override { return world_; }
+  std::string name() const override { return "nccl"; }
+
+  // Synchronous (enqueue on stream(), then wait_stream(stream())).
+  void all_reduce(void* data, DType dtype, int64_t count, ReduceOp op) override;
+  void all_reduce_host_f64(double* data, int64_t count) override;
+  void reduce_scatter(const void* in, DType dtype, int64_t count, void* shard, ReduceOp op) override;
+  void all_gather(const void* shard, DType dtype, void* out, int64_t count) override;
+  void broadcast(void* data, DType dtype, int64_t count, int root) override;
+  void barrier() override;
+
+  // --- Asynchronous use (the CUDA backend) ---------------------------------------
+  // The stream every collective runs on.
+  cudaStream_t stream() const { return stream_; }
+  // Enqueue on stream() and return; the semantics of the synchronous methods.
+  void enqueue_all_reduce(const void* in, void* out, DType dtype, int64_t count, ReduceOp op);
+  void enqueue_reduce_scatter(const void* in, DType dtype, int64_t count, void* shard, ReduceOp op);
+  void enqueue_all_gather(const void* shard, DType dtype, void* out, int64_t count);
+  // ZeRO-1/2 sync_param: this rank changed elements [r*S, min((r+1)*S, n)) of the
+  // replicated `param` (n elements); afterwards every rank's copy holds every slice.
+  void enqueue_sync_param(void* param, DType dtype, int64_t n);
+  // Waits until `s` has no work left, polling: fails (abort + throw) when collectives
+  // are in flight and none completes within the timeout, or on an NCCL error.
+  // `what` names the wait in messages ("synchronize").
+  void wait_stream(cudaStream_t s, const char* what);
+  // Throws the error of an earlier abort (every later use fails the same way).
+  void check_alive() const;
+
+ private:
+  struct InFlight {
+    uint64_t seq;
+    std::string what;
+    cudaEvent_t done;
+  };
+  void check(int result, const char* call, const std::string& what);
+  void* scratch(size_t bytes);
+  void record(const std::string& what);
+  // Pops completed collectives; returns how many completed.
+  int progress();
+  [[noreturn]] void fail_timeout(const char* what, double waited_s);
+  [[noreturn]] void abort_and_fail(const std::string& msg);
+  std::string diagnose(uint64_t seq, const std::string& what);
+  int nccl_type(DType t, const char* what) const;
+
+  int rank_ = 0, world_ = 1, device_ = 0;
+  double timeout_s_ = 60;
+  std::shared_ptr<RendezvousStore> store_;
+  void* comm_ = nullptr;  // ncclComm_t
+  cudaStream_t stream_ = nullptr;
+  void* scratch_ = nullptr;
+  size_t scratch_bytes_ = 0;
+  uint64_t seq_ = 0;
+  std::deque<InFlight> inflight_;
+  std::vector<cudaEvent_t> event_pool_;
+  std::string aborted_;  // the error of an abort ("" while healthy)
+};
+
+}  // namespace bmsys::rt
