@@ -9,6 +9,12 @@ travels as a few kilobytes.
 
 python3 bench/make_model.py OUT_DIR [--hidden 4096 --layers 32 --inter 11008
                                      --heads 32 --kv-heads 32 --vocab 32000 --dtype BF16]
+                                    [--int8]
+
+--int8 also writes model.int8.safetensors the same way: for every linear weight W
+[out, in] the tensors bmsys-quantize{mode=int8} writes, `W_int8` (I8 [out, in]) and
+`W_scale` (F32 [out]), so an artifact compiled with quantize=int8 finds its INT8
+weights on the GPU machine too.
 """
 import argparse
 import json
@@ -27,6 +33,7 @@ def main():
     p.add_argument("--vocab", type=int, default=32000)
     p.add_argument("--max-pos", type=int, default=4096)
     p.add_argument("--dtype", default="BF16", choices=["BF16", "F16", "F32"])
+    p.add_argument("--int8", action="store_true", help="also write model.int8.safetensors")
     a = p.parse_args()
     os.makedirs(a.out, exist_ok=True)
     hd = a.hidden // a.heads
@@ -59,21 +66,33 @@ def main():
         ]
     shapes += [("model.norm.weight", [a.hidden]), ("lm_head.weight", [a.vocab, a.hidden])]
     es = {"BF16": 2, "F16": 2, "F32": 4}[a.dtype]
+    off = write_sparse(os.path.join(a.out, "model.safetensors"), [(n, s, a.dtype) for n, s in shapes])
+    if a.int8:
+        q = []
+        for name, shape in shapes:
+            if name.endswith("proj.weight") or name == "lm_head.weight":
+                q += [(name + "_int8", shape, "I8"), (name + "_scale", shape[:1], "F32")]
+        write_sparse(os.path.join(a.out, "model.int8.safetensors"), q)
+    print(json.dumps({"dir": a.out, "params": off // es, "weight_bytes": off}))
+
+
+def write_sparse(path, tensors):
+    """A safetensors file with a real header over a data region that is a hole."""
+    size = {"BF16": 2, "F16": 2, "F32": 4, "I8": 1}
     header, off = {}, 0
-    for name, shape in shapes:
+    for name, shape, dtype in tensors:
         n = 1
         for d in shape:
             n *= d
-        header[name] = {"dtype": a.dtype, "shape": shape, "data_offsets": [off, off + n * es]}
-        off += n * es
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [off, off + n * size[dtype]]}
+        off += n * size[dtype]
     hb = json.dumps(header, separators=(",", ":")).encode()
     hb += b" " * ((8 - len(hb) % 8) % 8)
-    path = os.path.join(a.out, "model.safetensors")
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(hb)))
         f.write(hb)
         f.truncate(8 + len(hb) + off)  # sparse: the data region is a hole
-    print(json.dumps({"dir": a.out, "params": off // es, "weight_bytes": off}))
+    return off
 
 
 if __name__ == "__main__":

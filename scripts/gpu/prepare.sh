@@ -19,10 +19,10 @@ JOBS=${JOBS:-2}
 G=build-gpu
 
 cmake -S . -B "$BUILD" -G Ninja -DBMSYS_BUILD_COMPILER=OFF -DBMSYS_ENABLE_CUDA=ON >/dev/null
-ninja -C "$BUILD" -j"$JOBS" bmsys-run bmsys-cuda-tests bmsys-bench
+ninja -C "$BUILD" -j"$JOBS" bmsys-run bmsys-cuda-tests bmsys-bench bmsys-bench-int8
 
 rm -rf "$G" && mkdir -p "$G/pack/bin" "$G/pack/lib" "$G/artifacts"
-for b in bmsys-run bmsys-cuda-tests bmsys-bench; do
+for b in bmsys-run bmsys-cuda-tests bmsys-bench bmsys-bench-int8; do
   cp "$BUILD/bin/$b" "$G/pack/bin/" && strip "$G/pack/bin/$b"
 done
 # Shared libraries outside glibc/libstdc++/CUDA that the binaries need.
@@ -41,6 +41,20 @@ for m in llama-tiny gpt2-tiny; do
   "$CBIN/bmsys-translate" --bmsys-to-artifact "$G/artifacts/$m.rt.mlir" -o "$G/artifacts/$m.bmsys"
   rm "$G/artifacts/$m.mlir" "$G/artifacts/$m.rt.mlir"
 done
+# INT8 (bmsys-quantize) golden models for bmsys-cuda-tests' CudaInt8.GoldenTop1:
+# artifacts/<model>-int8/{w8,w8a8}.bmsys (weight-only / INT8 activations) beside the
+# float and the INT8 weight files (a few hundred KB).
+for m in llama-tiny gpt2-tiny; do
+  D="$G/artifacts/$m-int8"
+  mkdir -p "$D"
+  cp "test/data/$m/model.safetensors" "$D/"
+  "$CBIN/bmsys-import-hf" "test/data/$m" -o "$D/m.mlir"
+  for v in w8:float w8a8:int8; do
+    "$CBIN/bmsys-opt" --bmsys-infer-pipeline="max-batch=2 max-seq=64 quantize=int8 activations=${v#*:} quantize-output=$D/model.int8.safetensors" \
+      "$D/m.mlir" | "$CBIN/bmsys-translate" --bmsys-to-artifact -o "$D/${v%%:*}.bmsys"
+  done
+  rm "$D/m.mlir"
+done
 # The benchmark model: Llama-shaped 6.7B (hidden 4096, 32 layers, intermediate 11008,
 # 32 heads, vocab 32000). Only its safetensors header is read here; the GPU machine
 # recreates the same header with a sparse data region (bench/make_model.py).
@@ -50,6 +64,16 @@ python3 bench/make_model.py "$TMPM/llama-6.7b" >/dev/null
 "$CBIN/bmsys-opt" --bmsys-infer-pipeline="max-batch=1 max-seq=4096 memory-report=1" "$TMPM/m.mlir" -o "$TMPM/m.rt.mlir" \
   | tee "$G/artifacts/llama-6.7b.memory-report.txt"
 "$CBIN/bmsys-translate" --bmsys-to-artifact "$TMPM/m.rt.mlir" -o "$G/artifacts/llama-6.7b.bmsys"
+# INT8 (run_all.sh int8): the same model with weight-only INT8 linears. bmsys-quantize
+# reads the weights (zeros: the data region is a hole) and writes the 6.7 GB
+# model.int8.safetensors into $TMPM, deleted below; the GPU machine recreates its header
+# with make_model.py --int8. llama-6.7b-w8: fully resident, max-seq 4096 like the bf16
+# artifact.
+# (About 7 GB of memory while it runs; a failure here only drops the INT8 benchmarks.)
+( "$CBIN/bmsys-opt" "$TMPM/m.mlir" "--bmsys-quantize=mode=int8 activations=float output=$TMPM/llama-6.7b/model.int8.safetensors" -o "$TMPM/q.mlir" &&
+  "$CBIN/bmsys-opt" --bmsys-infer-pipeline="max-batch=1 max-seq=4096" "$TMPM/q.mlir" |
+  "$CBIN/bmsys-translate" --bmsys-to-artifact -o "$G/artifacts/llama-6.7b-w8.bmsys" ) ||
+  echo "prepare.sh: warning: the INT8 6.7B artifact failed; run_all.sh int8 skips its decode benchmarks" >&2
 rm -rf "$TMPM"
 du -sh "$G" "$G"/* "$G"/artifacts/*
 echo "prepared $ROOT/$G: run scripts/gpu/run_all.sh on the GPU machine with carry [\"$G\"]"

@@ -7,6 +7,9 @@
 #   bench     bmsys-bench on a Llama-shaped 6.7B with random weights (bf16): ceilings,
 #             decode vs the bandwidth bound, prefill vs the GEMM rate, trace, memory plan
 #   peer      transformers on the same GPU (bench/peers/peer_decode_compiled.py)
+#   int8      one GPU: bmsys-bench-int8 (INT8 GEMM 8192^3 and decode GEMVs against bf16,
+#             pinned H2D bandwidth), resident weight-only INT8 decode against bf16, the
+#             6 GiB memory schedule against HF accelerate offload (not in the default)
 # Logs and JSON go to $OUT (default /tmp/bmsys-gpu-out; at most 8 files: summary.txt,
 # tests.log (+ e2e), sanitizer.log, bench.log (+ peer), bench.json, peer.json and the two
 # traces); a table is printed last.
@@ -115,6 +118,46 @@ if has peer; then
   RES[peer]="rc=${PIPESTATUS[0]}"
 fi
 
+if has int8; then
+  # Issue 6: INT8 kernels against bf16, resident weight-only INT8 decode against bf16
+  # decode, and the 6 GiB memory schedule against HF accelerate's offload (one GPU).
+  stamp "int8"
+  M=/tmp/bmsys-gpu/llama-6.7b
+  I=/tmp/bmsys-gpu/int8
+  mkdir -p "$I"
+  python3 bench/make_model.py "$M" --int8 >/dev/null
+  {
+    echo "== INT8 GEMM 8192^3 / decode GEMVs against bf16, pinned host -> device bandwidth"
+    timeout 300 "$BIN/bmsys-bench-int8" --out "$I/kernels.json"
+    echo "== fully resident decode, batch 1: bf16, then weight-only INT8"
+    BA="--weights $M --dtype bf16 --prefill 0 --prompt 16 --new 128 --no-variants --skip-ceilings"
+    timeout 300 "$BIN/bmsys-bench" --artifact "$G/artifacts/llama-6.7b.bmsys" $BA --out "$I/bf16.json" | grep -E "^decode|memory plan"
+    [ -f "$G/artifacts/llama-6.7b-w8.bmsys" ] &&
+      timeout 300 "$BIN/bmsys-bench" --artifact "$G/artifacts/llama-6.7b-w8.bmsys" $BA --out "$I/w8.json" | grep -E "^decode|memory plan"
+    if [ -f "$G/artifacts/llama-6.7b-w8-6g.bmsys" ]; then
+      echo "== INT8 + memory schedule for a 6 GiB budget (bmsys-memory-schedule), batch 1"
+      cat "$G/artifacts/llama-6.7b-w8-6g.schedule.txt"
+      timeout 400 "$BIN/bmsys-bench" --artifact "$G/artifacts/llama-6.7b-w8-6g.bmsys" \
+        --weights $M --dtype bf16 --prefill 0 --prompt 16 --new 32 --no-variants --skip-ceilings --out "$I/sched.json" |
+        grep -E "^decode|memory|cuda memory"
+    fi
+    echo "== HF accelerate offload, 6 GiB budget (fp16)"
+    timeout ${PEER_OFFLOAD_TIMEOUT:-900} python3 bench/peers/peer_offload_infer.py --budget-gib 6 --tokens 8 \
+      --out "$I/peer.json" 2>&1 | grep -v -E "Warning|warn\(" | tail -3
+  } 2>&1 | tee "$OUT/int8.log"
+  python3 - "$I" "$OUT/int8.json" <<'PY'
+import json, os, sys
+d, res = sys.argv[1], {}
+for k in ("kernels", "bf16", "w8", "sched", "peer"):
+    try:
+        res[k] = json.load(open(os.path.join(d, k + ".json")))
+    except Exception:
+        pass
+json.dump(res, open(sys.argv[2], "w"), indent=1)
+PY
+  RES[int8]="see int8.log"
+fi
+
 stamp "done"
 python3 - "$OUT" <<'PY' | tee -a "$OUT/summary.txt"
 import json, os, sys
@@ -126,6 +169,29 @@ def load(n):
         return None
 b, p = load("bench.json"), load("peer.json")
 rows = []
+i8 = load("int8.json") or {}
+if i8:
+    k = i8.get("kernels", {})
+    g = k.get("gemm_8192", {})
+    if g:
+        rows += [("INT8 GEMM 8192^3 (cuBLASLt) vs bf16", f'{g["int8_TOPs"]:.0f} vs {g["bf16_TFLOPs"]:.0f} T/s = {g["int8_speedup"]:.2f}x (target 1.5x)'),
+                 ("  with quantize + rescale (linear_int8)", f'{g["int8_linear_speedup"]:.2f}x')]
+    for shp, v in k.get("gemv", {}).items():
+        rows.append((f"  INT8 GEMV {shp}", f'{v["int8_GBps"]:.0f} GB/s of weights, {v["speedup_vs_best_bf16"]:.2f}x the best bf16'))
+    bf, w8 = i8.get("bf16", {}).get("decode", {}), i8.get("w8", {}).get("decode", {})
+    if bf and w8:
+        rows.append(("resident decode: INT8 weight-only vs bf16", f'{w8["tok_s"]:.1f} vs {bf["tok_s"]:.1f} tok/s = {w8["tok_s"]/bf["tok_s"]:.2f}x (target 1.8x)'))
+    sc = i8.get("sched", {})
+    h2d = k.get("pinned_h2d_GBps", 0)
+    if sc.get("decode"):
+        bpt = sc.get("schedule", {}).get("bytes_per_token", 0)
+        bound = h2d * 1e9 / bpt if bpt and h2d else 0
+        rows.append(("6 GiB budget: INT8 + memory schedule decode", f'{sc["decode"]["tok_s"]:.2f} tok/s'))
+        if bound:
+            rows.append(("  bound = bytes per token / pinned H2D", f'{bpt/1e9:.2f} GB / {h2d:.1f} GB/s = {bound:.2f} tok/s -> {100*sc["decode"]["tok_s"]/bound:.1f}% (target 80%)'))
+        pe = i8.get("peer", {}).get("decode_tok_s_offload")
+        if pe:
+            rows.append(("  HF accelerate offload, 6 GiB", f'{pe:.3f} tok/s -> bmsys {sc["decode"]["tok_s"]/pe:.1f}x (target 40x)'))
 if b:
     c = b.get("ceilings", {})
     d = b.get("decode", {})
@@ -162,6 +228,6 @@ print("=" * (w + 50))
 for k, v in rows:
     print(f"{k:<{w}}  {v}")
 PY
-for k in tests e2e sanitize bench peer; do
+for k in tests e2e sanitize bench peer int8; do
   [ -n "${RES[$k]:-}" ] && printf '%-9s %s\n' "$k" "${RES[$k]}" | tee -a "$OUT/summary.txt"
 done

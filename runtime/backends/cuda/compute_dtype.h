@@ -9,6 +9,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "runtime/core/artifact.h"
 #include "runtime/core/error.h"
@@ -20,8 +21,15 @@ inline std::shared_ptr<const Artifact> with_compute_dtype(const std::shared_ptr<
   if (!dtype_is_float(dtype) || dtype == DType::F64)
     fail("--dtype {}: not a compute dtype (f32, f16, bf16)", dtype_name(dtype));
   auto out = std::make_shared<Artifact>(*a);
-  for (BufferDesc& b : out->buffers) {
-    if (!dtype_is_float(b.dtype) || b.dtype == dtype) continue;
+  // linear_int8's scales (input 2) stay f32: the kernel reads them as f32 whatever it
+  // computes in (docs/kernels.md).
+  std::vector<char> keep(out->buffers.size(), 0);
+  for (const FunctionDesc& f : out->functions)
+    for (const InstructionDesc& inst : f.instructions)
+      if (inst.kernel == KernelId::LinearInt8 && inst.inputs.size() > 2) keep[inst.inputs[2]] = 1;
+  for (size_t i = 0; i < out->buffers.size(); ++i) {
+    BufferDesc& b = out->buffers[i];
+    if (!dtype_is_float(b.dtype) || b.dtype == dtype || keep[i]) continue;
     const bool pooled = b.kind == BufferKind::Activation || b.kind == BufferKind::State ||
                         static_cast<int>(b.kind) == 4 /* OptimizerState */;
     if (pooled && dtype_size(dtype) > dtype_size(b.dtype))

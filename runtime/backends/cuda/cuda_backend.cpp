@@ -17,6 +17,7 @@
 #include "runtime/backends/cuda/allocator.h"
 #include "runtime/backends/cuda/cuda_common.h"
 #include "runtime/backends/cuda/gemm.h"
+#include "runtime/backends/cuda/int8.h"
 #include "runtime/backends/cuda/kernels.h"
 #include "runtime/backends/cuda/trace.h"
 #include "runtime/core/error.h"
@@ -107,6 +108,7 @@ struct Parsed {
   bool causal = true;
   bool gelu_tanh = true;
   bool shift = false;
+  bool int8_act = false;  // linear_int8: activations = "int8"
 };
 
 struct Op {
@@ -176,6 +178,7 @@ struct CudaBackend::Impl {
 
   std::shared_ptr<Pool> pool;
   std::unique_ptr<Gemm> gemm;
+  std::unique_ptr<GemmInt8> gemm_i8;  // linear_int8 (int8.h)
   void* workspace = nullptr;
 
   DeviceError* err_host = nullptr;
@@ -560,8 +563,24 @@ struct CudaBackend::Impl {
       if (o.kernel == KernelId::CrossEntropy)
         need = std::max(need, cross_entropy_scratch_bytes(o.in[0].dims[0], o.in[0].dims[1], o.p.shift));
       if (o.kernel == KernelId::Attention) need = std::max(need, attention_scratch_bytes(attn_args(o), prop.multiProcessorCount));
+      if (o.kernel == KernelId::LinearInt8) need = std::max(need, linear_int8_scratch_bytes(int8_args(o)));
     }
     return need;
+  }
+
+  LinearInt8Args int8_args(const Op& o) const {
+    LinearInt8Args a;
+    a.dtype = o.ft;
+    a.x = o.in[0].data;
+    a.q = static_cast<const int8_t*>(o.in[1].data);
+    a.scale = static_cast<const float*>(o.in[2].data);
+    a.bias = o.nin == 4 ? o.in[3].data : nullptr;
+    a.y = o.out.data;
+    a.K = o.in[0].last();
+    a.N = o.out.last();
+    a.M = linear_M(o);
+    a.int8_activations = o.p.int8_act;
+    return a;
   }
 
   AttentionArgs attn_args(const Op& o) const {
@@ -712,6 +731,9 @@ struct CudaBackend::Impl {
       case KernelId::Linear:
         run_linear(o, L);
         return;
+      case KernelId::LinearInt8:
+        linear_int8(L, int8_args(o), *gemm_i8, *gemm, scratch, scratch_bytes);
+        return;
       case KernelId::Slice: {
         int64_t K = in[0].last();
         slice(L, y.data, in[0].data, dtype_size(in[0].dtype), K ? in[0].numel / K : 0, K,
@@ -781,6 +803,8 @@ struct CudaBackend::Impl {
     }
     if (o.kernel == KernelId::Attention)
       return fmt::format("attention ({})", attention_impl(attn_args(o), use_flash));
+    if (o.kernel == KernelId::LinearInt8)
+      return fmt::format("linear_int8 ({})", linear_int8_impl(int8_args(o), *gemm_i8, *gemm, scratch));
     if (o.kernel == KernelId::Linear) {
       GemmArgs g = gemm_args(o);
       return g.K > 0 && gemm->supported(g) ? "linear (cuBLASLt)" : "linear (simt)";
@@ -1041,6 +1065,8 @@ CudaBackend::CudaBackend(const BackendOptions& opts) : impl_(std::make_unique<Im
   m.gemm = std::make_unique<Gemm>(kWorkspaceBytes);
   m.workspace = m.device_alloc(kWorkspaceBytes, "cuBLASLt workspace", kOther);
   m.gemm->set_workspace(m.workspace);
+  m.gemm_i8 = std::make_unique<GemmInt8>();
+  m.gemm_i8->set_workspace(m.workspace, kWorkspaceBytes);  // same stream as gemm: shared
   if (!opts.trace_path.empty()) set_trace(opts.trace_path);
 }
 
@@ -1057,6 +1083,7 @@ CudaBackend::~CudaBackend() {
   for (auto& kv : m.graphs) cudaGraphExecDestroy(kv.second.exec);
   m.graphs.clear();
   m.gemm.reset();
+  m.gemm_i8.reset();
   for (int i = 0; i < 2; ++i) {
     if (m.pinned[i]) cudaFreeHost(m.pinned[i]);
     if (m.stage_ev[i]) cudaEventDestroy(m.stage_ev[i]);
@@ -1106,6 +1133,7 @@ bool CudaBackend::supports(KernelId kernel) const {
     case KernelId::Add:
     case KernelId::Mul:
     case KernelId::CrossEntropy:
+    case KernelId::LinearInt8:
       return true;
     default:
       return false;  // training kernels: CPU backend only for now
@@ -1113,7 +1141,8 @@ bool CudaBackend::supports(KernelId kernel) const {
 }
 
 bool CudaBackend::supports_dtype(DType dtype) const {
-  return dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16 || dtype == DType::I64;
+  return dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16 || dtype == DType::I64 ||
+         dtype == DType::I8;
 }
 
 std::unique_ptr<DeviceMemory> CudaBackend::allocate(size_t bytes, const std::string& what) {
@@ -1151,6 +1180,12 @@ void CudaBackend::upload(void* dst, DType dst_dtype, const void* src, DType src_
   m.flush();
   if (count <= 0) return;
   if (m.opts.random_weights && m.weights.count(dst)) {
+    if (dst_dtype == DType::I8) {  // linear_int8 weights
+      Launch L = m.launch_cfg(-1);
+      L.pdl = false;
+      fill_random_int8(L, static_cast<int8_t*>(dst), count, m.opts.random_seed * 1000003ull + m.random_counter++);
+      return;
+    }
     if (!dtype_is_float(dst_dtype))
       fail("cuda backend: --random-weights: weight of dtype {}", dtype_name(dst_dtype));
     Launch L = m.launch_cfg(-1);
@@ -1249,7 +1284,9 @@ void CudaBackend::launch(const KernelLaunch& l) {
       }
     }
   };
-  for (int i = 0; i < op.nin; ++i) ref(l.inputs[i], op.in[i], "input", i, true);
+  // linear_int8's scale (input 2) stays f32 whatever the launch computes in.
+  for (int i = 0; i < op.nin; ++i)
+    ref(l.inputs[i], op.in[i], "input", i, !(l.kernel == KernelId::LinearInt8 && i == 2));
   ref(l.outputs[0], op.out, "output", 0, l.kernel != KernelId::CrossEntropy);
 
   const Attrs& a = *l.attrs;
@@ -1277,6 +1314,7 @@ void CudaBackend::launch(const KernelLaunch& l) {
       break;
     case KernelId::Gelu: p.gelu_tanh = a.get_string("approximate") == "tanh"; break;
     case KernelId::CrossEntropy: p.shift = a.get_int("shift", 0) != 0; break;
+    case KernelId::LinearInt8: p.int8_act = a.get_string("activations") == "int8"; break;
     default: break;
   }
 
@@ -1298,7 +1336,8 @@ void CudaBackend::launch(const KernelLaunch& l) {
   std::memcpy(&bits[1], &p.theta, 8);
   std::memcpy(&bits[2], &p.scale, 8);
   bits[3] = static_cast<uint64_t>(p.wt) | (static_cast<uint64_t>(p.causal) << 1) |
-            (static_cast<uint64_t>(p.gelu_tanh) << 2) | (static_cast<uint64_t>(p.shift) << 3);
+            (static_cast<uint64_t>(p.gelu_tanh) << 2) | (static_cast<uint64_t>(p.shift) << 3) |
+            (static_cast<uint64_t>(p.int8_act) << 4);
   for (uint64_t b : bits) m.mix(b);
   m.mix(static_cast<uint64_t>(p.offset));
   m.mix(static_cast<uint64_t>(p.head_dim) | (static_cast<uint64_t>(p.nq) << 20) |

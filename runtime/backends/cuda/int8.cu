@@ -1,0 +1,264 @@
+// Kernels of `linear_int8` (int8.h): per-token activation quantization, the int32 ->
+// float rescale, a SIMT INT8 GEMM fallback, the weight-only INT8 GEMV for decode, weight
+// dequantization for weight-only prefill, and random INT8 weights for benchmarks.
+//
+// Float arithmetic that the CPU reference does in a fixed order (the quantization
+// scale, x / s, acc * s * scale + bias) is written with __f*_rn intrinsics, so nvcc
+// cannot contract it into FMAs and f32 results match the CPU bit for bit.
+#include "runtime/backends/cuda/device_util.cuh"
+#include "runtime/backends/cuda/int8.h"
+#include "runtime/backends/cuda/kernels.h"
+
+namespace bmsys::rt::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+// --- per-token quantization: one block per row ----------------------------------------
+template <class T>
+__global__ void __launch_bounds__(kThreads) quantize_rows_kernel(int8_t* xq, float* s, const T* x,
+                                                                 int64_t K) {
+  pdl_trigger();
+  pdl_wait();
+  __shared__ float sh[33];
+  const int64_t m = blockIdx.x;
+  const T* xr = x + m * K;
+  float amax = 0.f;
+  for (int64_t k = threadIdx.x; k < K; k += blockDim.x) amax = fmaxf(amax, fabsf(to_f(xr[k])));
+  amax = block_max(amax, sh);
+  const float sx = amax > 0.f ? __fdiv_rn(amax, 127.f) : 1.f;
+  if (threadIdx.x == 0) s[m] = sx;
+  int8_t* qr = xq + m * K;
+  for (int64_t k = threadIdx.x; k < K; k += blockDim.x) {
+    float v = rintf(__fdiv_rn(to_f(xr[k]), sx));  // round half to even, as nearbyint
+    v = fminf(fmaxf(v, -127.f), 127.f);
+    qr[k] = static_cast<int8_t>(v);
+  }
+}
+
+// --- rescale ----------------------------------------------------------------------------
+template <class T>
+__global__ void rescale_kernel(T* y, const int32_t* acc, const float* s, const float* scale,
+                               const T* bias, int64_t M, int64_t N) {
+  pdl_trigger();
+  pdl_wait();
+  const int64_t total = M * N;
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total;
+       i += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t m = i / N, n = i - m * N;
+    float v = __fmul_rn(__fmul_rn(static_cast<float>(acc[i]), s[m]), scale[n]);
+    v = __fadd_rn(v, bias ? to_f(bias[n]) : 0.f);
+    y[i] = from_f<T>(v);
+  }
+}
+
+// --- SIMT INT8 GEMM (fallback): 16x16 tiles, int32 accumulation ---------------------------
+__global__ void gemm_int8_simt_kernel(int32_t* acc, const int8_t* xq, const int8_t* q, int64_t M,
+                                      int64_t K, int64_t N) {
+  pdl_trigger();
+  pdl_wait();
+  __shared__ int xs[16][17], ws[16][17];
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const int64_t row = (int64_t)blockIdx.y * 16 + ty, col = (int64_t)blockIdx.x * 16 + tx;
+  const int64_t wn = (int64_t)blockIdx.x * 16 + ty;
+  int32_t sum = 0;
+  for (int64_t k0 = 0; k0 < K; k0 += 16) {
+    xs[ty][tx] = (row < M && k0 + tx < K) ? xq[row * K + k0 + tx] : 0;
+    ws[ty][tx] = (wn < N && k0 + tx < K) ? q[wn * K + k0 + tx] : 0;
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < 16; ++kk) sum += xs[ty][kk] * ws[tx][kk];
+    __syncthreads();
+  }
+  if (row < M && col < N) acc[row * N + col] = sum;
+}
+
+// --- weight-only GEMV --------------------------------------------------------------------
+// Four signed bytes of `w` to floats, exactly: with the sign bit flipped, byte b is
+// u = b + 128 in [0, 255]; the float with bits 0x4B0000uu is 2^23 + u, and subtracting
+// 2^23 + 128 leaves b. One byte permute and one add per weight (no int->float convert).
+__device__ __forceinline__ void unpack4(uint32_t w, float* f) {
+  const uint32_t u = w ^ 0x80808080u;
+  f[0] = __int_as_float(__byte_perm(u, 0x4B000000u, 0x7440)) - 8388736.f;
+  f[1] = __int_as_float(__byte_perm(u, 0x4B000000u, 0x7441)) - 8388736.f;
+  f[2] = __int_as_float(__byte_perm(u, 0x4B000000u, 0x7442)) - 8388736.f;
+  f[3] = __int_as_float(__byte_perm(u, 0x4B000000u, 0x7443)) - 8388736.f;
+}
+
+// Dot product of 16 weights (one 16-byte pack) with 16 elements of x starting at xp.
+template <class T>
+__device__ __forceinline__ float dot16(const float* wf, const T* xp, float acc) {
+  constexpr int PN = Pack<T>::N;  // 4 (f32) or 8 (f16/bf16)
+#pragma unroll
+  for (int p = 0; p < 16 / PN; ++p) {
+    const Pack<T> xv = load_pack(xp + p * PN);
+#pragma unroll
+    for (int e = 0; e < PN; ++e) acc = fmaf(to_f(xv.v[e]), wf[p * PN + e], acc);
+  }
+  return acc;
+}
+
+constexpr int kGemvI8Warps = 8;
+
+// One warp per output row n; each lane streams 16-byte packs of q[n,:] (U in flight,
+// 512 contiguous bytes per warp-wide load). The first packs are loaded before
+// griddepcontrol.wait: weights are never written by the preceding kernels.
+template <class T, int MT, bool VEC>
+__global__ void __launch_bounds__(kGemvI8Warps * 32) gemv_int8_kernel(
+    T* y, const T* x, const int8_t* q, const float* scale, const T* bias, int M, int64_t K,
+    int64_t N) {
+  pdl_trigger();
+  constexpr int U = 4;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int64_t n = (int64_t)blockIdx.x * kGemvI8Warps + warp;
+  const bool active = n < N;
+  const int8_t* wr = q + (active ? n : 0) * K;
+  float acc[MT];
+#pragma unroll
+  for (int m = 0; m < MT; ++m) acc[m] = 0.f;
+  if (VEC) {
+    const int64_t nv = K / 16;
+    const uint4* wp = reinterpret_cast<const uint4*>(wr);
+    uint4 wv[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int64_t idx = u * 32 + lane;
+      if (active && idx < nv) wv[u] = __ldg(wp + idx);
+    }
+    pdl_wait();
+    for (int64_t base = 0; base < nv; base += 32 * U) {
+      if (base > 0) {
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+          const int64_t idx = base + u * 32 + lane;
+          if (active && idx < nv) wv[u] = __ldg(wp + idx);
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const int64_t idx = base + u * 32 + lane;
+        if (active && idx < nv) {
+          float wf[16];
+          unpack4(wv[u].x, wf);
+          unpack4(wv[u].y, wf + 4);
+          unpack4(wv[u].z, wf + 8);
+          unpack4(wv[u].w, wf + 12);
+#pragma unroll
+          for (int m = 0; m < MT; ++m)
+            if (m < M) acc[m] = dot16<T>(wf, x + m * K + idx * 16, acc[m]);
+        }
+      }
+    }
+  } else {
+    pdl_wait();
+    if (active) {
+      for (int64_t k = lane; k < K; k += 32) {
+        const float wv = static_cast<float>(wr[k]);
+#pragma unroll
+        for (int m = 0; m < MT; ++m)
+          if (m < M) acc[m] = fmaf(to_f(x[m * K + k]), wv, acc[m]);
+      }
+    }
+  }
+#pragma unroll
+  for (int m = 0; m < MT; ++m) acc[m] = warp_sum(acc[m]);
+  if (!active) return;
+  const float sc = scale[n], bv = bias ? to_f(bias[n]) : 0.f;
+#pragma unroll
+  for (int m = 0; m < MT; ++m)
+    if (m < M && lane == m) y[m * N + n] = from_f<T>(acc[m] * sc + bv);
+}
+
+template <class T>
+__global__ void dequantize_kernel(T* w, const int8_t* q, const float* scale, int64_t N, int64_t K) {
+  pdl_trigger();
+  pdl_wait();
+  const int64_t total = N * K;
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total;
+       i += (int64_t)gridDim.x * blockDim.x)
+    w[i] = from_f<T>(static_cast<float>(q[i]) * scale[i / K]);
+}
+
+__device__ __forceinline__ uint64_t mix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+__global__ void fill_random_int8_kernel(int8_t* dst, int64_t n, uint64_t seed) {
+  pdl_trigger();
+  pdl_wait();
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+       i += (int64_t)gridDim.x * blockDim.x)
+    dst[i] = static_cast<int8_t>(static_cast<int>(mix64(seed * 0x2545f4914f6cdd1dull + (uint64_t)i) % 255u) - 127);
+}
+
+template <class T, int MT>
+void launch_gemv_int8(const Launch& L, T* y, const T* x, const int8_t* q, const float* scale,
+                      const T* bias, int64_t M, int64_t K, int64_t N, bool vec) {
+  const unsigned grid = static_cast<unsigned>((N + kGemvI8Warps - 1) / kGemvI8Warps);
+  if (vec)
+    launch_kernel(L, "linear_int8(gemv)", grid, kGemvI8Warps * 32, 0, gemv_int8_kernel<T, MT, true>,
+                  y, x, q, scale, bias, static_cast<int>(M), K, N);
+  else
+    launch_kernel(L, "linear_int8(gemv)", grid, kGemvI8Warps * 32, 0, gemv_int8_kernel<T, MT, false>,
+                  y, x, q, scale, bias, static_cast<int>(M), K, N);
+}
+
+}  // namespace
+
+void quantize_rows(const Launch& L, DType t, int8_t* xq, float* s, const void* x, int64_t M,
+                   int64_t K) {
+  BMSYS_DISPATCH_FLOAT(t, T, "linear_int8(quantize)", {
+    launch_kernel(L, "linear_int8(quantize)", static_cast<unsigned>(M), kThreads, 0,
+                  quantize_rows_kernel<T>, xq, s, static_cast<const T*>(x), K);
+  });
+}
+
+void rescale_int32(const Launch& L, DType t, void* y, const int32_t* acc, const float* s,
+                   const float* scale, const void* bias, int64_t M, int64_t N) {
+  BMSYS_DISPATCH_FLOAT(t, T, "linear_int8(rescale)", {
+    launch_kernel(L, "linear_int8(rescale)", grid_for(M * N, kThreads, 132 * 16), kThreads, 0,
+                  rescale_kernel<T>, static_cast<T*>(y), acc, s, scale,
+                  static_cast<const T*>(bias), M, N);
+  });
+}
+
+void gemm_int8_simt(const Launch& L, int32_t* acc, const int8_t* xq, const int8_t* q, int64_t M,
+                    int64_t K, int64_t N) {
+  dim3 grid(static_cast<unsigned>((N + 15) / 16), static_cast<unsigned>((M + 15) / 16));
+  launch_kernel(L, "linear_int8(simt)", grid, dim3(16, 16), 0, gemm_int8_simt_kernel, acc, xq, q,
+                M, K, N);
+}
+
+void gemv_int8(const Launch& L, DType t, void* y, const void* x, const int8_t* q,
+               const float* scale, const void* bias, int64_t M, int64_t K, int64_t N) {
+  if (M < 1 || M > kGemvMaxRows) fail("cuda backend: linear_int8 gemv: {} rows (at most {})", M, kGemvMaxRows);
+  BMSYS_DISPATCH_FLOAT(t, T, "linear_int8(gemv)", {
+    const bool vec = K % 16 == 0 && aligned16(x) && aligned16(q);
+    T* yt = static_cast<T*>(y);
+    const T* xt = static_cast<const T*>(x);
+    const T* bt = static_cast<const T*>(bias);
+    if (M == 1) launch_gemv_int8<T, 1>(L, yt, xt, q, scale, bt, M, K, N, vec);
+    else if (M == 2) launch_gemv_int8<T, 2>(L, yt, xt, q, scale, bt, M, K, N, vec);
+    else if (M <= 4) launch_gemv_int8<T, 4>(L, yt, xt, q, scale, bt, M, K, N, vec);
+    else launch_gemv_int8<T, 8>(L, yt, xt, q, scale, bt, M, K, N, vec);
+  });
+}
+
+void dequantize_rows(const Launch& L, DType t, void* w, const int8_t* q, const float* scale,
+                     int64_t N, int64_t K) {
+  BMSYS_DISPATCH_FLOAT(t, T, "linear_int8(dequantize)", {
+    launch_kernel(L, "linear_int8(dequantize)", grid_for(N * K, kThreads, 132 * 32), kThreads, 0,
+                  dequantize_kernel<T>, static_cast<T*>(w), q, scale, N, K);
+  });
+}
+
+void fill_random_int8(const Launch& L, int8_t* dst, int64_t n, uint64_t seed) {
+  launch_kernel(L, "fill_random(i8)", grid_for(n, kThreads, 132 * 64), kThreads, 0,
+                fill_random_int8_kernel, dst, n, seed);
+}
+
+}  // namespace bmsys::rt::cuda

@@ -1,0 +1,196 @@
+// linear_int8 on the GPU against the CPU reference: both activation modes, f32/bf16/f16,
+// with and without bias, on random odd shapes that take every path (cuBLASLt INT8 GEMM
+// where K and N are multiples of 4, the SIMT INT8 GEMM elsewhere, the weight-only GEMV
+// for M <= 8 with and without 16-byte rows, dequantize + GEMM for larger M); the golden
+// models compiled with bmsys-quantize (scripts/gpu/prepare.sh) against transformers'
+// fp32 logits: top-1 agreement >= 99% of positions, f32 logits equal to the CPU's.
+#include <sys/stat.h>
+
+#include "runtime/backends/cuda/compute_dtype.h"
+#include "runtime/core/artifact.h"
+#include "runtime/core/executor.h"
+#include "runtime/io/safetensors.h"
+#include "runtime/tests/cuda/cuda_test_util.h"
+
+namespace bmsys::rt::cudatest {
+namespace {
+
+CudaBackend& gpu() {
+  static CudaBackend* be = new CudaBackend(BackendOptions{});  // never destroyed (exit order)
+  return *be;
+}
+CpuBackend& cpu() {
+  static CpuBackend be;
+  return be;
+}
+
+HostTensor random_int8(const Shape& s, std::mt19937& rng) {
+  HostTensor t(DType::I8, s);
+  std::uniform_int_distribution<int> d(-127, 127);
+  for (int64_t i = 0; i < t.numel(); ++i) t.as<int8_t>()[i] = static_cast<int8_t>(d(rng));
+  return t;
+}
+
+// Runs linear_int8 on the GPU (x, bias, y in `t`; scale f32) and on the CPU (f32) and
+// returns the relative error of y.
+double int8_case(DType t, int64_t M, int64_t K, int64_t N, bool bias, bool int8_act,
+                 std::mt19937& rng) {
+  std::vector<HostTensor> ts;
+  ts.push_back(random_tensor(t, {M, K}, rng));
+  ts.push_back(random_int8({N, K}, rng));
+  ts.push_back(random_tensor(DType::F32, {N}, rng, 0.001f, 0.02f));
+  std::vector<int> in = {0, 1, 2};
+  if (bias) {
+    ts.push_back(random_tensor(t, {N}, rng));
+    in.push_back(3);
+  }
+  ts.push_back(poison(t, {M, N}));
+  const int y = static_cast<int>(ts.size()) - 1;
+  std::vector<Call> calls = {{KernelId::LinearInt8,
+                              attrs({{"activations", str_attr(int8_act ? "int8" : "float")}}), in, {y}}};
+  std::vector<HostTensor> f32;
+  for (const HostTensor& h : ts) f32.push_back(as_f32(h));
+  auto want = run_calls(cpu(), f32, calls, LaunchContext{});
+  auto got = run_calls(gpu(), ts, calls, LaunchContext{});
+  return rel_err(got[y], want[y]);
+}
+
+const DType kTypes[] = {DType::F32, DType::BF16, DType::F16};
+
+// Shapes: cuBLASLt-eligible (K, N % 4 == 0) and not, GEMV rows with K % 16 == 0 (vector
+// loads) and not, M across the GEMV / GEMM boundary (8 / 9).
+const int64_t kShapes[][3] = {{1, 64, 48},    {1, 1000, 777}, {3, 77, 129},   {8, 256, 200},
+                              {9, 64, 64},    {37, 129, 257}, {128, 512, 384}, {2, 4096, 1000},
+                              {1, 11008, 96}, {5, 17, 3},     {16, 4096, 44},  {1, 4096, 4096}};
+
+TEST(CudaInt8, WeightOnly) {
+  BMSYS_SKIP_WITHOUT_GPU();
+  std::mt19937 rng(11);
+  for (DType t : kTypes)
+    for (auto& s : kShapes)
+      for (int bias = 0; bias < 2; ++bias) {
+        double e = int8_case(t, s[0], s[1], s[2], bias, false, rng);
+        EXPECT_LE(e, t == DType::F32 ? 1e-5 : tol_for(t))
+            << "weight-only " << dtype_name(t) << " M=" << s[0] << " K=" << s[1] << " N=" << s[2]
+            << " bias=" << bias;
+      }
+}
+
+// The INT8 path's sums are exact int32 and the rescale rounds as the CPU does, so f32 is
+// exact up to the last bit; f16/bf16 differ only by the final rounding of y.
+TEST(CudaInt8, Int8Activations) {
+  BMSYS_SKIP_WITHOUT_GPU();
+  std::mt19937 rng(12);
+  for (DType t : kTypes)
+    for (auto& s : kShapes)
+      for (int bias = 0; bias < 2; ++bias) {
+        double e = int8_case(t, s[0], s[1], s[2], bias, true, rng);
+        EXPECT_LE(e, t == DType::F32 ? 1e-6 : tol_for(t))
+            << "int8 activations " << dtype_name(t) << " M=" << s[0] << " K=" << s[1]
+            << " N=" << s[2] << " bias=" << bias;
+      }
+}
+
+TEST(CudaInt8, RandomShapes) {
+  BMSYS_SKIP_WITHOUT_GPU();
+  std::mt19937 rng(13);
+  std::uniform_int_distribution<int64_t> m(1, 40), k(1, 700), n(1, 700);
+  for (int i = 0; i < 32; ++i) {
+    DType t = kTypes[i % 3];
+    const int64_t M = m(rng), K = k(rng), N = n(rng);
+    const bool int8_act = (i / 3) % 2, bias = (i / 6) % 2;
+    double e = int8_case(t, M, K, N, bias, int8_act, rng);
+    EXPECT_LE(e, t == DType::F32 ? 1e-5 : tol_for(t))
+        << (int8_act ? "int8" : "float") << " activations " << dtype_name(t) << " M=" << M
+        << " K=" << K << " N=" << N << " bias=" << bias;
+  }
+}
+
+// A row of zeros quantizes with scale 1 (no division by zero) and gives the bias.
+TEST(CudaInt8, ZeroRows) {
+  BMSYS_SKIP_WITHOUT_GPU();
+  std::mt19937 rng(14);
+  for (int int8_act = 0; int8_act < 2; ++int8_act) {
+    std::vector<HostTensor> ts;
+    HostTensor x = random_tensor(DType::F32, {12, 64}, rng);
+    for (int64_t k = 0; k < 64; ++k) x.as<float>()[3 * 64 + k] = 0.f;
+    ts.push_back(x);
+    ts.push_back(random_int8({40, 64}, rng));
+    ts.push_back(random_tensor(DType::F32, {40}, rng, 0.001f, 0.02f));
+    ts.push_back(random_tensor(DType::F32, {40}, rng));
+    ts.push_back(poison(DType::F32, {12, 40}));
+    std::vector<Call> calls = {{KernelId::LinearInt8,
+                                attrs({{"activations", str_attr(int8_act ? "int8" : "float")}}),
+                                {0, 1, 2, 3}, {4}}};
+    auto got = run_calls(gpu(), ts, calls, LaunchContext{});
+    for (int64_t n = 0; n < 40; ++n)
+      EXPECT_EQ(got[4].as<float>()[3 * 40 + n], ts[3].as<float>()[n]) << "zero row, column " << n;
+  }
+}
+
+// --- golden models ----------------------------------------------------------------------
+std::string artifact_dir() {
+  const char* e = std::getenv("BMSYS_GPU_ARTIFACTS");
+  return e ? e : std::string(BMSYS_SOURCE_DIR) + "/build-gpu/artifacts";
+}
+
+bool exists(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0;
+}
+
+// Top-1 agreement of logits [.., V] with the reference's, over all positions.
+std::pair<int64_t, int64_t> top1(const HostTensor& got, const HostTensor& want) {
+  std::vector<float> a = got.to_f32(), b = want.to_f32();
+  const int64_t V = want.shape.back(), rows = static_cast<int64_t>(b.size()) / V;
+  int64_t same = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    auto am = std::max_element(a.begin() + r * V, a.begin() + (r + 1) * V) - (a.begin() + r * V);
+    auto bm = std::max_element(b.begin() + r * V, b.begin() + (r + 1) * V) - (b.begin() + r * V);
+    same += am == bm;
+  }
+  return {same, rows};
+}
+
+// prepare.sh compiles each golden model with bmsys-quantize into
+// artifacts/<model>-int8/{w8,w8a8}.bmsys beside the float and INT8 weight files.
+TEST(CudaInt8, GoldenTop1) {
+  BMSYS_SKIP_WITHOUT_GPU();
+  for (const char* model : {"llama-tiny", "gpt2-tiny"}) {
+    for (const char* variant : {"w8", "w8a8"}) {
+      const std::string dir = artifact_dir() + "/" + model + "-int8";
+      const std::string path = dir + "/" + variant + ".bmsys";
+      if (!exists(path)) GTEST_SKIP() << "artifact " << path << " not found (scripts/gpu/prepare.sh): skipped";
+      auto g = SafetensorsFile::open(std::string(BMSYS_SOURCE_DIR) + "/test/data/" + model +
+                                     "/golden.safetensors");
+      HostTensor ids = g->read("input_ids");
+      HostTensor want = g->read("logits", DType::F32);
+      ExecutorOptions eo;
+      eo.weights = dir;
+      HostTensor cpu_logits;
+      {
+        Executor ex(load_artifact(path), std::make_shared<CpuBackend>(), eo);
+        cpu_logits = ex.run("forward", {{"input_ids", ids}}).at("logits");
+      }
+      for (DType t : {DType::F32, DType::BF16}) {
+        auto art = load_artifact(path);
+        if (t != DType::F32) art = with_compute_dtype(art, t);
+        Executor ex(art, std::make_shared<CudaBackend>(BackendOptions{}), eo);
+        HostTensor logits = ex.run("forward", {{"input_ids", ids}}).at("logits");
+        auto [same, rows] = top1(logits, want);
+        const double e = rel_err(logits, want), ec = rel_err(logits, cpu_logits);
+        std::printf("[int8] %s %s %s: top-1 agreement %lld/%lld, logits relative error %.3g "
+                    "(vs fp32 transformers), %.3g (vs the CPU backend)\n",
+                    model, variant, dtype_name(t), static_cast<long long>(same),
+                    static_cast<long long>(rows), e, ec);
+        EXPECT_GE(same, (rows * 99 + 99) / 100) << model << " " << variant << " " << dtype_name(t);
+        if (t == DType::F32) {
+          EXPECT_LE(ec, 1e-5) << model << " " << variant << " cuda vs cpu";
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace bmsys::rt::cudatest
