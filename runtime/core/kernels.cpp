@@ -109,6 +109,7 @@ const std::vector<KernelSpec>& table() {
       {KernelId::SyncParam, "sync_param", 1, 1, 1, {{"ranks", AttrType::Int, true}}, {0}, {0}},
       {KernelId::LinearInt8, "linear_int8", 3, 4, 1, {{"activations", AttrType::String, true}}, {}},
       {KernelId::FakeQuant, "fake_quant", 1, 1, 1, {{"axis", AttrType::Int, true}}, {}},
+      {KernelId::Cast, "cast", 1, 1, 1, {}, {}},
   };
   return t;
 }
@@ -667,6 +668,11 @@ void check_launch(const KernelLaunch& l) {
     case KernelId::SyncParam:
       check_ranks(l, a.get_int("ranks"), false);
       expect_float(in[0], "param (input 0)");
+      break;
+    case KernelId::Cast:
+      expect_float(in[0], "x (input 0)");
+      expect_float(y, "y (output 0)");
+      expect_shape(y, in[0].shape, "y (output 0)");
       break;
     case KernelId::kCount:
       fail("invalid kernel id");

@@ -58,6 +58,9 @@ enum class KernelId : uint16_t {
   // Quantized inference (docs/kernels.md "Quantization").
   LinearInt8,
   FakeQuant,
+  // Element type conversion (bmsys-mixed-precision's casts between f32 master weights
+  // and bf16/f16 compute).
+  Cast,
   kCount
 };
 

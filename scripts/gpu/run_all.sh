@@ -75,9 +75,50 @@ PY
       echo "bmsys-run generate --device cuda --dtype bf16 --trace: $GOT"
       python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print('trace:', len(j['traceEvents']), 'events')" /tmp/bmsys-gpu/e2e_trace.json
     fi
+    # Training (bmsys-run train --device cuda; artifacts from prepare.sh): the golden
+    # batch for 10 AdamW steps in f32 against transformers' losses (1e-3) and final
+    # weights (1e-3 relative, from the checkpoint), a resume from step 5 (bit-identical),
+    # bf16 mixed precision (losses within 2% of f32), f16 with a forced overflow.
+    TW=/tmp/bmsys-gpu/train && rm -rf "$TW" && mkdir -p "$TW"
+    python3 test/tools/write_tokens.py test/data/llama-tiny/golden.safetensors train.input_ids "$TW/tokens.bin" >/dev/null
+    gtrain() { "$BIN/bmsys-run" train "$G/artifacts/llama-tiny.$1.bmsys" --device cuda --weights test/data/llama-tiny/model.safetensors \
+             --data "$TW/tokens.bin" --batch 4 --seq 32 "${@:2}"; }
+    gtrain train --steps 10 --metrics "$TW/f32.jsonl" --save "$TW/ckpt" 2>"$TW/f32.err"
+    echo "bmsys-run train --device cuda: rc=$? ($(grep -E 'device:|error' "$TW/f32.err" | tr '\n' ' '))"
+    python3 test/tools/check_losses.py "$TW/f32.jsonl" --ref test/data/llama-tiny/golden.safetensors:train.losses --atol 1e-3 >"$TW/losses.txt" \
+      && echo "train f32 losses: within 1e-3 of transformers" || { echo "train f32 losses: DIFFERENT"; cat "$TW/losses.txt"; }
+    python3 test/tools/compare.py "$TW/ckpt/model.safetensors" test/data/llama-tiny/golden.safetensors --prefix train.final. --rtol 1e-3 >"$TW/weights.txt" \
+      && echo "train f32 final weights: within 1e-3 of transformers" || { echo "train f32 final weights: DIFFERENT"; cat "$TW/weights.txt"; }
+    gtrain train --steps 5 --metrics "$TW/first.jsonl" --save "$TW/ckpt5" 2>/dev/null
+    gtrain train --steps 10 --metrics "$TW/second.jsonl" --resume "$TW/ckpt5" 2>/dev/null
+    python3 test/tools/check_losses.py "$TW/first.jsonl" "$TW/second.jsonl" --ref "$TW/f32.jsonl" --atol 0 >/dev/null \
+      && echo "train resume at step 5: bit-identical" || echo "train resume at step 5: DIFFERENT"
+    gtrain train-bf16 --steps 10 --metrics "$TW/bf16.jsonl" 2>/dev/null
+    export BMSYS_TEST_FORCE_OVERFLOW_STEP=3
+    gtrain train-f16 --steps 10 --metrics "$TW/f16.jsonl" 2>"$TW/f16.err"
+    unset BMSYS_TEST_FORCE_OVERFLOW_STEP
+    python3 - "$TW" <<'PY'
+import json, sys
+d = sys.argv[1]
+rows = lambda f: [json.loads(x) for x in open(f"{d}/{f}") if x.strip()]
+f32 = [r["loss"] for r in rows("f32.jsonl")]
+try:
+    bf = [r["loss"] for r in rows("bf16.jsonl")]
+    e = max(abs(a - b) / b for a, b in zip(bf, f32)) if len(bf) == len(f32) else float("inf")
+    print(f"train bf16 losses: {'within' if e <= 2e-2 else 'NOT within'} 2% of f32 (max {e:.2e}): {' '.join(f'{x:.4f}' for x in bf)}")
+    f16 = rows("f16.jsonl")
+    applied = [r["loss"] for r in f16 if not r["skipped"]]
+    e = max(abs(a - b) / b for a, b in zip(applied, f32)) if len(applied) == 9 else float("inf")
+    skipped = [r["step"] for r in f16 if r["skipped"]]
+    ok = skipped == [3] and f16[3]["loss_scale"] == f16[2]["loss_scale"] / 2 and e <= 2e-2
+    print(f"train f16 forced overflow at step 3: {'recovered' if ok else 'NOT recovered'} (skipped {skipped}, scale "
+          f"{f16[2]['loss_scale']} -> {f16[3]['loss_scale']}, applied steps max rel. diff to f32 {e:.2e})")
+except Exception as ex:
+    print(f"train bf16/f16: FAILED ({ex})")
+PY
   } 2>&1 | tee /tmp/bmsys-gpu/e2e.log
   cat /tmp/bmsys-gpu/e2e.log >>"$OUT/tests.log"
-  RES[e2e]=$(grep -c "equal to transformers" /tmp/bmsys-gpu/e2e.log)"/2 runs equal to transformers"
+  RES[e2e]="$(grep -c "equal to transformers" /tmp/bmsys-gpu/e2e.log)/2 runs equal to transformers; train: $(grep -cE '^train .*(: within|bit-identical|: recovered)' /tmp/bmsys-gpu/e2e.log)/5 checks ok"
 fi
 
 if has sanitize; then

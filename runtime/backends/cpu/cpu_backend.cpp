@@ -331,6 +331,9 @@ void CpuBackend::launch(const KernelLaunch& l) {
       cpu::sgd(in[0].as<float>() + z.offset, in[1].as<float>(), in[2].as<float>(), z.count, p);
       return;
     }
+    case KernelId::Cast:  // f32 -> f32 here: the cpu backend computes in f32 only
+      convert(y.data, y.dtype, in[0].data, in[0].dtype, in[0].numel());
+      return;
     case KernelId::kCount:
       break;
   }

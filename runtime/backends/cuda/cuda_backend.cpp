@@ -20,6 +20,7 @@
 #include "runtime/backends/cuda/int8.h"
 #include "runtime/backends/cuda/kernels.h"
 #include "runtime/backends/cuda/trace.h"
+#include "runtime/backends/cuda/train_ops.h"
 #include "runtime/core/error.h"
 
 namespace bmsys::rt {
@@ -118,6 +119,9 @@ struct Op {
   TRef out;
   Parsed p;
   DType ft = DType::F32;  // the launch's float dtype
+  // Training kernels (train_ops.h): every operand and attribute; in/out above hold the
+  // first operands for traces only. Never fused, and a barrier to the fusions' hoisting.
+  std::shared_ptr<const TrainOp> train;
 };
 
 bool overlaps(const TRef& a, const TRef& b) {
@@ -199,6 +203,12 @@ struct CudaBackend::Impl {
   std::vector<uint64_t> sig;
   uint64_t hash = 0;
   int64_t queue_P = 0;
+  // Step T and loss scale L of the queued training ops (written to the device scalars
+  // at the flush, so a captured train_step replays at every step).
+  bool queue_train_scalars = false;
+  int64_t queue_T = 0;
+  double queue_L = 1.0;
+  TrainGemmPtr train_gemm;
 
   void* scratch = nullptr;
   size_t scratch_bytes = 0;
@@ -374,7 +384,7 @@ struct CudaBackend::Impl {
         used[j] = 1;
         continue;
       }
-      if (overlaps(q.out, o.in[0])) break;  // x is rewritten: nothing later shares it
+      if (q.train || overlaps(q.out, o.in[0])) break;  // x is rewritten: nothing later shares it
     }
     stats.launches_saved += s.n - 1;
     if (s.n == 1) {
@@ -469,6 +479,7 @@ struct CudaBackend::Impl {
     for (int k = i + 1; k < j; ++k) {
       if (used[k]) continue;
       const Op& o = ops[k];
+      if (o.train) return false;
       for (int a = 0; a < q.nin; ++a)
         if (overlaps(q.in[a], o.out)) return false;
       if (overlaps(q.out, o.out)) return false;
@@ -560,6 +571,7 @@ struct CudaBackend::Impl {
   size_t scratch_need() const {
     size_t need = 0;
     for (const Op& o : ops) {
+      if (o.train) need = std::max(need, train_scratch_bytes(*o.train));
       if (o.kernel == KernelId::CrossEntropy)
         need = std::max(need, cross_entropy_scratch_bytes(o.in[0].dims[0], o.in[0].dims[1], o.p.shift));
       if (o.kernel == KernelId::Attention) need = std::max(need, attention_scratch_bytes(attn_args(o), prop.multiProcessorCount));
@@ -717,7 +729,55 @@ struct CudaBackend::Impl {
     gemm_simt(L, o.ft, g.y, g.x, g.w, g.bias, g.M, g.K, g.N, g.w_transposed);
   }
 
+  void run_train(const Op& o, const Launch& L) {
+    if (!train_gemm) train_gemm = make_train_gemm();
+    TrainEnv env;
+    env.scratch = scratch;
+    env.scratch_bytes = scratch_bytes;
+    env.workspace = workspace;
+    env.workspace_bytes = kWorkspaceBytes;
+    env.gemm = train_gemm.get();
+    run_train_op(*o.train, L, env);
+  }
+
+  // A training kernel: queued like any op, its signature from train_signature(). A
+  // different T or L than the queued ops' flushes first.
+  void queue_train(const KernelLaunch& l) {
+    auto t = make_train_op(l);
+    if (t->uses_step || t->uses_loss_scale) {
+      if (queue_train_scalars && !ops.empty() && (l.ctx.step != queue_T || l.ctx.loss_scale != queue_L))
+        flush();
+      queue_train_scalars = true;
+      queue_T = l.ctx.step;
+      queue_L = l.ctx.loss_scale;
+    }
+    if (ops.empty()) queue_P = l.ctx.start_pos;
+    Op op;
+    op.kernel = l.kernel;
+    op.train = t;
+    auto view = [](const TensorView& v, TRef& r) {
+      r.data = v.data;
+      r.dtype = v.dtype;
+      r.rank = static_cast<int>(std::min<size_t>(v.shape.size(), kMaxRank));
+      for (int d = 0; d < r.rank; ++d) r.dims[d] = v.shape[d];
+      r.numel = v.numel();
+    };
+    op.nin = static_cast<int>(std::min<size_t>(l.inputs.size(), 5));
+    for (int i = 0; i < op.nin; ++i) view(l.inputs[i], op.in[i]);
+    view(l.outputs[0], op.out);
+    op.ft = l.outputs[0].dtype;
+    std::vector<uint64_t> words = {0x747261696eull, static_cast<uint64_t>(l.ctx.batch),
+                                   static_cast<uint64_t>(l.ctx.seq)};
+    train_signature(*t, words);
+    for (uint64_t w : words) mix(w);
+    ops.push_back(std::move(op));
+  }
+
   void run_single(const Op& o, const Launch& L) {
+    if (o.train) {
+      run_train(o, L);
+      return;
+    }
     const auto& in = o.in;
     const TRef& y = o.out;
     switch (o.kernel) {
@@ -928,6 +988,10 @@ struct CudaBackend::Impl {
     if (!replay) ensure_scratch(scratch_need());
     BMSYS_CUDA(cudaEventRecord(flush_begin, compute), "flush timing");
     set_scalars(compute, scalars, queue_P);
+    if (queue_train_scalars) {
+      set_train_scalars(compute, scalars, queue_T, queue_L);
+      queue_train_scalars = false;
+    }
     try {
       if (replay) {
         GraphEntry& g = git->second;
@@ -1119,6 +1183,7 @@ std::string CudaBackend::description() const {
 }
 
 bool CudaBackend::supports(KernelId kernel) const {
+  if (is_train_kernel(kernel)) return true;  // train_ops.h
   switch (kernel) {
     case KernelId::Positions:
     case KernelId::Embedding:
@@ -1257,6 +1322,11 @@ void CudaBackend::copy_to_host(void* dst, const void* src, size_t bytes) {
 void CudaBackend::launch(const KernelLaunch& l) {
   Impl& m = *impl_;
   if (!m.ops.empty() && l.ctx.start_pos != m.queue_P) m.flush();
+  if (is_train_kernel(l.kernel)) {
+    m.queue_train(l);
+    if (m.sync_each) synchronize();
+    return;
+  }
   const auto t_begin = std::chrono::steady_clock::now();
   Op op;
   op.kernel = l.kernel;
@@ -1288,6 +1358,17 @@ void CudaBackend::launch(const KernelLaunch& l) {
   for (int i = 0; i < op.nin; ++i)
     ref(l.inputs[i], op.in[i], "input", i, !(l.kernel == KernelId::LinearInt8 && i == 2));
   ref(l.outputs[0], op.out, "output", 0, l.kernel != KernelId::CrossEntropy);
+  if (l.kernel == KernelId::Attention && op.nin == 5 && l.ctx.batch_offset != 0) {
+    // Batched generation: this call's rows are cache rows batch_offset.. (the graph
+    // signature sees the offset views, so each offset has its own graph).
+    for (int i = 3; i < 5; ++i) {
+      TRef& c = op.in[i];
+      const int64_t row = c.dims[0] ? c.numel / c.dims[0] : 0;
+      c.data = static_cast<char*>(c.data) + static_cast<size_t>(l.ctx.batch_offset * row) * dtype_size(c.dtype);
+      c.dims[0] -= l.ctx.batch_offset;
+      c.numel -= l.ctx.batch_offset * row;
+    }
+  }
 
   const Attrs& a = *l.attrs;
   Parsed& p = op.p;

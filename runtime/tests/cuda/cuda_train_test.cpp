@@ -1,0 +1,242 @@
+// Training on the CUDA backend end to end, through the trainer of `bmsys-run train`
+// and artifacts compiled by the real pipeline (scripts/gpu/prepare.sh writes
+// <model>.train.bmsys, .train-bf16.bmsys, .train-f16.bmsys to $BMSYS_GPU_ARTIFACTS):
+//  - fp32 (true f32 GEMMs, no TF32): the 10-step AdamW run of recipe.json "train" on
+//    the golden batch — losses within 1e-3 of transformers' train.losses, final weights
+//    (read back from a saved checkpoint) within 1e-3 relative of train.final.*;
+//  - stopping at step 5 and resuming gives the same 10 losses bit for bit (every
+//    training kernel is deterministic);
+//  - bf16 mixed precision (f32 master weights): each loss within 2% of fp32's;
+//  - fp16 with dynamic loss scaling: a forced overflow (BMSYS_TEST_FORCE_OVERFLOW_STEP)
+//    skips the step on the device, halves the scale, and training goes on along the
+//    golden trajectory one step late.
+// Tests skip without a GPU or without the artifacts.
+#include <sys/stat.h>
+
+#include "runtime/core/artifact.h"
+#include "runtime/core/executor.h"
+#include "runtime/io/safetensors.h"
+#include "runtime/tests/cuda/cuda_test_util.h"
+#include "runtime/tests/test_util.h"
+#include "runtime/train/token_data.h"
+#include "runtime/train/trainer.h"
+
+namespace bmsys::rt::cudatest {
+namespace {
+
+std::string artifact_dir() {
+  const char* e = std::getenv("BMSYS_GPU_ARTIFACTS");
+  return e ? e : std::string(BMSYS_SOURCE_DIR) + "/build-gpu/artifacts";
+}
+std::string data_dir(const std::string& model) { return std::string(BMSYS_SOURCE_DIR) + "/test/data/" + model; }
+
+bool exists(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0;
+}
+
+#define BMSYS_NEED_TRAIN_ARTIFACT(path)                                                  \
+  do {                                                                                   \
+    if (!exists(path))                                                                   \
+      GTEST_SKIP() << "artifact " << path                                                \
+                   << " not found (compile it with scripts/gpu/prepare.sh): skipped";    \
+  } while (0)
+
+const char* const kModels[] = {"llama-tiny", "gpt2-tiny"};
+
+std::shared_ptr<SafetensorsFile> golden(const std::string& model) {
+  return SafetensorsFile::open(data_dir(model) + "/golden.safetensors");
+}
+
+std::unique_ptr<Executor> make(const std::string& artifact, const std::string& model, std::shared_ptr<Backend> be) {
+  ExecutorOptions eo;
+  eo.weights = data_dir(model) + "/model.safetensors";
+  return std::make_unique<Executor>(load_artifact(artifact), std::move(be), eo);
+}
+
+// The golden batch as a token file: batch 4 x seq 32 reads it at every step.
+std::string token_file(const test::TempDir& dir, const std::string& model) {
+  HostTensor ids = golden(model)->read("train.input_ids");
+  std::vector<int64_t> v(ids.as<int64_t>(), ids.as<int64_t>() + ids.numel());
+  const std::string path = dir.file("tokens.bin");
+  write_token_file(path, v, TokenDtype::U16);
+  return path;
+}
+
+TrainOptions options(const std::string& data, int64_t steps) {
+  TrainOptions o;
+  o.data = data;
+  o.batch = 4;
+  o.seq = 32;
+  o.steps = steps;
+  return o;
+}
+
+std::vector<double> losses(const std::vector<StepMetrics>& m) {
+  std::vector<double> v;
+  for (const StepMetrics& s : m) v.push_back(s.loss);
+  return v;
+}
+
+std::string describe(const std::vector<double>& v) {
+  std::string s;
+  for (double x : v) s += fmt::format("{}{:.6f}", s.empty() ? "" : " ", x);
+  return s;
+}
+
+TEST(CudaTrain, GoldenAdamWFp32) {
+  BMSYS_SKIP_WITHOUT_GPU();
+  for (const std::string m : kModels) {
+    const std::string art = artifact_dir() + "/" + m + ".train.bmsys";
+    BMSYS_NEED_TRAIN_ARTIFACT(art);
+    test::TempDir dir;
+    auto g = golden(m);
+    std::vector<float> want = g->read("train.losses", DType::F32).to_f32();
+    auto be = std::make_shared<CudaBackend>(BackendOptions{});
+    auto ex = make(art, m, be);
+    TrainOptions o = options(token_file(dir, m), 10);
+    o.save_dir = dir.file("ckpt");
+    std::vector<double> got = losses(train(*ex, o));
+    ASSERT_EQ(got.size(), want.size());
+    double worst = 0;
+    for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::abs(got[i] - want[i]));
+    std::printf("[golden] %s train fp32 on cuda: losses %s; max |loss - transformers| %.3g (tolerance 1e-3); graph "
+                "replays %lld\n",
+                m.c_str(), describe(got).c_str(), worst, static_cast<long long>(be->stats().graph_replays));
+    EXPECT_LE(worst, 1e-3) << m << " losses differ from transformers'";
+    EXPECT_GE(be->stats().graph_replays, 5) << "the training steps did not replay a CUDA graph";
+
+    // Final weights, from the checkpoint (Hugging Face names), against train.final.*.
+    auto ck = SafetensorsFile::open(dir.file("ckpt/model.safetensors"));
+    int checked = 0;
+    double worst_w = 0;
+    for (const std::string& name : g->names()) {
+      if (name.rfind("train.final.", 0) != 0) continue;
+      const std::string key = name.substr(std::string("train.final.").size());
+      ASSERT_TRUE(ck->contains(key)) << m << ": checkpoint lacks " << key;
+      const double e = rel_err(ck->read(key, DType::F32), g->read(name, DType::F32));
+      worst_w = std::max(worst_w, e);
+      EXPECT_LE(e, 1e-3) << m << " final " << key;
+      ++checked;
+    }
+    EXPECT_GT(checked, 5);
+    std::printf("[golden] %s train fp32 on cuda: %d final weights, worst relative error %.3g (tolerance 1e-3)\n",
+                m.c_str(), checked, worst_w);
+  }
+}
+
+TEST(CudaTrain, ResumeContinuesBitExactly) {
+  BMSYS_SKIP_WITHOUT_GPU();
+  const std::string m = "llama-tiny";
+  const std::string art = artifact_dir() + "/" + m + ".train.bmsys";
+  BMSYS_NEED_TRAIN_ARTIFACT(art);
+  test::TempDir dir;
+  const std::string data = token_file(dir, m);
+  std::vector<double> full, first, second;
+  {
+    auto ex = make(art, m, std::make_shared<CudaBackend>(BackendOptions{}));
+    full = losses(train(*ex, options(data, 10)));
+  }
+  {
+    auto ex = make(art, m, std::make_shared<CudaBackend>(BackendOptions{}));
+    TrainOptions o = options(data, 5);
+    o.save_dir = dir.file("ckpt5");
+    first = losses(train(*ex, o));
+  }
+  {
+    auto ex = make(art, m, std::make_shared<CudaBackend>(BackendOptions{}));
+    TrainOptions o = options(data, 10);
+    o.resume_dir = dir.file("ckpt5");
+    second = losses(train(*ex, o));
+  }
+  first.insert(first.end(), second.begin(), second.end());
+  EXPECT_EQ(first, full) << "resumed: " << describe(first) << "\nuninterrupted: " << describe(full);
+  std::printf("[golden] %s cuda resume at step 5: %s\n", m.c_str(), first == full ? "bit-identical" : "DIFFERENT");
+}
+
+TEST(CudaTrain, Bf16MixedPrecisionWithin2Percent) {
+  BMSYS_SKIP_WITHOUT_GPU();
+  for (const std::string m : kModels) {
+    const std::string art32 = artifact_dir() + "/" + m + ".train.bmsys";
+    const std::string art16 = artifact_dir() + "/" + m + ".train-bf16.bmsys";
+    BMSYS_NEED_TRAIN_ARTIFACT(art32);
+    BMSYS_NEED_TRAIN_ARTIFACT(art16);
+    test::TempDir dir;
+    const std::string data = token_file(dir, m);
+    std::vector<double> f32, bf16;
+    {
+      auto ex = make(art32, m, std::make_shared<CudaBackend>(BackendOptions{}));
+      f32 = losses(train(*ex, options(data, 10)));
+    }
+    {
+      auto ex = make(art16, m, std::make_shared<CudaBackend>(BackendOptions{}));
+      bf16 = losses(train(*ex, options(data, 10)));
+    }
+    ASSERT_EQ(f32.size(), bf16.size());
+    double worst = 0;
+    for (size_t i = 0; i < f32.size(); ++i) worst = std::max(worst, std::abs(bf16[i] - f32[i]) / std::abs(f32[i]));
+    std::printf("[golden] %s train bf16 mixed precision on cuda: losses %s; max relative difference to fp32 %.3g "
+                "(tolerance 2e-2)\n",
+                m.c_str(), describe(bf16).c_str(), worst);
+    EXPECT_LE(worst, 2e-2) << m << " bf16: " << describe(bf16) << "\nfp32: " << describe(f32);
+    EXPECT_LT(bf16.back(), bf16.front()) << "the bf16 loss does not fall";
+  }
+}
+
+TEST(CudaTrain, Fp16LossScalingRecoversFromOverflow) {
+  BMSYS_SKIP_WITHOUT_GPU();
+  const std::string m = "llama-tiny";
+  const std::string art = artifact_dir() + "/" + m + ".train-f16.bmsys";
+  BMSYS_NEED_TRAIN_ARTIFACT(art);
+  test::TempDir dir;
+  const std::string data = token_file(dir, m);
+  std::vector<float> golden_losses = golden(m)->read("train.losses", DType::F32).to_f32();
+  std::vector<StepMetrics> clean, forced;
+  {
+    auto ex = make(art, m, std::make_shared<CudaBackend>(BackendOptions{}));
+    ASSERT_TRUE(uses_loss_scaling(*ex, "train_step")) << "the f16 artifact has no dynamic loss scaling";
+    clean = train(*ex, options(data, 10));
+  }
+  {
+    ScopedEnv env("BMSYS_TEST_FORCE_OVERFLOW_STEP", "3");
+    auto ex = make(art, m, std::make_shared<CudaBackend>(BackendOptions{}));
+    TrainOptions o = options(data, 10);
+    o.save_dir = dir.file("ckpt");
+    forced = train(*ex, o);
+  }
+  ASSERT_EQ(forced.size(), 10u);
+  // Without the forced overflow: every applied step within 2% of transformers' fp32.
+  std::vector<double> applied;
+  for (const StepMetrics& s : clean)
+    if (!s.skipped) applied.push_back(s.loss);
+  double worst = 0;
+  for (size_t i = 0; i < applied.size(); ++i)
+    worst = std::max(worst, std::abs(applied[i] - golden_losses[i]) / golden_losses[i]);
+  EXPECT_LE(worst, 2e-2) << "fp16 losses " << describe(applied);
+  // The forced overflow: step 3 skipped at scale L, step 4 at L/2 with step 3's loss
+  // (the weights did not change), then clean steps.
+  const StepMetrics& s2 = forced[1];
+  const StepMetrics& s3 = forced[2];
+  const StepMetrics& s4 = forced[3];
+  EXPECT_FALSE(s2.skipped);
+  EXPECT_TRUE(s3.skipped) << "the forced overflow was not skipped";
+  EXPECT_FALSE(std::isfinite(s3.grad_norm));
+  EXPECT_FALSE(s4.skipped);
+  EXPECT_EQ(s4.loss_scale, s3.loss_scale / 2) << "the scale did not halve";
+  EXPECT_EQ(s4.loss, s3.loss) << "the skipped step changed the weights";
+  std::vector<double> after;
+  for (const StepMetrics& s : forced)
+    if (!s.skipped) after.push_back(s.loss);
+  ASSERT_EQ(after.size(), 9u);
+  double worst_f = 0;
+  for (size_t i = 0; i < after.size(); ++i)
+    worst_f = std::max(worst_f, std::abs(after[i] - golden_losses[i]) / golden_losses[i]);
+  EXPECT_LE(worst_f, 2e-2) << "after the overflow: " << describe(after);
+  EXPECT_LT(forced.back().loss, forced.front().loss);
+  std::printf("[golden] %s train fp16 loss scaling on cuda: clean max rel. diff to transformers %.3g; forced overflow "
+              "at step 3: skipped, scale %g -> %g, 9 applied steps max rel. diff %.3g (tolerance 2e-2)\n",
+              m.c_str(), worst, s3.loss_scale, s4.loss_scale, worst_f);
+}
+
+}  // namespace
+}  // namespace bmsys::rt::cudatest
