@@ -95,7 +95,7 @@ PY
       && echo "train resume at step 5: bit-identical" || echo "train resume at step 5: DIFFERENT"
     gtrain train-bf16 --steps 10 --metrics "$TW/bf16.jsonl" 2>/dev/null
     export BMSYS_TEST_FORCE_OVERFLOW_STEP=3
-    gtrain train-f16 --steps 10 --metrics "$TW/f16.jsonl" 2>"$TW/f16.err"
+    gtrain train-f16 --steps 10 --loss-scale-init 1024 --metrics "$TW/f16.jsonl" 2>"$TW/f16.err"
     unset BMSYS_TEST_FORCE_OVERFLOW_STEP
     python3 - "$TW" <<'PY'
 import json, sys
