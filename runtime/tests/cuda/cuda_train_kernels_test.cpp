@@ -447,5 +447,34 @@ TEST(CudaTrainKernels, FakeQuantIsBitExact) {
     }
 }
 
+// --- attention with a cache at a row offset (batched generation) ---------------------------
+TEST(CudaTrainKernels, AttentionHonoursBatchOffset) {
+  BMSYS_SKIP_WITHOUT_GPU();
+  ASSERT_TRUE(gpu().supports_batch_offset());
+  std::mt19937 rng(29);
+  const int64_t Bmax = 4, Smax = 16, Nq = 4, Nkv = 2, D = 16;
+  struct Shape3 {
+    int64_t B, S, P, offset;
+  };
+  for (DType t : kFloatTypes)
+    for (Shape3 c3 : {Shape3{1, 5, 0, 2}, Shape3{2, 1, 7, 1}, Shape3{3, 3, 4, 1}, Shape3{1, 1, 15, 3}}) {
+      Case c;
+      int q = add(c, random_tensor(t, {c3.B, c3.S, Nq * D}, rng));
+      int k = add(c, random_tensor(t, {c3.B, c3.S, Nkv * D}, rng));
+      int v = add(c, random_tensor(t, {c3.B, c3.S, Nkv * D}, rng));
+      int kc = add(c, random_tensor(t, {Bmax, Smax, Nkv, D}, rng));  // earlier rows: some history
+      int vc = add(c, random_tensor(t, {Bmax, Smax, Nkv, D}, rng));
+      int y = add(c, poison(t, {c3.B, c3.S, Nq * D}));
+      Attrs a = attrs({{"num_heads", int_attr(Nq)}, {"num_kv_heads", int_attr(Nkv)}, {"head_dim", int_attr(D)},
+                       {"scale", float_attr(0.25)}, {"causal", int_attr(1)}});
+      c.calls.push_back({KernelId::Attention, a, {q, k, v, kc, vc}, {y}});
+      c.check = {y, kc, vc};
+      c.ctx.start_pos = c3.P;
+      c.ctx.batch_offset = c3.offset;
+      expect_matches_cpu(c, tol(t, 1e-5), fmt::format("attention {} B={} S={} P={} batch_offset={}", dtype_name(t), c3.B,
+                                                      c3.S, c3.P, c3.offset));
+    }
+}
+
 }  // namespace
 }  // namespace bmsys::rt::cudatest
