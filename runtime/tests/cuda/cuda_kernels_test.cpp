@@ -3,6 +3,7 @@
 // (inputs rounded to the dtype for both; tolerance for the rounding). Also: the
 // fusions the backend applies to a flush, CUDA graph replay across start positions,
 // device-side errors, out-of-memory messages and the trace file.
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include <fstream>
@@ -18,12 +19,15 @@ CudaBackend& gpu() {
   static CudaBackend* be = new CudaBackend(BackendOptions{});
   return *be;
 }
-// The own GEMVs and their fusions (BMSYS_CUDA_GEMV=1; the default is cuBLASLt).
-CudaBackend& gpu_gemv() {
-  static CudaBackend* be = [] {
-    ScopedEnv env("BMSYS_CUDA_GEMV", "1");
-    return new CudaBackend(BackendOptions{});
-  }();
+// The own GEMVs and their fusions (BMSYS_CUDA_GEMV=1: tuned per shape; 2, 3, 4: one
+// kernel; the default is cuBLASLt).
+CudaBackend& gpu_gemv(int variant = 1) {
+  static std::map<int, CudaBackend*> backends;
+  CudaBackend*& be = backends[variant];
+  if (!be) {
+    ScopedEnv env("BMSYS_CUDA_GEMV", std::to_string(variant).c_str());
+    be = new CudaBackend(BackendOptions{});
+  }
   return *be;
 }
 CpuBackend& cpu() {
@@ -89,7 +93,7 @@ TEST(CudaKernels, Linear) {
       for (int wt = 0; wt < 2; ++wt)
         for (int bias = 0; bias < 2; ++bias) {
           linear_case(t, s[0], s[1], s[2], wt, bias, rng);
-          linear_case(t, s[0], s[1], s[2], wt, bias, rng, &gpu_gemv());
+          for (int v : {1, 2, 3, 4}) linear_case(t, s[0], s[1], s[2], wt, bias, rng, &gpu_gemv(v));
         }
 }
 
@@ -170,32 +174,36 @@ TEST(CudaKernels, GemvEpilogues) {
 // bit-identical to the separate kernels.
 TEST(CudaKernels, FusedRmsNormGemv) {
   BMSYS_SKIP_WITHOUT_GPU();
-  std::mt19937 rng(24);
-  CudaBackend& fused = gpu_gemv();
-  std::unique_ptr<CudaBackend> unfused_be;
-  {
-    // The same GEMV kernel (the pipelined one, which the fused norm uses), unfused.
-    ScopedEnv env("BMSYS_CUDA_FUSE", "0"), env2("BMSYS_CUDA_GEMV", "3");
-    unfused_be = std::make_unique<CudaBackend>(BackendOptions{});
-  }
-  CudaBackend& unfused = *unfused_be;
-  for (DType t : kFloatTypes)
-    for (int64_t M : {1, 3}) {
-      const int64_t K = 520, N[3] = {512, 129, 64};
-      Case c;
-      c.tensors = {random_tensor(t, {1, M, K}, rng, -2.f, 2.f), random_tensor(t, {K}, rng), poison(t, {1, M, K})};
-      for (int j = 0; j < 3; ++j) c.tensors.push_back(random_tensor(t, {N[j], K}, rng, -0.1f, 0.1f));
-      for (int j = 0; j < 3; ++j) c.tensors.push_back(poison(t, {1, M, N[j]}));
-      c.calls.push_back({KernelId::RmsNorm, attrs({{"eps", float_attr(1e-5)}}), {0, 1}, {2}});
-      for (int j = 0; j < 3; ++j) c.calls.push_back({KernelId::Linear, attrs({}), {2, 3 + j}, {6 + j}});
-      c.check = {2, 6, 7, 8};
-      auto before = fused.stats().launches_saved;
-      expect_matches_cpu(c, t == DType::F32 ? 3e-5 : tol_for(t), &fused, "rms_norm+gemv");
-      EXPECT_GE(fused.stats().launches_saved - before, 3) << "norm and q/k/v were not fused";
-      std::vector<HostTensor> a = run_calls(fused, c.tensors, c.calls, c.ctx);
-      std::vector<HostTensor> b = run_calls(unfused, c.tensors, c.calls, c.ctx);
-      for (int i : c.check) EXPECT_EQ(a[i].data, b[i].data) << "fused differs from unfused, tensor " << i;
+  for (int variant : {1, 3, 4}) {
+    std::mt19937 rng(24);
+    CudaBackend& fused = gpu_gemv(variant);
+    std::unique_ptr<CudaBackend> unfused_be;
+    {
+      // The pipelined GEMV, unfused: every own GEMV kernel sums in the same order, so the
+      // fused norm in any of them must match it bit for bit.
+      ScopedEnv env("BMSYS_CUDA_FUSE", "0"), env2("BMSYS_CUDA_GEMV", "3");
+      unfused_be = std::make_unique<CudaBackend>(BackendOptions{});
     }
+    CudaBackend& unfused = *unfused_be;
+    for (DType t : kFloatTypes)
+      for (int64_t M : {1, 3}) {
+        const int64_t K = 520, N[3] = {512, 129, 64};
+        Case c;
+        c.tensors = {random_tensor(t, {1, M, K}, rng, -2.f, 2.f), random_tensor(t, {K}, rng), poison(t, {1, M, K})};
+        for (int j = 0; j < 3; ++j) c.tensors.push_back(random_tensor(t, {N[j], K}, rng, -0.1f, 0.1f));
+        for (int j = 0; j < 3; ++j) c.tensors.push_back(poison(t, {1, M, N[j]}));
+        c.calls.push_back({KernelId::RmsNorm, attrs({{"eps", float_attr(1e-5)}}), {0, 1}, {2}});
+        for (int j = 0; j < 3; ++j) c.calls.push_back({KernelId::Linear, attrs({}), {2, 3 + j}, {6 + j}});
+        c.check = {2, 6, 7, 8};
+        auto before = fused.stats().launches_saved;
+        expect_matches_cpu(c, t == DType::F32 ? 3e-5 : tol_for(t), &fused, "rms_norm+gemv");
+        EXPECT_GE(fused.stats().launches_saved - before, 3) << "norm and q/k/v were not fused";
+        std::vector<HostTensor> a = run_calls(fused, c.tensors, c.calls, c.ctx);
+        std::vector<HostTensor> b = run_calls(unfused, c.tensors, c.calls, c.ctx);
+        for (int i : c.check)
+          EXPECT_EQ(a[i].data, b[i].data) << "fused (variant " << variant << ") differs from unfused, tensor " << i;
+      }
+  }
 }
 
 // The pipelined GEMV alone (BMSYS_CUDA_GEMV=3).
