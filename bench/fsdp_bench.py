@@ -121,7 +121,7 @@ def run_peer(a, ckpt):
     out = os.path.join(a.work, f"peer_ckpt{ckpt}.json")
     if os.path.exists(out):
         os.remove(out)
-    cmd = ["torchrun", "--standalone", f"--nproc_per_node={WORLD}", os.path.join(ROOT, "bench/peers/peer_fsdp_train.py"),
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={WORLD}", os.path.join(ROOT, "bench/peers/peer_fsdp_train.py"),
            "--ckpt", str(ckpt), "--steps", str(a.steps), "--seq", str(SEQ), "--mbs", str(MBS), "--out", out]
     with GpuMemory() as mem:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=a.timeout)
@@ -141,7 +141,7 @@ def main():
     p.add_argument("--artifacts", required=True, help="build-gpu/artifacts/fsdp")
     p.add_argument("--out", required=True)
     p.add_argument("--work", default="/tmp/bmsys-gpu/fsdp")
-    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--steps", type=int, default=8)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--timeout", type=int, default=420)
     p.add_argument("--variants", default="z3-ckpt-pf9,z3-ckpt,z3-none,z2-ckpt,z1-ckpt")

@@ -94,8 +94,9 @@ class Backend {
   // not host memory returns its own communicator here (NCCL for CUDA), connected
   // through `store` (every rank calls this with the same env shape). nullptr (the
   // default): the runtime uses Gloo, which needs host pointers.
+  // The communicator may keep `store` (NCCL names a dead rank through it).
   virtual std::shared_ptr<Communicator> create_communicator(const DistributedEnv& env,
-                                                            RendezvousStore& store) {
+                                                            std::shared_ptr<RendezvousStore> store) {
     return nullptr;
   }
 };

@@ -321,7 +321,7 @@ std::shared_ptr<Communicator> create_communicator(const DistributedEnv& env, Bac
       env.store_dir.empty() ? std::shared_ptr<RendezvousStore>(
                                   make_tcp_store(env.master_addr, env.master_port, env.rank == 0, timeout))
                             : std::shared_ptr<RendezvousStore>(make_file_store(env.store_dir));
-  if (auto own = backend.create_communicator(env, *store)) return own;
+  if (auto own = backend.create_communicator(env, store)) return own;
   return make_gloo_communicator(env, store);
 }
 

@@ -28,7 +28,7 @@ done
 # Shared libraries outside glibc/libstdc++/CUDA that the binaries need.
 for b in "$G"/pack/bin/*; do
   ldd "$b" | awk '/=> \// {print $3}'
-done | sort -u | grep -v -E '/(libc|libm|libdl|librt|libpthread|libstdc\+\+|libgcc_s|ld-linux)[.-]|libcublas|libcudart|libcuda\.' |
+done | sort -u | grep -v -E '/(libc|libm|libdl|librt|libpthread|libstdc\+\+|libgcc_s|ld-linux)[.-]|libcublas|libcudart|libcuda\.|libnccl' |
   while read -r lib; do cp -L "$lib" "$G/pack/lib/"; done
 tar -C "$G/pack" -czf "$G/carry.tar.gz" bin lib
 rm -rf "$G/pack"
@@ -86,6 +86,42 @@ python3 bench/make_model.py "$TMPM/llama-6.7b" >/dev/null
   "$CBIN/bmsys-opt" --bmsys-infer-pipeline="max-batch=1 max-seq=4096" "$TMPM/q.mlir" |
   "$CBIN/bmsys-translate" --bmsys-to-artifact -o "$G/artifacts/llama-6.7b-w8.bmsys" ) ||
   echo "prepare.sh: warning: the INT8 6.7B artifact failed; run_all.sh int8 skips its decode benchmarks" >&2
+rm -rf "$TMPM"
+# Distributed training (scripts/gpu/run_all.sh stages dist and fsdp; docs/distributed.md).
+# dist: the golden tiny Llama in f32, one rank and ZeRO 0-3 on 2 ranks (the lit test
+# distributed_zero's passes), and its 128-token golden batch as a token file.
+D="$G/artifacts/dist"
+mkdir -p "$D"
+"$CBIN/bmsys-import-hf" test/data/llama-tiny -o "$D/m.mlir"
+python3 test/tools/write_tokens.py test/data/llama-tiny/golden.safetensors train.input_ids "$D/tokens.bin"
+"$CBIN/bmsys-opt" "$D/m.mlir" --bmsys-autodiff "--bmsys-optimizer=lr=1e-3 beta2=0.95 weight-decay=0.1 max-grad-norm=1.0" \
+  --bmsys-inline-blocks "--bmsys-bound-shapes=max-batch=4 max-seq=32" --bmsys-add-kv-cache --canonicalize \
+  --bmsys-lower-to-rt --bmsys-plan-memory | "$CBIN/bmsys-translate" --bmsys-to-artifact -o "$D/single.bmsys"
+for s in 0 1 2 3; do
+  "$CBIN/bmsys-opt" "$D/m.mlir" --bmsys-autodiff "--bmsys-optimizer=lr=1e-3 beta2=0.95 weight-decay=0.1 max-grad-norm=1.0" \
+    "--bmsys-zero=stage=$s ranks=2" --bmsys-inline-blocks "--bmsys-bound-shapes=max-batch=4 max-seq=32" \
+    --bmsys-add-kv-cache --canonicalize --bmsys-lower-to-rt --bmsys-plan-memory |
+    "$CBIN/bmsys-translate" --bmsys-to-artifact -o "$D/z$s.bmsys"
+done
+rm "$D/m.mlir"
+# fsdp: the Llama-shaped 0.94B of the FSDP2 peer (hidden 2048, 16 layers, intermediate
+# 5504, 16 heads, vocab 32000), bf16 mixed precision with f32 master weights, AdamW,
+# 2 ranks of micro-batch 4 x 2048: ZeRO-3 with and without per-block checkpointing,
+# ZeRO-2 and ZeRO-1 with it (bench/fsdp_bench.py runs them). Header-only weights (bench/make_model.py; --random-weights).
+F="$G/artifacts/fsdp"
+mkdir -p "$F"
+TMPM=$(mktemp -d)
+python3 bench/make_model.py "$TMPM/llama-0.94b" --hidden 2048 --layers 16 --inter 5504 --heads 16 --kv-heads 16 \
+  --vocab 32000 --max-pos 2048 --dtype F32 >/dev/null
+"$CBIN/bmsys-import-hf" "$TMPM/llama-0.94b" -o "$TMPM/m.mlir"
+cp "$TMPM/llama-0.94b/config.json" "$F/config.json"
+# z3-ckpt-pf9: the gathers issued one block (9 parameters) ahead (bmsys-zero prefetch).
+for v in z3-ckpt-pf9:3:every:9 z3-ckpt:3:every:0 z3-none:3:none:0 z2-ckpt:2:every:0 z1-ckpt:1:every:0; do
+  IFS=: read -r name stage ck pf <<<"$v"
+  "$CBIN/bmsys-opt" "$TMPM/m.mlir" "--bmsys-train-pipeline=max-batch=4 max-seq=2048 checkpoint=$ck mixed-precision=bf16 lr=1e-4 max-grad-norm=1.0 zero-stage=$stage ranks=2 zero-prefetch=$pf memory-report=1" \
+    -o "$TMPM/$name.rt.mlir" > "$F/$name.memory-report.txt"
+  "$CBIN/bmsys-translate" --bmsys-to-artifact "$TMPM/$name.rt.mlir" -o "$F/$name.bmsys"
+done
 rm -rf "$TMPM"
 du -sh "$G" "$G"/* "$G"/artifacts/*
 echo "prepared $ROOT/$G: run scripts/gpu/run_all.sh on the GPU machine with carry [\"$G\"]"

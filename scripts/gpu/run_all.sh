@@ -7,6 +7,12 @@
 #   bench     bmsys-bench on a Llama-shaped 6.7B with random weights (bf16): ceilings,
 #             decode vs the bandwidth bound, prefill vs the GEMM rate, trace, memory plan
 #   peer      transformers on the same GPU (bench/peers/peer_decode_compiled.py)
+#   dist      2 GPUs (nvidia-h200-x2): NCCL communicator tests; golden tiny Llama, 10 AdamW
+#             steps in f32, one rank vs ZeRO 0-3 on 2 ranks (losses within 1e-3); a killed
+#             and a hung rank make the other exit naming it within --comm-timeout
+#   fsdp      2 GPUs: bench/fsdp_bench.py, the Llama-shaped 0.94B trained with ZeRO-1/2/3
+#             (with and without checkpointing) against PyTorch FSDP2 in the same run
+# With 2 or more GPUs, dist and fsdp are in the default stages.
 #   int8      one GPU: bmsys-bench-int8 (INT8 GEMM 8192^3 and decode GEMVs against bf16,
 #             pinned H2D bandwidth), resident weight-only INT8 decode against bf16, the
 #             6 GiB memory schedule against HF accelerate offload (not in the default)
@@ -21,7 +27,10 @@ export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/bmsys-gpu-out}
 mkdir -p "$OUT"
 G=$PWD/build-gpu
-STAGES=${*:-tests e2e sanitize bench peer}
+NGPU=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+DEFAULT="tests e2e sanitize bench peer"
+[ "$NGPU" -ge 2 ] && DEFAULT="$DEFAULT dist fsdp"
+STAGES=${*:-$DEFAULT}
 T0=$(date +%s)
 stamp() { echo "[run_all +$(( $(date +%s) - T0 ))s] $*"; }
 
@@ -199,6 +208,65 @@ PY
   RES[int8]="see int8.log"
 fi
 
+if has dist; then
+  stamp "dist"
+  D=$G/artifacts/dist
+  W=/tmp/bmsys-gpu/dist
+  rm -rf "$W" && mkdir -p "$W"
+  RUN="$BIN/bmsys-run"
+  TR="--device cuda --data $D/tokens.bin --batch 4 --seq 32 --steps 10 --weights test/data/llama-tiny/model.safetensors"
+  # Max |loss - reference| of two metrics files; "FAIL" when above 1e-3 or the steps differ.
+  cmp_losses() {
+    python3 - "$1" "$2" <<'PY'
+import json, sys
+l = [[json.loads(x)["loss"] for x in open(f) if x.strip()] for f in sys.argv[1:3]]
+d = max(abs(a - b) for a, b in zip(*l)) if l[0] and len(l[0]) == len(l[1]) else float("inf")
+print(f"{'ok' if d <= 1e-3 else 'FAIL'}: max |loss - one rank| = {d:.2e} over {len(l[0])} steps")
+PY
+  }
+  {
+    echo "== NCCL communicator, collective kernels, a missing rank (bmsys-cuda-tests Nccl.*)"
+    timeout 240 "$BIN/bmsys-cuda-tests" --gtest_color=no --gtest_filter='Nccl.*' 2>&1 |
+      grep -E '^\[ +(OK|FAILED|SKIPPED|PASSED) +\]|Failure|Expected|Which is|error|skipped' | head -40
+    echo "== golden tiny Llama, 10 AdamW steps, f32 (no TF32): one GPU"
+    timeout 180 "$RUN" train "$D/single.bmsys" $TR --metrics "$W/single.jsonl" 2>"$W/single.log"
+    echo "one rank: rc=$?"; grep -E "device:|error" "$W/single.log" | head -3
+    python3 test/tools/check_losses.py "$W/single.jsonl" --ref test/data/llama-tiny/golden.safetensors:train.losses --atol 1e-3 | tail -2
+    for s in 0 1 2 3; do
+      timeout 240 "$RUN" train "$D/z$s.bmsys" --nproc 2 --comm-timeout 60 $TR --metrics "$W/z$s.jsonl" 2>"$W/z$s.log"
+      rc=$?
+      echo "ZeRO-$s on 2 GPUs (NCCL): rc=$rc, $(cmp_losses "$W/z$s.jsonl" "$W/single.jsonl")"
+      [ $rc = 0 ] || grep -E "error" "$W/z$s.log" | head -5
+    done
+    echo "== a killed rank (--nproc: the launcher names it, stops the other)"
+    T0=$(date +%s)
+    env BMSYS_TEST_KILL_RANK=1 BMSYS_TEST_KILL_STEP=3 timeout 120 "$RUN" train "$D/z2.bmsys" --nproc 2 --comm-timeout 10 $TR >"$W/killed.log" 2>&1
+    echo "rc=$? after $(( $(date +%s) - T0 ))s"; grep -E "error|KILL" "$W/killed.log" | head -5
+    echo "== a killed rank without a launcher (torchrun-style): rank 0 names it within --comm-timeout 10"
+    PORT=$(python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+    T0=$(date +%s)
+    env MASTER_ADDR=127.0.0.1 MASTER_PORT=$PORT WORLD_SIZE=2 RANK=1 LOCAL_RANK=1 BMSYS_TEST_KILL_RANK=1 BMSYS_TEST_KILL_STEP=3 \
+      timeout 120 "$RUN" train "$D/z3.bmsys" --comm-timeout 10 $TR >"$W/r1.log" 2>&1 &
+    P1=$!
+    env MASTER_ADDR=127.0.0.1 MASTER_PORT=$PORT WORLD_SIZE=2 RANK=0 LOCAL_RANK=0 BMSYS_TEST_KILL_RANK=1 BMSYS_TEST_KILL_STEP=3 \
+      timeout 120 "$RUN" train "$D/z3.bmsys" --comm-timeout 10 $TR >"$W/r0.log" 2>&1
+    echo "rank 0: rc=$? after $(( $(date +%s) - T0 ))s"; grep -E "error" "$W/r0.log" | head -3
+    wait $P1; echo "rank 1: rc=$?"; grep -E "KILL" "$W/r1.log" | head -2
+    echo "== a hung rank (--nproc): the other names it after --comm-timeout 5"
+    T0=$(date +%s)
+    env BMSYS_TEST_KILL_RANK=1 BMSYS_TEST_KILL_STEP=2 BMSYS_TEST_HANG=1 timeout 120 "$RUN" train "$D/z3.bmsys" --nproc 2 --comm-timeout 5 $TR >"$W/hung.log" 2>&1
+    echo "rc=$? after $(( $(date +%s) - T0 ))s"; grep -E "error|KILL" "$W/hung.log" | head -5
+  } 2>&1 | tee "$OUT/dist.log"
+  RES[dist]="$(grep -cE '^ZeRO-[0-3] on 2 GPUs \(NCCL\): rc=0, ok' "$OUT/dist.log")/4 ZeRO stages within 1e-3; $(grep -E '^\[  (PASSED|FAILED)' "$OUT/dist.log" | tr '\n' ' ')"
+fi
+
+if has fsdp; then
+  stamp "fsdp"
+  timeout ${FSDP_TIMEOUT:-1500} python3 bench/fsdp_bench.py --bin "$BIN/bmsys-run" --artifacts "$G/artifacts/fsdp" \
+    --out "$OUT/fsdp.json" --trace "$OUT/fsdp_trace.json" ${FSDP_ARGS:-} 2>&1 | tee "$OUT/fsdp.log"
+  RES[fsdp]="rc=${PIPESTATUS[0]}"
+fi
+
 stamp "done"
 python3 - "$OUT" <<'PY' | tee -a "$OUT/summary.txt"
 import json, os, sys
@@ -269,6 +337,6 @@ print("=" * (w + 50))
 for k, v in rows:
     print(f"{k:<{w}}  {v}")
 PY
-for k in tests e2e sanitize bench peer int8; do
+for k in tests e2e sanitize bench peer int8 dist fsdp; do
   [ -n "${RES[$k]:-}" ] && printf '%-9s %s\n' "$k" "${RES[$k]}" | tee -a "$OUT/summary.txt"
 done

@@ -59,7 +59,7 @@ void add_common(CLI::App* cmd, Common& c, bool with_weights) {
   cmd->add_option("--dtype", c.dtype,
                   "compute in bf16, fp16 or fp32 (weights cast at load, activations and KV cache "
                   "in it, f32 accumulation; default: the artifact's dtype)");
-  cmd->add_option("--trace", c.trace, "write a Chrome trace-event file of the GPU work (cuda)");
+  cmd->add_option("--trace", c.trace, "write a Chrome trace-event file of the GPU work (cuda; ranks of a distributed run write FILE.rank<R>.json)");
   cmd->add_option("--random-weights", c.random_seed,
                   "fill the weights from SEED on the device instead of reading their data "
                   "(benchmarks; cuda)")
@@ -76,6 +76,17 @@ std::unique_ptr<Executor> make_executor(const Common& c, const DistributedEnv* e
   bo.trace_path = c.trace;
   bo.random_weights = c.random_seed >= 0;
   bo.random_seed = c.random_seed >= 0 ? static_cast<uint64_t>(c.random_seed) : 0;
+  // One GPU per local rank (LOCAL_RANK, as --nproc and torchrun set it), and one trace
+  // file per rank (FILE.json -> FILE.rank<R>.json).
+  if (env && env->world_size > 1) {
+    bo.device = env->local_rank;
+    if (!c.trace.empty()) {
+      const size_t dot = c.trace.rfind('.'), slash = c.trace.rfind('/');
+      const bool ext = dot != std::string::npos && (slash == std::string::npos || dot > slash);
+      bo.trace_path = ext ? fmt::format("{}.rank{}{}", c.trace.substr(0, dot), env->rank, c.trace.substr(dot))
+                          : fmt::format("{}.rank{}", c.trace, env->rank);
+    }
+  }
   std::string device = c.backend == "auto" ? default_backend() : c.backend;
   std::shared_ptr<Backend> backend = create_backend(device, bo);
   if (c.backend == "auto" && device != "cpu") {
@@ -384,6 +395,10 @@ int main(int argc, char** argv) {
                   "seconds any collective (and the rendezvous) may take before the run fails")
       ->default_val(60)->check(CLI::PositiveNumber);
 
+  bool memory_report = false;
+  trn->add_flag("--memory-report", memory_report,
+                "at the end, print what each rank's device holds and its allocator's peak (stderr)");
+
   std::vector<std::string> tok_inputs;
   std::string tok_output, tok_dtype = "u16";
   auto* tok = app.add_subcommand("tokenize", "byte-level tokens (one per byte, ids 0..255) of files, concatenated");
@@ -429,6 +444,11 @@ int main(int argc, char** argv) {
       rank_prefix = env.world_size > 1 ? fmt::format("rank {}: ", env.rank) : "";
       auto ex = make_executor(tc, &env);
       train(*ex, to);
+      if (memory_report) {
+        const std::string r = ex->backend().memory_report();
+        std::fprintf(stderr, "bmsys-run: %smemory: %s\n", rank_prefix.c_str(),
+                     r.empty() ? "(the backend keeps no account)" : r.c_str());
+      }
     } else if (*tok) {
       std::vector<int64_t> tokens;
       for (const std::string& path : tok_inputs) {

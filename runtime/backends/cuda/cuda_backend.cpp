@@ -15,10 +15,12 @@
 #include <unordered_set>
 
 #include "runtime/backends/cuda/allocator.h"
+#include "runtime/backends/cuda/collectives.h"
 #include "runtime/backends/cuda/cuda_common.h"
 #include "runtime/backends/cuda/gemm.h"
 #include "runtime/backends/cuda/int8.h"
 #include "runtime/backends/cuda/kernels.h"
+#include "runtime/backends/cuda/nccl_communicator.h"
 #include "runtime/backends/cuda/trace.h"
 #include "runtime/backends/cuda/train_ops.h"
 #include "runtime/core/error.h"
@@ -110,6 +112,8 @@ struct Parsed {
   bool gelu_tanh = true;
   bool shift = false;
   bool int8_act = false;  // linear_int8: activations = "int8"
+  ReduceOp reduce = ReduceOp::Sum;  // all_reduce, reduce_scatter
+  bool norm_ranks = false;          // the cross-rank part of global_norm (collectives)
 };
 
 struct Op {
@@ -225,6 +229,25 @@ struct CudaBackend::Impl {
   std::vector<KernelId> last_kernels;
 
   std::unique_ptr<Tracer> tracer;
+  // Collectives (collectives.h): the run's NCCL communicator and its stream.
+  CollectiveStream coll;
+  std::weak_ptr<NcclCommunicator> nccl;  // made by create_communicator
+
+  // The first collective launch binds the run's communicator (world size 1: none).
+  void bind_comm(const LaunchContext& ctx) {
+    NcclCommunicator* c = nullptr;
+    if (ctx.world_size > 1) {
+      auto own = nccl.lock();
+      if (!own || ctx.comm != own.get())
+        fail("cuda backend: collective kernels need the NCCL communicator of this backend "
+             "(CudaBackend::create_communicator); this run's is '{}'",
+             ctx.comm ? ctx.comm->name() : std::string("none"));
+      c = own.get();
+    }
+    if (coll.bound() && coll.comm() == c) return;
+    flush();
+    coll.bind(c, compute);
+  }
   Stats stats;
 
   // --- helpers ---
@@ -332,6 +355,9 @@ struct CudaBackend::Impl {
   }
 
   void check_stream(cudaStream_t s, const char* what) {
+    // With collectives in flight, wait by polling: a peer that died or hangs fails
+    // the wait after --comm-timeout (naming it) instead of blocking here forever.
+    if (coll.comm()) coll.comm()->wait_stream(s, what);
     cudaError_t e = cudaStreamSynchronize(s);
     if (e != cudaSuccess) {
       std::string names;
@@ -975,9 +1001,99 @@ struct CudaBackend::Impl {
     }
   }
 
+  static bool is_collective(KernelId k) {
+    return k == KernelId::AllReduce || k == KernelId::ReduceScatter || k == KernelId::AllGather ||
+           k == KernelId::SyncParam;
+  }
+
+  // A collective step goes to the collective stream; a compute step first waits for
+  // the in-flight collectives whose buffers it touches (collectives.h).
+  bool run_collective(const Step& s) {
+    const Op& o = ops[s.idx[0]];
+    if (s.kind == kSingle && o.p.norm_ranks) {
+      run_norm_ranks(o);
+      return true;
+    }
+    if (s.kind == kSingle && is_collective(o.kernel)) {
+      CollectiveOp c;
+      c.kernel = o.kernel;
+      c.dtype = o.out.dtype;
+      c.in = o.kernel == KernelId::SyncParam ? o.out.data : o.in[0].data;
+      c.in_count = o.kernel == KernelId::SyncParam ? o.out.numel : o.in[0].numel;
+      c.out = o.out.data;
+      c.out_count = o.out.numel;
+      c.reduce = o.p.reduce;
+      coll.launch(c, tracer.get(), tracer ? step_args(s) : std::string());
+      return true;
+    }
+    if (!coll.comm()) return false;
+    std::vector<Range> reads, writes;
+    std::vector<int> all(s.idx, s.idx + s.n);
+    if (s.epi >= 0) all.push_back(s.epi);
+    if (s.norm >= 0) all.push_back(s.norm);
+    for (int i : all) add_ranges(ops[i], reads, writes);
+    coll.before_compute(reads, writes);
+    return false;
+  }
+
+  // What an op reads and writes (for the collective ordering).
+  static void add_ranges(const Op& q, std::vector<Range>& reads, std::vector<Range>& writes) {
+    if (q.train) {  // training kernels: every operand (in/out hold the first ones only)
+      for (const TensorView& v : q.train->in) reads.push_back({v.data, v.bytes()});
+      for (const TensorView& v : q.train->out) writes.push_back({v.data, v.bytes()});
+      return;
+    }
+    for (int a = 0; a < q.nin; ++a) reads.push_back({q.in[a].data, q.in[a].bytes()});
+    for (int a : kernel_spec(q.kernel).mutated_inputs)
+      if (a < q.nin) writes.push_back({q.in[a].data, q.in[a].bytes()});
+    writes.push_back({q.out.data, q.out.bytes()});
+  }
+
+  // global_norm over ZeRO shards (attribute ranks = R > 1): the training kernel computes
+  // the norm of this rank's shards, then a second op (norm_ranks) squares it, sums the
+  // squares over the ranks on the collective stream and takes the root, on the device.
+  void queue_distributed_norm(const KernelLaunch& l) {
+    bind_comm(l.ctx);
+    const TensorView& y = l.outputs.at(0);
+    if (y.dtype != DType::F32 || y.numel() != 1)
+      fail("cuda backend: global_norm over ranks: the norm must be one f32, not {} {}", y.numel(),
+           dtype_name(y.dtype));
+    Attrs local = *l.attrs;
+    AttrValue one;
+    one.ints = {0};
+    local.set("ranks", one);
+    KernelLaunch k = l;
+    k.attrs = &local;
+    queue_train(k);
+    Op op;
+    op.kernel = KernelId::AllReduce;
+    op.nin = 1;
+    op.in[0].data = y.data;
+    op.in[0].numel = 1;
+    op.out = op.in[0];
+    op.p.norm_ranks = true;
+    mix(0x6e6f726d72616e6bull);
+    mix(reinterpret_cast<uint64_t>(y.data));
+    ops.push_back(op);
+  }
+
+  // The second op of queue_distributed_norm.
+  void run_norm_ranks(const Op& o) {
+    float* y = static_cast<float*>(o.out.data);
+    scalar_square(compute, y);
+    CollectiveOp c;
+    c.kernel = KernelId::AllReduce;
+    c.in = c.out = y;
+    c.in_count = c.out_count = 1;
+    coll.launch(c, tracer.get(), "{\"op\":\"global_norm over ranks: sum of squares\"}");
+    coll.before_compute({{y, sizeof(float)}}, {});
+    scalar_sqrt(compute, y);
+  }
+
   void execute() {
     std::vector<Step> steps = plan_steps();
     for (const Step& s : steps) {
+      if (run_collective(s)) continue;
       if (tracer) tracer->begin(compute);
       run_step(s);
       if (tracer) tracer->end(compute, step_name(s), "kernel", 1, step_args(s));
@@ -990,6 +1106,7 @@ struct CudaBackend::Impl {
         check_device_error();
       }
     }
+    coll.join();
   }
 
   void flush() {
@@ -998,7 +1115,11 @@ struct CudaBackend::Impl {
     stats.ops += static_cast<int64_t>(ops.size());
     last_kernels.clear();
     for (const Op& o : ops) last_kernels.push_back(o.kernel);
-    const bool graphs_ok = use_graphs && !tracer && !sync_each;
+    // Flushes with collectives run eagerly: NCCL calls on a nonblocking communicator
+    // are not captured into graphs.
+    bool has_collective = false;
+    for (const Op& o : ops) has_collective = has_collective || is_collective(o.kernel);
+    const bool graphs_ok = use_graphs && !tracer && !sync_each && !has_collective;
     auto git = graphs.find(hash);
     bool replay = graphs_ok && git != graphs.end() && git->second.sig == sig;
     if (!replay) ensure_scratch(scratch_need());
@@ -1152,6 +1273,11 @@ CudaBackend::CudaBackend(const BackendOptions& opts) : impl_(std::make_unique<Im
 
 CudaBackend::~CudaBackend() {
   Impl& m = *impl_;
+  // A communicator already destroyed cannot run what is still queued.
+  if (m.coll.comm() && m.nccl.expired()) {
+    m.ops.clear();
+    m.coll.bind(nullptr, m.compute);
+  }
   try {
     m.flush();
   } catch (...) {
@@ -1215,6 +1341,10 @@ bool CudaBackend::supports(KernelId kernel) const {
     case KernelId::Mul:
     case KernelId::CrossEntropy:
     case KernelId::LinearInt8:
+    case KernelId::AllReduce:
+    case KernelId::ReduceScatter:
+    case KernelId::AllGather:
+    case KernelId::SyncParam:
       return true;
     default:
       return false;  // training kernels: CPU backend only for now
@@ -1338,6 +1468,11 @@ void CudaBackend::copy_to_host(void* dst, const void* src, size_t bytes) {
 void CudaBackend::launch(const KernelLaunch& l) {
   Impl& m = *impl_;
   if (!m.ops.empty() && l.ctx.start_pos != m.queue_P) m.flush();
+  if (l.kernel == KernelId::GlobalNorm && l.attrs->get_int("ranks", 0) > 1) {
+    m.queue_distributed_norm(l);
+    if (m.sync_each) synchronize();
+    return;
+  }
   if (is_train_kernel(l.kernel)) {
     m.queue_train(l);
     if (m.sync_each) synchronize();
@@ -1411,10 +1546,13 @@ void CudaBackend::launch(const KernelLaunch& l) {
       break;
     case KernelId::Gelu: p.gelu_tanh = a.get_string("approximate") == "tanh"; break;
     case KernelId::CrossEntropy: p.shift = a.get_int("shift", 0) != 0; break;
+    case KernelId::AllReduce:
+    case KernelId::ReduceScatter: p.reduce = reduce_op_from_name(a.get_string("reduction")); break;
     case KernelId::LinearInt8: p.int8_act = a.get_string("activations") == "int8"; break;
     default: break;
   }
 
+  if (Impl::is_collective(l.kernel)) m.bind_comm(l.ctx);
   if (m.ops.empty()) m.queue_P = l.ctx.start_pos;
   // The signature: everything that shapes the launches except start_pos.
   m.mix(static_cast<uint64_t>(op.kernel) | (static_cast<uint64_t>(op.nin) << 16) |
@@ -1509,10 +1647,25 @@ void CudaBackend::set_trace(const std::string& path) {
   m.tracer = std::make_unique<Tracer>(path);
   m.tracer->set_track(1, "compute stream");
   m.tracer->set_track(2, "copy stream");
+  m.tracer->set_track(3, "collective stream");
 }
 
 std::unique_ptr<Backend> create_cuda_backend(const BackendOptions& opts) {
   return std::make_unique<CudaBackend>(opts);
+}
+
+}  // namespace bmsys::rt
+
+namespace bmsys::rt {
+
+// NCCL between the GPUs of the ranks (nccl_communicator.h), on this backend's device.
+std::shared_ptr<Communicator> CudaBackend::create_communicator(const DistributedEnv& env,
+                                                               std::shared_ptr<RendezvousStore> store) {
+  Impl& m = *impl_;
+  m.flush();
+  auto c = std::make_shared<NcclCommunicator>(env, std::move(store), m.device);
+  m.nccl = c;
+  return c;
 }
 
 }  // namespace bmsys::rt

@@ -53,6 +53,8 @@ class CudaBackend : public Backend {
   void synchronize() override;
   void check_memory_plan(uint64_t bytes, const std::string& plan) override;
   std::string memory_report() const override;
+  std::shared_ptr<Communicator> create_communicator(const DistributedEnv& env,
+                                                    std::shared_ptr<RendezvousStore> store) override;
   // Attention with a cache honours LaunchContext::batch_offset (batched generation).
   bool supports_batch_offset() const override { return true; }
 
