@@ -10,6 +10,7 @@
 // are dead after the forward pass.
 //
 //===----------------------------------------------------------------------===//
+#include "passes/MemoryAnalysis.h"
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -140,6 +141,9 @@ struct Autodiff : bmsys::impl::BmsysAutodiffBase<Autodiff> {
           for (Operation *original : blocks[it->second].ops) {
             Operation *copy = b.clone(*original, *map);
             copy->setAttr("bmsys.recompute", b.getUnitAttr());
+            // Kept through lowering, where attributes are not: the memory
+            // report tells recomputed buffers from the backward's own.
+            copy->setLoc(tagRecomputeLocation(copy->getLoc()));
           }
         }
         for (Value &v : operands)

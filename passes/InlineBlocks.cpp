@@ -1,4 +1,5 @@
 //===- InlineBlocks.cpp - bmsys-inline-blocks -----------------------------===//
+#include "passes/MemoryAnalysis.h"
 #include "passes/Passes.h"
 
 namespace bmsys {
@@ -29,8 +30,12 @@ SmallVector<Operation *> bmsys::inlineBlock(BlockOp op) {
   for (auto [arg, input] : llvm::zip(body.getArguments(), op.getInputs()))
     arg.replaceAllUsesWith(input);
   SmallVector<Operation *> ops;
-  for (Operation &inner : body)
+  // The block's name goes into each op's location: the memory report
+  // attributes activations to blocks through it (after lowering too).
+  for (Operation &inner : body) {
+    inner.setLoc(tagBlockLocation(inner.getLoc(), op.getName()));
     ops.push_back(&inner);
+  }
   op->getBlock()->getOperations().splice(Block::iterator(op), body.getOperations());
   op->replaceAllUsesWith(results);
   op.erase();

@@ -1,4 +1,11 @@
 //===- MemoryReport.cpp - bmsys-memory-report -----------------------------===//
+//
+// Prints the analysis of passes/MemoryAnalysis.h as a table and, with `json`,
+// writes it as JSON. The IR is not changed.
+//
+//===----------------------------------------------------------------------===//
+#include "passes/CostModel.h"
+#include "passes/MemoryAnalysis.h"
 #include "passes/Passes.h"
 
 #include "mlir/Support/FileUtilities.h"
@@ -15,60 +22,69 @@ using namespace mlir;
 using namespace bmsys;
 
 namespace {
-void printRow(llvm::raw_ostream &os, StringRef what, int64_t bytes, StringRef note = "") {
-  os << llvm::format("  %-22s %14lld B  %10.3f MiB", what.str().c_str(), (long long)bytes,
-                     bytes / 1048576.0);
-  if (!note.empty())
-    os << "  " << note;
-  os << "\n";
-}
-
 struct MemoryReport : bmsys::impl::BmsysMemoryReportBase<MemoryReport> {
   using Base::Base;
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    auto attr = [&](StringRef name) -> int64_t {
-      auto a = module->getAttrOfType<IntegerAttr>(name);
-      return a ? a.getInt() : -1;
-    };
-    int64_t maxBatch = attr("bmsys_rt.max_batch"), maxSeq = attr("bmsys_rt.max_seq");
-    int64_t pool = attr("bmsys_rt.activation_bytes");
-    if (maxBatch < 0 || pool < 0) {
-      module.emitError("bmsys-memory-report: expects a planned bmsys_rt module (run "
-                       "bmsys-lower-to-rt and bmsys-plan-memory first)");
+    int64_t workspaceBytes = parseBytes(workspace);
+    if (workspaceBytes < 0) {
+      module.emitError() << "bmsys-memory-report: workspace: '" << workspace
+                         << "' is not a size (bytes, or a number with KiB/MiB/GiB/KB/MB/GB)";
       return signalPassFailure();
     }
-    int64_t weights = 0, weightCount = 0, state = 0, optimizer = 0, unplanned = 0;
-    for (auto w : module.getOps<rt::WeightOp>()) {
-      int64_t n = rt::elementBytes(w.getDtype());
-      for (int64_t d : w.getShape())
-        n *= d;
-      weights += n;
-      ++weightCount;
-    }
-    for (auto s : module.getOps<rt::StateOp>())
-      (s.getRole() == "optimizer" ? optimizer : state) += s.getBytes();
-    module.walk([&](rt::AllocOp a) {
-      unplanned += rt::maxBytes(a.getDtype(), a.getShape(), maxBatch, maxSeq);
-    });
+    FailureOr<MemoryBreakdown> m = analyzeMemory(module, workspaceBytes);
+    if (failed(m))
+      return signalPassFailure();
 
-    std::string error;
-    auto file = openOutputFile(output, &error);
-    if (!file) {
-      module.emitError() << "bmsys-memory-report: " << error;
-      return signalPassFailure();
+    auto write = [&](StringRef path, auto &&print) -> LogicalResult {
+      std::string error;
+      auto file = openOutputFile(path, &error);
+      if (!file)
+        return module.emitError() << "bmsys-memory-report: " << error;
+      print(file->os());
+      file->keep();
+      return success();
+    };
+    // With a calibration file: the cost model's time of one call of each
+    // function at the bounds (docs/autofit.md).
+    llvm::json::Object times;
+    std::string timeTable;
+    if (!calibration.empty()) {
+      llvm::Expected<MachineModel> machine = loadMachineModel(calibration);
+      if (!machine) {
+        module.emitError() << "bmsys-memory-report: " << llvm::toString(machine.takeError());
+        return signalPassFailure();
+      }
+      llvm::raw_string_ostream os(timeTable);
+      os << "predicted time per call (calibration " << calibration << ", B=" << m->maxBatch
+         << ", S=" << m->maxSeq << ")\n";
+      for (auto func : module.getOps<rt::FuncOp>()) {
+        FailureOr<StepEstimate> e =
+            estimateStep(module, func.getSymName(), *machine, m->maxBatch, m->maxSeq);
+        if (failed(e))
+          return signalPassFailure();
+        os << llvm::format("  %-16s %.4e s  (gemm %.4e, attention %.4e, memory-bound %.4e, "
+                           "collectives %.4e, host %.4e, exposed communication %.4e; %lld "
+                           "launches, %.4e FLOP)\n",
+                           func.getSymName().str().c_str(), e->total, e->gemm, e->attention,
+                           e->memoryBound, e->comm, e->host, e->exposedComm,
+                           (long long)e->launches, e->flops);
+        times[func.getSymName()] = stepToJSON(*e);
+      }
     }
-    llvm::raw_ostream &os = file->os();
-    os << "bmsys memory report (max_batch=" << maxBatch << ", max_seq=" << maxSeq << ")\n";
-    printRow(os, "weights", weights, std::to_string(weightCount) + " tensors");
-    printRow(os, "activations (pool)", pool,
-             llvm::formatv("{0} B without reuse", unplanned).str());
-    printRow(os, "kv cache", state);
-    if (optimizer)
-      printRow(os, "optimizer state", optimizer);
-    printRow(os, "total", weights + pool + state + optimizer);
-    file->keep();
+    if (failed(write(output, [&](raw_ostream &os) {
+          printMemoryTable(*m, os);
+          os << timeTable;
+        })))
+      return signalPassFailure();
+    if (!json.empty() && failed(write(json, [&](raw_ostream &os) {
+          llvm::json::Value v = memoryToJSON(*m);
+          if (!times.empty())
+            (*v.getAsObject())["time"] = std::move(times);
+          os << llvm::formatv("{0:2}", v) << "\n";
+        })))
+      return signalPassFailure();
   }
 };
 } // namespace

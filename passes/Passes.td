@@ -334,22 +334,114 @@ def BmsysPlanMemory : Pass<"bmsys-plan-memory", "mlir::ModuleOp"> {
 }
 
 def BmsysMemoryReport : Pass<"bmsys-memory-report", "mlir::ModuleOp"> {
-  let summary = "Print where the memory of a lowered module goes";
+  let summary = "Print where the memory of a planned module goes, per rank";
   let description = [{
-    Prints, for a planned `bmsys_rt` module, the bytes of weights, of the
-    activation pool (with the sum of all activation buffers, to show what
-    reuse saved) and of the KV cache, at the module's bounds. The IR is not
-    changed.
+    Accounts, for a planned `bmsys_rt` module, for every byte the runtime
+    allocates on one rank: parameters, optimizer state, KV cache, function
+    inputs, the backend workspace (`workspace`), and the activation pool
+    broken down at its peak (the allocation that sets its size): parameter
+    gradients, activations per block (`bmsys.block` of their location),
+    activations outside blocks, activation gradients, communication buffers
+    (collective results) and the fragmentation the placement left. The rows
+    sum exactly to the plan's total (weights + activation pool + state pool +
+    inputs + workspace). For a training step it also lists, per block, the
+    bytes its forward keeps for the backward pass, as planned, if the block
+    were checkpointed and if it were not. With `calibration` it also prints
+    the cost model's predicted time of one call of each function at the
+    bounds (the step time bmsys-fit uses). With `json` the same is written as
+    JSON (docs/autofit.md). The IR is not changed.
 
     ```
-    bmsys memory report (max_batch=8, max_seq=64)
-      weights           ...
+    bmsys memory report (max_batch=4, max_seq=32, per rank of 1)
+      peak of the activation pool: function 'train_step', op 412 (attention_grad)
+      parameters                       1001728 B  978.25 KiB  20 tensors
+      gradients                          ...
+      total                              ...
     ```
   }];
   let options = [
     Option<"output", "output", "std::string", /*default=*/"\"-\"",
            "file to write the report to ('-' = stdout)">,
+    Option<"json", "json", "std::string", /*default=*/"\"\"",
+           "also write the report as JSON to this file">,
+    Option<"workspace", "workspace", "std::string", /*default=*/"\"0\"",
+           "backend workspace per rank (bytes, or with KiB/MiB/GiB)">,
+    Option<"calibration", "calibration", "std::string", /*default=*/"\"\"",
+           "with a calibration file (bmsys-run calibrate): also print the cost model's "
+           "time of one call of each function at the bounds">,
   ];
+}
+
+def BmsysFit : Pass<"bmsys-fit", "mlir::ModuleOp"> {
+  let summary = "Choose ZeRO stage, checkpointing, parallelism and batch (or INT8) for the hardware";
+  let description = [{
+    Auto-fit (docs/autofit.md). For an imported model, enumerates
+    configurations — training: ZeRO stage (`zero-stages`, with more than one
+    GPU), checkpoint policy (`checkpoint`: none, every, every-K), micro-batch
+    per GPU (`micro-batches`), and where the train pipeline has them, tensor
+    and pipeline degrees and optimizer offload; inference: `quantize` (none,
+    int8) and the memory schedule (bmsys-memory-schedule for `gpu-memory`:
+    layers swapped in from host memory) or not — and compiles each on a clone of the module with the train (infer) pipeline.
+    The memory analysis of bmsys-memory-report gives each candidate's peak
+    per GPU (plus the calibration's workspace), the cost model its step time
+    (training) or decode-step time (inference) from the rates of
+    `calibration` (a file written by `bmsys-run calibrate`; default: the
+    built-in H200 numbers). The fastest candidate by tokens per second that
+    fits in `gpu-memory` (and `host-memory`) is recorded as the module
+    attribute `bmsys.fit` (the knobs, the exact pipeline, the predictions
+    and the reason); with `apply` the module is replaced by that compiled
+    module. The table of candidates goes to `table`, all predictions as JSON
+    to `report`. When nothing fits it fails, naming the smallest GPU memory
+    that would do with `gpus` GPUs and, for training, how many GPUs of
+    `gpu-memory` would. `options` passes further pipeline options (for
+    example `mixed-precision=bf16 lr=3e-4`) to every candidate.
+
+    ```
+    bmsys-opt model.mlir --bmsys-fit="gpus=2 gpu-memory=80GiB seq=2048 calibration=h200.json apply"
+    // module attributes {bmsys.fit = {checkpoint = "none", data_parallel = 2 : i64,
+    //   micro_batch = 4 : i64, zero_stage = 2 : i64, predicted_step_s = ..., reason = "..."}}
+    ```
+  }];
+  let options = [
+    Option<"mode", "mode", "std::string", /*default=*/"\"train\"", "train or infer">,
+    Option<"gpus", "gpus", "int64_t", /*default=*/"1", "GPUs (ranks) to use">,
+    Option<"gpuMemory", "gpu-memory", "std::string", /*default=*/"\"\"",
+           "memory per GPU, e.g. 80GiB (default: the calibration's memory_bytes)">,
+    Option<"hostMemory", "host-memory", "std::string", /*default=*/"\"\"",
+           "host memory for offloaded state (default: the calibration's, 0 = unlimited)">,
+    Option<"calibration", "calibration", "std::string", /*default=*/"\"\"",
+           "calibration file from bmsys-run calibrate (default: built-in H200)">,
+    Option<"seq", "seq", "int64_t", /*default=*/"0",
+           "sequence length (max-seq of the pipeline; 0 = the model's max positions)">,
+    Option<"batch", "batch", "int64_t", /*default=*/"0",
+           "train: fixed global batch (0 = search micro-batches); infer: batch (0 = 1)">,
+    ListOption<"microBatches", "micro-batches", "int64_t",
+               "train: micro-batch sizes per GPU to try (default 1,2,4,8)">,
+    ListOption<"zeroStages", "zero-stages", "int64_t",
+               "train: ZeRO stages to try with several GPUs (default 0,1,2,3)">,
+    ListOption<"checkpoint", "checkpoint", "std::string",
+               "train: checkpoint policies to try: none, every, every-K (default none,every,every-2)">,
+    ListOption<"quantize", "quantize", "std::string",
+               "infer: weight formats to try (default none,int8)">,
+    ListOption<"tensorParallel", "tensor-parallel", "int64_t",
+               "tensor-parallel degrees to try (default: every divisor of gpus, where "
+               "bmsys-tensor-parallel exists)">,
+    ListOption<"memorySchedule", "memory-schedule", "std::string",
+               "infer: off, on (default both, where bmsys-memory-schedule exists)">,
+    Option<"extraOptions", "options", "std::string", /*default=*/"\"\"",
+           "further options for every candidate's pipeline">,
+    Option<"dtype", "dtype", "std::string", /*default=*/"\"\"",
+           "the bmsys-run --dtype the model will run in (bf16, f16, f32): weights are "
+           "counted and every float buffer priced in it (default: as compiled)">,
+    Option<"apply", "apply", "bool", /*default=*/"false",
+           "replace the module by the chosen configuration, compiled">,
+    Option<"table", "table", "std::string", /*default=*/"\"-\"",
+           "file for the table of candidates ('-' = stdout, '' = none)">,
+    Option<"report", "report", "std::string", /*default=*/"\"\"",
+           "file for every candidate's predictions as JSON">,
+  ];
+  let dependentDialects = ["bmsys::BmsysDialect", "bmsys::rt::BmsysRtDialect",
+                           "mlir::func::FuncDialect"];
 }
 
 #endif // BMSYS_PASSES_TD

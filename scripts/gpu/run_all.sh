@@ -7,6 +7,9 @@
 #   bench     bmsys-bench on a Llama-shaped 6.7B with random weights (bf16): ceilings,
 #             decode vs the bandwidth bound, prefill vs the GEMM rate, trace, memory plan
 #   peer      transformers on the same GPU (bench/peers/peer_decode_compiled.py)
+#   fit       bench/fit/fit_check.py: bmsys-fit's predicted peak memory and step time
+#             against measured ones (needs build-gpu/fit from bench/fit/prepare_fit.sh;
+#             not in the default)
 #   dist      2 GPUs (nvidia-h200-x2): NCCL communicator tests; golden tiny Llama, 10 AdamW
 #             steps in f32, one rank vs ZeRO 0-3 on 2 ranks (losses within 1e-3); a killed
 #             and a hung rank make the other exit naming it within --comm-timeout
@@ -265,6 +268,23 @@ if has fsdp; then
   timeout ${FSDP_TIMEOUT:-1500} python3 bench/fsdp_bench.py --bin "$BIN/bmsys-run" --artifacts "$G/artifacts/fsdp" \
     --out "$OUT/fsdp.json" --trace "$OUT/fsdp_trace.json" ${FSDP_ARGS:-} 2>&1 | tee "$OUT/fsdp.log"
   RES[fsdp]="rc=${PIPESTATUS[0]}"
+fi
+
+if has fit; then
+  # Auto-fit checks (docs/autofit.md): bmsys-fit's predicted peak memory and step time
+  # against measurements, for the grid bench/fit/prepare_fit.sh compiled (not in the
+  # default stages; the 2-GPU configurations need nvidia-h200-x2).
+  stamp "fit"
+  if [ ! -f "$G/fit/grid.json" ]; then
+    FITRES="build-gpu/fit/grid.json missing: run bench/fit/prepare_fit.sh where the compiler is"
+  else
+    FITONLY=""
+    [ "$(nvidia-smi -L 2>/dev/null | grep -c "^GPU")" -lt 2 ] && FITONLY=$(python3 -c "import json,sys; print(','.join(c['name'] for c in json.load(open(sys.argv[1])) if c['gpus'] <= 1))" "$G/fit/grid.json")
+    timeout ${FIT_TIMEOUT:-1200} python3 bench/fit/fit_check.py --fit "$G/fit" --bin "$BIN" --out "$OUT/fit.json" \
+      ${FITONLY:+--only $FITONLY} 2>&1 | grep -v '^+ ' | tee "$OUT/fit.log"
+    FITRES="rc=${PIPESTATUS[0]} $(grep -E 'within|chose' "$OUT/fit.log" | tr '\n' ' ')"
+  fi
+  printf '%-9s %s\n' fit "$FITRES" | tee -a "$OUT/summary.txt"
 fi
 
 stamp "done"

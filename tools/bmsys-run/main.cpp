@@ -30,6 +30,7 @@
 #include "runtime/io/safetensors.h"
 #include "runtime/train/token_data.h"
 #include "runtime/train/trainer.h"
+#include "tools/bmsys-run/calibrate.h"
 
 using namespace bmsys::rt;
 
@@ -43,6 +44,7 @@ struct Common {
   std::string dtype;         // empty: the artifact's own
   std::string trace;         // cuda: Chrome trace-event file
   int64_t random_seed = -1;  // >= 0: weights filled on the device from this seed
+  bool memory_plan = false;  // print the memory plan and what the backend holds
 };
 
 void add_common(CLI::App* cmd, Common& c, bool with_weights) {
@@ -65,6 +67,8 @@ void add_common(CLI::App* cmd, Common& c, bool with_weights) {
                   "(benchmarks; cuda)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--threads", c.threads, "CPU threads (0: OpenMP default)")->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--memory-plan", c.memory_plan,
+                "print the artifact's memory plan and what the backend holds once it is loaded (stderr)");
 }
 
 // `env`: the data-parallel ranks of a distributed run (train), or null for one process.
@@ -128,7 +132,16 @@ std::unique_ptr<Executor> make_executor(const Common& c, const DistributedEnv* e
                    : fmt::format("--nproc {} (or WORLD_SIZE={})", dp, dp));
     eo.comm = create_communicator(*env, *backend);
   }
-  return std::make_unique<Executor>(artifact, backend, eo);
+  auto executor = std::make_unique<Executor>(artifact, backend, eo);
+  if (c.memory_plan)  // compared with bmsys-memory-report's total (docs/autofit.md)
+    std::fprintf(stderr, "bmsys-run: memory plan: %llu B (weights %llu B, activation pool %llu B, state pool %llu B, inputs %llu B)\nbmsys-run: memory held: %s\n",
+                 static_cast<unsigned long long>(weights + artifact->activation_pool_bytes +
+                                                 artifact->state_pool_bytes + inputs),
+                 static_cast<unsigned long long>(weights),
+                 static_cast<unsigned long long>(artifact->activation_pool_bytes),
+                 static_cast<unsigned long long>(artifact->state_pool_bytes),
+                 static_cast<unsigned long long>(inputs), backend->memory_report().c_str());
+  return executor;
 }
 
 std::string describe_status(int status) {
@@ -410,6 +423,19 @@ int main(int argc, char** argv) {
   auto* insp = app.add_subcommand("inspect", "print an artifact's functions, buffers and pool sizes");
   add_common(insp, pc, false);
 
+  CalibrateOptions co;
+  int cal_nproc = 0;
+  auto* cal = app.add_subcommand(
+      "calibrate", "measure GEMM, attention, memory, host-copy and collective rates for bmsys-fit (JSON)");
+  cal->add_option("-o,--output", co.output, "calibration file to write")->required();
+  cal->add_option("--device,--backend", co.device, "cuda, cpu or auto")->default_val("auto");
+  cal->add_option("--dtype", co.dtype, "GEMM and attention dtype: bf16, f16 or f32 (default: bf16 where supported)");
+  cal->add_option("--threads", co.threads, "CPU threads (0: OpenMP default)")->check(CLI::NonNegativeNumber);
+  cal->add_option("--seconds", co.seconds, "time per measurement")->default_val(0.2)->check(CLI::PositiveNumber);
+  cal->add_flag("--quick", co.quick, "small sizes only (tests)");
+  cal->add_option("--nproc", cal_nproc, "also time collectives among N local ranks (one GPU each)")
+      ->check(CLI::PositiveNumber);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -449,6 +475,12 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "bmsys-run: %smemory: %s\n", rank_prefix.c_str(),
                      r.empty() ? "(the backend keeps no account)" : r.c_str());
       }
+    } else if (*cal) {
+      const char* launched = std::getenv("BMSYS_LAUNCHED");
+      if (cal_nproc > 1 && !(launched && *launched)) return launch_ranks(cal_nproc, co.threads, argv);
+      DistributedEnv env = distributed_env_from_environment(120);
+      rank_prefix = env.world_size > 1 ? fmt::format("rank {}: ", env.rank) : "";
+      calibrate(co, env);
     } else if (*tok) {
       std::vector<int64_t> tokens;
       for (const std::string& path : tok_inputs) {

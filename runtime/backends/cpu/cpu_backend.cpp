@@ -40,7 +40,20 @@ std::unique_ptr<DeviceMemory> CpuBackend::allocate(size_t bytes, const std::stri
   if (rounded == 0) rounded = 64;
   void* p = std::aligned_alloc(64, rounded);
   if (!p) fail("cpu backend: cannot allocate {} bytes for {}", bytes, what);
-  return std::make_unique<DeviceMemory>(p, bytes, [](void* q) { std::free(q); });
+  uint64_t held = account_->held += bytes;
+  ++account_->buffers;
+  for (uint64_t peak = account_->peak; held > peak && !account_->peak.compare_exchange_weak(peak, held);) {
+  }
+  return std::make_unique<DeviceMemory>(p, bytes, [account = account_, bytes](void* q) {
+    account->held -= bytes;
+    --account->buffers;
+    std::free(q);
+  });
+}
+
+std::string CpuBackend::memory_report() const {
+  return fmt::format("cpu: {} B in {} buffers (peak {} B)", account_->held.load(), account_->buffers.load(),
+                     account_->peak.load());
 }
 
 void CpuBackend::fill_zero(void* dst, size_t bytes) {

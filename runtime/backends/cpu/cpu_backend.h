@@ -3,6 +3,9 @@
 // memory.
 #pragma once
 
+#include <atomic>
+#include <memory>
+
 #include "runtime/backends/backend.h"
 
 namespace bmsys::rt {
@@ -21,6 +24,16 @@ class CpuBackend : public Backend {
   void copy_to_host(void* dst, const void* src, size_t bytes) override;
   void launch(const KernelLaunch& launch) override;
   void synchronize() override {}
+  // Bytes held now and at most, as requested by the executor (before the 64-byte
+  // rounding): equal to the artifact's memory plan once it is loaded.
+  std::string memory_report() const override;
+
+ private:
+  struct Account {
+    std::atomic<uint64_t> held{0}, peak{0}, buffers{0};
+  };
+  // Shared with the deleters: memory may outlive the backend object.
+  std::shared_ptr<Account> account_ = std::make_shared<Account>();
 };
 
 }  // namespace bmsys::rt
