@@ -55,9 +55,12 @@ struct Autodiff : bmsys::impl::BmsysAutodiffBase<Autodiff> {
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    auto forward = module.lookupSymbol<func::FuncOp>("forward");
+    // bmsys-distill points at its joined student+teacher function.
+    auto trainFunction = module->getAttrOfType<StringAttr>("bmsys.train_function");
+    StringRef fnName = trainFunction ? trainFunction.getValue() : "forward";
+    auto forward = module.lookupSymbol<func::FuncOp>(fnName);
     if (!forward) {
-      module.emitError("bmsys-autodiff: no function 'forward' to differentiate");
+      module.emitError() << "bmsys-autodiff: no function '" << fnName << "' to differentiate";
       return signalPassFailure();
     }
     if (module.lookupSymbol("train_step")) {
@@ -109,6 +112,24 @@ struct Autodiff : bmsys::impl::BmsysAutodiffBase<Autodiff> {
       slot = slot ? Value(AddOp::create(b, loc, slot, g)) : g;
     };
     grads[logits] = seed;
+    // Distillation terms (bmsys-distill) add to the loss and seed the student's
+    // values with their gradients (the teacher's get none: it is frozen).
+    for (Operation *op : forwardOps) {
+      Value g;
+      if (auto soft = dyn_cast<DistillSoftCEOp>(op))
+        g = DistillSoftCEGradOp::create(b, loc, soft.getStudent().getType(), soft.getStudent(),
+                                        soft.getTeacher(), soft.getTemperatureAttr(),
+                                        soft.getScaleAttr());
+      else if (auto mse = dyn_cast<DistillHiddenMSEOp>(op))
+        g = DistillHiddenMSEGradOp::create(b, loc, mse.getStudent().getType(), mse.getStudent(),
+                                           mse.getTeacher(), mse.getEpsAttr(), mse.getScaleAttr());
+      if (!g)
+        continue;
+      if (lossScaling)
+        return op->emitOpError("distillation with dynamic loss scaling is not supported");
+      loss = AddOp::create(b, loc, loss, op->getResult(0));
+      accumulate(op->getOperand(0), g);
+    }
     llvm::MapVector<StringAttr, Value> paramGrads;
     SmallVector<std::optional<IRMapping>> recomputed(blocks.size());
 

@@ -231,6 +231,30 @@ def BmsysPrune : Pass<"bmsys-prune", "mlir::ModuleOp"> {
     masks the gradient too, so pruned weights stay exactly zero under
     training; exported weights are already pruned.
 
+    Structured methods remove whole heads or layers, chosen by importance over
+    a calibration set: `calibration` lists safetensors files written by
+    `bmsys-run infer --function train_step` of an artifact compiled with
+    `return-grads` (one file per calibration batch, each holding
+    `grad.<key>`). For a head h, `dL/dAtt_h · Att_h` summed over the batch's
+    tokens equals `sum(W_o[:, cols(h)] * dL/dW_o[:, cols(h)])` (the output
+    projection's columns that read head h), so the importance
+    `E_batch |Att_hᵀ dL/dAtt_h|` (Michel et al., 2019) comes from weights and
+    parameter gradients alone; a layer's is the same Taylor term over its
+    residual-branch projections (the linears whose result is added to the
+    residual stream: attention output and FFN down projection).
+
+    - `method=heads`: in every attention, the `count` least important query
+      heads are pruned (with grouped-query attention, `count / num_kv_heads`
+      in each key/value group, so every layer keeps the same shape). The
+      output projection gets a mask zeroing the heads' columns, as above; the
+      attention op records `bmsys.pruned_heads` and `bmsys.head_importance`.
+    - `method=layers`: the `count` least important `bmsys.block`s are removed
+      (their result is their input: the residual stream passes through) and
+      their parameters dropped; the module records `bmsys.pruned_layers`
+      (block names) and `bmsys.layer_importance`.
+
+    `bmsys-export-pruned` then writes the physically smaller model.
+
     ```mlir
     bmsys.param @w : tensor<64x64xf32> from "model.pruned.safetensors"["w"] {bmsys.prune = {mask = @w.mask, method = "2:4"}}
     bmsys.param @w.mask : tensor<64x64xf32> from "model.pruned.safetensors"["w.mask"]
@@ -240,7 +264,8 @@ def BmsysPrune : Pass<"bmsys-prune", "mlir::ModuleOp"> {
     ```
   }];
   let options = [
-    Option<"method", "method", "std::string", /*default=*/"\"2:4\"", "magnitude or 2:4">,
+    Option<"method", "method", "std::string", /*default=*/"\"2:4\"",
+           "magnitude, 2:4, heads or layers">,
     Option<"sparsity", "sparsity", "double", /*default=*/"0.5",
            "fraction of weights zeroed by magnitude pruning">,
     Option<"params", "params", "std::string", /*default=*/"\"\"",
@@ -248,8 +273,165 @@ def BmsysPrune : Pass<"bmsys-prune", "mlir::ModuleOp"> {
     Option<"output", "output", "std::string", /*default=*/"\"\"",
            "safetensors file for pruned weights and masks (default: model.pruned.safetensors "
            "beside the model)">,
+    Option<"count", "count", "int64_t", /*default=*/"1",
+           "heads: query heads removed per layer; layers: layers removed">,
+    ListOption<"calibration", "calibration", "std::string",
+               "heads/layers: safetensors files of grad.<key> (one per calibration batch)">,
   ];
   let dependentDialects = ["bmsys::BmsysDialect"];
+}
+
+def BmsysExportPruned : Pass<"bmsys-export-pruned", "mlir::ModuleOp"> {
+  let summary = "Write a head- or layer-pruned model as a smaller Hugging Face checkpoint";
+  let description = [{
+    Structured pruning's export. From a module pruned by `bmsys-prune`
+    (`method=heads` and/or `method=layers`), writes `output/model.safetensors`
+    and `output/config.json`: the weights of removed layers are left out and
+    the remaining layers renumbered (`num_hidden_layers` / `n_layer`), and the
+    pruned heads' rows of `q_proj` (and of `k_proj`/`v_proj` when every query
+    head has its own key/value head) and columns of `o_proj` are cut out
+    (`num_attention_heads`, `num_key_value_heads`, `head_dim`). Other masks
+    (2:4, magnitude) are applied to the weights and dropped. `weights` reads
+    the values from a checkpoint's `model.safetensors` (a trained masked
+    model) instead of each parameter's own file. The result imports with
+    `bmsys-import-hf` and computes what the masked model computes. GPT-2's
+    config cannot express heads narrower than `n_embd / n_head`, so only layer
+    pruning exports for GPT-2. The IR is not changed.
+
+    ```
+    bmsys-opt pruned.mlir --bmsys-export-pruned="output=small weights=ckpt/model.safetensors"
+    bmsys-import-hf small -o small.mlir
+    ```
+  }];
+  let options = [
+    Option<"output", "output", "std::string", /*default=*/"\"\"",
+           "directory to write model.safetensors and config.json to (required)">,
+    Option<"weights", "weights", "std::string", /*default=*/"\"\"",
+           "safetensors file to read every parameter from (default: each parameter's file)">,
+  ];
+}
+
+def BmsysDistill : Pass<"bmsys-distill", "mlir::ModuleOp"> {
+  let summary = "Join a frozen teacher and the student in one distillation training function";
+  let description = [{
+    BMCook's knowledge distillation. Reads the `teacher` module (a model
+    imported by `bmsys-import-hf`), copies its parameters into the student's
+    module renamed `<prefix><name>` (symbol and key: the teacher's keys must
+    not collide with the student's in artifacts and checkpoints), writes
+    their values under those keys to `teacher-output`, and marks them
+    `bmsys.frozen` (no gradient, no update).
+
+    Builds `distill_forward(input_ids)`: the student's forward, then the
+    teacher's (its blocks renamed with the prefix), and the loss terms, each
+    also a result:
+
+    - `distill.soft_ce`: `bmsys.distill_soft_ce` of the student's logits
+      against the teacher's at `temperature`, times `soft-ce-scale`;
+    - `distill.hidden_mse.<i>` for each `s:t` of `layer-map`:
+      `bmsys.distill_hidden_mse` between the normalized outputs of student
+      block `s` and teacher block `t` (indices in program order), times
+      `hidden-scale`. When the widths differ, `projection=true` adds a
+      trainable `distill.proj.<s>.weight` `[teacher, student]` (initially
+      the identity on the common features) applied to the student's states.
+
+    The module attribute `bmsys.train_function = "distill_forward"` makes
+    `bmsys-autodiff` differentiate it: the training loss is the student's
+    next-token cross-entropy plus every term. `forward` stays the student
+    alone, for inference and export; `distill_forward` also runs as an
+    artifact function, to measure the terms.
+
+    ```mlir
+    bmsys.param @teacher.lm_head.weight : tensor<256x64xf32> from "teacher.safetensors"["teacher.lm_head.weight"] {bmsys.frozen}
+    %l = bmsys.distill_soft_ce %logits, %tlogits {scale = 1.0 : f64, temperature = 2.0 : f64} : (...) -> tensor<f32>
+    ```
+  }];
+  let options = [
+    Option<"teacher", "teacher", "std::string", /*default=*/"\"\"",
+           "the teacher model, imported by bmsys-import-hf (.mlir; required)">,
+    Option<"temperature", "temperature", "double", /*default=*/"2.0",
+           "softmax temperature of the soft cross-entropy">,
+    Option<"softCeScale", "soft-ce-scale", "double", /*default=*/"1.0",
+           "scale of the soft cross-entropy term">,
+    Option<"hiddenScale", "hidden-scale", "double", /*default=*/"1.0",
+           "scale of each hidden-state MSE term">,
+    Option<"layerMap", "layer-map", "std::string", /*default=*/"\"\"",
+           "student:teacher block pairs for hidden-state MSE, e.g. 0:1,1:3 (empty: none)">,
+    Option<"projection", "projection", "bool", /*default=*/"false",
+           "learn a projection where student and teacher widths differ">,
+    Option<"prefix", "prefix", "std::string", /*default=*/"\"teacher.\"",
+           "prefix of the teacher's parameter names and keys">,
+    Option<"teacherOutput", "teacher-output", "std::string", /*default=*/"\"\"",
+           "safetensors file for the renamed teacher weights and projections (default: "
+           "teacher.safetensors beside the student's weights)">,
+  ];
+  let dependentDialects = ["bmsys::BmsysDialect", "mlir::func::FuncDialect"];
+}
+
+def BmsysMoefy : Pass<"bmsys-moefy", "mlir::ModuleOp"> {
+  let summary = "Split every FFN into experts and run each token's top-k (MoEfication)";
+  let description = [{
+    MoEfication (Zhang et al., 2022) of a trained model, for inference. For
+    each feed-forward layer (`down(act(in(x)))`, or the gated
+    `down(act(gate(x)) * up(x))`), the `n` neurons are split into `experts`
+    experts of exactly `n / experts` neurons by balanced k-means over the
+    L2-normalized rows of the first weight matrix (`gate_proj` / `c_fc`):
+    each iteration assigns (neuron, expert) pairs in order of increasing
+    distance, skipping full experts, then recomputes the centroids; at most
+    `iterations` rounds, from a farthest-point initialization (deterministic).
+    The weights are permuted so each expert's neurons are contiguous and
+    written to `output` as `<prefix>.moe.{router,w_in,w_up,w_out,b_in,b_out}`;
+    the router is the experts' centroids. The FFN becomes one
+    `bmsys.moe_ffn` running each token's `top-k` experts by `x · router^T`.
+
+    The FLOPs per token of each FFN, dense and with the router and top-k
+    experts, are recorded on the op (`bmsys.ffn_flops`) and summed in the
+    module attribute `bmsys.moe_report` (`ffn_flops_saved` is the saved
+    fraction); `report` also prints them to stderr. With `top-k = experts`
+    the result is the dense model's (up to float summation order).
+
+    ```mlir
+    %y = bmsys.moe_ffn %x, %router [%w_in, %w_up, %w_out] {activation = "silu", bmsys.ffn_flops = {dense = 67584.0 : f64, moe = 17920.0 : f64}, experts = 8 : i64, gated, top_k = 2 : i64} : ...
+    ```
+  }];
+  let options = [
+    Option<"experts", "experts", "int64_t", /*default=*/"8", "experts per FFN">,
+    Option<"topK", "top-k", "int64_t", /*default=*/"2", "experts each token runs">,
+    Option<"iterations", "iterations", "int64_t", /*default=*/"20",
+           "at most this many balanced k-means rounds">,
+    Option<"output", "output", "std::string", /*default=*/"\"\"",
+           "safetensors file for the expert weights and routers (default: "
+           "model.moe.safetensors beside the model)">,
+    Option<"report", "report", "bool", /*default=*/"false",
+           "print the FFN FLOPs per token, dense and MoE, to stderr">,
+  ];
+  let dependentDialects = ["bmsys::BmsysDialect"];
+}
+
+def BmsysCompress : Pass<"bmsys-compress", "mlir::ModuleOp"> {
+  let summary = "Apply the compression passes one JSON config file asks for";
+  let description = [{
+    BMCook's single-config workflow. Reads `config`, a JSON object with the
+    optional sections `pruning` (one `bmsys-prune` stage, or an array of
+    stages applied in order), `distillation` (`bmsys-distill`),
+    `quantization` (`bmsys-quantize`) and `moefication` (`bmsys-moefy`), and
+    runs the passes in that order with the section's settings (keys are the
+    passes' options with underscores: `soft_ce_scale`, `layer_map` as
+    `[[student, teacher], ...]`, `top_k`, ...). Unknown keys, wrong types and
+    out-of-range values are errors naming the file and key; relative paths
+    are relative to the config file. `bmsys-compress-pipeline` is this pass
+    as a pipeline.
+
+    ```json
+    {"pruning": {"method": "2:4"},
+     "distillation": {"teacher": "teacher.mlir", "temperature": 2.0, "layer_map": [[0, 1]]},
+     "quantization": {"mode": "qat"}}
+    ```
+  }];
+  let options = [
+    Option<"config", "config", "std::string", /*default=*/"\"\"",
+           "the JSON config file (required)">,
+  ];
+  let dependentDialects = ["bmsys::BmsysDialect", "mlir::func::FuncDialect"];
 }
 
 def BmsysQuantize : Pass<"bmsys-quantize", "mlir::ModuleOp"> {

@@ -30,6 +30,11 @@ struct InferPipelineOptions : PassPipelineOptions<InferPipelineOptions> {
       llvm::cl::desc("file for the INT8 weights (default: model.int8.safetensors beside the model)"),
       llvm::cl::init("")};
 };
+struct CompressPipelineOptions : PassPipelineOptions<CompressPipelineOptions> {
+  Option<std::string> config{*this, "config",
+                             llvm::cl::desc("the compression config (JSON, docs/compression.md)"),
+                             llvm::cl::init("")};
+};
 struct TrainPipelineOptions : PassPipelineOptions<TrainPipelineOptions> {
   Option<int64_t> maxBatch{*this, "max-batch", llvm::cl::desc("largest batch"),
                            llvm::cl::init(8)};
@@ -97,6 +102,13 @@ void addLowering(OpPassManager &pm, int64_t maxBatch, int64_t maxSeq, bool memor
 } // namespace
 
 void bmsys::registerPipelines() {
+  PassPipelineRegistration<CompressPipelineOptions>(
+      "bmsys-compress-pipeline",
+      "Compress an imported model as a JSON config file says: pruning, distillation, "
+      "quantization, MoEfication (bmsys-compress)",
+      [](OpPassManager &pm, const CompressPipelineOptions &o) {
+        pm.addPass(createBmsysCompress({o.config}));
+      });
   PassPipelineRegistration<InferPipelineOptions>(
       "bmsys-infer-pipeline",
       "Compile an imported model for inference: inline blocks, bound shapes, add KV "

@@ -61,6 +61,10 @@ struct Quantize : bmsys::impl::BmsysQuantizeBase<Quantize> {
     SymbolTable symbols(module);
     module.walk([&](LinearOp linear) {
       auto weight = linear.getWeight().getDefiningOp<WeightOp>();
+      // A pruned weight (bmsys-prune: w * mask) trains quantized after masking,
+      // so its zeros stay on the INT8 grid.
+      if (auto masked = linear.getWeight().getDefiningOp<MulOp>(); masked && mode == "qat")
+        weight = masked.getLhs().getDefiningOp<WeightOp>();
       if (!weight)
         return;
       auto param = symbols.lookup<ParamOp>(weight.getParam());

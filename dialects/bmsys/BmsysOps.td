@@ -367,5 +367,7 @@ include "dialects/bmsys/BmsysGradOps.td"
 include "dialects/bmsys/BmsysTrainOps.td"
 include "dialects/bmsys/BmsysCollectiveOps.td"
 include "dialects/bmsys/BmsysQuantOps.td"
+include "dialects/bmsys/BmsysDistillOps.td"
+include "dialects/bmsys/BmsysMoeOps.td"
 
 #endif // BMSYS_OPS_TD

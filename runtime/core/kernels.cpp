@@ -110,6 +110,21 @@ const std::vector<KernelSpec>& table() {
       {KernelId::LinearInt8, "linear_int8", 3, 4, 1, {{"activations", AttrType::String, true}}, {}},
       {KernelId::FakeQuant, "fake_quant", 1, 1, 1, {{"axis", AttrType::Int, true}}, {}},
       {KernelId::Cast, "cast", 1, 1, 1, {}, {}},
+      {KernelId::DistillSoftCe, "distill_soft_ce", 2, 2, 1,
+       {{"temperature", AttrType::Float, true}, {"scale", AttrType::Float, true}}, {}},
+      {KernelId::DistillSoftCeGrad, "distill_soft_ce_grad", 2, 2, 1,
+       {{"temperature", AttrType::Float, true}, {"scale", AttrType::Float, true}}, {}},
+      {KernelId::DistillHiddenMse, "distill_hidden_mse", 2, 2, 1,
+       {{"eps", AttrType::Float, true}, {"scale", AttrType::Float, true}}, {}},
+      {KernelId::DistillHiddenMseGrad, "distill_hidden_mse_grad", 2, 2, 1,
+       {{"eps", AttrType::Float, true}, {"scale", AttrType::Float, true}}, {}},
+      {KernelId::MoeFfn, "moe_ffn", 4, 7, 1,
+       {{"experts", AttrType::Int, true},
+        {"top_k", AttrType::Int, true},
+        {"activation", AttrType::String, true},
+        {"gated", AttrType::Int, false},
+        {"bias", AttrType::Int, false}},
+       {}},
   };
   return t;
 }
@@ -674,6 +689,56 @@ void check_launch(const KernelLaunch& l) {
       expect_float(y, "y (output 0)");
       expect_shape(y, in[0].shape, "y (output 0)");
       break;
+    case KernelId::DistillSoftCe:
+    case KernelId::DistillSoftCeGrad:
+    case KernelId::DistillHiddenMse:
+    case KernelId::DistillHiddenMseGrad: {
+      const bool soft = l.kernel == KernelId::DistillSoftCe || l.kernel == KernelId::DistillSoftCeGrad;
+      const bool grad = l.kernel == KernelId::DistillSoftCeGrad || l.kernel == KernelId::DistillHiddenMseGrad;
+      const char* attr = soft ? "temperature" : "eps";
+      if (!(a.get_float(attr) > 0)) fail("attribute '{}' must be positive, not {}", attr, a.get_float(attr));
+      if (!(a.get_float("scale") >= 0)) fail("attribute 'scale' must be >= 0, not {}", a.get_float("scale"));
+      expect_float(in[0], "student (input 0)");
+      if (in[0].shape.size() != 3) fail("student (input 0) must be [B,S,W], got {}", shape_str(in[0].shape));
+      expect_float(in[1], "teacher (input 1)");
+      expect_shape(in[1], in[0].shape, "teacher (input 1)");
+      expect_float(y, "output 0");
+      if (grad)
+        expect_shape(y, in[0].shape, "dstudent (output 0)");
+      else if (y.numel() != 1)
+        fail("loss (output 0) must have one element, has shape {}", shape_str(y.shape));
+      break;
+    }
+    case KernelId::MoeFfn: {
+      const int64_t E = a.get_int("experts"), K = a.get_int("top_k");
+      const bool gated = a.get_int("gated", 0) != 0, bias = a.get_int("bias", 0) != 0;
+      const std::string act = a.get_string("activation");
+      if (act != "silu" && act != "gelu" && act != "gelu_tanh")
+        fail("attribute 'activation' must be silu, gelu or gelu_tanh, not '{}'", act);
+      if (E < 1 || K < 1 || K > E) fail("needs 1 <= top_k <= experts, got top_k {} of {}", K, E);
+      if (nin != 4 + (gated ? 1 : 0) + (bias ? 2 : 0))
+        fail("{} inputs do not match gated={} bias={}", nin, gated, bias);
+      expect_dtype(in[0], DType::F32, "x (input 0)");
+      if (in[0].shape.size() != 3) fail("x (input 0) must be [B,S,H], got {}", shape_str(in[0].shape));
+      const int64_t H = in[0].shape[2];
+      expect_dtype(in[1], DType::F32, "router (input 1)");
+      expect_shape(in[1], {E, H}, "router (input 1)");
+      expect_dtype(in[2], DType::F32, "w_in (input 2)");
+      if (in[2].shape.size() != 2 || in[2].shape[1] != H || in[2].shape[0] % E)
+        fail("w_in (input 2) must be [n,{}] with n a multiple of {}, got {}", H, E, shape_str(in[2].shape));
+      const int mats = gated ? 3 : 2;
+      for (int i = 3; i < 2 + mats; ++i) {
+        expect_dtype(in[i], DType::F32, "weight (input 3..)");
+        expect_shape(in[i], in[2].shape, "weight (input 3..)");
+      }
+      if (bias) {
+        expect_shape(in[2 + mats], {in[2].shape[0]}, "b_in");
+        expect_shape(in[3 + mats], {H}, "b_out");
+      }
+      expect_dtype(y, DType::F32, "y (output 0)");
+      expect_shape(y, in[0].shape, "y (output 0)");
+      break;
+    }
     case KernelId::kCount:
       fail("invalid kernel id");
   }

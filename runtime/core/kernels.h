@@ -61,6 +61,13 @@ enum class KernelId : uint16_t {
   // Element type conversion (bmsys-mixed-precision's casts between f32 master weights
   // and bf16/f16 compute).
   Cast,
+  // Knowledge distillation (docs/kernels.md "Distillation").
+  DistillSoftCe,
+  DistillSoftCeGrad,
+  DistillHiddenMse,
+  DistillHiddenMseGrad,
+  // Mixture of experts (docs/kernels.md "MoE").
+  MoeFfn,
   kCount
 };
 

@@ -9,7 +9,9 @@
 #include <vector>
 #include <algorithm>
 
+#include "runtime/backends/cpu/cpu_distill.h"
 #include "runtime/backends/cpu/cpu_kernels.h"
+#include "runtime/backends/cpu/cpu_moe.h"
 #include "runtime/collectives/communicator.h"
 #include "runtime/core/error.h"
 #include "runtime/io/convert.h"
@@ -347,6 +349,42 @@ void CpuBackend::launch(const KernelLaunch& l) {
     case KernelId::Cast:  // f32 -> f32 here: the cpu backend computes in f32 only
       convert(y.data, y.dtype, in[0].data, in[0].dtype, in[0].numel());
       return;
+    case KernelId::DistillSoftCe:
+    case KernelId::DistillHiddenMse: {
+      const int64_t W = in[0].shape[2], N = in[0].shape[0] * in[0].shape[1];
+      *y.as<float>() = static_cast<float>(
+          l.kernel == KernelId::DistillSoftCe
+              ? cpu::distill_soft_ce(in[0].as<float>(), in[1].as<float>(), N, W, a.get_float("temperature"),
+                                     a.get_float("scale"))
+              : cpu::distill_hidden_mse(in[0].as<float>(), in[1].as<float>(), N, W, a.get_float("eps"),
+                                        a.get_float("scale")));
+      return;
+    }
+    case KernelId::DistillSoftCeGrad:
+      cpu::distill_soft_ce_grad(y.as<float>(), in[0].as<float>(), in[1].as<float>(),
+                                in[0].shape[0] * in[0].shape[1], in[0].shape[2], a.get_float("temperature"),
+                                a.get_float("scale"));
+      return;
+    case KernelId::DistillHiddenMseGrad:
+      cpu::distill_hidden_mse_grad(y.as<float>(), in[0].as<float>(), in[1].as<float>(),
+                                   in[0].shape[0] * in[0].shape[1], in[0].shape[2], a.get_float("eps"),
+                                   a.get_float("scale"));
+      return;
+    case KernelId::MoeFfn: {
+      cpu::MoeParams p;
+      p.T = in[0].shape[0] * in[0].shape[1];
+      p.H = in[0].shape[2];
+      p.n = in[2].shape[0];
+      p.experts = a.get_int("experts");
+      p.top_k = a.get_int("top_k");
+      p.activation = a.get_string("activation");
+      const bool gated = a.get_int("gated", 0) != 0, bias = a.get_int("bias", 0) != 0;
+      const int out = gated ? 4 : 3;
+      cpu::moe_ffn(y.as<float>(), in[0].as<float>(), in[1].as<float>(), in[2].as<float>(),
+                   gated ? in[3].as<float>() : nullptr, in[out].as<float>(),
+                   bias ? in[out + 1].as<float>() : nullptr, bias ? in[out + 2].as<float>() : nullptr, p);
+      return;
+    }
     case KernelId::kCount:
       break;
   }
