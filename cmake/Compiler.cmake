@@ -12,7 +12,11 @@ include(HandleLLVMOptions)
 
 include_directories(${LLVM_INCLUDE_DIRS} ${MLIR_INCLUDE_DIRS})
 include_directories(${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR})
-add_definitions(${LLVM_DEFINITIONS})
+# LLVM_DEFINITIONS is one space-separated string ("-D_GNU_SOURCE -D__STDC_..."):
+# passed as is, it becomes a single, mangled definition (the compiler then warns
+# that _GLIBCXX_USE_CXX11_ABI is redefined); split it into one flag each.
+separate_arguments(BMSYS_LLVM_DEFINITIONS NATIVE_COMMAND "${LLVM_DEFINITIONS}")
+add_definitions(${BMSYS_LLVM_DEFINITIONS})
 
 add_subdirectory(dialects)
 add_subdirectory(passes)

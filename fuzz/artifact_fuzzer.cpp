@@ -9,12 +9,16 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "fuzz/fuzz_util.h"
+#include "runtime/backends/backend.h"
 #include "runtime/core/artifact.h"
 #include "runtime/core/error.h"
-#include "runtime/schemas/artifact_generated.h"
+#include "runtime/core/executor.h"
 
 using namespace bmsys::rt;
 
@@ -50,50 +54,68 @@ size_t walk(const Artifact& a) {
   return n;
 }
 
-// Known finding (fuzz/regressions/artifact/, docs/hardening.md): FlatBuffers
-// 2.0.8's Verifier checks vectors for the 4-byte alignment of their length only,
-// so a crafted file can place a vector of 8-byte elements (Buffer.shape [Dim],
-// Buffer.full_shape [long], Attr.ints [long], Attr.floats [double]) at an
-// address the loader then reads misaligned (UBSan: misaligned load / member
-// call). With BMSYS_FUZZ_SKIP_KNOWN=1 (scripts/fuzz.sh sets it when fuzzing, not
-// with --regress) such inputs are skipped, so that fuzzing goes on past it.
-template <typename V>
-bool misaligned(const V* v) {
-  return v && reinterpret_cast<uintptr_t>(v->Data()) % 8 != 0;
-}
+// An accepted artifact small enough to hold is also instantiated on the CPU
+// backend, as bmsys-run does before running it: the executor allocates both
+// pools, zeroes the state pool and allocates the inputs at their largest shape,
+// all sized by the file (docs/hardening.md, finding 4). Weights are looked up in
+// the artifact's directory, where a fuzzed artifact's files are missing: that is
+// a refusal (bmsys::rt::Error) like any other.
+constexpr uint64_t kMaxInstantiatedBytes = 64ull << 20;
 
-bool misaligned_vectors(const uint8_t* data, size_t size) {
-  flatbuffers::Verifier::Options vo;
-  vo.max_depth = 64;
-  vo.max_tables = 10'000'000;
-  flatbuffers::Verifier verifier(data, size, vo);
-  if (size < 8 || !bmsys::artifact::VerifyArtifactBuffer(verifier)) return false;
-  const auto* root = bmsys::artifact::GetArtifact(data);
-  if (root->buffers())
-    for (const auto* b : *root->buffers())
-      if (misaligned(b->shape()) || misaligned(b->full_shape())) return true;
-  if (root->functions())
-    for (const auto* f : *root->functions())
-      if (f->instructions())
-        for (const auto* in : *f->instructions())
-          if (in->attrs())
-            for (const auto* at : *in->attrs())
-              if (misaligned(at->ints()) || misaligned(at->floats())) return true;
-  return false;
+void instantiate(const std::shared_ptr<const Artifact>& a) {
+  uint64_t total = a->activation_pool_bytes + a->state_pool_bytes;  // each <= kMaxPoolBytes
+  for (const BufferDesc& b : a->buffers) {
+    if (b.kind != BufferKind::Input && b.kind != BufferKind::Weight) continue;
+    // Weight files are opened relative to the scratch directory; a fuzzed name
+    // that is absolute or climbs out of it could reach a device file (a FIFO
+    // would hang), so such artifacts are not instantiated.
+    if (b.kind == BufferKind::Weight &&
+        (b.weight_file.empty() || b.weight_file[0] == '/' || b.weight_file.find("..") != std::string::npos))
+      return;
+    int64_t numel = 1;
+    for (int64_t v : b.resolve(a->max_batch, a->max_seq))
+      if (!checked_mul(numel, v, &numel)) return;  // the loader checked these; be safe
+    total += static_cast<uint64_t>(numel) * dtype_size(b.dtype);
+    if (total > kMaxInstantiatedBytes) return;
+  }
+  if (total > kMaxInstantiatedBytes) return;
+  Executor ex(a, std::shared_ptr<Backend>(create_backend("cpu")));
 }
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const bool skip_known = std::getenv("BMSYS_FUZZ_SKIP_KNOWN") != nullptr;
-  if (skip_known && misaligned_vectors(data, size)) return 0;
   static const std::string path = bmsys::fuzz::scratch_dir() + "/input.bmsys";
   std::string from_memory, from_file;
   try {
-    auto a = load_artifact_from_memory(data, size, "fuzz.bmsys", ".");
+    auto a = load_artifact_from_memory(data, size, "fuzz.bmsys", bmsys::fuzz::scratch_dir());
     walk(*a);
+    try {
+      instantiate(a);
+    } catch (const Error& e) {
+      bmsys::fuzz::refused(std::string("executor: ") + e.what());
+    }
   } catch (const Error& e) {
     from_memory = e.what();
+    bmsys::fuzz::refused(from_memory);
+  }
+  // Also from an address that is not 8-byte aligned (a slice of a larger buffer):
+  // the loader must not read FlatBuffers' 8-byte fields misaligned from it.
+  {
+    std::vector<uint8_t> shifted(size + 1);
+    if (size) std::memcpy(shifted.data() + 1, data, size);
+    std::string from_shifted;
+    try {
+      walk(*load_artifact_from_memory(shifted.data() + 1, size, "fuzz.bmsys", "."));
+    } catch (const Error& e) {
+      from_shifted = e.what();
+    }
+    if (from_shifted != from_memory) {
+      std::fprintf(stderr, "artifact fuzzer: aligned and misaligned loads disagree:\n  aligned: %s\n  misaligned: %s\n",
+                   from_memory.empty() ? "accepted" : from_memory.c_str(),
+                   from_shifted.empty() ? "accepted" : from_shifted.c_str());
+      std::abort();
+    }
   }
   bmsys::fuzz::write_file(path, data, size);
   try {

@@ -88,6 +88,14 @@ void symlink_file(const std::string& target, const std::string& link) {
 
 const char* source_dir() { return BMSYS_SOURCE_DIR; }
 
+void refused(const std::string& message) {
+  static const bool verbose = [] {
+    const char* v = std::getenv("BMSYS_FUZZ_VERBOSE");
+    return v && *v && std::strcmp(v, "0") != 0;
+  }();
+  if (verbose) std::fprintf(stderr, "refused: %s\n", message.c_str());
+}
+
 }  // namespace bmsys::fuzz
 
 // ASan defaults for every target (the environment's ASAN_OPTIONS still wins).

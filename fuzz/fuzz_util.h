@@ -37,4 +37,10 @@ void symlink_file(const std::string& target, const std::string& link);
 // The repository's source directory (compiled in), for fixed test data.
 const char* source_dir();
 
+// With BMSYS_FUZZ_VERBOSE=1 in the environment, harnesses print each refusal
+// ("refused: <message>") to stderr, so that the lit replay tests (test/fuzz/)
+// can check that a recorded finding is now refused with the right message.
+// Off when fuzzing (printing would slow it down).
+void refused(const std::string& message);
+
 }  // namespace bmsys::fuzz

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 
 #include "dialects/bmsys/BmsysDialect.h"
@@ -83,8 +84,32 @@ std::string print(mlir::Operation* op, bool generic) {
   std::abort();
 }
 
+// One context for many inputs: creating an MLIRContext and loading the dialects
+// costs more than parsing a small input, so the contexts are reused and replaced
+// every kContextUses inputs (interned types, attributes and identifiers from
+// fuzzed text accumulate in a context; replacing it bounds the memory). Each
+// input's module is destroyed before the next input is parsed.
+constexpr int kContextUses = 2000;
+
+struct Contexts {
+  std::unique_ptr<mlir::MLIRContext> input, again;
+  int uses = 0;
+};
+
+Contexts& contexts() {
+  static Contexts c;
+  if (!c.input || c.uses++ >= kContextUses) {
+    c.input = std::make_unique<mlir::MLIRContext>(registry(), mlir::MLIRContext::Threading::DISABLED);
+    c.again = std::make_unique<mlir::MLIRContext>(registry(), mlir::MLIRContext::Threading::DISABLED);
+    c.uses = 1;
+  }
+  return c;
+}
+
 void checkRoundTrip(const std::string& printed, const char* form) {
-  mlir::MLIRContext context(registry(), mlir::MLIRContext::Threading::DISABLED);
+  // A separate context: the printout must parse without what parsing the input
+  // registered (e.g. unregistered-dialect state) in the first one.
+  mlir::MLIRContext& context = *contexts().again;
   Parsed again = parse(context, printed);
   if (!again.module) roundTripFailure(form, printed, "parse: " + again.firstError);
   std::string error;
@@ -95,7 +120,7 @@ void checkRoundTrip(const std::string& printed, const char* form) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  mlir::MLIRContext context(registry(), mlir::MLIRContext::Threading::DISABLED);
+  mlir::MLIRContext& context = *contexts().input;
   Parsed p = parse(context, llvm::StringRef(reinterpret_cast<const char*>(data), size));
   if (!p.module) return 0;
   std::string error;

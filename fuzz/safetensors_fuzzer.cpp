@@ -39,7 +39,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::shared_ptr<SafetensorsFile> f;
   try {
     f = SafetensorsFile::open(path);
-  } catch (const Error&) {
+  } catch (const Error& e) {
+    bmsys::fuzz::refused(e.what());
     return 0;
   }
   std::map<std::string, HostTensor> tensors;

@@ -37,8 +37,11 @@ struct PlanMemory : bmsys::impl::BmsysPlanMemoryBase<PlanMemory> {
                        "(no bmsys_rt.max_batch / bmsys_rt.max_seq)");
       return signalPassFailure();
     }
-    if (alignment <= 0 || (alignment & (alignment - 1))) {
-      module.emitError() << "bmsys-plan-memory: alignment must be a power of two, got "
+    // At most 1 MiB: the runtime's loader allows a pool that much padding past
+    // its last buffer (kMaxPoolAlignment in runtime/core/artifact.h).
+    if (alignment <= 0 || (alignment & (alignment - 1)) || alignment > (int64_t(1) << 20)) {
+      module.emitError() << "bmsys-plan-memory: alignment must be a power of two of at most "
+                            "1048576 (1 MiB), got "
                          << static_cast<int64_t>(alignment);
       return signalPassFailure();
     }

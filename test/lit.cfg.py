@@ -13,6 +13,7 @@ config.test_exec_root = os.path.join(config.bmsys_obj_root, "test")
 
 config.substitutions.append(("%data", os.path.join(config.bmsys_src_root, "test", "data")))
 config.substitutions.append(("%pytools", os.path.join(config.bmsys_src_root, "test", "tools")))
+config.substitutions.append(("%fuzz", os.path.join(config.bmsys_src_root, "fuzz")))
 
 llvm_config.with_environment("PATH", config.bmsys_tools_dir, append_path=True)
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)

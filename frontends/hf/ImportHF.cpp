@@ -20,6 +20,7 @@
 #include "llvm/Support/Path.h"
 
 #include <cmath>
+#include <set>
 
 using namespace mlir;
 using namespace llvm;
@@ -38,7 +39,14 @@ struct ModelConfig {
   bool tied = false, attentionBias = false, mlpBias = false;
   std::string gelu = "tanh";           // GPT-2
   bool scaleAttn = true, scaleByLayer = false; // GPT-2
+  std::string path, layersKey;                 // for messages
 };
+
+/// The largest count or width config.json may give (vocab, widths, heads, layers,
+/// positions): the int32 range, so that products such as 3 * n_embd or
+/// heads * head_dim cannot overflow. Layer counts are further checked against the
+/// layers the checkpoint holds (GraphBuilder::build), before anything is built.
+constexpr int64_t kMaxConfigCount = (int64_t(1) << 31) - 1;
 
 class ConfigReader {
 public:
@@ -54,6 +62,9 @@ public:
     auto i = v->getAsInteger();
     if (!i || *i <= 0)
       return fail(path + ": key '" + key + "' must be a positive integer");
+    if (*i > kMaxConfigCount)
+      return fail(path + ": key '" + key + "' is " + Twine(*i) + ", more than the " +
+                  Twine(kMaxConfigCount) + " bmsys supports");
     return *i;
   }
   Expected<double> number(StringRef key, double fallback) {
@@ -82,6 +93,8 @@ Expected<ModelConfig> readConfig(const json::Object &obj, StringRef path) {
   if (!type)
     return fail(path + ": missing key 'model_type'");
   c.modelType = type->str();
+  c.path = path.str();
+  c.layersKey = c.modelType == "gpt2" ? "n_layer" : "num_hidden_layers";
 #define READ(field, expr)                                                                    \
   {                                                                                          \
     auto value = expr;                                                                       \
@@ -163,7 +176,35 @@ public:
                StringMap<TensorInfo> tensors)
       : ctx(ctx), c(config), b(&ctx), files(std::move(files)), tensors(std::move(tensors)) {}
 
+  /// How many layers the checkpoint holds tensors for: layers 0..N-1 each have at
+  /// least one tensor named `<prefix><i>.`.
+  int64_t layersPresent() const {
+    std::string prefix = c.modelType != "gpt2"                        ? "model.layers."
+                         : tensors.contains("transformer.wte.weight") ? "transformer.h."
+                                                                      : "h.";
+    std::set<int64_t> present;
+    for (const auto &entry : tensors) {
+      StringRef key = entry.getKey();
+      if (!key.consume_front(prefix))
+        continue;
+      int64_t i;
+      if (!key.consumeInteger(10, i) && key.starts_with(".") && i >= 0)
+        present.insert(i);
+    }
+    int64_t n = 0;
+    while (present.count(n))
+      ++n;
+    return n;
+  }
+
   Expected<OwningOpRef<ModuleOp>> build(const ImportOptions &options, StringRef configText) {
+    // The layer count sizes what is built (one block and, with hidden states, one
+    // result per layer) before any layer's tensors are looked up: check it first.
+    int64_t present = layersPresent();
+    if (c.layers > present)
+      return fail(c.path + ": key '" + c.layersKey + "' is " + Twine(c.layers) +
+                  ", but the checkpoint (" + files.lookup("__all__") + ") has tensors for " +
+                  Twine(present) + " layer" + (present == 1 ? "" : "s"));
     Location loc = b.getUnknownLoc();
     module = ModuleOp::create(loc);
     (*module)->setAttr("bmsys.config", b.getStringAttr(configText));

@@ -1,6 +1,8 @@
 #include "runtime/core/artifact.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <set>
@@ -71,6 +73,19 @@ std::vector<T> vec(const flatbuffers::Vector<T>* v) {
   return v ? std::vector<T>(v->begin(), v->end()) : std::vector<T>();
 }
 
+// FlatBuffers 2.0.8's Verifier checks a vector's length for 4-byte alignment but
+// not that the elements of a vector of 8-byte scalars or structs are 8-byte
+// aligned: the builder always aligns them, a crafted or corrupted file need not,
+// and reading them would be a misaligned load (UB; a fault on strict-alignment
+// targets). The buffer itself is 8-byte aligned (load_artifact_from_memory), so
+// checking each such vector's data address is enough. An empty vector has no
+// element to read (and the builder does not always align one).
+template <typename V>
+void check_aligned(const V* v, const std::string& where, const char* field) {
+  if (v && v->size() > 0 && reinterpret_cast<uintptr_t>(v->Data()) % 8 != 0)
+    fail("{}: '{}' data is not 8-byte aligned (corrupted artifact)", where, field);
+}
+
 std::shared_ptr<Artifact> decode_and_validate(const fb::Artifact* root, const std::string& path) {
   auto a = std::make_shared<Artifact>();
   a->path = path;
@@ -111,6 +126,8 @@ std::shared_ptr<Artifact> decode_and_validate(const fb::Artifact* root, const st
       d.bytes = b->bytes();
       d.weight_file = str(b->weight_file());
       d.weight_key = str(b->weight_key());
+      check_aligned(b->shape(), where, "shape");
+      check_aligned(b->full_shape(), where, "full_shape");
       if (b->shape()) {
         for (const fb::Dim* dim : *b->shape()) {
           int k = static_cast<int>(dim->kind());
@@ -183,6 +200,29 @@ std::shared_ptr<Artifact> decode_and_validate(const fb::Artifact* root, const st
     }
   }
   const size_t nbuf = a->buffers.size();
+
+  // The pools: each at most the end of its last buffer plus the planner's
+  // alignment padding (bmsys-plan-memory rounds every buffer up to at most
+  // kMaxPoolAlignment; bmsys-lower-to-rt rounds the state pool to 256), and at
+  // most kMaxPoolBytes. The executor allocates both and zeroes the state pool,
+  // so a size nothing in the artifact uses is refused, not attempted.
+  uint64_t activation_end = 0, state_end = 0;
+  for (const BufferDesc& d : a->buffers) {
+    if (d.kind == BufferKind::Activation) activation_end = std::max(activation_end, d.offset + d.bytes);
+    if (d.kind == BufferKind::State || d.kind == BufferKind::OptimizerState)
+      state_end = std::max(state_end, d.offset + d.bytes);  // inside the pool: checked above, no wrap
+  }
+  auto check_pool = [&](const char* pool_name, uint64_t bytes, uint64_t end) {
+    if (bytes > kMaxPoolBytes)
+      fail("{}: the {} pool of {} bytes is larger than the {} bytes a pool may have", path, pool_name, bytes,
+           kMaxPoolBytes);
+    if (bytes - end > kMaxPoolAlignment)
+      fail("{}: the {} pool is {} bytes, but its buffers end at byte {} (at most {} bytes of padding are "
+           "allowed): corrupted artifact",
+           path, pool_name, bytes, end, kMaxPoolAlignment);
+  };
+  check_pool("activation", a->activation_pool_bytes, activation_end);
+  check_pool("state", a->state_pool_bytes, state_end);
 
   // Functions.
   if (root->functions()) {
@@ -283,6 +323,8 @@ std::shared_ptr<Artifact> decode_and_validate(const fb::Artifact* root, const st
                 case fb::AttrKind_Floats: v.type = AttrType::Floats; break;
                 default: fail("{}: attribute '{}' has unknown kind {}", where, an, ak);
               }
+              check_aligned(at->ints(), fmt::format("{}: attribute '{}'", where, an), "ints");
+              check_aligned(at->floats(), fmt::format("{}: attribute '{}'", where, an), "floats");
               v.ints = vec(at->ints());
               v.floats = vec(at->floats());
               v.str = str(at->str());
@@ -326,6 +368,14 @@ std::shared_ptr<const Artifact> load_artifact_from_memory(const uint8_t* data, s
   if (size < 8 || !flatbuffers::BufferHasIdentifier(data, fb::ArtifactIdentifier()))
     fail("{}: not a bmsys artifact (file identifier \"{}\" missing)", name, fb::ArtifactIdentifier());
   if (size > kMaxArtifactBytes) fail("{}: artifact is larger than 2 GiB", name);
+  // The Verifier checks alignment relative to the buffer's start; the loader
+  // reads 8-byte scalars, so the start itself must be 8-byte aligned. A caller's
+  // buffer that is not (a slice of a larger file, an odd offset) is copied.
+  if (reinterpret_cast<uintptr_t>(data) % 8 != 0) {
+    std::vector<uint64_t> aligned((size + 7) / 8);
+    std::memcpy(aligned.data(), data, size);
+    return load_artifact_from_memory(reinterpret_cast<const uint8_t*>(aligned.data()), size, name, directory);
+  }
   flatbuffers::Verifier::Options vo;
   vo.max_depth = 64;
   vo.max_tables = 10'000'000;
@@ -347,14 +397,16 @@ std::shared_ptr<const Artifact> load_artifact(const std::string& path) {
   std::streamoff size = in.tellg();
   if (size < 0) fail("{}: cannot read artifact", path);
   if (static_cast<uint64_t>(size) > kMaxArtifactBytes) fail("{}: artifact is larger than 2 GiB", path);
-  std::vector<uint8_t> bytes(static_cast<size_t>(size));
+  // uint64_t storage: 8-byte aligned, as FlatBuffers' 8-byte fields need.
+  std::vector<uint64_t> bytes((static_cast<size_t>(size) + 7) / 8);
   in.seekg(0);
   if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), size))
     fail("{}: cannot read artifact", path);
   std::string dir = ".";
   auto slash = path.find_last_of('/');
   if (slash != std::string::npos) dir = slash == 0 ? "/" : path.substr(0, slash);
-  return load_artifact_from_memory(bytes.data(), bytes.size(), path, dir);
+  return load_artifact_from_memory(reinterpret_cast<const uint8_t*>(bytes.data()), static_cast<size_t>(size), path,
+                                   dir);
 }
 
 }  // namespace bmsys::rt

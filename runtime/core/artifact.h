@@ -93,6 +93,11 @@ struct Artifact {
 };
 
 inline constexpr uint64_t kMaxArtifactBytes = 2ull << 30;  // FlatBuffers' own limit
+// Pool sizes the loader accepts (docs/hardening.md, "Limits"): a pool may extend
+// at most kMaxPoolAlignment bytes past the end of its last buffer (the largest
+// alignment bmsys-plan-memory accepts) and is at most kMaxPoolBytes (1 PiB).
+inline constexpr uint64_t kMaxPoolAlignment = 1ull << 20;
+inline constexpr uint64_t kMaxPoolBytes = 1ull << 50;
 
 // Reads and validates a .bmsys file. Throws bmsys::rt::Error naming `path`.
 std::shared_ptr<const Artifact> load_artifact(const std::string& path);

@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
+#include <cstdint>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -219,6 +221,29 @@ void write_checkpoint_files(const std::string& dir, const Artifact& a, const Tra
 
 namespace {
 
+// The integers of trainer_state.json. nlohmann's get<int64_t>() converts a number
+// written as a float with static_cast: 3.5 silently becomes 3 and 9.3e74 is an
+// out-of-range conversion (UB). So a number must be an integer in the JSON, within
+// the range of its field; the caller prefixes the file's path to the error.
+int64_t get_int(const json& j, const char* key) {
+  const json& v = j.at(key);
+  if (!v.is_number_integer())
+    fail("'{}' must be an integer, not {}", key, v.dump());
+  // An unsigned JSON number above INT64_MAX: is_number_unsigned, out of range.
+  if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
+    fail("'{}' is {}, larger than {}", key, v.dump(), INT64_MAX);
+  return v.get<int64_t>();
+}
+int64_t get_int(const json& j, const char* key, int64_t fallback) {
+  return j.contains(key) ? get_int(j, key) : fallback;
+}
+uint64_t get_uint(const json& j, const char* key) {
+  const json& v = j.at(key);
+  if (!v.is_number_integer() || (!v.is_number_unsigned() && v.get<int64_t>() < 0))
+    fail("'{}' must be a non-negative integer, not {}", key, v.dump());
+  return v.get<uint64_t>();
+}
+
 // Checks a safetensors file of the checkpoint against the tensors the artifact
 // expects (name -> buffer indices); every tensor present with the buffer's shape and
 // a float dtype, and nothing else in the file.
@@ -271,16 +296,17 @@ TrainerState load_checkpoint(const std::string& dir, Executor& ex) {
     j = json::parse(in);
     if (j.value("format", std::string()) != "bmsys-trainer-state")
       fail("'format' is not \"bmsys-trainer-state\"");
-    st.step = j.at("step").get<int64_t>();
-    st.data_position = j.at("data_position").get<int64_t>();
-    st.seed = j.at("seed").get<uint64_t>();
+    if (!j.is_object()) fail("not a JSON object");
+    st.step = get_int(j, "step");
+    st.data_position = get_int(j, "data_position");
+    st.seed = get_uint(j, "seed");
     st.token_dtype = j.at("token_dtype").get<std::string>();
-    st.batch = j.at("batch").get<int64_t>();
-    st.seq = j.at("seq").get<int64_t>();
+    st.batch = get_int(j, "batch");
+    st.seq = get_int(j, "seq");
     st.data_file = j.value("data_file", std::string());
-    st.optimizer_step = j.value("optimizer_step", st.step);
+    st.optimizer_step = get_int(j, "optimizer_step", st.step);
     st.loss_scale = j.value("loss_scale", 0.0);
-    st.loss_scale_clean_steps = j.value("loss_scale_clean_steps", int64_t{0});
+    st.loss_scale_clean_steps = get_int(j, "loss_scale_clean_steps", 0);
     if (st.step < 0 || st.data_position < 0) fail("negative step or data_position");
     if (st.optimizer_step < 0 || st.optimizer_step > st.step)
       fail("optimizer_step {} is outside [0, step {}]", st.optimizer_step, st.step);
@@ -290,11 +316,16 @@ TrainerState load_checkpoint(const std::string& dir, Executor& ex) {
       const json& e = j.at("files").at(f);
       std::string path = join(dir, f);
       if (!fs::exists(path)) fail("{}: missing (the checkpoint is incomplete)", path);
+      uint64_t recorded = 0;
+      try {
+        recorded = get_uint(e, "bytes");
+      } catch (const Error& err) {
+        fail("files.{}: {}", f, err.what());
+      }
       uint64_t size = 0;
       std::string sum = fnv1a64_file(path, &size);
-      if (size != e.at("bytes").get<uint64_t>())
-        fail("{}: {} bytes, trainer_state.json records {} (truncated or modified)", path, size,
-             e.at("bytes").get<uint64_t>());
+      if (size != recorded)
+        fail("{}: {} bytes, trainer_state.json records {} (truncated or modified)", path, size, recorded);
       if (sum != e.at("fnv1a64").get<std::string>())
         fail("{}: checksum mismatch (FNV-1a 64 {}, trainer_state.json records {}): the file is corrupt",
              path, sum, e.at("fnv1a64").get<std::string>());

@@ -38,6 +38,9 @@ bool CpuBackend::supports_dtype(DType dtype) const {
 }
 
 std::unique_ptr<DeviceMemory> CpuBackend::allocate(size_t bytes, const std::string& what) {
+  // Rounded up to 64 bytes (aligned_alloc wants a multiple of the alignment),
+  // without wrapping: a size within 63 bytes of SIZE_MAX cannot be allocated anyway.
+  if (bytes > SIZE_MAX - 63) fail("cpu backend: cannot allocate {} bytes for {}: too large", bytes, what);
   size_t rounded = (bytes + 63) / 64 * 64;
   if (rounded == 0) rounded = 64;
   void* p = std::aligned_alloc(64, rounded);
