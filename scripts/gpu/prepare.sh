@@ -122,10 +122,14 @@ python3 bench/make_model.py "$TMPM/llama-0.94b" --hidden 2048 --layers 16 --inte
   --vocab 32000 --max-pos 2048 --dtype F32 >/dev/null
 "$CBIN/bmsys-import-hf" "$TMPM/llama-0.94b" -o "$TMPM/m.mlir"
 cp "$TMPM/llama-0.94b/config.json" "$F/config.json"
-# z3-ckpt-pf9: the gathers issued one block (9 parameters) ahead (bmsys-zero prefetch).
-for v in z3-ckpt-pf9:3:every:9 z3-ckpt:3:every:0 z3-none:3:none:0 z2-ckpt:2:every:0 z1-ckpt:1:every:0; do
+# z3-ckpt-pf9: the gathers issued one block (9 parameters) ahead (bmsys-zero prefetch;
+# only with a compiler that has the option).
+VARIANTS="z3-ckpt:3:every:0 z3-none:3:none:0 z2-ckpt:2:every:0 z1-ckpt:1:every:0"
+"$CBIN/bmsys-opt" --help | grep -q zero-prefetch && VARIANTS="z3-ckpt-pf9:3:every:9 $VARIANTS"
+for v in $VARIANTS; do
   IFS=: read -r name stage ck pf <<<"$v"
-  "$CBIN/bmsys-opt" "$TMPM/m.mlir" "--bmsys-train-pipeline=max-batch=4 max-seq=2048 checkpoint=$ck mixed-precision=bf16 lr=1e-4 max-grad-norm=1.0 zero-stage=$stage ranks=2 zero-prefetch=$pf memory-report=1" \
+  PF=$([ "$pf" = 0 ] || echo " zero-prefetch=$pf")
+  "$CBIN/bmsys-opt" "$TMPM/m.mlir" "--bmsys-train-pipeline=max-batch=4 max-seq=2048 checkpoint=$ck mixed-precision=bf16 lr=1e-4 max-grad-norm=1.0 zero-stage=$stage ranks=2$PF memory-report=1" \
     -o "$TMPM/$name.rt.mlir" > "$F/$name.memory-report.txt"
   "$CBIN/bmsys-translate" --bmsys-to-artifact "$TMPM/$name.rt.mlir" -o "$F/$name.bmsys"
 done
