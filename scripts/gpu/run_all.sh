@@ -19,6 +19,8 @@
 #   int8      one GPU: bmsys-bench-int8 (INT8 GEMM 8192^3 and decode GEMVs against bf16,
 #             pinned H2D bandwidth), resident weight-only INT8 decode against bf16, the
 #             6 GiB memory schedule against HF accelerate offload (not in the default)
+#   adamw     CPU only: bench/adamw/adamw_torch.py, bmsys-bench-adamw (the CPU AdamW per
+#             instruction set) against torch.optim.AdamW on all cores (not a default stage)
 # Logs and JSON go to $OUT (default /tmp/bmsys-gpu-out; at most 8 files: summary.txt,
 # tests.log (+ e2e), sanitizer.log, bench.log (+ peer), bench.json, peer.json and the two
 # traces); a table is printed last.
@@ -288,6 +290,15 @@ if has fit; then
 fi
 
 stamp "done"
+if has adamw; then
+  # CPU AdamW (issue 5 item 5): bmsys-bench-adamw on every instruction set against
+  # torch.optim.AdamW (foreach, for-loop, fused) on all cores; target >= 5x PyTorch.
+  stamp "adamw"
+  timeout ${ADAMW_TIMEOUT:-300} python3 bench/adamw/adamw_torch.py --bench "$BIN/bmsys-bench-adamw" \
+    --threads "$(nproc)" --json "$OUT/adamw.json" 2>&1 | tee /tmp/bmsys-gpu/adamw.log
+  RES[adamw]="rc=${PIPESTATUS[0]} $(grep -E '^bmsys-.* / torch-' /tmp/bmsys-gpu/adamw.log)"
+fi
+
 python3 - "$OUT" <<'PY' | tee -a "$OUT/summary.txt"
 import json, os, sys
 out = sys.argv[1]
@@ -357,6 +368,6 @@ print("=" * (w + 50))
 for k, v in rows:
     print(f"{k:<{w}}  {v}")
 PY
-for k in tests e2e sanitize bench peer int8 dist fsdp; do
+for k in tests e2e sanitize bench peer int8 dist fsdp adamw; do
   [ -n "${RES[$k]:-}" ] && printf '%-9s %s\n' "$k" "${RES[$k]}" | tee -a "$OUT/summary.txt"
 done

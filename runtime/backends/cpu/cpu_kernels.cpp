@@ -630,23 +630,6 @@ double clip_coefficient(double max_norm, double norm) {
   return max_norm > 0 ? std::min(1.0, max_norm / (norm + 1e-6)) : 1.0;
 }
 
-void adamw(float* param, const float* grad, float* m, float* v, int64_t n, const AdamWParams& p) {
-  const double bc1 = 1.0 - std::pow(p.beta1, static_cast<double>(p.step));
-  const double bc2 = 1.0 - std::pow(p.beta2, static_cast<double>(p.step));
-  const double decay = 1.0 - p.lr * p.weight_decay;
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    double g = p.clip * grad[i];
-    double w = param[i] * decay;
-    double mi = p.beta1 * m[i] + (1.0 - p.beta1) * g;
-    double vi = p.beta2 * v[i] + (1.0 - p.beta2) * g * g;
-    w -= p.lr * (mi / bc1) / (std::sqrt(vi / bc2) + p.eps);
-    m[i] = static_cast<float>(mi);
-    v[i] = static_cast<float>(vi);
-    param[i] = static_cast<float>(w);
-  }
-}
-
 void sgd(float* param, const float* grad, float* buf, int64_t n, const SgdParams& p) {
   const bool fresh = p.step == 1 || p.momentum == 0;
 #pragma omp parallel for schedule(static)

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include "runtime/backends/cpu/adamw.h"
 
 namespace bmsys::rt::cpu {
 
@@ -91,13 +92,7 @@ void cross_entropy_grad(float* dlogits, const float* logits, const int64_t* labe
 // Sum of squares of n elements, in double (fixed-size blocks, summed in order).
 double sum_squares(const float* x, int64_t n);
 
-struct AdamWParams {
-  double lr = 0;  // lr_T, already scheduled
-  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0;
-  double clip = 1;  // global-norm clipping coefficient c
-  int64_t step = 1;
-};
-void adamw(float* param, const float* grad, float* m, float* v, int64_t n, const AdamWParams& p);
+// AdamWParams and adamw(): runtime/backends/cpu/adamw.h (vectorized, multithreaded).
 
 struct SgdParams {
   double lr = 0;  // lr_T
