@@ -47,7 +47,7 @@ public:
           bytes *= d;
         symbolIndex[w.getSymName()] =
             addBuffer(w.getSymName(), *dtype, dims, fb::BufferKind_Weight, 0, bytes,
-                      w.getFile(), w.getKey(), w.getShardRanks(), w.getFullShape());
+                      w.getFile(), w.getKey(), w.getShardRanks(), w.getFullShape(), &op);
       } else if (auto s = dyn_cast<rt::StateOp>(op)) {
         auto dtype = dtypeOf(op, s.getDtype());
         if (!dtype)
@@ -59,7 +59,7 @@ public:
                                                : fb::BufferKind_State;
         symbolIndex[s.getSymName()] =
             addBuffer(s.getSymName(), *dtype, dims, kind, s.getOffset(), s.getBytes(), "", "",
-                      s.getShardRanks(), s.getFullShape());
+                      s.getShardRanks(), s.getFullShape(), &op);
       }
     }
 
@@ -77,7 +77,7 @@ public:
     auto artifact = fb::CreateArtifact(
         fbb, kFormatVersion, fbb.CreateString("bmsys-translate"), fbb.CreateString(config),
         *maxBatch, *maxSeq, *pool, *state, fbb.CreateVector(buffers), fbb.CreateVector(functions),
-        intAttr("bmsys_rt.data_parallel").value_or(0));
+        intAttr("bmsys_rt.data_parallel").value_or(0), memorySchedule(module));
     fb::FinishArtifactBuffer(fbb, artifact);
     os.write(reinterpret_cast<const char *>(fbb.GetBufferPointer()), fbb.GetSize());
     return success();
@@ -98,13 +98,41 @@ private:
   uint32_t addBuffer(StringRef name, fb::DType dtype, const std::vector<fb::Dim> &dims,
                      fb::BufferKind kind, int64_t offset, int64_t bytes, StringRef file = "",
                      StringRef key = "", std::optional<int64_t> shardRanks = std::nullopt,
-                     std::optional<ArrayRef<int64_t>> fullShape = std::nullopt) {
+                     std::optional<ArrayRef<int64_t>> fullShape = std::nullopt,
+                     Operation *symbol = nullptr) {
     buffers.push_back(fb::CreateBuffer(
         fbb, fbb.CreateString(name.str()), dtype, fbb.CreateVectorOfStructs(dims), kind, offset,
         bytes, file.empty() ? 0 : fbb.CreateString(file.str()),
         key.empty() ? 0 : fbb.CreateString(key.str()), shardRanks.value_or(0),
-        fullShape ? fbb.CreateVector<int64_t>(fullShape->vec()) : 0));
+        fullShape ? fbb.CreateVector<int64_t>(fullShape->vec()) : 0, swapGroup(symbol)));
     return buffers.size() - 1;
+  }
+
+  // bmsys-memory-schedule: the swapped layer a weight belongs to (-1: resident).
+  static int32_t swapGroup(Operation *symbol) {
+    auto a = symbol ? symbol->getAttrOfType<IntegerAttr>("swap_group") : IntegerAttr();
+    return a ? static_cast<int32_t>(a.getInt()) : -1;
+  }
+
+  // bmsys-memory-schedule's plan (module attribute bmsys_rt.memory_schedule), or null.
+  flatbuffers::Offset<fb::MemorySchedule> memorySchedule(ModuleOp module) {
+    auto d = module->getAttrOfType<DictionaryAttr>("bmsys_rt.memory_schedule");
+    if (!d)
+      return 0;
+    auto ints = [&](StringRef name) {
+      std::vector<int64_t> v;
+      if (auto a = d.getAs<DenseI64ArrayAttr>(name))
+        v = a.asArrayRef().vec();
+      return fbb.CreateVector(v);
+    };
+    auto num = [&](StringRef name) -> uint64_t {
+      auto a = d.getAs<IntegerAttr>(name);
+      return a ? a.getValue().getZExtValue() : 0;
+    };
+    auto link = d.getAs<FloatAttr>("link_gbps");
+    auto groups = ints("swapped"), resident = ints("resident");
+    return fb::CreateMemorySchedule(fbb, groups, resident, num("budget"), num("slot_bytes"),
+                                    num("bytes_per_token"), link ? link.getValueAsDouble() : 0.0);
   }
 
   std::optional<std::vector<fb::Dim>> symbolicDims(Operation *op, ArrayAttr shape) {

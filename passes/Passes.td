@@ -626,4 +626,55 @@ def BmsysFit : Pass<"bmsys-fit", "mlir::ModuleOp"> {
                            "mlir::func::FuncDialect"];
 }
 
+def BmsysMemorySchedule : Pass<"bmsys-memory-schedule", "mlir::ModuleOp"> {
+  let summary = "Keep as many layers in device memory as a budget allows, swap the rest";
+  let description = [{
+    BMInf's scheduling for a model larger than the GPU: given a device memory
+    `budget`, keep as many layers resident as fit and stream the others from
+    host memory through 2 swap slots. Runs on a planned `bmsys_rt` module (after
+    `bmsys-plan-memory`). A layer is the set of weights whose key matches
+    `layer-pattern` with the same number (Hugging Face `model.layers.N.`, GPT-2
+    `h.N.`); every other weight, the activation pool, the state pool (KV
+    cache), the inputs and the backend `workspace` form the working set, which
+    stays resident. Weights are counted in `dtype` (the `bmsys-run --dtype` the
+    plan is for; linear_int8 scales stay f32).
+
+    With s swapped layers the device holds the working set, the n - s resident
+    layers and 2 slots of the largest swapped layer; the pass takes the
+    smallest s that fits and spaces the swapped layers evenly (the interval
+    between them as large as possible, BMInf's rule), so each copy overlaps the
+    computation of the resident layers before it. A budget below the working
+    set plus 2 slots is refused with the smallest budget that works.
+
+    The plan is recorded as the module attribute `bmsys_rt.memory_schedule`
+    (swapped layers in execution order — group g uses slot g % 2 —, resident
+    layers, budget, slot bytes, bytes moved per token, link speed) and a
+    `swap_group` attribute on each swapped weight; `bmsys-translate` writes both
+    to the artifact. A report (to `report`) gives the resident and swapped
+    layers, the bytes moved per token and the tokens/s the link allows.
+
+    ```mlir
+    module attributes {bmsys_rt.memory_schedule = {budget = 6442450944 : i64, bytes_per_token = 1620049920 : i64,
+        link_gbps = 5.5e+01 : f64, resident = array<i64: 0, 1, 2, 4, ...>, slot_bytes = 202506240 : i64,
+        swapped = array<i64: 3, 7, 11, 15, 19, 23, 27, 31>}} {
+      bmsys_rt.weight @model.layers.3.mlp.up_proj.weight_int8 {dtype = i8, shape = array<i64: 11008, 4096>, ..., swap_group = 0 : i64}
+    ```
+  }];
+  let options = [
+    Option<"budget", "budget", "std::string", /*default=*/"\"\"",
+           "device memory budget (bytes, or with KiB/MiB/GiB/KB/MB/GB), required">,
+    Option<"linkGbps", "link-gbps", "double", /*default=*/"55.0",
+           "host -> device bandwidth (GB/s) for the predicted tokens/s">,
+    Option<"dtype", "dtype", "std::string", /*default=*/"\"\"",
+           "float dtype the weights run in (f32, bf16, f16; default: as compiled)">,
+    Option<"workspace", "workspace", "std::string", /*default=*/"\"64MiB\"",
+           "device memory the backend keeps for itself (GEMM workspace, staging)">,
+    Option<"layerPattern", "layer-pattern", "std::string",
+           /*default=*/"\"(^|\\\\.)(layers|h|blocks)\\\\.([0-9]+)\\\\.\"",
+           "regular expression over weight keys whose last group is the layer number">,
+    Option<"report", "report", "std::string", /*default=*/"\"-\"",
+           "file to write the report to ('-' = stdout)">,
+  ];
+}
+
 #endif // BMSYS_PASSES_TD

@@ -99,6 +99,26 @@ class Backend {
                                                             std::shared_ptr<RendezvousStore> store) {
     return nullptr;
   }
+
+  // Swap slots (bmsys-memory-schedule; runtime/core/swap_schedule.h). Layers that do
+  // not fit the device live in host memory from allocate_host() (pinned on CUDA) and
+  // are copied into one of two slots of device memory before they run.
+  virtual std::unique_ptr<DeviceMemory> allocate_host(size_t bytes, const std::string& what) {
+    auto* p = new uint8_t[bytes ? bytes : 1];
+    return std::make_unique<DeviceMemory>(p, bytes, [](void* q) { delete[] static_cast<uint8_t*>(q); });
+  }
+  // Copies `bytes` from host memory (allocate_host) to `dst` in slot `slot` (0 or 1):
+  // after every launch issued before the slot's last release_slot(), and before every
+  // launch issued after the next acquire_slot(slot). The default copies at once (after
+  // synchronizing); CUDA copies on its own stream while the compute stream runs.
+  virtual void swap_in(int slot, void* dst, const void* src, size_t bytes) {
+    synchronize();
+    upload(dst, DType::U8, src, DType::U8, static_cast<int64_t>(bytes));
+  }
+  // Launches issued after this wait for the slot's last swap_in().
+  virtual void acquire_slot(int slot) {}
+  // The launches issued so far are the last to read the slot before its next swap_in().
+  virtual void release_slot(int slot) {}
 };
 
 // Backend options from the command line.

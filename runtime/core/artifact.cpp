@@ -164,6 +164,9 @@ std::shared_ptr<Artifact> decode_and_validate(const fb::Artifact* root, const st
           fail("{}: a shard of full_shape {} over {} ranks has shape {}, not {}", where, shape_str(d.full_shape),
                d.shard_ranks, shape_str(want), d.dims_str());
       }
+      d.swap_group = b->swap_group();
+      if (d.swap_group != -1 && (d.kind != BufferKind::Weight || d.swap_group < 0))
+        fail("{}: swap_group {} (only weights can be swapped, groups count from 0)", where, d.swap_group);
       switch (d.kind) {
         case BufferKind::Weight:
           for (const DimDesc& dd : d.dims)
@@ -200,6 +203,26 @@ std::shared_ptr<Artifact> decode_and_validate(const fb::Artifact* root, const st
     }
   }
   const size_t nbuf = a->buffers.size();
+
+  // The memory schedule: every swap group is a swapped layer of the plan.
+  if (const fb::MemorySchedule* ms = root->memory_schedule()) {
+    const std::string where = path + ": memory_schedule";
+    for (const auto* v : {ms->groups(), ms->resident()})
+      if (v && reinterpret_cast<uintptr_t>(v->Data()) % 8 != 0)
+        fail("{}: a vector's data is not 8-byte aligned (corrupted artifact)", where);
+    MemoryScheduleDesc& s = a->schedule;
+    s.groups = vec(ms->groups());
+    s.resident = vec(ms->resident());
+    s.budget = ms->budget();
+    s.slot_bytes = ms->slot_bytes();
+    s.bytes_per_token = ms->bytes_per_token();
+    s.link_gbps = ms->link_gbps();
+    if (s.groups.size() > nbuf) fail("{}: {} swap groups for {} buffers", where, s.groups.size(), nbuf);
+  }
+  for (const BufferDesc& d : a->buffers)
+    if (d.swap_group >= 0 && static_cast<size_t>(d.swap_group) >= a->schedule.groups.size())
+      fail("{}: buffer '{}': swap_group {} but the memory schedule has {} groups", path, d.name, d.swap_group,
+           a->schedule.groups.size());
 
   // The pools: each at most the end of its last buffer plus the planner's
   // alignment padding (bmsys-plan-memory rounds every buffer up to at most

@@ -44,6 +44,9 @@ struct BufferDesc {
   // `full_shape` over `shard_ranks` ranks; the buffer's shape is [ceil(n/R)].
   uint32_t shard_ranks = 0;
   Shape full_shape;
+  // bmsys-memory-schedule (Weight): the swapped layer this weight belongs to, an
+  // index into Artifact::schedule.groups; -1: resident.
+  int32_t swap_group = -1;
 
   bool sharded() const { return shard_ranks > 1; }
   // The tensor as checkpoints and weight files hold it: full_shape when sharded,
@@ -69,6 +72,15 @@ struct FunctionDesc {
   std::vector<InstructionDesc> instructions;
 };
 
+// bmsys-memory-schedule's plan (runtime/core/swap_schedule.h). Empty groups: none.
+struct MemoryScheduleDesc {
+  std::vector<int64_t> groups;    // layer number of each swapped group, in execution order
+  std::vector<int64_t> resident;  // layer numbers kept in device memory
+  uint64_t budget = 0, slot_bytes = 0, bytes_per_token = 0;
+  double link_gbps = 0;
+  bool present() const { return !groups.empty(); }
+};
+
 struct Artifact {
   std::string path;       // as given, used in messages
   std::string directory;  // weight files are relative to it
@@ -84,6 +96,7 @@ struct Artifact {
   // Data-parallel ranks the artifact was compiled for (bmsys-zero); 0 or 1: one
   // process. A run must have exactly this world size.
   uint32_t data_parallel_ranks = 0;
+  MemoryScheduleDesc schedule;
 
   const FunctionDesc* find_function(const std::string& name) const;
   // Index of the buffer named `name`, or -1.

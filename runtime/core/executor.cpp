@@ -7,6 +7,7 @@
 
 #include "runtime/collectives/communicator.h"
 #include "runtime/core/error.h"
+#include "runtime/core/swap_schedule.h"
 #include "runtime/io/convert.h"
 #include "runtime/io/safetensors.h"
 
@@ -63,6 +64,8 @@ Executor::Executor(std::shared_ptr<const Artifact> artifact, std::shared_ptr<Bac
       owned_[i] = backend_->allocate(bytes, fmt::format("input '{}'", b.name));
     }
   }
+  // bmsys-memory-schedule: swapped layers' weights go to host memory (load_weights).
+  if (a.schedule.present()) swap_ = std::make_unique<SwapSchedule>(a, *backend_);
   load_weights(options);
 }
 
@@ -100,6 +103,11 @@ void Executor::load_weights(const ExecutorOptions& options) {
     if (!convertible(b.dtype, info.dtype))
       fail("{}: weight tensor '{}' is {} and cannot be converted to {} (buffer '{}')", path,
            b.weight_key, dtype_name(info.dtype), dtype_name(b.dtype), b.name);
+    if (swap_ && swap_->swapped(static_cast<uint32_t>(i))) {  // a swapped layer's: host memory
+      convert(swap_->host_address(static_cast<uint32_t>(i)), b.dtype, f.data(b.weight_key), info.dtype,
+              info.numel());
+      continue;
+    }
     size_t bytes = static_cast<size_t>(shape_numel(b.resolve(0, 0))) * dtype_size(b.dtype);
     owned_[i] = backend_->allocate(bytes, fmt::format("weight '{}'", b.name));
     upload_slice(i, f.data(b.weight_key), info.dtype, info.numel(),
@@ -142,6 +150,7 @@ void* Executor::address(uint32_t buffer) const {
       return static_cast<uint8_t*>(state_pool_->data()) + b.offset;
     case BufferKind::Input:
     case BufferKind::Weight:
+      if (swap_ && swap_->swapped(buffer)) return swap_->address(buffer);
       return owned_[buffer]->data();
   }
   return nullptr;
@@ -182,7 +191,10 @@ HostTensor Executor::read_buffer(uint32_t index, DType dtype) const {
   const BufferDesc& b = persistent_buffer(*artifact_, index, "read");
   backend_->synchronize();
   HostTensor raw(b.dtype, b.resolve(0, 0));
-  backend_->copy_to_host(raw.data.data(), address(index), raw.data.size());
+  if (swap_ && swap_->swapped(index))  // its host copy (the slot may hold another layer)
+    std::memcpy(raw.data.data(), swap_->host_address(index), raw.data.size());
+  else
+    backend_->copy_to_host(raw.data.data(), address(index), raw.data.size());
   if (dtype == b.dtype) return raw;
   if (!convertible(dtype, b.dtype))
     fail("{}: buffer '{}' is {} and cannot be read as {}", artifact_->path, b.name,
@@ -200,6 +212,8 @@ void Executor::write_buffer(uint32_t index, const void* data, DType dtype, const
                             const std::string& what) {
   const BufferDesc& b = persistent_buffer(*artifact_, index, "write");
   std::string src = what.empty() ? std::string("the tensor") : what;
+  if (swap_ && swap_->swapped(index))
+    fail("{}: weight '{}' is swapped by the memory schedule and cannot be overwritten", artifact_->path, b.name);
   Shape want = b.resolve(0, 0);
   if (shape != want)
     fail("{} has shape {}, the artifact's buffer '{}' expects {}", src, shape_str(shape), b.name,
@@ -350,7 +364,9 @@ std::map<std::string, HostTensor> Executor::run(const std::string& function,
     for (uint32_t idx : inst.outputs) l.outputs.push_back(view(idx));
     try {
       check_launch(l);
+      if (swap_) swap_->before(*f, i);
       backend_->launch(l);
+      if (swap_) swap_->after(*f, i);
     } catch (const Error& e) {
       fail("{}: {}: {}", fwhere, Artifact::describe(i, inst), e.what());
     }

@@ -25,6 +25,7 @@ namespace bmsys::rt {
 
 class SafetensorsFile;
 class Communicator;
+class SwapSchedule;
 
 struct ExecutorOptions {
   // Empty: weight files are relative to the artifact's directory. A file: every
@@ -101,6 +102,7 @@ class Executor {
   std::unique_ptr<DeviceMemory> activation_pool_;
   std::unique_ptr<DeviceMemory> state_pool_;
   std::vector<std::unique_ptr<DeviceMemory>> owned_;  // weights and inputs, by buffer index
+  std::unique_ptr<SwapSchedule> swap_;                // bmsys-memory-schedule, or null
 };
 
 }  // namespace bmsys::rt

@@ -109,12 +109,15 @@ std::unique_ptr<Executor> make_executor(const Common& c, const DistributedEnv* e
   // The whole memory plan against what the device has, before anything is allocated.
   uint64_t weights = 0, inputs = 0;
   for (const BufferDesc& b : artifact->buffers) {
-    if (b.kind == BufferKind::Weight)
+    if (b.kind == BufferKind::Weight && b.swap_group < 0)  // swapped layers live in host memory
       weights += static_cast<uint64_t>(shape_numel(b.resolve(0, 0))) * dtype_size(b.dtype);
     else if (b.kind == BufferKind::Input)
       inputs += static_cast<uint64_t>(shape_numel(b.resolve(artifact->max_batch, artifact->max_seq))) *
                 dtype_size(b.dtype);
   }
+  // bmsys-memory-schedule: its swap slots instead (2, or 1 for a single swapped layer).
+  if (artifact->schedule.present())
+    weights += (artifact->schedule.groups.size() > 1 ? 2 : 1) * artifact->schedule.slot_bytes;
   backend->check_memory_plan(
       weights + artifact->activation_pool_bytes + artifact->state_pool_bytes + inputs,
       fmt::format("weights {} B, activation pool {} B, state pool {} B, inputs {} B", weights,
@@ -279,11 +282,25 @@ void inspect(const Artifact& a) {
   std::printf("activation_pool_bytes: %llu\nstate_pool_bytes: %llu\n",
               static_cast<unsigned long long>(a.activation_pool_bytes),
               static_cast<unsigned long long>(a.state_pool_bytes));
+  if (a.schedule.present()) {
+    const MemoryScheduleDesc& s = a.schedule;
+    auto list = [](const std::vector<int64_t>& v) {
+      std::string t;
+      for (int64_t x : v) t += (t.empty() ? "" : ", ") + std::to_string(x);
+      return "[" + t + "]";
+    };
+    std::printf("memory_schedule: swapped layers %s, resident %s, slot_bytes %llu, bytes_per_token %llu, "
+                "budget %llu\n",
+                list(s.groups).c_str(), list(s.resident).c_str(),
+                static_cast<unsigned long long>(s.slot_bytes), static_cast<unsigned long long>(s.bytes_per_token),
+                static_cast<unsigned long long>(s.budget));
+  }
   std::printf("buffers: %zu\n", a.buffers.size());
   for (size_t i = 0; i < a.buffers.size(); ++i) {
     const BufferDesc& b = a.buffers[i];
     std::string extra;
     if (b.kind == BufferKind::Weight) extra = fmt::format(" {}:{}", b.weight_file, b.weight_key);
+    if (b.swap_group >= 0) extra += fmt::format(" swap_group={}", b.swap_group);
     if (b.kind == BufferKind::Activation || b.kind == BufferKind::State ||
         b.kind == BufferKind::OptimizerState)
       extra = fmt::format(" offset={} bytes={}", b.offset, b.bytes);

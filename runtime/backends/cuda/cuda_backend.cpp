@@ -181,6 +181,11 @@ struct CudaBackend::Impl {
   bool sync_each = false;
 
   cudaStream_t compute = nullptr, copy = nullptr;
+  // Swap slots (bmsys-memory-schedule): their own stream, so weight copies overlap the
+  // downloads on `copy`; per slot, "copied in" and "released by compute" events.
+  cudaStream_t swap = nullptr;
+  cudaEvent_t slot_ready[2] = {nullptr, nullptr}, slot_free[2] = {nullptr, nullptr};
+  bool slot_loaded[2] = {false, false}, slot_released[2] = {false, false};
   cudaEvent_t ev_compute = nullptr, ev_copy = nullptr, flush_begin = nullptr, flush_end = nullptr;
   bool flush_timed = false;
 
@@ -1308,6 +1313,12 @@ CudaBackend::~CudaBackend() {
   for (void* p : {m.scratch, m.tune_buf, m.workspace, static_cast<void*>(m.err_gate), static_cast<void*>(m.counters),
                   static_cast<void*>(m.scalars), m.dstage[0], m.dstage[1]})
     if (p) m.pool->release(p);
+  for (cudaEvent_t e : {m.slot_ready[0], m.slot_ready[1], m.slot_free[0], m.slot_free[1]})
+    if (e) cudaEventDestroy(e);
+  if (m.swap) {
+    cudaStreamSynchronize(m.swap);
+    cudaStreamDestroy(m.swap);
+  }
   cudaStreamDestroy(m.compute);
   cudaStreamDestroy(m.copy);
   cudaGetLastError();
@@ -1617,6 +1628,56 @@ std::string CudaBackend::memory_report() const {
 }
 
 CudaBackend::Stats CudaBackend::stats() const { return impl_->stats; }
+
+std::unique_ptr<DeviceMemory> CudaBackend::allocate_host(size_t bytes, const std::string& what) {
+  void* p = nullptr;
+  BMSYS_CUDA(cudaHostAlloc(&p, bytes ? bytes : 1, cudaHostAllocDefault),
+             fmt::format("pinned host memory ({}) for {}", human(bytes), what));
+  return std::make_unique<DeviceMemory>(p, bytes, [](void* q) { cudaFreeHost(q); });
+}
+
+void CudaBackend::swap_in(int slot, void* dst, const void* src, size_t bytes) {
+  Impl& m = *impl_;
+  if (slot < 0 || slot > 1) fail("cuda backend: swap slot {} (0 or 1)", slot);
+  m.flush();
+  if (!m.swap) {
+    BMSYS_CUDA(cudaStreamCreateWithFlags(&m.swap, cudaStreamNonBlocking), "creating the swap stream");
+    for (int k = 0; k < 2; ++k) {
+      BMSYS_CUDA(cudaEventCreateWithFlags(&m.slot_ready[k], cudaEventDisableTiming), "swap events");
+      BMSYS_CUDA(cudaEventCreateWithFlags(&m.slot_free[k], cudaEventDisableTiming), "swap events");
+    }
+    if (m.tracer) m.tracer->set_track(3, "swap stream");
+    // One flush per swapped layer would fill and churn the graph cache; a scheduled run
+    // is bound by the host link anyway.
+    m.use_graphs = false;
+  }
+  if (m.slot_released[slot]) {
+    BMSYS_CUDA(cudaStreamWaitEvent(m.swap, m.slot_free[slot], 0), "swap-in");
+  } else {  // first copy into fresh memory: after everything queued so far
+    BMSYS_CUDA(cudaEventRecord(m.ev_compute, m.compute), "swap-in");
+    BMSYS_CUDA(cudaStreamWaitEvent(m.swap, m.ev_compute, 0), "swap-in");
+  }
+  if (m.tracer) m.tracer->begin(m.swap);
+  BMSYS_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, m.swap), "swap-in");
+  if (m.tracer) m.tracer->end(m.swap, fmt::format("swap-in slot {} ({})", slot, human(bytes)), "copy", 3, "");
+  BMSYS_CUDA(cudaEventRecord(m.slot_ready[slot], m.swap), "swap-in");
+  m.slot_loaded[slot] = true;
+}
+
+void CudaBackend::acquire_slot(int slot) {
+  Impl& m = *impl_;
+  if (slot < 0 || slot > 1 || !m.slot_loaded[slot]) return;
+  m.flush();
+  BMSYS_CUDA(cudaStreamWaitEvent(m.compute, m.slot_ready[slot], 0), "acquiring a swap slot");
+}
+
+void CudaBackend::release_slot(int slot) {
+  Impl& m = *impl_;
+  if (slot < 0 || slot > 1 || !m.swap) return;
+  m.flush();
+  BMSYS_CUDA(cudaEventRecord(m.slot_free[slot], m.compute), "releasing a swap slot");
+  m.slot_released[slot] = true;
+}
 
 void CudaBackend::argmax_rows(const TensorView& x, int64_t* host_out) {
   Impl& m = *impl_;

@@ -53,6 +53,13 @@ class CudaBackend : public Backend {
   void synchronize() override;
   void check_memory_plan(uint64_t bytes, const std::string& plan) override;
   std::string memory_report() const override;
+  // Swap slots (bmsys-memory-schedule): pinned host memory; copies on a swap stream of
+  // their own, ordered against the compute stream by one ready and one free event per
+  // slot. A backend that swaps runs without CUDA graphs (per-layer flushes).
+  std::unique_ptr<DeviceMemory> allocate_host(size_t bytes, const std::string& what) override;
+  void swap_in(int slot, void* dst, const void* src, size_t bytes) override;
+  void acquire_slot(int slot) override;
+  void release_slot(int slot) override;
   std::shared_ptr<Communicator> create_communicator(const DistributedEnv& env,
                                                     std::shared_ptr<RendezvousStore> store) override;
   // Attention with a cache honours LaunchContext::batch_offset (batched generation).
