@@ -88,6 +88,15 @@ void symlink_file(const std::string& target, const std::string& link) {
 
 const char* source_dir() { return BMSYS_SOURCE_DIR; }
 
+int context_uses() {
+  static const int uses = [] {
+    const char* v = std::getenv("BMSYS_FUZZ_CONTEXT_USES");
+    int n = v ? std::atoi(v) : 0;
+    return n > 0 ? n : 2000;
+  }();
+  return uses;
+}
+
 void refused(const std::string& message) {
   static const bool verbose = [] {
     const char* v = std::getenv("BMSYS_FUZZ_VERBOSE");

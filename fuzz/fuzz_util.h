@@ -43,4 +43,9 @@ const char* source_dir();
 // Off when fuzzing (printing would slow it down).
 void refused(const std::string& message);
 
+// How many inputs the MLIR harnesses run in one MLIRContext before replacing it:
+// 2000, or BMSYS_FUZZ_CONTEXT_USES (the replay tests set it low so that the
+// replacement itself is exercised).
+int context_uses();
+
 }  // namespace bmsys::fuzz

@@ -23,11 +23,13 @@ namespace bmsys::fuzz {
 // invalid IR from it), as is any crash.
 inline bool importDir(const std::string& dir, bool hiddenStates) {
   // One context for many imports (creating one and loading the dialects costs
-  // about as much as importing a tiny model), replaced every 2000 imports so
-  // that what fuzzed configs intern (names, types) does not accumulate.
+  // about as much as importing a tiny model), replaced every context_uses()
+  // imports so that what fuzzed configs intern (names, types) does not
+  // accumulate. No module of an earlier import is alive here.
   static std::unique_ptr<mlir::MLIRContext> shared;
   static int uses = 0;
-  if (!shared || uses++ >= 2000) {
+  if (!shared || uses++ >= context_uses()) {
+    shared.reset();
     shared = std::make_unique<mlir::MLIRContext>(mlir::MLIRContext::Threading::DISABLED);
     uses = 1;
   }

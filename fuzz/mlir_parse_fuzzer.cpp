@@ -14,6 +14,7 @@
 #include <string>
 
 #include "dialects/bmsys/BmsysDialect.h"
+#include "fuzz/fuzz_util.h"
 #include "dialects/bmsys_rt/BmsysRtDialect.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -86,10 +87,9 @@ std::string print(mlir::Operation* op, bool generic) {
 
 // One context for many inputs: creating an MLIRContext and loading the dialects
 // costs more than parsing a small input, so the contexts are reused and replaced
-// every kContextUses inputs (interned types, attributes and identifiers from
-// fuzzed text accumulate in a context; replacing it bounds the memory). Each
-// input's module is destroyed before the next input is parsed.
-constexpr int kContextUses = 2000;
+// every bmsys::fuzz::context_uses() inputs (interned types, attributes and
+// identifiers from fuzzed text accumulate in a context; replacing it bounds the
+// memory). Each input's module is destroyed before the next input is parsed.
 
 struct Contexts {
   std::unique_ptr<mlir::MLIRContext> input, again;
@@ -98,12 +98,20 @@ struct Contexts {
 
 Contexts& contexts() {
   static Contexts c;
-  if (!c.input || c.uses++ >= kContextUses) {
+  return c;
+}
+
+// Called once per input, before anything is parsed: replacing the contexts while
+// a module of the current input lives in them would free it under it.
+void startInput() {
+  Contexts& c = contexts();
+  if (!c.input || c.uses++ >= bmsys::fuzz::context_uses()) {
+    c.again.reset();
+    c.input.reset();
     c.input = std::make_unique<mlir::MLIRContext>(registry(), mlir::MLIRContext::Threading::DISABLED);
     c.again = std::make_unique<mlir::MLIRContext>(registry(), mlir::MLIRContext::Threading::DISABLED);
     c.uses = 1;
   }
-  return c;
 }
 
 void checkRoundTrip(const std::string& printed, const char* form) {
@@ -120,6 +128,7 @@ void checkRoundTrip(const std::string& printed, const char* form) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  startInput();
   mlir::MLIRContext& context = *contexts().input;
   Parsed p = parse(context, llvm::StringRef(reinterpret_cast<const char*>(data), size));
   if (!p.module) return 0;

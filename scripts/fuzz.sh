@@ -157,7 +157,8 @@ if [ "$mode" = regress ]; then
 fi
 
 # ------------------------------------------------------------------ fuzz
-results=$build/fuzz/results
+# Per run (by process id), so that two runs at once do not remove each other's logs.
+results=$build/fuzz/results/$$
 rm -rf "$results"; mkdir -p "$results"
 
 # Fuzzes one target; writes "execs seconds findings" to $results/<t>.
