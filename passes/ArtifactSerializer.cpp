@@ -77,7 +77,8 @@ public:
     auto artifact = fb::CreateArtifact(
         fbb, kFormatVersion, fbb.CreateString("bmsys-translate"), fbb.CreateString(config),
         *maxBatch, *maxSeq, *pool, *state, fbb.CreateVector(buffers), fbb.CreateVector(functions),
-        intAttr("bmsys_rt.data_parallel").value_or(0), memorySchedule(module));
+        intAttr("bmsys_rt.data_parallel").value_or(0), memorySchedule(module),
+        intAttr("bmsys_rt.tensor_parallel").value_or(0));
     fb::FinishArtifactBuffer(fbb, artifact);
     os.write(reinterpret_cast<const char *>(fbb.GetBufferPointer()), fbb.GetSize());
     return success();
@@ -100,11 +101,19 @@ private:
                      StringRef key = "", std::optional<int64_t> shardRanks = std::nullopt,
                      std::optional<ArrayRef<int64_t>> fullShape = std::nullopt,
                      Operation *symbol = nullptr) {
+    // Tensor parallelism: the slice recorded by bmsys-tensor-parallel.
+    auto tp = [&](StringRef attr) -> uint32_t {
+      if (!symbol)
+        return 0;
+      auto a = symbol->getAttrOfType<IntegerAttr>(attr);
+      return a ? static_cast<uint32_t>(a.getInt()) : 0;
+    };
     buffers.push_back(fb::CreateBuffer(
         fbb, fbb.CreateString(name.str()), dtype, fbb.CreateVectorOfStructs(dims), kind, offset,
         bytes, file.empty() ? 0 : fbb.CreateString(file.str()),
         key.empty() ? 0 : fbb.CreateString(key.str()), shardRanks.value_or(0),
-        fullShape ? fbb.CreateVector<int64_t>(fullShape->vec()) : 0, swapGroup(symbol)));
+        fullShape ? fbb.CreateVector<int64_t>(fullShape->vec()) : 0, swapGroup(symbol), tp("tp_ranks"),
+        tp("tp_dim")));
     return buffers.size() - 1;
   }
 

@@ -101,10 +101,14 @@ struct Autodiff : bmsys::impl::BmsysAutodiffBase<Autodiff> {
     b.setInsertionPoint(ret);
     Location loc = ret.getLoc();
     auto scalar = RankedTensorType::get({}, b.getF32Type());
-    Value loss = CrossEntropyOp::create(b, loc, scalar, logits, ids, /*shift=*/true);
+    // Vocab-parallel logits (bmsys-tensor-parallel): the loss and its gradient
+    // are normalized over the whole vocabulary across the tensor-parallel ranks.
+    auto vocabShards = forward.getResultAttrOfType<IntegerAttr>(logitsIndex, "bmsys.vocab_shards");
+    Value loss = CrossEntropyOp::create(b, loc, scalar, logits, ids, /*shift=*/true, vocabShards);
     bool lossScaling = module->hasAttr("bmsys.loss_scaling");
     Value seed = CrossEntropyGradOp::create(b, loc, logits.getType(), logits, ids,
-                                            b.getUnitAttr(), lossScaling ? b.getUnitAttr() : UnitAttr());
+                                            b.getUnitAttr(), lossScaling ? b.getUnitAttr() : UnitAttr(),
+                                            vocabShards);
 
     DenseMap<Value, Value> grads;
     auto accumulate = [&](Value of, Value g) {

@@ -85,6 +85,12 @@ private:
                            b.getDictionaryAttr(kernelParams(op, {"param"})));
       return success();
     }
+    if (auto copy = dyn_cast<TpCopyOp>(op)) {
+      // The identity in the forward pass; its gradient's all-reduce is a
+      // bmsys.tp_all_reduce of its own.
+      map(copy, buffers.lookup(copy.getX()), shapes.lookup(copy.getX()));
+      return success();
+    }
     if (auto weight = dyn_cast<WeightOp>(op)) {
       auto type = cast<RankedTensorType>(weight.getType());
       SmallVector<Attribute> shape;
@@ -209,6 +215,14 @@ private:
   DenseMap<Value, ArrayAttr> shapes;
 };
 
+/// Tensor parallelism: the slice of the stored tensor a weight or optimizer
+/// state holds (bmsys-tensor-parallel) stays visible on the bmsys_rt op.
+void copyTensorParallel(Operation *from, Operation *to) {
+  for (StringRef attr : {"tp_dim", "tp_ranks"})
+    if (Attribute a = from->getAttr(attr))
+      to->setAttr(attr, a);
+}
+
 struct LowerToRt : bmsys::impl::BmsysLowerToRtBase<LowerToRt> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
@@ -242,6 +256,7 @@ struct LowerToRt : bmsys::impl::BmsysLowerToRtBase<LowerToRt> {
           weight.setShardRanksAttr(ranks);
           weight.setFullShape(type.getShape());
         }
+        copyTensorParallel(param, weight);
         erase.push_back(&op);
       } else if (auto cache = dyn_cast<KVCacheOp>(op)) {
         b.setInsertionPoint(&op);
@@ -270,6 +285,7 @@ struct LowerToRt : bmsys::impl::BmsysLowerToRtBase<LowerToRt> {
           rtState.setShardRanksAttr(module->getAttrOfType<IntegerAttr>("bmsys.data_parallel"));
           rtState.setFullShape(fullType.getShape());
         }
+        copyTensorParallel(state, rtState);
         stateBytes = alignUp(stateBytes + bytes, kStateAlignment);
         erase.push_back(&op);
       }
@@ -291,6 +307,10 @@ struct LowerToRt : bmsys::impl::BmsysLowerToRtBase<LowerToRt> {
     if (auto ranks = module->getAttrOfType<IntegerAttr>("bmsys.data_parallel")) {
       module->setAttr("bmsys_rt.data_parallel", ranks);
       module->removeAttr("bmsys.data_parallel");
+    }
+    if (auto tp = module->getAttrOfType<IntegerAttr>("bmsys.tensor_parallel")) {
+      module->setAttr("bmsys_rt.tensor_parallel", tp);
+      module->removeAttr("bmsys.tensor_parallel");
     }
     module->removeAttr("bmsys.max_batch");
     module->removeAttr("bmsys.max_seq");

@@ -40,7 +40,18 @@ struct Optimizer : bmsys::impl::BmsysOptimizerBase<Optimizer> {
     for (GradOp g : markers)
       grads.push_back(g.getGrad());
     auto scalar = RankedTensorType::get({}, b.getF32Type());
-    Value norm = GlobalNormOp::create(b, markers.front().getLoc(), scalar, grads);
+    auto normOp = GlobalNormOp::create(b, markers.front().getLoc(), scalar, grads);
+    Value norm = normOp;
+    // Tensor parallelism: gradients of sharded parameters are summed over the
+    // tensor-parallel group in the norm (replicated ones are not).
+    if (auto tp = module->getAttrOfType<IntegerAttr>("bmsys.tensor_parallel"); tp && tp.getInt() > 1) {
+      SmallVector<int64_t> flags;
+      for (GradOp g : markers) {
+        auto param = symbols.lookup<ParamOp>(g.getParam());
+        flags.push_back(param && param->hasAttr("tp_dim") ? 1 : 0);
+      }
+      normOp.setTpShardedAttr(b.getI64ArrayAttr(flags));
+    }
 
     auto f64 = [&](double v) { return b.getF64FloatAttr(v); };
     bool lossScaling = module->hasAttr("bmsys.loss_scaling");
@@ -60,6 +71,10 @@ struct Optimizer : bmsys::impl::BmsysOptimizerBase<Optimizer> {
           OpBuilder::InsertionGuard guard(b);
           b.setInsertionPointAfter(after);
           existing = OptimizerStateOp::create(b, param.getLoc(), name, param.getType());
+          // A tensor-parallel shard's state is sharded the same way (checkpoints gather it).
+          for (StringRef attr : {"tp_dim", "tp_ranks"})
+            if (Attribute a = param->getAttr(attr))
+              existing->setAttr(attr, a);
         }
         after = existing;
         states.push_back(FlatSymbolRefAttr::get(existing.getSymNameAttr()));

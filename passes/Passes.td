@@ -215,6 +215,46 @@ def BmsysZero : Pass<"bmsys-zero", "mlir::ModuleOp"> {
   let dependentDialects = ["bmsys::BmsysDialect"];
 }
 
+def BmsysTensorParallel : Pass<"bmsys-tensor-parallel", "mlir::ModuleOp"> {
+  let summary = "Megatron-style tensor parallelism: column- and row-parallel linears, vocab-parallel embedding and loss";
+  let description = [{
+    Runs on `forward` before `bmsys-autodiff` (which then derives the
+    backward pass from the inserted ops' gradient rules) and splits every
+    layer over `degree` tensor-parallel ranks:
+
+    - attention: the q, k and v projections are column-parallel (each rank
+      computes `num_heads / degree` query heads and `num_kv_heads / degree`
+      key/value heads, so attention itself needs no communication), the output
+      projection is row-parallel;
+    - MLP: the up (and gate) projections are column-parallel, the down
+      projection row-parallel;
+    - the token embedding is vocab-parallel (rows split, `vocab_shards`), the
+      output projection column-parallel over the vocabulary, and the loss a
+      vocab-parallel cross-entropy (`bmsys.vocab_shards` on the logits result,
+      read by `bmsys-autodiff`).
+
+    The input of each group of column-parallel linears goes through
+    `bmsys.tp_copy` (its gradient is all-reduced over the group); the output of
+    each row-parallel linear and of the embedding through
+    `bmsys.tp_all_reduce`. Sharded parameters get their local type and record
+    the slice of the stored tensor (`tp_dim`, `tp_ranks`): each rank loads only
+    its slice of the Hugging Face tensor, and checkpoints are saved gathered.
+    Norm weights stay replicated. The module records `bmsys.tensor_parallel`.
+
+    ```mlir
+    bmsys.param @q : tensor<32x64xf32> from "model.safetensors"["q"] {tp_dim = 0 : i64, tp_ranks = 2 : i64}
+    %xr = bmsys.tp_copy %x {ranks = 2 : i64} : tensor<?x?x64xf32>
+    %q = bmsys.linear %xr, %wq : (tensor<?x?x64xf32>, tensor<32x64xf32>) -> tensor<?x?x32xf32>
+    %p = bmsys.linear %att, %wo : (tensor<?x?x32xf32>, tensor<64x32xf32>) -> tensor<?x?x64xf32>
+    %o = bmsys.tp_all_reduce %p {ranks = 2 : i64} : tensor<?x?x64xf32>
+    ```
+  }];
+  let options = [
+    Option<"degree", "degree", "int64_t", /*default=*/"2", "tensor-parallel ranks">,
+  ];
+  let dependentDialects = ["bmsys::BmsysDialect"];
+}
+
 def BmsysPrune : Pass<"bmsys-prune", "mlir::ModuleOp"> {
   let summary = "Prune linear weights with a mask kept through training";
   let description = [{

@@ -20,12 +20,15 @@ class Bmsys_GradOp<string mnemonic, string summaryText, string descr, list<Trait
 def Bmsys_EmbeddingGradOp : Bmsys_GradOp<"embedding_grad", "gradient of an embedding table", [{
     `result = 0; result[ids[b, s], :] += dy[b, s, :]`: the rows of the table that
     the tokens selected receive their gradient, summed over repeats.
+    With `vocab_shards`, the table is this rank's rows of the vocabulary (see
+    `bmsys.embedding`) and tokens outside them contribute nothing.
 
     ```mlir
     %dt = bmsys.embedding_grad %ids, %dy : (tensor<?x?xi64>, tensor<?x?x64xf32>) -> tensor<256x64xf32>
     ```
   }]> {
-  let arguments = (ins RankedTensorOf<[I64]>:$ids, AnyRankedTensor:$dy);
+  let arguments = (ins RankedTensorOf<[I64]>:$ids, AnyRankedTensor:$dy,
+                       OptionalAttr<I64Attr>:$vocab_shards);
   let results = (outs AnyRankedTensor:$result);
 }
 
@@ -157,13 +160,15 @@ def Bmsys_CrossEntropyGradOp : Bmsys_GradOp<"cross_entropy_grad",
     `(softmax(logits) − onehot(label)) / count` at the scored positions, zero
     elsewhere: the seed of the backward pass (d loss / d loss = 1). With
     `loss_scaling`, multiplied by the runtime's loss scale (fp16 training).
+    With `vocab_shards`, the logits are this rank's vocabulary columns (see
+    `bmsys.cross_entropy`); the softmax is normalized over the whole vocabulary.
 
     ```mlir
     %dl = bmsys.cross_entropy_grad %logits, %ids {shift} : (tensor<?x?x256xf32>, tensor<?x?xi64>) -> tensor<?x?x256xf32>
     ```
   }]> {
   let arguments = (ins AnyRankedTensor:$logits, RankedTensorOf<[I64]>:$labels, UnitAttr:$shift,
-                       UnitAttr:$loss_scaling);
+                       UnitAttr:$loss_scaling, OptionalAttr<I64Attr>:$vocab_shards);
   let results = (outs AnyRankedTensor:$result);
 }
 

@@ -17,7 +17,21 @@ LogicalResult EmbeddingOp::buildGradients(OpBuilder &b, ValueRange operands, Val
                                           ValueRange grads, SmallVectorImpl<Value> &out) {
   Value table = operands[1];
   out.push_back(Value()); // token ids
-  out.push_back(EmbeddingGradOp::create(b, getLoc(), table.getType(), operands[0], grads[0]));
+  out.push_back(EmbeddingGradOp::create(b, getLoc(), table.getType(), operands[0], grads[0],
+                                        getVocabShardsAttr()));
+  return success();
+}
+
+// Tensor parallelism (Megatron's f and g): the all-reduce moves to the other pass.
+LogicalResult TpCopyOp::buildGradients(OpBuilder &b, ValueRange operands, ValueRange results,
+                                       ValueRange grads, SmallVectorImpl<Value> &out) {
+  out.push_back(TpAllReduceOp::create(b, getLoc(), grads[0], getRanksAttr()));
+  return success();
+}
+
+LogicalResult TpAllReduceOp::buildGradients(OpBuilder &b, ValueRange operands, ValueRange results,
+                                            ValueRange grads, SmallVectorImpl<Value> &out) {
+  out.push_back(grads[0]);
   return success();
 }
 

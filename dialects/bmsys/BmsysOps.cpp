@@ -329,6 +329,10 @@ LogicalResult ReduceScatterOp::verify() {
   return verifyShard(*this, ranked(getX()), ranked(getResult()), getRanks());
 }
 
+LogicalResult TpCopyOp::verify() { return verifyRanks(*this, getRanks()); }
+
+LogicalResult TpAllReduceOp::verify() { return verifyRanks(*this, getRanks()); }
+
 LogicalResult AllGatherOp::verify() {
   if (failed(verifyRanks(*this, getRanks())))
     return failure();

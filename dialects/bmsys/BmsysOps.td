@@ -141,11 +141,16 @@ def Bmsys_EmbeddingOp : Bmsys_Op<"embedding", [DeclareOpInterfaceMethods<Bmsys_D
   let description = [{
     `result[b, s, :] = table[ids[b, s], :]`.
 
+    With `vocab_shards = R` (vocab-parallel, bmsys-tensor-parallel) the table
+    is rank r's rows `[r·V, (r+1)·V)` of the whole vocabulary: a token outside
+    them gives a zero row, and a `bmsys.tp_all_reduce` sums the ranks' results.
+
     ```mlir
     %e = bmsys.embedding %ids, %wte : (tensor<?x?xi64>, tensor<256x64xf32>) -> tensor<?x?x64xf32>
     ```
   }];
-  let arguments = (ins Bmsys_IdTensor:$ids, Bmsys_FloatTensor:$table);
+  let arguments = (ins Bmsys_IdTensor:$ids, Bmsys_FloatTensor:$table,
+                       OptionalAttr<I64Attr>:$vocab_shards);
   let results = (outs Bmsys_FloatTensor:$result);
   let assemblyFormat = "$ids `,` $table attr-dict `:` functional-type(operands, results)";
   let hasVerifier = 1;
@@ -353,11 +358,17 @@ def Bmsys_CrossEntropyOp : Bmsys_Op<"cross_entropy", [Pure]> {
     `logits[:, :-1]` are scored against `labels[:, 1:]`: the causal language
     modelling loss that transformers computes with `labels = input_ids`.
 
+    With `vocab_shards = R` (vocab-parallel cross-entropy) the logits are rank
+    r's columns `[r·V, (r+1)·V)`; the maximum, the sum of exponentials and the
+    label's logit are all-reduced over the tensor-parallel group, so every rank
+    gets the loss over the whole vocabulary.
+
     ```mlir
     %loss = bmsys.cross_entropy %logits, %ids {shift} : (tensor<?x?x256xf32>, tensor<?x?xi64>) -> tensor<f32>
     ```
   }];
-  let arguments = (ins Bmsys_FloatTensor:$logits, Bmsys_IdTensor:$labels, UnitAttr:$shift);
+  let arguments = (ins Bmsys_FloatTensor:$logits, Bmsys_IdTensor:$labels, UnitAttr:$shift,
+                       OptionalAttr<I64Attr>:$vocab_shards);
   let results = (outs RankedTensorOf<[F32]>:$result);
   let assemblyFormat = "$logits `,` $labels attr-dict `:` functional-type(operands, results)";
   let hasVerifier = 1;
@@ -369,5 +380,6 @@ include "dialects/bmsys/BmsysCollectiveOps.td"
 include "dialects/bmsys/BmsysQuantOps.td"
 include "dialects/bmsys/BmsysDistillOps.td"
 include "dialects/bmsys/BmsysMoeOps.td"
+include "dialects/bmsys/BmsysParallelOps.td"
 
 #endif // BMSYS_OPS_TD

@@ -41,13 +41,17 @@ def Bmsys_GlobalNormOp : Bmsys_Op<"global_norm", [Pure]> {
   let description = [{
     `sqrt(Σ_i Σ g_i²)` over every element of every operand: the norm that
     global-norm clipping compares with `max_norm`. With `ranks`, the operands
-    are shards and the sum of squares is summed over the ranks first.
+    are shards and the sum of squares is summed over the ranks first. With
+    `tp_sharded` (tensor parallelism: one 0/1 flag per operand), the squares of
+    the flagged operands (the gradients of tensor-parallel shards) are first
+    summed over the tensor-parallel group; the others are replicated there.
 
     ```mlir
     %n = bmsys.global_norm %g0, %g1 : tensor<64xf32>, tensor<256x64xf32> -> tensor<f32>
     ```
   }];
-  let arguments = (ins Variadic<AnyRankedTensor>:$grads, OptionalAttr<I64Attr>:$ranks);
+  let arguments = (ins Variadic<AnyRankedTensor>:$grads, OptionalAttr<I64Attr>:$ranks,
+                       OptionalAttr<I64ArrayAttr>:$tp_sharded);
   let results = (outs RankedTensorOf<[F32]>:$result);
   let assemblyFormat = "$grads attr-dict `:` type($grads) `->` type($result)";
 }

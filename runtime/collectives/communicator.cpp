@@ -25,6 +25,12 @@
 
 namespace bmsys::rt {
 
+std::shared_ptr<Communicator> Communicator::group(const std::string& name, const std::vector<int>& members) {
+  if (members.size() == 1 && members[0] == rank()) return std::make_shared<SingleRankCommunicator>();
+  fail("rank {}: the {} communicator cannot form the group '{}' of {} ranks", rank(), this->name(), name,
+       members.size());
+}
+
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 

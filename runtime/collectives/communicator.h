@@ -32,7 +32,8 @@ namespace bmsys::rt {
 
 class Backend;
 
-enum class ReduceOp : uint8_t { Sum, Mean };
+// Max: the elementwise maximum (vocab-parallel cross-entropy); all_reduce only.
+enum class ReduceOp : uint8_t { Sum, Mean, Max };
 // "sum" | "mean"; throws on anything else.
 inline ReduceOp reduce_op_from_name(const std::string& name) {
   if (name == "sum") return ReduceOp::Sum;
@@ -66,6 +67,14 @@ class Communicator {
   // `count` elements of `data` from `root` to every rank.
   virtual void broadcast(void* data, DType dtype, int64_t count, int root) = 0;
   virtual void barrier() = 0;
+
+  // A communicator over a subset of the ranks (the tensor- and data-parallel
+  // groups of a mesh, docs/distributed.md "Rank layout"). `members` are world
+  // ranks, this one among them, in the order of the group's ranks; `name` is
+  // unique among the groups of the run. Every member calls it with the same
+  // arguments (it connects the members). This default handles one member and
+  // throws for more; Gloo implements it.
+  virtual std::shared_ptr<Communicator> group(const std::string& name, const std::vector<int>& members);
 };
 
 // World size 1: every collective is a copy (or nothing).

@@ -24,17 +24,20 @@ using Clock = std::chrono::steady_clock;
 // Our store seen as Gloo's.
 class GlooStoreAdapter final : public gloo::rendezvous::Store {
  public:
-  GlooStoreAdapter(RendezvousStore& s, std::chrono::milliseconds timeout) : s_(s), timeout_(timeout) {}
-  void set(const std::string& key, const std::vector<char>& data) override { s_.set(key, data); }
-  std::vector<char> get(const std::string& key) override { return s_.get(key, timeout_); }
+  // `prefix` keeps the keys of a group's rendezvous apart from the world's.
+  GlooStoreAdapter(RendezvousStore& s, std::chrono::milliseconds timeout, std::string prefix = "")
+      : s_(s), timeout_(timeout), prefix_(std::move(prefix)) {}
+  void set(const std::string& key, const std::vector<char>& data) override { s_.set(prefix_ + key, data); }
+  std::vector<char> get(const std::string& key) override { return s_.get(prefix_ + key, timeout_); }
   void wait(const std::vector<std::string>& keys) override { wait(keys, timeout_); }
   void wait(const std::vector<std::string>& keys, const std::chrono::milliseconds& timeout) override {
-    for (const std::string& k : keys) s_.get(k, timeout);
+    for (const std::string& k : keys) s_.get(prefix_ + k, timeout);
   }
 
  private:
   RendezvousStore& s_;
   std::chrono::milliseconds timeout_;
+  std::string prefix_;
 };
 
 template <typename T>
@@ -45,26 +48,69 @@ void sum_fn(void* c, const void* a, const void* b, size_t n) {
   for (size_t i = 0; i < n; ++i) o[i] = x[i] + y[i];
 }
 
+template <typename T>
+void max_fn(void* c, const void* a, const void* b, size_t n) {
+  T* o = static_cast<T*>(c);
+  const T* x = static_cast<const T*>(a);
+  const T* y = static_cast<const T*>(b);
+  for (size_t i = 0; i < n; ++i) o[i] = x[i] > y[i] ? x[i] : y[i];
+}
+
 class GlooCommunicator final : public Communicator {
  public:
   GlooCommunicator(const DistributedEnv& env, std::shared_ptr<RendezvousStore> store)
       : env_(env), store_(std::move(store)),
-        timeout_(std::chrono::milliseconds(static_cast<int64_t>(env.timeout_s * 1000))) {
+        timeout_(std::chrono::milliseconds(static_cast<int64_t>(env.timeout_s * 1000))),
+        label_(fmt::format("rank {}", env.rank)) {
     gloo::transport::tcp::attr attr;
     const char* host = std::getenv("BMSYS_GLOO_HOSTNAME");
     attr.hostname = host && *host ? host : "127.0.0.1";
     try {
-      auto dev = gloo::transport::tcp::CreateDevice(attr);
-      auto ctx = std::make_shared<gloo::rendezvous::Context>(env.rank, env.world_size);
+      dev_ = gloo::transport::tcp::CreateDevice(attr);
+    } catch (const std::exception& e) {
+      fail("rank {}: creating the gloo TCP device on {}: {}", env.rank, attr.hostname, e.what());
+    }
+    connect("", fmt::format("{} ranks", env.world_size));
+  }
+
+  // A group: `env` holds the group rank and size; `label` names this rank in
+  // messages ("rank 3 (tensor-parallel group 1, rank 1 of 2)").
+  GlooCommunicator(const DistributedEnv& env, std::shared_ptr<RendezvousStore> store,
+                   std::shared_ptr<gloo::transport::Device> dev, const std::string& prefix, std::string label)
+      : env_(env), store_(std::move(store)),
+        timeout_(std::chrono::milliseconds(static_cast<int64_t>(env.timeout_s * 1000))),
+        label_(std::move(label)), dev_(std::move(dev)) {
+    connect(prefix, fmt::format("the {} ranks of group '{}'", env.world_size, prefix));
+  }
+
+  std::shared_ptr<Communicator> group(const std::string& name, const std::vector<int>& members) override {
+    int index = -1;
+    for (size_t i = 0; i < members.size(); ++i) {
+      if (members[i] < 0 || members[i] >= env_.world_size)
+        fail("{}: group '{}' names rank {}, outside the world of {}", label_, name, members[i], env_.world_size);
+      if (members[i] == env_.rank) index = static_cast<int>(i);
+    }
+    if (index < 0) fail("{}: group '{}' does not contain this rank", label_, name);
+    if (members.size() == 1) return std::make_shared<SingleRankCommunicator>();
+    DistributedEnv g = env_;
+    g.rank = index;
+    g.world_size = static_cast<int>(members.size());
+    return std::make_shared<GlooCommunicator>(
+        g, store_, dev_, "group/" + name + "/",
+        fmt::format("rank {} ({} rank {} of {})", env_.rank, name, index, members.size()));
+  }
+
+  void connect(const std::string& prefix, const std::string& what) {
+    try {
+      auto ctx = std::make_shared<gloo::rendezvous::Context>(env_.rank, env_.world_size);
       ctx->setTimeout(timeout_);
-      GlooStoreAdapter adapter(*store_, timeout_);
-      ctx->connectFullMesh(adapter, dev);
+      GlooStoreAdapter adapter(*store_, timeout_, prefix);
+      ctx->connectFullMesh(adapter, dev_);
       ctx_ = ctx;
     } catch (const Error& e) {
-      fail("rank {}: connecting {} ranks (gloo): {}", env.rank, env.world_size, e.what());
+      fail("{}: connecting {} (gloo): {}", label_, what, e.what());
     } catch (const std::exception& e) {
-      fail("rank {}: connecting {} ranks (gloo) failed within {:.0f}s: {}", env.rank, env.world_size,
-           env.timeout_s, e.what());
+      fail("{}: connecting {} (gloo) failed within {:.0f}s: {}", label_, what, env_.timeout_s, e.what());
     }
   }
 
@@ -75,6 +121,15 @@ class GlooCommunicator final : public Communicator {
   void all_reduce(void* data, DType dtype, int64_t count, ReduceOp op) override {
     if (count <= 0) return;
     guard("all_reduce", [&] {
+      if (op == ReduceOp::Max) {
+        if (dtype == DType::F32)
+          reduce_typed<float>(static_cast<float*>(data), count, &max_fn<float>);
+        else if (dtype == DType::F64)
+          reduce_typed<double>(static_cast<double*>(data), count, &max_fn<double>);
+        else
+          fail("gloo all_reduce: dtype {} is not supported (f32, f64)", dtype_name(dtype));
+        return;
+      }
       if (dtype == DType::F32) {
         reduce_typed<float>(static_cast<float*>(data), count);
         if (op == ReduceOp::Mean) {
@@ -148,10 +203,10 @@ class GlooCommunicator final : public Communicator {
   uint32_t next_tag() { return tag_++; }
 
   template <typename T>
-  void reduce_typed(T* data, int64_t count) {
+  void reduce_typed(T* data, int64_t count, void (*fn)(void*, const void*, const void*, size_t) = &sum_fn<T>) {
     gloo::AllreduceOptions o(ctx_);
     o.setOutput(data, static_cast<size_t>(count));
-    o.setReduceFunction(gloo::AllreduceOptions::Func(&sum_fn<T>));
+    o.setReduceFunction(gloo::AllreduceOptions::Func(fn));
     o.setTag(next_tag());
     o.setTimeout(timeout_);
     gloo::allreduce(o);
@@ -171,7 +226,7 @@ class GlooCommunicator final : public Communicator {
 
   template <typename F>
   void guard(const char* what, F&& f) {
-    if (!ctx_) fail("rank {}: the communicator is not connected", env_.rank);
+    if (!ctx_) fail("{}: the communicator is not connected", label_);
     const char* name = current_.empty() ? what : current_.c_str();
     auto t0 = Clock::now();
     try {
@@ -181,7 +236,7 @@ class GlooCommunicator final : public Communicator {
     } catch (const std::exception& e) {
       double s = std::chrono::duration<double>(Clock::now() - t0).count();
       bool timed_out = s + 0.05 >= env_.timeout_s;
-      fail("rank {}: collective {} {} after {:.1f}s (timeout {:g}s; a peer may have died): {}", env_.rank, name,
+      fail("{}: collective {} {} after {:.1f}s (timeout {:g}s; a peer may have died): {}", label_, name,
            timed_out ? "timed out" : "failed", s, env_.timeout_s, e.what());
     }
   }
@@ -189,6 +244,8 @@ class GlooCommunicator final : public Communicator {
   DistributedEnv env_;
   std::shared_ptr<RendezvousStore> store_;
   std::chrono::milliseconds timeout_;
+  std::string label_;
+  std::shared_ptr<gloo::transport::Device> dev_;
   std::shared_ptr<gloo::Context> ctx_;
   uint32_t tag_ = 1;
   std::string current_;

@@ -97,6 +97,9 @@ std::shared_ptr<Artifact> decode_and_validate(const fb::Artifact* root, const st
   a->activation_pool_bytes = root->activation_pool_bytes();
   a->state_pool_bytes = root->state_pool_bytes();
   a->data_parallel_ranks = root->data_parallel_ranks();
+  a->tensor_parallel_ranks = root->tensor_parallel_ranks();
+  if (a->tensor_parallel_ranks > 65536)
+    fail("{}: tensor_parallel_ranks {} is implausible", path, a->tensor_parallel_ranks);
   if (a->data_parallel_ranks > 65536)
     fail("{}: data_parallel_ranks {} is implausible", path, a->data_parallel_ranks);
   if (a->max_batch < 1) fail("{}: max_batch must be >= 1, not {}", path, a->max_batch);
@@ -163,6 +166,21 @@ std::shared_ptr<Artifact> decode_and_validate(const fb::Artifact* root, const st
         if (d.resolve(0, 0) != want)
           fail("{}: a shard of full_shape {} over {} ranks has shape {}, not {}", where, shape_str(d.full_shape),
                d.shard_ranks, shape_str(want), d.dims_str());
+      }
+      d.tp_ranks = b->tp_ranks();
+      d.tp_dim = b->tp_dim();
+      if (d.tp_ranks > 1) {
+        if (d.kind != BufferKind::Weight && d.kind != BufferKind::OptimizerState)
+          fail("{}: only weights and optimizer states can be tensor-parallel slices (tp_ranks {})", where,
+               d.tp_ranks);
+        if (d.tp_ranks != std::max<uint32_t>(a->tensor_parallel_ranks, 1))
+          fail("{}: sliced over {} tensor-parallel ranks, but the artifact's tensor_parallel_ranks is {}", where,
+               d.tp_ranks, a->tensor_parallel_ranks);
+        Shape local = d.local_shape();
+        if (d.tp_dim >= local.size()) fail("{}: tp_dim {} is not a dimension of {}", where, d.tp_dim, shape_str(local));
+        int64_t whole = 0;
+        if (!checked_mul(local[d.tp_dim], static_cast<int64_t>(d.tp_ranks), &whole))
+          fail("{}: tp_ranks {} is too large", where, d.tp_ranks);
       }
       d.swap_group = b->swap_group();
       if (d.swap_group != -1 && (d.kind != BufferKind::Weight || d.swap_group < 0))

@@ -44,14 +44,27 @@ struct BufferDesc {
   // `full_shape` over `shard_ranks` ranks; the buffer's shape is [ceil(n/R)].
   uint32_t shard_ranks = 0;
   Shape full_shape;
+
+  // Tensor parallelism (Weight, OptimizerState): slice tp_rank of `tp_ranks`
+  // equal slices along dimension `tp_dim` of the stored tensor.
+  uint32_t tp_ranks = 0;
+  uint32_t tp_dim = 0;
   // bmsys-memory-schedule (Weight): the swapped layer this weight belongs to, an
   // index into Artifact::schedule.groups; -1: resident.
   int32_t swap_group = -1;
 
   bool sharded() const { return shard_ranks > 1; }
-  // The tensor as checkpoints and weight files hold it: full_shape when sharded,
-  // otherwise the static shape.
-  Shape logical_shape() const { return sharded() ? full_shape : resolve(0, 0); }
+  bool tp_sliced() const { return tp_ranks > 1; }
+  // The tensor this rank's buffer stands for: full_shape when ZeRO-sharded,
+  // otherwise the static shape (a tensor-parallel slice of the stored tensor).
+  Shape local_shape() const { return sharded() ? full_shape : resolve(0, 0); }
+  // The tensor as checkpoints and weight files hold it: local_shape() with the
+  // tensor-parallel dimension whole.
+  Shape logical_shape() const {
+    Shape s = local_shape();
+    if (tp_sliced()) s[tp_dim] *= tp_ranks;
+    return s;
+  }
   Shape resolve(int64_t batch, int64_t seq) const;
   std::string dims_str() const;  // "[B,S,64]"
 };
@@ -96,6 +109,9 @@ struct Artifact {
   // Data-parallel ranks the artifact was compiled for (bmsys-zero); 0 or 1: one
   // process. A run must have exactly this world size.
   uint32_t data_parallel_ranks = 0;
+  // Tensor-parallel ranks (bmsys-tensor-parallel); 0 or 1: none. The world is
+  // data_parallel_ranks x tensor_parallel_ranks (docs/distributed.md).
+  uint32_t tensor_parallel_ranks = 0;
   MemoryScheduleDesc schedule;
 
   const FunctionDesc* find_function(const std::string& name) const;

@@ -8,6 +8,7 @@
 #include "runtime/collectives/communicator.h"
 #include "runtime/core/error.h"
 #include "runtime/core/swap_schedule.h"
+#include "runtime/core/mesh.h"
 #include "runtime/io/convert.h"
 #include "runtime/io/safetensors.h"
 
@@ -18,6 +19,35 @@ namespace {
 bool is_directory(const std::string& p) {
   struct stat st;
   return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// Tensor parallelism: slice r of R equal slices along `dim` of a row-major tensor
+// of `shape` (elements of `es` bytes), and the inverse (the R slices one after
+// the other, as an all-gather leaves them, into the whole tensor).
+struct SliceGeometry {
+  int64_t outer = 1, chunk = 0;  // chunk: bytes of one slice per outer index
+  SliceGeometry(const Shape& whole, uint32_t dim, uint32_t R, size_t es) {
+    int64_t inner = 1;
+    for (size_t d = 0; d < whole.size(); ++d) {
+      if (d < dim) outer *= whole[d];
+      if (d > dim) inner *= whole[d];
+    }
+    chunk = whole[dim] / R * inner * static_cast<int64_t>(es);
+  }
+};
+
+void tp_slice(const uint8_t* whole, const Shape& shape, uint32_t dim, uint32_t R, uint32_t r, size_t es,
+              uint8_t* out) {
+  SliceGeometry g(shape, dim, R, es);
+  for (int64_t o = 0; o < g.outer; ++o)
+    std::memcpy(out + o * g.chunk, whole + (o * R + r) * g.chunk, static_cast<size_t>(g.chunk));
+}
+
+void tp_assemble(const uint8_t* slices, const Shape& shape, uint32_t dim, uint32_t R, size_t es, uint8_t* whole) {
+  SliceGeometry g(shape, dim, R, es);
+  for (uint32_t r = 0; r < R; ++r)
+    for (int64_t o = 0; o < g.outer; ++o)
+      std::memcpy(whole + (o * R + r) * g.chunk, slices + (r * g.outer + o) * g.chunk, static_cast<size_t>(g.chunk));
 }
 
 std::string join(const std::string& dir, const std::string& file) {
@@ -33,13 +63,23 @@ Executor::Executor(std::shared_ptr<const Artifact> artifact, std::shared_ptr<Bac
     : artifact_(std::move(artifact)), backend_(std::move(backend)), comm_(options.comm) {
   const Artifact& a = *artifact_;
   if (!comm_) comm_ = std::make_shared<SingleRankCommunicator>();
-  const int dp = static_cast<int>(std::max<uint32_t>(a.data_parallel_ranks, 1));
-  if (dp != comm_->world_size())
-    fail("{}: the artifact is compiled for {} data-parallel rank{} (data_parallel_ranks), but this run has "
-         "{} (world size); run it with {}",
-         a.path, dp, dp == 1 ? "" : "s", comm_->world_size(),
-         dp == 1 ? std::string("one process (no --nproc, WORLD_SIZE unset or 1)")
-                 : fmt::format("--nproc {} (or WORLD_SIZE={})", dp, dp));
+  check_world_size(a, comm_->world_size());
+  const Mesh mesh = Mesh::of(a);
+  if (mesh.tp == 1) {
+    dp_comm_ = comm_;
+    tp_comm_ = std::make_shared<SingleRankCommunicator>();
+  } else {
+    // The vocab-parallel kernels and the tensor-parallel all-reduce are implemented
+    // on the CPU backend (through Gloo) only.
+    if (backend_->name() != "cpu")
+      fail("{}: the artifact is tensor-parallel ({} ranks); the {} backend does not run tensor parallelism "
+           "(use --device cpu)",
+           a.path, mesh.tp, backend_->name());
+    const int w = comm_->rank();
+    // Every rank forms its tensor-parallel group first, then its data-parallel one.
+    tp_comm_ = comm_->group(fmt::format("tp{}", mesh.dp_rank(w)), mesh.tp_members(w));
+    dp_comm_ = comm_->group(fmt::format("dp{}", mesh.tp_rank(w)), mesh.dp_members(w));
+  }
   for (const FunctionDesc& f : a.functions)
     for (size_t i = 0; i < f.instructions.size(); ++i) {
       const InstructionDesc& inst = f.instructions[i];
@@ -110,13 +150,24 @@ void Executor::load_weights(const ExecutorOptions& options) {
     }
     size_t bytes = static_cast<size_t>(shape_numel(b.resolve(0, 0))) * dtype_size(b.dtype);
     owned_[i] = backend_->allocate(bytes, fmt::format("weight '{}'", b.name));
-    upload_slice(i, f.data(b.weight_key), info.dtype, info.numel(),
-                 fmt::format("{}: weight tensor '{}'", path, b.weight_key));
+    std::string what = fmt::format("{}: weight tensor '{}'", path, b.weight_key);
+    if (b.tp_sliced()) {
+      // Only this rank's tensor-parallel slice of the stored tensor.
+      const size_t es = dtype_size(info.dtype);
+      std::vector<uint8_t> local(static_cast<size_t>(info.numel() / b.tp_ranks) * es);
+      tp_slice(static_cast<const uint8_t*>(f.data(b.weight_key)), info.shape, b.tp_dim, b.tp_ranks,
+               static_cast<uint32_t>(tp_comm_->rank()), es, local.data());
+      upload_slice(i, local.data(), info.dtype, info.numel() / b.tp_ranks, what);
+    } else {
+      upload_slice(i, f.data(b.weight_key), info.dtype, info.numel(), what);
+    }
   }
 }
 
 int Executor::rank() const { return comm_->rank(); }
 int Executor::world_size() const { return comm_->world_size(); }
+int Executor::dp_rank() const { return dp_comm_->rank(); }
+int Executor::dp_size() const { return dp_comm_->world_size(); }
 
 // Uploads the whole tensor (`numel` elements at `src`) into buffer `index`, or, when
 // the buffer is a shard, this rank's slice [r*S, min((r+1)*S, n)) and zeros after it.
@@ -127,7 +178,7 @@ void Executor::upload_slice(uint32_t index, const void* src, DType src_dtype, in
   int64_t off = 0, len = numel, cap = numel;
   if (b.sharded()) {
     cap = shard_size(numel, b.shard_ranks);
-    off = std::min<int64_t>(numel, static_cast<int64_t>(comm_->rank()) * cap);
+    off = std::min<int64_t>(numel, static_cast<int64_t>(dp_comm_->rank()) * cap);
     len = std::min<int64_t>(cap, numel - off);
   }
   try {
@@ -231,11 +282,29 @@ void Executor::write_buffer(uint32_t index, const void* data, DType dtype, const
 
 HostTensor Executor::read_logical(uint32_t index, DType dtype) const {
   const BufferDesc& b = persistent_buffer(*artifact_, index, "read");
+  if (b.tp_sliced()) {
+    // Gather the tensor-parallel slices (each rank's local tensor) and put them in place.
+    HostTensor local = read_local(index, dtype);
+    const size_t es = dtype_size(dtype);
+    const int64_t n = local.numel();
+    std::vector<uint8_t> all(static_cast<size_t>(n * b.tp_ranks) * es);
+    tp_comm_->all_gather(local.data.data(), dtype, all.data(), n * b.tp_ranks);
+    HostTensor whole(dtype, b.logical_shape());
+    tp_assemble(all.data(), whole.shape, b.tp_dim, b.tp_ranks, es, whole.data.data());
+    return whole;
+  }
+  return read_local(index, dtype);
+}
+
+// The tensor this rank's buffer stands for (local_shape()): ZeRO shards gathered
+// over the data-parallel group.
+HostTensor Executor::read_local(uint32_t index, DType dtype) const {
+  const BufferDesc& b = artifact_->buffers[index];
   if (!b.sharded()) return read_buffer(index, dtype);
   const int64_t n = shape_numel(b.full_shape);
   backend_->synchronize();
   auto full = backend_->allocate(static_cast<size_t>(n) * dtype_size(b.dtype), fmt::format("gathered '{}'", b.name));
-  comm_->all_gather(address(index), b.dtype, full->data(), n);
+  dp_comm_->all_gather(address(index), b.dtype, full->data(), n);
   HostTensor raw(b.dtype, b.full_shape);
   backend_->copy_to_host(raw.data.data(), full->data(), raw.data.size());
   if (dtype == b.dtype) return raw;
@@ -247,8 +316,25 @@ HostTensor Executor::read_logical(uint32_t index, DType dtype) const {
 void Executor::write_logical(uint32_t index, const void* data, DType dtype, const Shape& shape,
                              const std::string& what) {
   const BufferDesc& b = persistent_buffer(*artifact_, index, "write");
-  if (!b.sharded()) return write_buffer(index, data, dtype, shape, what);
   std::string src = what.empty() ? std::string("the tensor") : what;
+  if (b.tp_sliced()) {
+    // This rank's tensor-parallel slice of the whole tensor, then as an untouched buffer.
+    if (shape != b.logical_shape())
+      fail("{} has shape {}, the artifact's buffer '{}' is a tensor-parallel slice of {}", src, shape_str(shape),
+           b.name, shape_str(b.logical_shape()));
+    const size_t es = dtype_size(dtype);
+    std::vector<uint8_t> local(static_cast<size_t>(shape_numel(shape) / b.tp_ranks) * es);
+    tp_slice(static_cast<const uint8_t*>(data), shape, b.tp_dim, b.tp_ranks, static_cast<uint32_t>(tp_comm_->rank()),
+             es, local.data());
+    return write_local(index, local.data(), dtype, b.local_shape(), src);
+  }
+  write_local(index, data, dtype, shape, src);
+}
+
+void Executor::write_local(uint32_t index, const void* data, DType dtype, const Shape& shape,
+                           const std::string& src) {
+  const BufferDesc& b = artifact_->buffers[index];
+  if (!b.sharded()) return write_buffer(index, data, dtype, shape, src);
   if (shape != b.full_shape)
     fail("{} has shape {}, the artifact's buffer '{}' is a shard of {}", src, shape_str(shape), b.name,
          shape_str(b.full_shape));
@@ -341,9 +427,12 @@ std::map<std::string, HostTensor> Executor::run(const std::string& function,
       fail("{}: the {} backend does not support a cache row offset (batch_offset)", fwhere, backend_->name());
   }
   ctx.batch_offset = options.batch_offset;
-  ctx.comm = comm_.get();
-  ctx.rank = comm_->rank();
-  ctx.world_size = comm_->world_size();
+  ctx.comm = dp_comm_.get();
+  ctx.rank = dp_comm_->rank();
+  ctx.world_size = dp_comm_->world_size();
+  ctx.tp_comm = tp_comm_.get();
+  ctx.tp_rank = tp_comm_->rank();
+  ctx.tp_size = tp_comm_->world_size();
   std::vector<Shape> shapes(a.buffers.size());
   std::vector<bool> resolved(a.buffers.size(), false);
   auto view = [&](uint32_t idx) {

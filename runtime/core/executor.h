@@ -31,8 +31,9 @@ struct ExecutorOptions {
   // Empty: weight files are relative to the artifact's directory. A file: every
   // weight is read from it. A directory: weight files are resolved in it.
   std::string weights;
-  // The data-parallel ranks (runtime/collectives/communicator.h); null: one process.
-  // Its world size must equal the artifact's data_parallel_ranks (or 1).
+  // All ranks of the run (runtime/collectives/communicator.h); null: one process.
+  // Its world size must equal the artifact's data_parallel_ranks x
+  // tensor_parallel_ranks (or 1); the executor forms the groups (runtime/core/mesh.h).
   std::shared_ptr<Communicator> comm;
 };
 
@@ -87,18 +88,29 @@ class Executor {
 
   const Artifact& artifact() const { return *artifact_; }
   Backend& backend() { return *backend_; }
+  // All ranks (checkpoints: rank 0 writes, the others wait at a barrier).
   Communicator& comm() const { return *comm_; }
   int rank() const;
   int world_size() const;
+  // This rank's data-parallel group (ZeRO's collectives; the rows of the batch)
+  // and tensor-parallel group (docs/distributed.md "Rank layout").
+  Communicator& dp_comm() const { return *dp_comm_; }
+  Communicator& tp_comm() const { return *tp_comm_; }
+  int dp_rank() const;
+  int dp_size() const;
 
  private:
   void load_weights(const ExecutorOptions& options);
   void* address(uint32_t buffer) const;
   void upload_slice(uint32_t index, const void* src, DType src_dtype, int64_t numel, const std::string& what);
+  HostTensor read_local(uint32_t index, DType dtype) const;
+  void write_local(uint32_t index, const void* data, DType dtype, const Shape& shape, const std::string& src);
 
   std::shared_ptr<const Artifact> artifact_;
   std::shared_ptr<Backend> backend_;
   std::shared_ptr<Communicator> comm_;
+  std::shared_ptr<Communicator> dp_comm_;
+  std::shared_ptr<Communicator> tp_comm_;
   std::unique_ptr<DeviceMemory> activation_pool_;
   std::unique_ptr<DeviceMemory> state_pool_;
   std::vector<std::unique_ptr<DeviceMemory>> owned_;  // weights and inputs, by buffer index

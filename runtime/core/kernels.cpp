@@ -25,7 +25,7 @@ const char* attr_type_name(AttrType t) {
 const std::vector<KernelSpec>& table() {
   static const std::vector<KernelSpec> t = {
       {KernelId::Positions, "positions", 1, 1, 1, {}, {}},
-      {KernelId::Embedding, "embedding", 2, 2, 1, {}, {}},
+      {KernelId::Embedding, "embedding", 2, 2, 1, {{"vocab_shards", AttrType::Int, false}}, {}},
       {KernelId::Linear, "linear", 2, 3, 1, {{"weight_transposed", AttrType::Int, false}}, {}},
       {KernelId::Slice, "slice", 1, 1, 1,
        {{"offset", AttrType::Int, true}, {"size", AttrType::Int, true}}, {}},
@@ -44,9 +44,10 @@ const std::vector<KernelSpec>& table() {
       {KernelId::Silu, "silu", 1, 1, 1, {}, {}},
       {KernelId::Add, "add", 2, 2, 1, {}, {}},
       {KernelId::Mul, "mul", 2, 2, 1, {}, {}},
-      {KernelId::CrossEntropy, "cross_entropy", 2, 2, 1, {{"shift", AttrType::Int, false}}, {}},
+      {KernelId::CrossEntropy, "cross_entropy", 2, 2, 1,
+       {{"shift", AttrType::Int, false}, {"vocab_shards", AttrType::Int, false}}, {}},
       // Training kernels.
-      {KernelId::EmbeddingGrad, "embedding_grad", 2, 2, 1, {}, {}},
+      {KernelId::EmbeddingGrad, "embedding_grad", 2, 2, 1, {{"vocab_shards", AttrType::Int, false}}, {}},
       {KernelId::LinearGradInput, "linear_grad_input", 2, 2, 1,
        {{"weight_transposed", AttrType::Int, false}}, {}},
       {KernelId::LinearGradWeight, "linear_grad_weight", 2, 2, 1,
@@ -68,8 +69,12 @@ const std::vector<KernelSpec>& table() {
       {KernelId::GeluGrad, "gelu_grad", 2, 2, 1, {{"approximate", AttrType::String, true}}, {}},
       {KernelId::SiluGrad, "silu_grad", 2, 2, 1, {}, {}},
       {KernelId::CrossEntropyGrad, "cross_entropy_grad", 2, 2, 1,
-       {{"shift", AttrType::Int, false}, {"loss_scaling", AttrType::Int, false}}, {}},
-      {KernelId::GlobalNorm, "global_norm", 1, INT_MAX, 1, {{"ranks", AttrType::Int, false}}, {}},
+       {{"shift", AttrType::Int, false},
+        {"loss_scaling", AttrType::Int, false},
+        {"vocab_shards", AttrType::Int, false}},
+       {}},
+      {KernelId::GlobalNorm, "global_norm", 1, INT_MAX, 1,
+       {{"ranks", AttrType::Int, false}, {"tp_sharded", AttrType::Ints, false}}, {}},
       {KernelId::AdamW, "adamw", 5, 5, 3,
        {{"lr", AttrType::Float, true},
         {"beta1", AttrType::Float, true},
@@ -109,6 +114,7 @@ const std::vector<KernelSpec>& table() {
       {KernelId::SyncParam, "sync_param", 1, 1, 1, {{"ranks", AttrType::Int, true}}, {0}, {0}},
       {KernelId::LinearInt8, "linear_int8", 3, 4, 1, {{"activations", AttrType::String, true}}, {}},
       {KernelId::FakeQuant, "fake_quant", 1, 1, 1, {{"axis", AttrType::Int, true}}, {}},
+      {KernelId::TpAllReduce, "tp_all_reduce", 1, 1, 1, {{"ranks", AttrType::Int, true}}, {}},
       {KernelId::Cast, "cast", 1, 1, 1, {}, {}},
       {KernelId::DistillSoftCe, "distill_soft_ce", 2, 2, 1,
        {{"temperature", AttrType::Float, true}, {"scale", AttrType::Float, true}}, {}},
@@ -152,7 +158,7 @@ bool writes_persistent(KernelId id) { return is_optimizer_kernel(id) || id == Ke
 
 bool is_collective_kernel(KernelId id) {
   return id == KernelId::AllReduce || id == KernelId::ReduceScatter || id == KernelId::AllGather ||
-         id == KernelId::SyncParam;
+         id == KernelId::SyncParam || id == KernelId::TpAllReduce;
 }
 
 // --- Learning-rate schedule ----------------------------------------------------------
@@ -292,6 +298,15 @@ void check_ranks(const KernelLaunch& l, int64_t ranks, bool local_allowed) {
   if (ranks > 1 && !l.ctx.comm) fail("a collective needs a communicator, and the launch has none");
 }
 
+// Tensor parallelism: `vocab_shards` (0 or 1: none) must be the run's tensor-parallel size.
+void check_vocab_shards(const KernelLaunch& l) {
+  int64_t v = l.attrs->get_int("vocab_shards", 0);
+  if (v < 0) fail("attribute 'vocab_shards' must be >= 0, not {}", v);
+  if (v > 1 && v != l.ctx.tp_size)
+    fail("compiled for {} tensor-parallel ranks (attribute 'vocab_shards'), but this run has {}", v, l.ctx.tp_size);
+  if (v > 1 && !l.ctx.tp_comm) fail("a vocab-parallel kernel needs a tensor-parallel communicator, and the launch has none");
+}
+
 // `loss_scaling` is 0 or 1, and the call's loss scale L a positive number.
 void check_loss_scaling(const KernelLaunch& l) {
   int64_t ls = l.attrs->get_int("loss_scaling", 0);
@@ -319,6 +334,7 @@ void check_launch(const KernelLaunch& l) {
       expect_shape(y, in[0].shape, "pos (output 0)");
       break;
     case KernelId::Embedding: {
+      check_vocab_shards(l);
       expect_dtype(in[0], DType::I64, "ids (input 0)");
       expect_float(in[1], "table (input 1)");
       if (in[1].shape.size() != 2) fail("table (input 1) must be [V,H], got {}", shape_str(in[1].shape));
@@ -459,6 +475,7 @@ void check_launch(const KernelLaunch& l) {
       expect_shape(y, in[0].shape, "y (output 0)");
       break;
     case KernelId::CrossEntropy: {
+      check_vocab_shards(l);
       int64_t shift = a.get_int("shift", 0);
       if (shift != 0 && shift != 1) fail("attribute 'shift' must be 0 or 1, not {}", shift);
       expect_float(in[0], "logits (input 0)");
@@ -472,6 +489,7 @@ void check_launch(const KernelLaunch& l) {
     }
     // --- Training kernels ---
     case KernelId::EmbeddingGrad: {
+      check_vocab_shards(l);
       expect_dtype(in[0], DType::I64, "ids (input 0)");
       expect_float(in[1], "dy (input 1)");
       if (y.shape.size() != 2 || y.shape[0] <= 0)
@@ -596,6 +614,7 @@ void check_launch(const KernelLaunch& l) {
       expect_shape(y, in[0].shape, "dx (output 0)");
       break;
     case KernelId::CrossEntropyGrad: {
+      check_vocab_shards(l);
       int64_t shift = a.get_int("shift", 0);
       if (shift != 0 && shift != 1) fail("attribute 'shift' must be 0 or 1, not {}", shift);
       check_loss_scaling(l);
@@ -610,6 +629,14 @@ void check_launch(const KernelLaunch& l) {
     }
     case KernelId::GlobalNorm:
       if (a.has("ranks")) check_ranks(l, a.get_int("ranks"), true);
+      if (a.has("tp_sharded") && a.all().at("tp_sharded").type == AttrType::Ints) {
+        const auto& flags = a.all().at("tp_sharded").ints;
+        if (static_cast<int>(flags.size()) != nin)
+          fail("attribute 'tp_sharded' has {} flags for {} inputs", flags.size(), nin);
+        for (int64_t f : flags)
+          if (f != 0 && f != 1) fail("attribute 'tp_sharded' must hold 0 or 1, not {}", f);
+        if (!l.ctx.tp_comm) fail("tp_sharded needs a tensor-parallel communicator, and the launch has none");
+      }
       for (int i = 0; i < nin; ++i)
         if (!dtype_is_float(in[i].dtype))
           fail("input {} must be a float tensor, not {}", i, dtype_name(in[i].dtype));
@@ -654,6 +681,17 @@ void check_launch(const KernelLaunch& l) {
         fail("attribute 'momentum' must be >= 0");
       }
       LrSchedule::from_attrs(a);
+      break;
+    }
+    case KernelId::TpAllReduce: {
+      int64_t R = a.get_int("ranks");
+      if (R < 1) fail("attribute 'ranks' must be >= 1, not {}", R);
+      if (R != l.ctx.tp_size)
+        fail("compiled for {} tensor-parallel ranks (attribute 'ranks'), but this run has {}", R, l.ctx.tp_size);
+      if (!l.ctx.tp_comm) fail("tp_all_reduce needs a tensor-parallel communicator, and the launch has none");
+      expect_float(in[0], "input 0");
+      expect_dtype(y, in[0].dtype, "output 0");
+      expect_shape(y, in[0].shape, "output 0");
       break;
     }
     case KernelId::AllReduce:

@@ -58,6 +58,8 @@ enum class KernelId : uint16_t {
   // Quantized inference (docs/kernels.md "Quantization").
   LinearInt8,
   FakeQuant,
+  // Tensor parallelism (docs/kernels.md "Collectives"), through LaunchContext::tp_comm.
+  TpAllReduce,
   // Element type conversion (bmsys-mixed-precision's casts between f32 master weights
   // and bf16/f16 compute).
   Cast,
@@ -164,6 +166,12 @@ struct LaunchContext {
   Communicator* comm = nullptr;
   int rank = 0;
   int world_size = 1;
+  // The tensor-parallel group (bmsys-tensor-parallel; never null in an executor's
+  // launches, size 1 without tensor parallelism): tp_all_reduce, and embedding,
+  // cross_entropy(_grad), global_norm with their tensor-parallel attributes.
+  Communicator* tp_comm = nullptr;
+  int tp_rank = 0;
+  int tp_size = 1;
 };
 
 struct KernelLaunch {

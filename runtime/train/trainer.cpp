@@ -92,20 +92,21 @@ std::vector<StepMetrics> train(Executor& ex, const TrainOptions& o) {
   if (o.steps < 0) fail("--steps must be >= 0");
   if (o.save_every < 0) fail("--save-every must be >= 0");
   // Data parallelism: rank r trains on rows [r*B/R, (r+1)*B/R) of each global batch.
-  const int64_t R = ex.world_size(), rank = ex.rank();
+  // With tensor parallelism the ranks of a tensor-parallel group share rows.
+  const int64_t R = ex.dp_size(), rank = ex.dp_rank(), world_rank = ex.rank();
   if (o.batch % R != 0)
     fail("--batch {} is not divisible by the {} data-parallel ranks (each rank takes B/R rows of every "
          "global batch)",
          o.batch, R);
   const int64_t local_batch = o.batch / R;
-  const bool lead = rank == 0;  // only rank 0 prints progress and writes metrics
+  const bool lead = world_rank == 0;  // only rank 0 prints progress and writes metrics
   const ProgressMode progress = lead ? o.progress : ProgressMode::None;
   // Test hook (docs/distributed.md): BMSYS_TEST_KILL_RANK=R makes rank R _exit(9) at
   // the start of step BMSYS_TEST_KILL_STEP (default 3), or hang there with
   // BMSYS_TEST_HANG=1.
   int64_t kill_step = -1;
   bool hang = false;
-  if (const char* kr = std::getenv("BMSYS_TEST_KILL_RANK"); kr && *kr && std::atoll(kr) == rank) {
+  if (const char* kr = std::getenv("BMSYS_TEST_KILL_RANK"); kr && *kr && std::atoll(kr) == world_rank) {
     const char* ks = std::getenv("BMSYS_TEST_KILL_STEP");
     kill_step = ks && *ks ? std::atoll(ks) : 3;
     const char* h = std::getenv("BMSYS_TEST_HANG");
@@ -179,7 +180,7 @@ std::vector<StepMetrics> train(Executor& ex, const TrainOptions& o) {
     auto t0 = std::chrono::steady_clock::now();
     if (T == kill_step) {
       std::fprintf(stderr, "bmsys-run: rank %lld: BMSYS_TEST_KILL_RANK: %s at step %lld\n",
-                   static_cast<long long>(rank), hang ? "hanging" : "exiting with status 9",
+                   static_cast<long long>(world_rank), hang ? "hanging" : "exiting with status 9",
                    static_cast<long long>(T));
       std::fflush(stderr);
       if (hang)

@@ -22,6 +22,7 @@
 #include "runtime/backends/backend.h"
 #include "runtime/backends/cuda/compute_dtype.h"
 #include "runtime/collectives/communicator.h"
+#include "runtime/core/mesh.h"
 #include "runtime/core/artifact.h"
 #include "runtime/core/error.h"
 #include "runtime/core/executor.h"
@@ -126,13 +127,7 @@ std::unique_ptr<Executor> make_executor(const Common& c, const DistributedEnv* e
   eo.weights = c.weights;
   if (env) {
     // Refuse a world size the artifact was not compiled for before connecting.
-    const int dp = static_cast<int>(std::max<uint32_t>(artifact->data_parallel_ranks, 1));
-    if (dp != env->world_size)
-      fail("{}: the artifact is compiled for {} data-parallel rank{} (data_parallel_ranks), but this run has "
-           "{} (world size); run it with {}",
-           artifact->path, dp, dp == 1 ? "" : "s", env->world_size,
-           dp == 1 ? std::string("one process (no --nproc, WORLD_SIZE unset or 1)")
-                   : fmt::format("--nproc {} (or WORLD_SIZE={})", dp, dp));
+    check_world_size(*artifact, env->world_size);
     eo.comm = create_communicator(*env, *backend);
   }
   auto executor = std::make_unique<Executor>(artifact, backend, eo);
@@ -475,10 +470,11 @@ int main(int argc, char** argv) {
       const char* launched = std::getenv("BMSYS_LAUNCHED");
       if (nproc > 1 && !(launched && *launched)) {
         auto art = load_artifact(tc.artifact);
-        const int dp = static_cast<int>(std::max<uint32_t>(art->data_parallel_ranks, 1));
-        if (dp != nproc)
-          fail("{}: the artifact is compiled for {} data-parallel rank{} (data_parallel_ranks), not --nproc {}",
-               art->path, dp, dp == 1 ? "" : "s", nproc);
+        const Mesh mesh = Mesh::of(*art);
+        if (mesh.world() != nproc)
+          fail("{}: the artifact is compiled for {}{} ({}), not --nproc {}", art->path, mesh.describe(),
+               mesh.tp > 1 ? fmt::format(" = {} ranks", mesh.world()) : std::string(),
+               mesh.tp > 1 ? "data_parallel_ranks x tensor_parallel_ranks" : "data_parallel_ranks", nproc);
         return launch_ranks(nproc, tc.threads, argv);
       }
       DistributedEnv env = distributed_env_from_environment(comm_timeout);

@@ -12,6 +12,7 @@
 #include "runtime/backends/cpu/cpu_distill.h"
 #include "runtime/backends/cpu/cpu_kernels.h"
 #include "runtime/backends/cpu/cpu_moe.h"
+#include "runtime/backends/cpu/cpu_tensor_parallel.h"
 #include "runtime/collectives/communicator.h"
 #include "runtime/core/error.h"
 #include "runtime/io/convert.h"
@@ -125,6 +126,11 @@ void CpuBackend::launch(const KernelLaunch& l) {
       cpu::positions(y.as<int64_t>(), in[0].shape[0], in[0].shape[1], l.ctx.start_pos);
       return;
     case KernelId::Embedding:
+      if (a.get_int("vocab_shards", 0) > 1) {
+        cpu::embedding_vocab_parallel(y.as<float>(), in[0].as<int64_t>(), in[0].numel(), in[1].as<float>(),
+                                      in[1].shape[0], in[1].shape[1], l.ctx.tp_rank, l.ctx.tp_size);
+        return;
+      }
       cpu::embedding(y.as<float>(), in[0].as<int64_t>(), in[0].numel(), in[1].as<float>(),
                      in[1].shape[0], in[1].shape[1]);
       return;
@@ -208,6 +214,12 @@ void CpuBackend::launch(const KernelLaunch& l) {
       cpu::mul(y.as<float>(), in[0].as<float>(), in[1].as<float>(), in[0].numel());
       return;
     case KernelId::CrossEntropy: {
+      if (a.get_int("vocab_shards", 0) > 1) {
+        *y.as<float>() = static_cast<float>(cpu::cross_entropy_vocab_parallel(
+            in[0].as<float>(), in[1].as<int64_t>(), in[0].shape[0], in[0].shape[1], in[0].shape[2],
+            a.get_int("shift", 0) != 0, l.ctx.tp_rank, *l.ctx.tp_comm));
+        return;
+      }
       double loss = cpu::cross_entropy(in[0].as<float>(), in[1].as<int64_t>(), in[0].shape[0],
                                        in[0].shape[1], in[0].shape[2], a.get_int("shift", 0) != 0);
       *y.as<float>() = static_cast<float>(loss);
@@ -216,6 +228,11 @@ void CpuBackend::launch(const KernelLaunch& l) {
     // --- Training kernels ---
     case KernelId::EmbeddingGrad: {
       int64_t H = in[1].shape.back();
+      if (a.get_int("vocab_shards", 0) > 1) {
+        cpu::embedding_grad_vocab_parallel(y.as<float>(), in[0].as<int64_t>(), in[0].numel(), in[1].as<float>(),
+                                           y.shape[0], H, l.ctx.tp_rank, l.ctx.tp_size);
+        return;
+      }
       cpu::embedding_grad(y.as<float>(), in[0].as<int64_t>(), in[0].numel(), in[1].as<float>(),
                           y.shape[0], H);
       return;
@@ -291,6 +308,14 @@ void CpuBackend::launch(const KernelLaunch& l) {
       cpu::silu_grad(y.as<float>(), in[0].as<float>(), in[1].as<float>(), in[0].numel());
       return;
     case KernelId::CrossEntropyGrad:
+      if (a.get_int("vocab_shards", 0) > 1) {
+        cpu::cross_entropy_grad_vocab_parallel(y.as<float>(), in[0].as<float>(), in[1].as<int64_t>(),
+                                               in[0].shape[0], in[0].shape[1], in[0].shape[2],
+                                               a.get_int("shift", 0) != 0,
+                                               a.get_int("loss_scaling", 0) != 0 ? l.ctx.loss_scale : 1.0,
+                                               l.ctx.tp_rank, *l.ctx.tp_comm);
+        return;
+      }
       cpu::cross_entropy_grad(y.as<float>(), in[0].as<float>(), in[1].as<int64_t>(),
                               in[0].shape[0], in[0].shape[1], in[0].shape[2],
                               a.get_int("shift", 0) != 0,
@@ -298,12 +323,27 @@ void CpuBackend::launch(const KernelLaunch& l) {
       return;
     case KernelId::GlobalNorm: {
       double ss = 0;
-      for (const TensorView& t : in) ss += cpu::sum_squares(t.as<float>(), t.numel());
+      if (a.has("tp_sharded") && a.all().at("tp_sharded").type == AttrType::Ints) {
+        // Tensor parallelism: the squares of sharded gradients summed over the
+        // tensor-parallel group, replicated ones counted once.
+        const auto& flags = a.all().at("tp_sharded").ints;
+        double sharded = 0;
+        for (size_t i = 0; i < in.size(); ++i)
+          (flags[i] ? sharded : ss) += cpu::sum_squares(in[i].as<float>(), in[i].numel());
+        l.ctx.tp_comm->all_reduce(&sharded, DType::F64, 1, ReduceOp::Sum);
+        ss += sharded;
+      } else {
+        for (const TensorView& t : in) ss += cpu::sum_squares(t.as<float>(), t.numel());
+      }
       // Inputs are shards (ZeRO): the local sums of squares are summed over the ranks.
       if (a.get_int("ranks", 0) > 1) l.ctx.comm->all_reduce_host_f64(&ss, 1);
       *y.as<float>() = static_cast<float>(std::sqrt(ss));
       return;
     }
+    case KernelId::TpAllReduce:
+      std::memcpy(y.data, in[0].data, in[0].bytes());
+      l.ctx.tp_comm->all_reduce(y.data, y.dtype, y.numel(), ReduceOp::Sum);
+      return;
     case KernelId::AllReduce:
       std::memcpy(y.data, in[0].data, in[0].bytes());
       l.ctx.comm->all_reduce(y.data, y.dtype, y.numel(), reduce_op_from_name(a.get_string("reduction")));
