@@ -477,8 +477,13 @@ struct Fit : bmsys::impl::BmsysFitBase<Fit> {
                     signalPassFailure();
                     return {};
                   }
-                } else {
+                } else if (policy == "none" || policy == "every") {
                   c.checkpoint = policy;
+                } else {
+                  getOperation().emitError() << "bmsys-fit: checkpoint policy '" << policy
+                                             << "' is not none, every or every-K";
+                  signalPassFailure();
+                  return {};
                 }
                 out.push_back(c);
               }

@@ -37,9 +37,9 @@ fit() {  # fit MODEL NAME OPTIONS...
   cat "$OUTDIR/$name.txt"
 }
 fit "$TMP/train.mlir" train-1 "gpus=1 seq=2048 micro-batches=1,2,4 checkpoint=none,every options={mixed-precision=bf16}"
-fit "$TMP/train.mlir" train-2 "gpus=2 seq=2048 micro-batches=2 zero-stages=1,2,3 checkpoint=every options={mixed-precision=bf16}"
+fit "$TMP/train.mlir" train-2 "gpus=2 seq=2048 micro-batches=2 zero-stages=1,2,3 checkpoint=every tensor-parallel=1 options={mixed-precision=bf16}"
 for s in 1024 2048 4096; do
-  fit "$TMP/infer.mlir" "infer-$s" "mode=infer seq=$s batch=1 quantize=none"
+  fit "$TMP/infer.mlir" "infer-$s" "mode=infer seq=$s batch=1 quantize=none memory-schedule=off dtype=bf16"
 done
 
 # One artifact per candidate that fits, compiled with the candidate's own pipeline.
