@@ -2,7 +2,9 @@
 #include "passes/compress/CompressConfig.h"
 
 #include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringSet.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
 
 #include <cmath>
@@ -48,7 +50,7 @@ public:
     if (!d || !std::isfinite(*d))
       return fail(key, "must be a number");
     if (minExclusive ? !(*d > min) : !(*d >= min))
-      return fail(key, llvm::Twine("must be ") + (minExclusive ? "> " : ">= ") + llvm::Twine(min));
+      return fail(key, llvm::formatv("must be {0} {1}", minExclusive ? ">" : ">=", min).str());
     out = *d;
   }
   void integer(llvm::StringRef key, int64_t &out, int64_t min, int64_t max = INT32_MAX) {
