@@ -259,7 +259,7 @@ struct Prune : bmsys::impl::BmsysPruneBase<Prune> {
         return failure();
       }
       if (group > 1 ? (count % kvHeads || count / kvHeads >= group) : count >= heads) {
-        attn.emitError() << "bmsys-prune: heads: cannot remove count=" << count << " of "
+        attn.emitError() << "bmsys-prune: heads: cannot remove count=" << static_cast<int64_t>(count) << " of "
                          << heads << " query heads with " << kvHeads
                          << " key/value heads (with grouped-query attention, count must be a "
                             "multiple of num_kv_heads and leave a head in every group)";
@@ -317,7 +317,7 @@ struct Prune : bmsys::impl::BmsysPruneBase<Prune> {
     SmallVector<BlockOp> blocks;
     module.walk([&](BlockOp block) { blocks.push_back(block); });
     if (count >= static_cast<int64_t>(blocks.size())) {
-      module.emitError() << "bmsys-prune: layers: cannot remove count=" << count << " of "
+      module.emitError() << "bmsys-prune: layers: cannot remove count=" << static_cast<int64_t>(count) << " of "
                          << blocks.size() << " blocks";
       return failure();
     }
