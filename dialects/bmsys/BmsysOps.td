@@ -152,6 +152,10 @@ def Bmsys_EmbeddingOp : Bmsys_Op<"embedding", [DeclareOpInterfaceMethods<Bmsys_D
   let arguments = (ins Bmsys_IdTensor:$ids, Bmsys_FloatTensor:$table,
                        OptionalAttr<I64Attr>:$vocab_shards);
   let results = (outs Bmsys_FloatTensor:$result);
+  // The importer's lookup: the whole vocabulary.
+  let builders = [OpBuilder<(ins "mlir::Type":$result, "mlir::Value":$ids, "mlir::Value":$table), [{
+    build($_builder, $_state, result, ids, table, /*vocab_shards=*/mlir::IntegerAttr());
+  }]>];
   let assemblyFormat = "$ids `,` $table attr-dict `:` functional-type(operands, results)";
   let hasVerifier = 1;
 }
