@@ -53,17 +53,17 @@
 // STEP: bmsys.cross_entropy %{{.*}}, %{{.*}} {shift, vocab_shards = 2 : i64}
 // STEP: bmsys.cross_entropy_grad %{{.*}}, %{{.*}} {shift, vocab_shards = 2 : i64}
 // STEP: %[[DX:.*]] = bmsys.linear_grad_input {{.*}} -> tensor<?x?x8xf32>
-// STEP-NEXT: bmsys.tp_all_reduce %[[DX]] {ranks = 2 : i64}
+// STEP: bmsys.tp_all_reduce %[[DX]] {ranks = 2 : i64}
 // STEP: bmsys.embedding_grad %{{.*}}, %{{.*}} {vocab_shards = 2 : i64} : {{.*}} -> tensor<8x8xf32>
 // STEP: bmsys.global_norm {{.*}} {tp_sharded = [1, 0, 1, 1, 1, 1, 0, 1, 1, 1, 0, 1]}
 
 // Lowered: tp_copy is no kernel; the slices stay on the weights and states.
 // LOWER: module attributes {{{.*}}bmsys_rt.tensor_parallel = 2 : i64
-// LOWER: bmsys_rt.weight @q : f32[4, 8] {{.*}}tp_dim = 0 : i64, tp_ranks = 2 : i64
-// LOWER: bmsys_rt.state @q.exp_avg : f32[4, 8] {{.*}}tp_dim = 0 : i64, tp_ranks = 2 : i64
+// LOWER: bmsys_rt.weight @q {{{.*}}shape = array<i64: 4, 8>, tp_dim = 0 : i64, tp_ranks = 2 : i64}
+// LOWER: bmsys_rt.state @q.exp_avg {{{.*}}shape = array<i64: 4, 8>, tp_dim = 0 : i64, tp_ranks = 2 : i64}
 // LOWER-NOT: "tp_copy"
 // LOWER: bmsys_rt.launch "tp_all_reduce"
 
 // HEADS: error: 'bmsys.attention' op bmsys-tensor-parallel: 4 query and 2 key/value heads cannot be split over 4 ranks
-// VOCAB: error: 'bmsys.embedding' op bmsys-tensor-parallel: dimension 0 of 'embed' (tensor<16x8xf32>) is not divisible by degree 3
+// VOCAB: error: 'bmsys.embedding' op bmsys-tensor-parallel: dimension 0 of 'embed' ('tensor<16x8xf32>') is not divisible by degree 3
 // ORDER: error: bmsys-tensor-parallel: run it before bmsys-autodiff
