@@ -168,10 +168,10 @@ struct CudaBackend::Impl {
   int device = 0;
   cudaDeviceProp prop{};
   bool use_graphs = true, use_pdl = true, use_gemv = true, use_fuse = true, use_flash = true;
-  // BMSYS_CUDA_GEMV: 1 tuned per shape, 2 register kernel, 3 pipelined kernel, 4 streaming
-  // kernel, 0 off (cuBLASLt; the default, see below).
+  // BMSYS_CUDA_GEMV: 1 tuned per shape, 2 register kernel, 3 pipelined kernel, 0 off
+  // (cuBLASLt; the default, see below).
   int gemv_variant = 1;
-  std::unordered_map<std::string, int> gemv_pick;  // shape -> variant (0 cuBLASLt, 2, 3, 4)
+  std::unordered_map<std::string, int> gemv_pick;  // shape -> variant (0 cuBLASLt, 2, 3)
   void* tune_buf = nullptr;
   size_t tune_bytes = 0;
   cudaEvent_t tune_ev[2] = {nullptr, nullptr};
@@ -431,7 +431,7 @@ struct CudaBackend::Impl {
 
   // The rms_norm op i can be the prologue of the GEMV(s) that follow it.
   bool norm_fusable(int i, const std::vector<char>& used) const {
-    if (gemv_variant != 1 && gemv_variant != 3 && gemv_variant != 4) return false;
+    if (gemv_variant != 1 && gemv_variant != 3) return false;
     const Op& r = ops[i];
     const int k = next_unused(i, used);
     if (k < 0 || !gemv_ok(ops[k])) return false;
@@ -659,9 +659,8 @@ struct CudaBackend::Impl {
     for (int j = 0; j < njobs; ++j) totalN += jobs[j].N;
     const std::string key = fmt::format("{}:{}:{}:{}:{}:{}", static_cast<int>(t), M, K, totalN, njobs,
                                         cublas_ok ? 1 : 0);
-    // A fused rms_norm runs in the pipelined (3) or the streaming (4) kernel: the
-    // streaming one when it won the tuning of this shape.
-    auto choose = [norm](int v) { return norm ? (v == 4 ? 4 : 3) : v; };
+    // A fused rms_norm runs in the pipelined kernel.
+    auto choose = [norm](int v) { return norm ? 3 : v; };
     auto it = gemv_pick.find(key);
     if (it != gemv_pick.end()) return choose(it->second);
     if (capturing) return choose(3);
@@ -706,10 +705,7 @@ struct CudaBackend::Impl {
       }
     };
     std::vector<int> cands = {2};
-    if (gemv_pipelined(t, x, M, K, jobs, njobs)) {
-      cands.push_back(3);
-      cands.push_back(4);
-    }
+    if (gemv_pipelined(t, x, M, K, jobs, njobs)) cands.push_back(3);
     if (cublas_ok && njobs == 1) {
       GemmArgs g;
       g.dtype = t;

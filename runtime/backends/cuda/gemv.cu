@@ -316,157 +316,6 @@ void launch_pipe(const Launch& L, const GemvK<T>& a, int num_sms) {
                 gemv_pipe_kernel<T, MT, NORM>, a, xbytes);
 }
 
-// --- the streaming GEMV ------------------------------------------------------------------
-// The jobs' rows are split into equal contiguous ranges, one per warp of a grid that fills
-// every SM (4 blocks of 4 warps each). A warp streams its range (contiguous in memory
-// within a job) as 512-byte chunks, 16 bytes per lane, through two register buffers of
-// kStreamDepth chunks: while one buffer's kStreamDepth loads are in flight the other is
-// consumed, so the memory pipe never drains between rows or batches. x sits in shared
-// memory. The first buffer is loaded before griddepcontrol.wait. 128-thread blocks keep
-// the fused RMS norm bit-identical to the rms_norm kernel (stage_x).
-constexpr int kStreamWarps = 4;
-constexpr int kStreamBlocksPerSm = 4;
-constexpr int kStreamDepth = 8;
-
-// Dot product of two 16-byte packs in f32 (the same products and the same order as the
-// other kernels: e = 0..PN-1 into one partial sum), computed from the raw words.
-template <class T>
-__device__ __forceinline__ float dot_pack(const uint4& w, const uint4& x) {
-  Pack<T> wp, xp;
-  *reinterpret_cast<uint4*>(&wp) = w;
-  *reinterpret_cast<uint4*>(&xp) = x;
-  float t = 0.f;
-#pragma unroll
-  for (int e = 0; e < Pack<T>::N; ++e) t = fmaf(to_f(wp.v[e]), to_f(xp.v[e]), t);
-  return t;
-}
-template <>
-__device__ __forceinline__ float dot_pack<__nv_bfloat16>(const uint4& w, const uint4& x) {
-  // bf16 -> f32 is a 16-bit shift: no conversion instructions, no local-memory arrays.
-  const unsigned ww[4] = {w.x, w.y, w.z, w.w}, xx[4] = {x.x, x.y, x.z, x.w};
-  float t = 0.f;
-#pragma unroll
-  for (int q = 0; q < 4; ++q) {
-    t = fmaf(__uint_as_float(ww[q] << 16), __uint_as_float(xx[q] << 16), t);
-    t = fmaf(__uint_as_float(ww[q] & 0xffff0000u), __uint_as_float(xx[q] & 0xffff0000u), t);
-  }
-  return t;
-}
-
-template <class T>
-struct StreamCursor {
-  const T* w = nullptr;  // the current row's weights
-  int64_t row = 0, c = 0;
-};
-
-template <class T>
-__device__ __forceinline__ const T* stream_row_ptr(const GemvK<T>& a, int64_t r) {
-  int j = 0;
-  while (j + 1 < a.njobs && r >= a.row_start[j + 1]) ++j;
-  return a.w[j] + (r - a.row_start[j]) * a.K;
-}
-
-template <class T, int MT, bool NORM>
-__global__ void __launch_bounds__(kStreamWarps * 32, kStreamBlocksPerSm)
-    gemv_stream_kernel(GemvK<T> a, int64_t rows_per_warp) {
-  pdl_trigger();
-  constexpr int PN = Pack<T>::N;
-  constexpr int D = kStreamDepth;
-  extern __shared__ uint4 gemv_smem[];
-  T* const xs = reinterpret_cast<T*>(gemv_smem);
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int64_t gw = (int64_t)blockIdx.x * kStreamWarps + warp;
-  const int64_t R = a.row_start[a.njobs];
-  const int64_t r0 = min(R, gw * rows_per_warp), r1 = min(R, r0 + rows_per_warp);
-  const int64_t K = a.K, nv = K / PN, C = (nv + 31) / 32;
-  const int64_t total = (r1 - r0) * C;  // chunks of this warp
-
-  // Producer cursor: the next chunk to load.
-  StreamCursor<T> pc;
-  pc.row = r0;
-  if (r0 < r1) pc.w = stream_row_ptr(a, r0);
-  int64_t loaded = 0;
-  auto load_group = [&](uint4 (&buf)[D]) {
-#pragma unroll
-    for (int u = 0; u < D; ++u) {
-      if (loaded < total) {
-        const int64_t pk = pc.c * 32 + lane;
-        if (pk < nv) buf[u] = __ldg(reinterpret_cast<const uint4*>(pc.w + pk * PN));
-        ++loaded;
-        if (++pc.c == C) {
-          pc.c = 0;
-          if (++pc.row < r1) pc.w = stream_row_ptr(a, pc.row);
-        }
-      }
-    }
-  };
-
-  uint4 b0[D], b1[D];
-  load_group(b0);
-  pdl_wait();
-  stage_x<T, NORM>(a, xs);
-
-  // Consumer cursor.
-  float acc[MT];
-#pragma unroll
-  for (int m = 0; m < MT; ++m) acc[m] = 0.f;
-  int64_t done = 0, cc = 0, crow = r0;
-  auto consume_group = [&](const uint4 (&buf)[D]) {
-#pragma unroll
-    for (int u = 0; u < D; ++u) {
-      if (done < total) {
-        const int64_t pk = cc * 32 + lane;
-        if (pk < nv) {
-#pragma unroll
-          for (int m = 0; m < MT; ++m)
-            if (m < a.M) acc[m] += dot_pack<T>(buf[u], *reinterpret_cast<const uint4*>(xs + m * K + pk * PN));
-        }
-        ++done;
-        if (++cc == C) {
-          int j = 0;
-          while (j + 1 < a.njobs && crow >= a.row_start[j + 1]) ++j;
-          const int64_t n = crow - a.row_start[j];
-#pragma unroll
-          for (int m = 0; m < MT; ++m) {
-            const float v = warp_sum(acc[m]);
-            if (lane == 0 && m < a.M) gemv_store(a, j, m, n, v);
-            acc[m] = 0.f;
-          }
-          cc = 0;
-          ++crow;
-        }
-      }
-    }
-  };
-  while (done < total) {
-    load_group(b1);
-    consume_group(b0);
-    if (done >= total) break;
-    load_group(b0);
-    consume_group(b1);
-  }
-}
-
-template <class T, int MT, bool NORM>
-void launch_stream(const Launch& L, const GemvK<T>& a, int num_sms) {
-  const int64_t R = a.row_start[a.njobs];
-  const int64_t xbytes = (a.M * a.K * static_cast<int64_t>(sizeof(T)) + 15) / 16 * 16;
-  const int64_t warps = static_cast<int64_t>(num_sms) * kStreamBlocksPerSm * kStreamWarps;
-  const int64_t per_warp = (R + warps - 1) / warps;
-  const int64_t used = (R + per_warp - 1) / per_warp;
-  const unsigned grid = static_cast<unsigned>((used + kStreamWarps - 1) / kStreamWarps);
-  static bool attrs_set = false;
-  if (!attrs_set) {
-    check_cuda(cudaFuncSetAttribute(gemv_stream_kernel<T, MT, NORM>,
-                                    cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    static_cast<int>(kPipeMaxXBytes)),
-               "cudaFuncSetAttribute", "linear(gemv)");
-    attrs_set = true;
-  }
-  launch_kernel(L, "linear(gemv)", grid, kStreamWarps * 32, static_cast<size_t>(xbytes),
-                gemv_stream_kernel<T, MT, NORM>, a, per_warp);
-}
-
 template <class T, int MT>
 void launch_gemv(const Launch& L, const GemvK<T>& a, bool vec) {
   const unsigned grid = static_cast<unsigned>(a.block_start[a.njobs]);
@@ -501,14 +350,7 @@ __global__ void gemm_simt_kernel(T* y, const T* x, const T* w, const T* bias, in
 }  // namespace
 
 template <class T, bool NORM>
-void launch_pipe_m(const Launch& L, const GemvK<T>& a, int64_t M, int num_sms, bool stream) {
-  if (stream) {
-    if (M == 1) launch_stream<T, 1, NORM>(L, a, num_sms);
-    else if (M == 2) launch_stream<T, 2, NORM>(L, a, num_sms);
-    else if (M <= 4) launch_stream<T, 4, NORM>(L, a, num_sms);
-    else launch_stream<T, 8, NORM>(L, a, num_sms);
-    return;
-  }
+void launch_pipe_m(const Launch& L, const GemvK<T>& a, int64_t M, int num_sms) {
   if (M == 1) launch_pipe<T, 1, NORM>(L, a, num_sms);
   else if (M == 2) launch_pipe<T, 2, NORM>(L, a, num_sms);
   else if (M <= 4) launch_pipe<T, 4, NORM>(L, a, num_sms);
@@ -541,19 +383,18 @@ void gemv(const Launch& L, DType t, const void* x, int64_t M, int64_t K, const G
       a.row_start[j + 1] = a.row_start[j] + jobs[j].N;
     }
     const bool pipe_fits = M * K * static_cast<int64_t>(sizeof(T)) <= kPipeMaxXBytes;
-    const bool stream = variant == 4;
-    const bool pipe_variant = variant == 1 || variant == 3 || stream;
+    const bool pipe_variant = variant == 1 || variant == 3;
     if (norm) {
       if (!pipe_variant || !vec || !pipe_fits || !aligned16(norm->x) || !aligned16(norm->gamma))
-        fail("cuda backend: gemv: a fused rms_norm needs the pipelined or streaming GEMV and 16-byte rows");
+        fail("cuda backend: gemv: a fused rms_norm needs the pipelined GEMV and 16-byte rows");
       a.norm_x = static_cast<const T*>(norm->x);
       a.gamma = static_cast<const T*>(norm->gamma);
       a.eps = norm->eps;
-      launch_pipe_m<T, true>(L, a, M, num_sms, stream);
+      launch_pipe_m<T, true>(L, a, M, num_sms);
       return;
     }
     if (pipe_variant && vec && pipe_fits) {
-      launch_pipe_m<T, false>(L, a, M, num_sms, stream);
+      launch_pipe_m<T, false>(L, a, M, num_sms);
       return;
     }
     if (M == 1) launch_gemv<T, 1>(L, a, vec);

@@ -105,11 +105,10 @@ struct GemvJob {
   void* out = nullptr;          // epilogue output [M, N]
 };
 // variant 1 or 3: the pipelined kernel (cp.async staging, persistent warps; needs 16-byte
-// rows and x of at most 64 KB), 4: the streaming kernel (the same conditions; equal
-// contiguous row ranges per warp, double-buffered register loads), 2: the register
-// kernel. Falls back to 2 where the pipelined/streaming kernels do not apply.
+// rows and x of at most 64 KB), 2: the register kernel. Falls back to 2 where the
+// pipelined kernel does not apply.
 // With `norm`, x is first computed as rms_norm(norm->x, norm->gamma) (and written to x,
-// bit-identical to the rms_norm kernel); needs variant 1, 3 or 4 and 16-byte rows.
+// bit-identical to the rms_norm kernel); needs variant 1 or 3 and 16-byte rows.
 struct GemvNorm {
   const void* x = nullptr;
   const void* gamma = nullptr;

@@ -64,9 +64,11 @@ struct RopeArgs {
   int64_t heads[2];
 };
 
-// Thread per (token, i < D/2) of the tensor blockIdx.y, looping over the heads: the
-// angle (in f64, as the CPU reference computes it: positions reach thousands of
-// radians) and its sine and cosine are computed once and applied to every head.
+// Thread per (token, group of eight heads, i < D/2) of the tensor blockIdx.y: the angle
+// (in f64, as the CPU reference computes it: positions reach thousands of radians) and
+// its sine and cosine are computed by each thread and applied to its eight heads, whose
+// loads are issued together. A decode step (one token) thus has D/2 x heads/8 threads
+// and one round of load latency instead of heads/8.
 template <class T>
 __global__ void rope_kernel(RopeArgs<T> a, const int64_t* pos, int64_t T_, int64_t D,
                             double log2_theta) {
@@ -77,34 +79,33 @@ __global__ void rope_kernel(RopeArgs<T> a, const int64_t* pos, int64_t T_, int64
   T* y = a.y[which];
   const int64_t N = a.heads[which];
   const int64_t half = D / 2;
-  const int64_t n = T_ * half;
+  const int64_t groups = (N + 7) / 8;
+  const int64_t n = T_ * groups * half;
   for (int64_t idx = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; idx < n;
        idx += (int64_t)gridDim.x * blockDim.x) {
     const int64_t i = idx % half;
-    const int64_t t = idx / half;
+    const int64_t rest = idx / half;
+    const int64_t h0 = (rest % groups) * 8;
+    const int64_t t = rest / groups;
     const double freq = exp2(-2.0 * static_cast<double>(i) / static_cast<double>(D) * log2_theta);
     double sn, cs;
     sincos(static_cast<double>(pos[t]) * freq, &sn, &cs);
     const float c = static_cast<float>(cs), s = static_cast<float>(sn);
-    // Eight heads at a time: their loads are issued together (a decode step has only
-    // D/2 threads, so this loop's latency is the kernel's).
-    for (int64_t h0 = 0; h0 < N; h0 += 8) {
-      float av[8], bv[8];
+    float av[8], bv[8];
 #pragma unroll
-      for (int k = 0; k < 8; ++k) {
-        if (h0 + k < N) {
-          const T* xh = x + (t * N + h0 + k) * D;
-          av[k] = to_f(xh[i]);
-          bv[k] = to_f(xh[i + half]);
-        }
+    for (int k = 0; k < 8; ++k) {
+      if (h0 + k < N) {
+        const T* xh = x + (t * N + h0 + k) * D;
+        av[k] = to_f(xh[i]);
+        bv[k] = to_f(xh[i + half]);
       }
+    }
 #pragma unroll
-      for (int k = 0; k < 8; ++k) {
-        if (h0 + k < N) {
-          T* yh = y + (t * N + h0 + k) * D;
-          yh[i] = from_f<T>(av[k] * c - bv[k] * s);
-          yh[i + half] = from_f<T>(bv[k] * c + av[k] * s);
-        }
+    for (int k = 0; k < 8; ++k) {
+      if (h0 + k < N) {
+        T* yh = y + (t * N + h0 + k) * D;
+        yh[i] = from_f<T>(av[k] * c - bv[k] * s);
+        yh[i + half] = from_f<T>(bv[k] * c + av[k] * s);
       }
     }
   }
@@ -149,8 +150,7 @@ void rope(const Launch& L, DType t, const RopeTensor* tensors, int count, const 
       a.heads[i] = tensors[i].heads;
       if (tensors[i].heads > maxN) maxN = tensors[i].heads;
     }
-    (void)maxN;
-    dim3 grid(grid_for(T_ * (D / 2), 128, 132 * 32), count);
+    dim3 grid(grid_for(T_ * ((maxN + 7) / 8) * (D / 2), 128, 132 * 32), count);
     launch_kernel(L, "rope", grid, 128, 0, rope_kernel<T>, a, pos, T_, D, std::log2(theta));
   });
 }

@@ -19,7 +19,7 @@ CudaBackend& gpu() {
   static CudaBackend* be = new CudaBackend(BackendOptions{});
   return *be;
 }
-// The own GEMVs and their fusions (BMSYS_CUDA_GEMV=1: tuned per shape; 2, 3, 4: one
+// The own GEMVs and their fusions (BMSYS_CUDA_GEMV=1: tuned per shape; 2, 3: one
 // kernel; the default is cuBLASLt).
 CudaBackend& gpu_gemv(int variant = 1) {
   static std::map<int, CudaBackend*> backends;
@@ -93,7 +93,7 @@ TEST(CudaKernels, Linear) {
       for (int wt = 0; wt < 2; ++wt)
         for (int bias = 0; bias < 2; ++bias) {
           linear_case(t, s[0], s[1], s[2], wt, bias, rng);
-          for (int v : {1, 2, 3, 4}) linear_case(t, s[0], s[1], s[2], wt, bias, rng, &gpu_gemv(v));
+          for (int v : {1, 2, 3}) linear_case(t, s[0], s[1], s[2], wt, bias, rng, &gpu_gemv(v));
         }
 }
 
@@ -174,7 +174,7 @@ TEST(CudaKernels, GemvEpilogues) {
 // bit-identical to the separate kernels.
 TEST(CudaKernels, FusedRmsNormGemv) {
   BMSYS_SKIP_WITHOUT_GPU();
-  for (int variant : {1, 3, 4}) {
+  for (int variant : {1, 3}) {
     std::mt19937 rng(24);
     CudaBackend& fused = gpu_gemv(variant);
     std::unique_ptr<CudaBackend> unfused_be;
