@@ -225,9 +225,8 @@ std::shared_ptr<Artifact> decode_and_validate(const fb::Artifact* root, const st
   // The memory schedule: every swap group is a swapped layer of the plan.
   if (const fb::MemorySchedule* ms = root->memory_schedule()) {
     const std::string where = path + ": memory_schedule";
-    for (const auto* v : {ms->groups(), ms->resident()})
-      if (v && reinterpret_cast<uintptr_t>(v->Data()) % 8 != 0)
-        fail("{}: a vector's data is not 8-byte aligned (corrupted artifact)", where);
+    check_aligned(ms->groups(), where, "groups");
+    check_aligned(ms->resident(), where, "resident");  // empty when every layer is swapped
     MemoryScheduleDesc& s = a->schedule;
     s.groups = vec(ms->groups());
     s.resident = vec(ms->resident());

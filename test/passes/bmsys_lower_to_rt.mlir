@@ -17,7 +17,7 @@
 // CHECK: %[[O:.*]] = bmsys_rt.alloc {dtype = f32, shape = ["B", "S", 8]}
 // CHECK: bmsys_rt.launch "attention"(%[[Y]], %[[X]], %[[X]], %[[K]], %[[V]]) -> (%[[O]]) with {causal = 1 : i64, head_dim = 4 : i64, num_heads = 2 : i64, num_kv_heads = 1 : i64, scale = 5.000000e-01 : f64}
 // CHECK: %[[L:.*]] = bmsys_rt.alloc {dtype = f32, shape = []}
-// CHECK: bmsys_rt.launch "cross_entropy"(%[[O]], %[[IDS]]) -> (%[[L]]) with {shift = 1 : i64}
+// CHECK: bmsys_rt.launch "cross_entropy"(%[[O]], %[[IDS]]) -> (%[[L]]) with {shift = 1 : i64, vocab_shards = 0 : i64}
 // CHECK: bmsys_rt.output "attn" %[[O]]
 // CHECK: bmsys_rt.output "loss" %[[L]]
 // CHECK-NOT: bmsys.
