@@ -197,7 +197,7 @@ struct MemorySchedule : bmsys::impl::BmsysMemoryScheduleBase<MemorySchedule> {
     };
 
     std::string header = llvm::formatv("bmsys memory schedule (budget {0}, link {1:F1} GB/s, weights {2})",
-                                       formatBytes(budgetBytes), linkGbps,
+                                       formatBytes(budgetBytes), static_cast<double>(linkGbps),
                                        dtype.empty() ? std::string("as compiled") : "as " + dtype);
     std::string workingText = llvm::formatv(
         "{0} (activation pool {1}, KV cache and state {2}, inputs {3}, workspace {4}, weights outside "
@@ -283,7 +283,7 @@ struct MemorySchedule : bmsys::impl::BmsysMemoryScheduleBase<MemorySchedule> {
     os << llvm::formatv("  bytes moved per token {0} ({1} B)\n", formatBytes(movedPerToken), movedPerToken);
     if (movedPerToken > 0)
       os << llvm::formatv("  predicted decode     {0:F1} tokens/s at {1:F1} GB/s (bound by the link)\n",
-                          linkGbps * 1e9 / static_cast<double>(movedPerToken), linkGbps);
+                          linkGbps * 1e9 / static_cast<double>(movedPerToken), static_cast<double>(linkGbps));
     else
       os << "  predicted decode     not bound by the link (no weights move after the first call)\n";
     file->keep();
