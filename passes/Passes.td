@@ -202,6 +202,14 @@ def BmsysZero : Pass<"bmsys-zero", "mlir::ModuleOp"> {
     returned loss is averaged over the ranks. The module records
     `bmsys.data_parallel = ranks`.
 
+    `prefetch = P` (stage 3) overlaps the gathers with compute: in
+    `train_step`, the k-th all-gather (with its `bmsys.weight_shard`) moves up
+    to the first use of the (k-P)-th gathered parameter, so a runtime that runs
+    collectives on their own stream (the CUDA backend) gathers the next
+    parameters while the current ones are used; at most P gathered parameters
+    wait ahead of their use, and the memory plan accounts for their longer
+    lifetime. A Llama block has 9 parameters, so P = 9 prefetches one block.
+
     ```mlir
     %gs = bmsys.reduce_scatter %g {ranks = 2 : i64, reduction = "mean"} : tensor<64x64xf32> -> tensor<2048xf32>
     bmsys.adamw @w, %gs, %norm state [@w.exp_avg, @w.exp_avg_sq] {..., zero_ranks = 2 : i64} : tensor<2048xf32>, tensor<f32>
@@ -211,6 +219,8 @@ def BmsysZero : Pass<"bmsys-zero", "mlir::ModuleOp"> {
   let options = [
     Option<"stage", "stage", "int64_t", /*default=*/"1", "ZeRO stage: 0, 1, 2 or 3">,
     Option<"ranks", "ranks", "int64_t", /*default=*/"2", "data-parallel ranks">,
+    Option<"prefetch", "prefetch", "int64_t", /*default=*/"0",
+           "stage 3: each parameter's all-gather is issued at the first use of the parameter gathered this many gathers earlier (0: right before its own use)">,
   ];
   let dependentDialects = ["bmsys::BmsysDialect"];
 }

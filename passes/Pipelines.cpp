@@ -78,6 +78,9 @@ struct TrainPipelineOptions : PassPipelineOptions<TrainPipelineOptions> {
                             llvm::cl::init(-1)};
   Option<int64_t> ranks{*this, "ranks", llvm::cl::desc("data-parallel ranks (with zero-stage)"),
                         llvm::cl::init(2)};
+  Option<int64_t> zeroPrefetch{*this, "zero-prefetch",
+                               llvm::cl::desc("ZeRO-3: gathers issued this many ahead (bmsys-zero prefetch)"),
+                               llvm::cl::init(0)};
   Option<bool> returnGrads{*this, "return-grads",
                            llvm::cl::desc("train_step also returns grad.<key>"),
                            llvm::cl::init(false)};
@@ -135,7 +138,7 @@ void bmsys::registerPipelines() {
                                          o.weightDecay, o.momentum, o.maxGradNorm, o.schedule,
                                          o.warmupSteps, o.totalSteps, o.minLr}));
         if (o.zeroStage >= 0)
-          pm.addPass(createBmsysZero({o.zeroStage, o.ranks}));
+          pm.addPass(createBmsysZero({o.zeroStage, o.ranks, o.zeroPrefetch}));
         addLowering(pm, o.maxBatch, o.maxSeq, o.memoryReport);
       });
 }

@@ -30,6 +30,11 @@ struct Zero : bmsys::impl::BmsysZeroBase<Zero> {
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    if (prefetch < 0) {
+      module.emitError() << "bmsys-zero: prefetch must be >= 0, got "
+                         << static_cast<int64_t>(prefetch);
+      return signalPassFailure();
+    }
     if (stage < 0 || stage > 3 || ranks < 1) {
       module.emitError() << "bmsys-zero: stage must be 0..3 and ranks positive, got stage "
                          << static_cast<int64_t>(stage) << ", ranks "
@@ -108,6 +113,8 @@ struct Zero : bmsys::impl::BmsysZeroBase<Zero> {
 
     if (stage == 3 && failed(shardParameters(module, step, b)))
       return failure();
+    if (stage == 3 && prefetch > 0)
+      prefetchGathers(step);
 
     // The reported loss is the mean over the ranks.
     auto ret = cast<func::ReturnOp>(step.getBody().front().getTerminator());
@@ -148,6 +155,35 @@ struct Zero : bmsys::impl::BmsysZeroBase<Zero> {
           b.setInsertionPoint(before);
           Value shard = WeightShardOp::create(b, weight.getLoc(), shardType(type, ranks),
                                               weight.getParamAttr());
+          // Mixed precision: when every use casts the parameter to one compute type
+          // (bmsys-mixed-precision), the shard is cast and gathered in that type
+          // (half the bytes of float32) and the casts go away. Casting commutes with
+          // gathering, and the zero padding stays zero.
+          Type castTo;
+          for (OpOperand *use : uses) {
+            auto c = dyn_cast<CastOp>(use->getOwner());
+            Type t = c ? cast<RankedTensorType>(c.getType()).getElementType() : Type();
+            if (!c || (castTo && t != castTo)) {
+              castTo = Type();
+              break;
+            }
+            castTo = t;
+          }
+          if (castTo) {
+            auto shardT = cast<RankedTensorType>(shard.getType());
+            Value cshard = CastOp::create(
+                b, weight.getLoc(), RankedTensorType::get(shardT.getShape(), castTo), shard);
+            Value full = AllGatherOp::create(
+                b, weight.getLoc(), RankedTensorType::get(type.getShape(), castTo), cshard, ranksAttr);
+            SmallVector<Operation *> casts;
+            for (OpOperand *use : uses)
+              casts.push_back(use->getOwner());
+            for (Operation *c : casts) {
+              c->getResult(0).replaceAllUsesWith(full);
+              c->erase();
+            }
+            return;
+          }
           Value full = AllGatherOp::create(b, weight.getLoc(), type, shard, ranksAttr);
           for (OpOperand *use : uses)
             use->set(full);
@@ -164,6 +200,54 @@ struct Zero : bmsys::impl::BmsysZeroBase<Zero> {
       }
     }
     return success();
+  }
+
+  /// ZeRO-3 prefetch: the k-th all-gather of train_step (with its weight_shard) moves
+  /// up to just before the first use of the (k - prefetch)-th gathered parameter, so
+  /// it runs on the collective stream while that parameter's consumers compute, and
+  /// at most `prefetch` gathered parameters wait ahead of their use. Gathers only
+  /// move earlier; their result lives longer, which the memory plan then accounts for.
+  void prefetchGathers(func::FuncOp step) {
+    // The gathers of parameters: all_gather(weight_shard) or, with mixed precision,
+    // all_gather(cast(weight_shard)); the producers move with the gather.
+    auto producers = [](AllGatherOp g) {
+      SmallVector<Operation *> chain;
+      Operation *p = g.getShard().getDefiningOp();
+      if (auto c = dyn_cast_or_null<CastOp>(p)) {
+        chain.push_back(c);
+        p = c.getX().getDefiningOp();
+      }
+      if (!isa_and_nonnull<WeightShardOp>(p))
+        return SmallVector<Operation *>();
+      chain.insert(chain.begin(), p);
+      return chain;
+    };
+    SmallVector<AllGatherOp> gathers;
+    step.walk([&](AllGatherOp g) {
+      if (!producers(g).empty())
+        gathers.push_back(g);
+    });
+    // First uses are taken before anything moves (moving only gathers keeps them).
+    Block *body = &step.getBody().front();
+    SmallVector<Operation *> firstUse;
+    for (AllGatherOp g : gathers) {
+      Operation *first = nullptr;
+      for (Operation *user : g->getUsers()) {
+        Operation *top = body->findAncestorOpInBlock(*user);
+        if (top && (!first || top->isBeforeInBlock(first)))
+          first = top;
+      }
+      firstUse.push_back(first);
+    }
+    for (size_t k = static_cast<size_t>(prefetch); k < gathers.size(); ++k) {
+      Operation *target = firstUse[k - static_cast<size_t>(prefetch)];
+      AllGatherOp g = gathers[k];
+      if (!target || g->getBlock() != body || !target->isBeforeInBlock(g))
+        continue;
+      for (Operation *p : producers(g))
+        p->moveBefore(target);
+      g->moveBefore(target);
+    }
   }
 };
 } // namespace

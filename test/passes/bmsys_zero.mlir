@@ -66,3 +66,41 @@
 // FWD-NEXT: bmsys.all_gather %[[GS]] {ranks = 2 : i64} : tensor<4xf32> -> tensor<8xf32>
 // FWD-NOT: bmsys.weight @
 // FWD-LABEL: func.func @train_step
+
+// Prefetch (prefetch=1): each gather of train_step is issued at the first use of the
+// parameter gathered before it: @g's with @emb's (before the embedding), the backward's
+// @emb during the forward's linear, @w's at the first backward use of @emb, @g's at the
+// first backward use of @w.
+// RUN: bmsys-opt %S/Inputs/tiny_model.mlir --bmsys-autodiff --bmsys-optimizer --bmsys-zero="stage=3 ranks=2 prefetch=1" | FileCheck %s --check-prefix=PF
+// PF-LABEL: func.func @train_step
+// PF: bmsys.weight_shard @emb
+// PF-NEXT: bmsys.all_gather
+// PF-NEXT: bmsys.weight_shard @g
+// PF-NEXT: bmsys.all_gather
+// PF-NEXT: bmsys.embedding
+// PF-NEXT: bmsys.weight_shard @w
+// PF-NEXT: bmsys.all_gather
+// PF-NEXT: bmsys.rms_norm
+// PF-NEXT: bmsys.weight_shard @emb
+// PF-NEXT: bmsys.all_gather
+// PF-NEXT: bmsys.linear
+// PF: bmsys.cross_entropy_grad
+// PF-NEXT: bmsys.weight_shard @w
+// PF-NEXT: bmsys.all_gather
+// PF-NEXT: bmsys.linear_grad_input
+// PF: bmsys.silu_grad
+// PF-NEXT: bmsys.weight_shard @g
+// PF-NEXT: bmsys.all_gather
+// PF-NEXT: bmsys.linear_grad_input
+// RUN: not bmsys-opt %S/Inputs/tiny_model.mlir --bmsys-autodiff --bmsys-optimizer --bmsys-zero="stage=3 ranks=2 prefetch=-1" 2>&1 | FileCheck %s --check-prefix=PFNEG
+// PFNEG: error: bmsys-zero: prefetch must be >= 0, got -1
+
+// Mixed precision: every use of a parameter casts it to bf16, so the shard is cast
+// and the gather moves bf16 (half the bytes); the casts of the full tensor are gone.
+// RUN: bmsys-opt %S/Inputs/tiny_model.mlir --bmsys-mixed-precision --bmsys-autodiff --bmsys-optimizer --bmsys-zero="stage=3 ranks=2" | FileCheck %s --check-prefix=MP
+// MP-LABEL: func.func @train_step
+// MP: %[[S:.*]] = bmsys.weight_shard @w : tensor<32xf32>
+// MP-NEXT: %[[C:.*]] = bmsys.cast %[[S]] : tensor<32xf32> -> tensor<32xbf16>
+// MP-NEXT: bmsys.all_gather %[[C]] {ranks = 2 : i64} : tensor<32xbf16> -> tensor<8x8xbf16>
+// MP-NOT: bmsys.cast {{.*}} tensor<8x8xf32> -> tensor<8x8xbf16>
+// MP: bmsys.reduce_scatter {{.*}} : tensor<8x8xf32> -> tensor<32xf32>
