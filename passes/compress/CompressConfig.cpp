@@ -221,11 +221,11 @@ llvm::Expected<CompressConfig> bmsys::parseCompressConfig(llvm::StringRef text,
   };
   for (const Section &s : {
            Section{"distillation",
-                   [&](const Object &o) { readDistillation(o, config.distillation.emplace(), error); }},
+                   [&](const Object &o) { readDistillation(o, config.distillation.emplace(CompressConfig::Distillation{}), error); }},
            Section{"quantization",
-                   [&](const Object &o) { readQuantization(o, config.quantization.emplace(), error); }},
+                   [&](const Object &o) { readQuantization(o, config.quantization.emplace(CompressConfig::Quantization{}), error); }},
            Section{"moefication",
-                   [&](const Object &o) { readMoefication(o, config.moefication.emplace(), error); }},
+                   [&](const Object &o) { readMoefication(o, config.moefication.emplace(CompressConfig::Moefication{}), error); }},
        }) {
     if (const Value *v = r.find(s.key)) {
       if (const Object *o = v->getAsObject())
