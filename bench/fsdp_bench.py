@@ -107,6 +107,9 @@ def run_bmsys(a, name, model_dir, tokens, trace=None):
         return res
     rows = [json.loads(l) for l in open(metrics) if l.strip()]
     tps = [r["tokens_per_s"] for r in rows if r["step"] > a.warmup and r.get("tokens_per_s")]
+    if not tps:  # a run of no more steps than the warm-up (the traced one)
+        res["losses"] = [r["loss"] for r in rows]
+        return res
     c = SHAPE
     tok_gpu = statistics.median(tps) / WORLD
     peaks = allocator_peaks(log)

@@ -1,6 +1,7 @@
-// The gradient of attention without a KV cache (docs/kernels.md `attention_grad`):
-// softmax recomputed from q and k, FlashAttention-2 style, in two SIMT kernels that
-// need no atomics (so the result is deterministic):
+// The gradient of attention without a KV cache (docs/kernels.md `attention_grad`) where
+// the tensor-core kernels (attention_grad_tc.cu) do not apply (f32, other head sizes,
+// BMSYS_CUDA_FLASH=0): softmax recomputed from q and k, FlashAttention-2 style, in two
+// SIMT kernels that need no atomics (so the result is deterministic):
 //
 //  1. query side, a warp per query row (b, h, s): a first sweep over the keys computes
 //     the row's log-sum-exp and delta = sum_j p_j (dy . v_j) with an online softmax; a
@@ -240,6 +241,7 @@ void attention_grad(const Launch& L, const AttentionGradArgs& a, void* scratch) 
   Params p{a.B, a.S, a.Nq, a.Nkv, a.D, a.D % 2 == 0 ? a.D + 1 : a.D, a.scale, a.causal};
   float* lse = static_cast<float*>(scratch);
   float* delta = reinterpret_cast<float*>(static_cast<char*>(scratch) + stats_bytes(a));
+  if (attention_grad_tc_supported(a)) return attention_grad_tc(L, a, lse, delta);
   const size_t smem_q = static_cast<size_t>(2 * kTile * p.Dp + 2 * kWarps * p.D) * sizeof(float);
   const size_t smem_kv = smem_q + 2 * kTile * sizeof(float);
   const unsigned rows = static_cast<unsigned>((a.S + kWarps - 1) / kWarps);

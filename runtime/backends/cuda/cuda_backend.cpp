@@ -780,6 +780,7 @@ struct CudaBackend::Impl {
     env.workspace = workspace;
     env.workspace_bytes = kWorkspaceBytes;
     env.gemm = train_gemm.get();
+    env.use_flash = use_flash;
     run_train_op(*o.train, L, env);
   }
 

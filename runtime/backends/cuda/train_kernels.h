@@ -92,9 +92,14 @@ struct AttentionGradArgs {
   int64_t B = 1, S = 1, Nq = 1, Nkv = 1, D = 1;
   float scale = 1.f;
   bool causal = true;
+  bool tensor_cores = true;  // f16/bf16 at head_dim 16/32/64/128: attention_grad_tc.cu
 };
 constexpr int64_t kAttentionGradMaxHeadDim = 256;
 size_t attention_grad_scratch_bytes(const AttentionGradArgs& a);
 void attention_grad(const Launch& L, const AttentionGradArgs& a, void* scratch);
+// The tensor-core kernels (attention_grad_tc.cu), which attention_grad runs where they
+// apply; lse and delta are [B, Nq, S] f32 scratch.
+bool attention_grad_tc_supported(const AttentionGradArgs& a);
+void attention_grad_tc(const Launch& L, const AttentionGradArgs& a, float* lse, float* delta);
 
 }  // namespace bmsys::rt::cuda::train

@@ -335,9 +335,12 @@ void run_train_op(const TrainOp& op, const Launch& L, const TrainEnv& env) {
                        op.theta);
       return;
     }
-    case KernelId::AttentionGrad:
-      train::attention_grad(L, attention_args(op), env.scratch);
+    case KernelId::AttentionGrad: {
+      train::AttentionGradArgs a = attention_args(op);
+      a.tensor_cores = env.use_flash;
+      train::attention_grad(L, a, env.scratch);
       return;
+    }
     case KernelId::GeluGrad:
       train::act_grad(L, t, op.gelu_tanh ? train::ActGrad::GeluTanh : train::ActGrad::GeluErf, y.data,
                       in[0].data, in[1].data, in[0].numel());

@@ -69,6 +69,7 @@ struct TrainEnv {
   void* workspace = nullptr;  // cuBLASLt workspace (shared with the forward GEMMs)
   size_t workspace_bytes = 0;
   TrainGemm* gemm = nullptr;
+  bool use_flash = true;  // tensor-core attention_grad (BMSYS_CUDA_FLASH)
 };
 
 // Enqueues the op on L.stream. Throws naming the op on a CUDA or cuBLASLt failure.

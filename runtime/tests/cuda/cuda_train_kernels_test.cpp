@@ -265,7 +265,9 @@ TEST(CudaTrainKernels, AttentionGrad) {
   BMSYS_SKIP_WITHOUT_GPU();
   std::mt19937 rng(22);
   const int64_t shapes[][5] = {{1, 1, 1, 1, 4},  {2, 17, 4, 2, 16}, {1, 70, 2, 1, 64}, {2, 33, 6, 3, 24},
-                               {1, 40, 2, 2, 128}, {1, 9, 2, 1, 256}, {2, 32, 4, 2, 16}, {1, 5, 3, 3, 7}};
+                               {1, 40, 2, 2, 128}, {1, 9, 2, 1, 256}, {2, 32, 4, 2, 16}, {1, 5, 3, 3, 7},
+                               // several tiles of the tensor-core kernels (64 rows), partial last ones
+                               {1, 200, 4, 2, 64}, {2, 130, 2, 1, 128}, {1, 150, 2, 2, 32}};
   for (DType t : kFloatTypes)
     for (auto& s : shapes)
       for (int causal = 0; causal < 2; ++causal) {
