@@ -498,6 +498,13 @@ def BmsysQuantize : Pass<"bmsys-quantize", "mlir::ModuleOp"> {
     `skip` lists parameter keys to keep in float (for example a tied
     `lm_head`).
 
+    `header-only` skips the arithmetic and never reads a float weight: the
+    IR is the same (shapes come from the parameters' types) and `output`
+    gets the same header over a data region that is a hole (a sparse file of
+    zeros). It is for benchmarks of large models whose runs fill weights on
+    the device (`--random-weights`); `bench/make_model.py --int8` writes the
+    same header on the machine that runs them.
+
     `mode=qat` (quantization-aware training, BMCook) instead inserts a
     `bmsys.fake_quant` after every read of those weights: training sees the
     INT8 rounding, gradients pass straight through, and running
@@ -519,6 +526,10 @@ def BmsysQuantize : Pass<"bmsys-quantize", "mlir::ModuleOp"> {
            "safetensors file for the quantized weights (default: beside the first weight "
            "file, named model.int8.safetensors)">,
     ListOption<"skip", "skip", "std::string", "parameter keys to leave in float">,
+    Option<"headerOnly", "header-only", "bool", /*default=*/"false",
+           "do not read the float weights: write `output` as a safetensors header (the "
+           "same names, dtypes and shapes) over a hole of zeros, for benchmarks that fill "
+           "weights with --random-weights">,
   ];
   let dependentDialects = ["bmsys::BmsysDialect"];
 }

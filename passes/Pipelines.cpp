@@ -29,6 +29,32 @@ struct InferPipelineOptions : PassPipelineOptions<InferPipelineOptions> {
       *this, "quantize-output",
       llvm::cl::desc("file for the INT8 weights (default: model.int8.safetensors beside the model)"),
       llvm::cl::init("")};
+  Option<bool> quantizeHeaderOnly{
+      *this, "quantize-header-only",
+      llvm::cl::desc("declare the INT8 weights without reading the float ones (bmsys-quantize "
+                     "header-only: for --random-weights benchmarks)"),
+      llvm::cl::init(false)};
+  // bmsys-memory-schedule inside the pipeline (docs/inference.md).
+  Option<std::string> memoryBudget{
+      *this, "memory-budget",
+      llvm::cl::desc("device memory budget: keep as many layers resident as fit and swap the "
+                     "rest (bmsys-memory-schedule); empty = no schedule"),
+      llvm::cl::init("")};
+  Option<std::string> memoryDtype{
+      *this, "memory-dtype",
+      llvm::cl::desc("with memory-budget: the float dtype the weights run in (f32, bf16, f16)"),
+      llvm::cl::init("")};
+  Option<std::string> memoryWorkspace{
+      *this, "memory-workspace",
+      llvm::cl::desc("with memory-budget: device memory the backend keeps for itself"),
+      llvm::cl::init("64MiB")};
+  Option<double> linkGbps{*this, "link-gbps",
+                          llvm::cl::desc("with memory-budget: host -> device GB/s for the report"),
+                          llvm::cl::init(55.0)};
+  Option<std::string> scheduleReport{
+      *this, "schedule-report",
+      llvm::cl::desc("with memory-budget: file for the schedule report ('-' = stdout)"),
+      llvm::cl::init("-")};
 };
 struct CompressPipelineOptions : PassPipelineOptions<CompressPipelineOptions> {
   Option<std::string> config{*this, "config",
@@ -114,13 +140,28 @@ void bmsys::registerPipelines() {
       });
   PassPipelineRegistration<InferPipelineOptions>(
       "bmsys-infer-pipeline",
-      "Compile an imported model for inference: inline blocks, bound shapes, add KV "
-      "caches, lower to bmsys_rt and plan memory",
+      "Compile an imported model for inference: quantize (quantize=int8), inline blocks, "
+      "bound shapes, add KV caches, lower to bmsys_rt, plan memory and, for a device "
+      "memory budget (memory-budget=6GiB), schedule layer swapping",
       [](OpPassManager &pm, const InferPipelineOptions &options) {
-        if (options.quantize != "none")
-          pm.addPass(createBmsysQuantize(
-              {options.quantize, options.activations, options.quantizeOutput, {}}));
+        if (options.quantize != "none") {
+          bmsys::BmsysQuantizeOptions q;
+          q.mode = options.quantize;
+          q.activations = options.activations;
+          q.output = options.quantizeOutput;
+          q.headerOnly = options.quantizeHeaderOnly;
+          pm.addPass(createBmsysQuantize(q));
+        }
         addLowering(pm, options.maxBatch, options.maxSeq, options.memoryReport);
+        if (!options.memoryBudget.empty()) {
+          bmsys::BmsysMemoryScheduleOptions m;
+          m.budget = options.memoryBudget;
+          m.linkGbps = options.linkGbps;
+          m.dtype = options.memoryDtype;
+          m.workspace = options.memoryWorkspace;
+          m.report = options.scheduleReport;
+          pm.addPass(bmsys::createBmsysMemorySchedule(m));
+        }
       });
   PassPipelineRegistration<TrainPipelineOptions>(
       "bmsys-train-pipeline",

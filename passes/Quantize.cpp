@@ -2,7 +2,8 @@
 //
 // Reads each linear weight once at compile time, writes its INT8 form next to
 // the model, and rewrites the linear ops to use it. The runtime then loads
-// INT8 tensors like any other weight.
+// INT8 tensors like any other weight. `header-only` declares the same tensors
+// without reading a weight (a sparse file for --random-weights benchmarks).
 //
 //===----------------------------------------------------------------------===//
 #include "passes/Passes.h"
@@ -85,15 +86,10 @@ struct Quantize : bmsys::impl::BmsysQuantizeBase<Quantize> {
     }
 
     std::vector<std::pair<std::string, hf::TensorData>> tensors;
+    std::vector<std::pair<std::string, hf::TensorDecl>> declared; // header-only
     DenseMap<ParamOp, Quantized> quantized;
     OpBuilder b(module.getContext());
     for (auto &[param, linears] : uses) {
-      std::vector<int64_t> shape;
-      auto data = hf::readTensorAsF32(param.getFile(), param.getKey(), &shape);
-      if (!data) {
-        param.emitError() << "bmsys-quantize: " << llvm::toString(data.takeError());
-        return signalPassFailure();
-      }
       // All uses must agree on the layout; [in, out] weights are transposed.
       bool transposed = linears.front().getWeightTransposed();
       for (LinearOp l : linears)
@@ -101,24 +97,46 @@ struct Quantize : bmsys::impl::BmsysQuantizeBase<Quantize> {
           l.emitOpError("reads a weight that another linear reads in the other layout");
           return signalPassFailure();
         }
-      int64_t out = transposed ? shape[1] : shape[0], in = transposed ? shape[0] : shape[1];
-      hf::TensorData q{"I8", {out, in}, std::vector<char>(out * in)};
-      hf::TensorData s{"F32", {out}, std::vector<char>(out * 4)};
-      for (int64_t n = 0; n < out; ++n) {
-        auto at = [&](int64_t k) { return (*data)[transposed ? k * out + n : n * in + k]; };
-        float maxAbs = 0;
-        for (int64_t k = 0; k < in; ++k)
-          maxAbs = std::max(maxAbs, std::fabs(at(k)));
-        float scale = maxAbs > 0 ? maxAbs / 127.0f : 1.0f;
-        for (int64_t k = 0; k < in; ++k)
-          q.bytes[n * in + k] =
-              static_cast<char>(std::clamp(std::nearbyint(at(k) / scale), -127.0f, 127.0f));
-        std::memcpy(&s.bytes[n * 4], &scale, 4);
-      }
       std::string base = param.getKey().str();
       std::string qKey = base + "_int8", sKey = base + "_scale";
-      tensors.emplace_back(qKey, std::move(q));
-      tensors.emplace_back(sKey, std::move(s));
+      int64_t out = 0, in = 0;
+      if (headerOnly) {
+        // The shapes come from the IR; the float values are never read.
+        auto type = dyn_cast<RankedTensorType>(param.getType());
+        if (!type || type.getRank() != 2 || !type.hasStaticShape()) {
+          param.emitError() << "bmsys-quantize: header-only needs a static 2-D weight, '"
+                            << param.getKey() << "' is " << param.getType();
+          return signalPassFailure();
+        }
+        out = type.getDimSize(transposed ? 1 : 0);
+        in = type.getDimSize(transposed ? 0 : 1);
+        declared.push_back({qKey, {"I8", {out, in}}});
+        declared.push_back({sKey, {"F32", {out}}});
+      } else {
+        std::vector<int64_t> shape;
+        auto data = hf::readTensorAsF32(param.getFile(), param.getKey(), &shape);
+        if (!data) {
+          param.emitError() << "bmsys-quantize: " << llvm::toString(data.takeError());
+          return signalPassFailure();
+        }
+        out = transposed ? shape[1] : shape[0];
+        in = transposed ? shape[0] : shape[1];
+        hf::TensorData q{"I8", {out, in}, std::vector<char>(out * in)};
+        hf::TensorData s{"F32", {out}, std::vector<char>(out * 4)};
+        for (int64_t n = 0; n < out; ++n) {
+          auto at = [&](int64_t k) { return (*data)[transposed ? k * out + n : n * in + k]; };
+          float maxAbs = 0;
+          for (int64_t k = 0; k < in; ++k)
+            maxAbs = std::max(maxAbs, std::fabs(at(k)));
+          float scale = maxAbs > 0 ? maxAbs / 127.0f : 1.0f;
+          for (int64_t k = 0; k < in; ++k)
+            q.bytes[n * in + k] =
+                static_cast<char>(std::clamp(std::nearbyint(at(k) / scale), -127.0f, 127.0f));
+          std::memcpy(&s.bytes[n * 4], &scale, 4);
+        }
+        tensors.emplace_back(qKey, std::move(q));
+        tensors.emplace_back(sKey, std::move(s));
+      }
 
       b.setInsertionPointAfter(param);
       auto qParam = ParamOp::create(b, param.getLoc(), (param.getSymName() + "_int8").str(),
@@ -128,7 +146,8 @@ struct Quantize : bmsys::impl::BmsysQuantizeBase<Quantize> {
                                     RankedTensorType::get({out}, b.getF32Type()), file, sKey);
       quantized[param] = {qParam, sParam};
     }
-    if (auto err = hf::writeSafetensors(file, tensors)) {
+    if (auto err = headerOnly ? hf::writeSafetensorsHeaderOnly(file, declared)
+                              : hf::writeSafetensors(file, tensors)) {
       module.emitError() << "bmsys-quantize: " << llvm::toString(std::move(err));
       return signalPassFailure();
     }

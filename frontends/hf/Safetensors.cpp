@@ -4,6 +4,7 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Process.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <cmath>
@@ -138,39 +139,93 @@ Expected<std::vector<float>> readTensorAsF32(StringRef path, StringRef key,
   return out;
 }
 
-Error writeSafetensors(StringRef path,
-                       const std::vector<std::pair<std::string, TensorData>> &tensors) {
+namespace {
+/// The 8-byte length and the JSON header (padded to 8 bytes) of tensors laid out in
+/// the given order: (name, dtype, shape, bytes).
+struct Entry {
+  StringRef name, dtype;
+  ArrayRef<int64_t> shape;
+  uint64_t bytes;
+};
+std::string headerBytes(ArrayRef<Entry> entries) {
   json::Object header;
   uint64_t offset = 0;
-  for (const auto &[name, t] : tensors) {
+  for (const Entry &e : entries) {
     json::Array shape;
-    for (int64_t d : t.shape)
+    for (int64_t d : e.shape)
       shape.push_back(d);
-    header[name] = json::Object{{"dtype", t.dtype},
-                                {"shape", std::move(shape)},
-                                {"data_offsets", json::Array{offset, offset + t.bytes.size()}}};
-    offset += t.bytes.size();
+    header[e.name] = json::Object{{"dtype", e.dtype},
+                                  {"shape", std::move(shape)},
+                                  {"data_offsets", json::Array{offset, offset + e.bytes}}};
+    offset += e.bytes;
   }
   std::string text;
   raw_string_ostream(text) << json::Value(std::move(header));
   text.append((8 - text.size() % 8) % 8, ' ');
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i)
+    out[i] = char((uint64_t(text.size()) >> (8 * i)) & 0xff);
+  return out + text;
+}
+} // namespace
 
+Error writeSafetensors(StringRef path,
+                       const std::vector<std::pair<std::string, TensorData>> &tensors) {
+  std::vector<Entry> entries;
+  for (const auto &[name, t] : tensors)
+    entries.push_back({name, t.dtype, t.shape, t.bytes.size()});
   std::string tmp = (path + ".tmp").str();
   std::error_code ec;
   {
     raw_fd_ostream os(tmp, ec, sys::fs::OF_None);
     if (ec)
       return fail(tmp, "cannot write: " + ec.message());
-    uint64_t n = text.size();
-    for (int i = 0; i < 8; ++i)
-      os << char((n >> (8 * i)) & 0xff);
-    os << text;
+    os << headerBytes(entries);
     for (const auto &[name, t] : tensors)
       os.write(t.bytes.data(), t.bytes.size());
     os.close();
     if (os.has_error())
       return fail(tmp, "write failed: " + os.error().message());
   }
+  if ((ec = sys::fs::rename(tmp, path)))
+    return fail(path, "cannot rename into place: " + ec.message());
+  return Error::success();
+}
+
+Error writeSafetensorsHeaderOnly(StringRef path,
+                                 const std::vector<std::pair<std::string, TensorDecl>> &tensors) {
+  std::vector<Entry> entries;
+  uint64_t data = 0;
+  for (const auto &[name, t] : tensors) {
+    uint64_t bytes = dtypeBytes(t.dtype);
+    if (!bytes)
+      return fail(path, "tensor '" + name + "': unknown dtype '" + t.dtype + "'");
+    for (int64_t d : t.shape)
+      bytes *= static_cast<uint64_t>(d);
+    entries.push_back({name, t.dtype, t.shape, bytes});
+    data += bytes;
+  }
+  std::string header = headerBytes(entries);
+  std::string tmp = (path + ".tmp").str();
+  int fd = -1;
+  std::error_code ec = sys::fs::openFileForWrite(tmp, fd, sys::fs::CD_CreateAlways);
+  if (ec)
+    return fail(tmp, "cannot write: " + ec.message());
+  {
+    raw_fd_ostream os(fd, /*shouldClose=*/false);
+    os << header;
+    os.flush();
+    if (os.has_error()) {
+      ec = os.error();
+      os.clear_error();
+    }
+  }
+  // Growing the file past its end leaves the data region a hole: no disk space, zeros.
+  if (!ec)
+    ec = sys::fs::resize_file_sparse(fd, header.size() + data);
+  sys::Process::SafelyCloseFileDescriptor(fd);
+  if (ec)
+    return fail(tmp, "cannot write " + Twine(header.size() + data) + " bytes: " + ec.message());
   if ((ec = sys::fs::rename(tmp, path)))
     return fail(path, "cannot rename into place: " + ec.message());
   return Error::success();

@@ -42,6 +42,17 @@ struct TensorData {
 /// renamed into place.
 llvm::Error writeSafetensors(llvm::StringRef path,
                              const std::vector<std::pair<std::string, TensorData>> &tensors);
+/// A tensor declared by its dtype and shape alone.
+struct TensorDecl {
+  std::string dtype;
+  std::vector<int64_t> shape;
+};
+
+/// Writes the header of `tensors` over a data region that is a hole (a sparse file:
+/// every tensor reads as zeros and the file takes no disk space). For benchmarks whose
+/// runs fill the weights themselves (`bmsys-run --random-weights`).
+llvm::Error writeSafetensorsHeaderOnly(
+    llvm::StringRef path, const std::vector<std::pair<std::string, TensorDecl>> &tensors);
 } // namespace bmsys::hf
 
 #endif // BMSYS_FRONTENDS_HF_SAFETENSORS_H

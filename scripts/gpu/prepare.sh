@@ -9,6 +9,12 @@
 #                            states), llama-6.7b.bmsys (benchmark model: header-only weights)
 # Then on the GPU machine: scripts/gpu/run_all.sh (see there).
 #
+#   scripts/gpu/prepare.sh [part...]
+# Parts (default: all): golden (golden-model inference, training and INT8 artifacts, the
+# memory-schedule test model), bench (the bf16 6.7B), int8 (the INT8 6.7B, resident and
+# for a 6 GiB budget), dist, fsdp. The runtime binaries are always packed. For
+# `run_all.sh int8` alone: `scripts/gpu/prepare.sh bench int8` (about a minute once the
+# runtime is built: no weight is read or written).
 # Env: BUILD (default build-cuda), COMPILER_BIN (default build-c/bin), JOBS (default 2).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -17,6 +23,11 @@ BUILD=${BUILD:-build-cuda}
 CBIN=${COMPILER_BIN:-build-c/bin}
 JOBS=${JOBS:-2}
 G=build-gpu
+PARTS=" ${*:-golden bench int8 dist fsdp} "
+want() { [[ $PARTS == *" $1 "* ]]; }
+for p in $PARTS; do
+  case $p in golden | bench | int8 | dist | fsdp) ;; *) echo "prepare.sh: unknown part '$p' (golden bench int8 dist fsdp)" >&2; exit 2 ;; esac
+done
 
 cmake -S . -B "$BUILD" -G Ninja -DBMSYS_BUILD_COMPILER=OFF -DBMSYS_ENABLE_CUDA=ON >/dev/null
 ninja -C "$BUILD" -j"$JOBS" bmsys-run bmsys-cuda-tests bmsys-bench bmsys-bench-int8
@@ -38,6 +49,7 @@ rm -rf "$G/pack"
 
 # Artifacts. The golden models keep their hidden states; weights are passed with
 # --weights at run time (the recorded paths are this machine's).
+if want golden; then
 for m in llama-tiny gpt2-tiny; do
   "$CBIN/bmsys-import-hf" --hidden-states "test/data/$m" -o "$G/artifacts/$m.mlir"
   "$CBIN/bmsys-opt" --bmsys-infer-pipeline="max-batch=2 max-seq=64" "$G/artifacts/$m.mlir" -o "$G/artifacts/$m.rt.mlir"
@@ -88,37 +100,58 @@ python3 test/tools/make_tiny_llama.py "$S" --layers 6
 "$CBIN/bmsys-opt" "--bmsys-memory-schedule=budget=240000 workspace=0 report=$S/schedule.txt" "$S/m.rt.mlir" |
   "$CBIN/bmsys-translate" --bmsys-to-artifact -o "$S/sched.bmsys"
 rm "$S/m.mlir" "$S/m.rt.mlir"
+fi  # golden
 # The benchmark model: Llama-shaped 6.7B (hidden 4096, 32 layers, intermediate 11008,
 # 32 heads, vocab 32000). Only its safetensors header is read here; the GPU machine
 # recreates the same header with a sparse data region (bench/make_model.py).
+if want bench || want int8; then
 TMPM=$(mktemp -d)
 python3 bench/make_model.py "$TMPM/llama-6.7b" >/dev/null
 "$CBIN/bmsys-import-hf" "$TMPM/llama-6.7b" -o "$TMPM/m.mlir"
-"$CBIN/bmsys-opt" --bmsys-infer-pipeline="max-batch=1 max-seq=4096 memory-report=1" "$TMPM/m.mlir" -o "$TMPM/m.rt.mlir" \
-  | tee "$G/artifacts/llama-6.7b.memory-report.txt"
-"$CBIN/bmsys-translate" --bmsys-to-artifact "$TMPM/m.rt.mlir" -o "$G/artifacts/llama-6.7b.bmsys"
-# INT8 (run_all.sh int8): the same model with weight-only INT8 linears. bmsys-quantize
-# reads the weights (zeros: the data region is a hole) and writes the 6.7 GB
-# model.int8.safetensors into $TMPM, deleted below; the GPU machine recreates its header
-# with make_model.py --int8. llama-6.7b-w8: fully resident, max-seq 4096 like the bf16
-# artifact; llama-6.7b-w8-6g: max-seq 256 and bmsys-memory-schedule for a 6 GiB budget
-# (weights run as bf16; the workspace covers cuBLASLt, staging and the dequantized
-# weight of a prefill GEMM).
-# (About 7 GB of memory while it runs; a failure here only drops the INT8 benchmarks.)
-( "$CBIN/bmsys-opt" "$TMPM/m.mlir" "--bmsys-quantize=mode=int8 activations=float output=$TMPM/llama-6.7b/model.int8.safetensors" -o "$TMPM/q.mlir" &&
-  "$CBIN/bmsys-opt" --bmsys-infer-pipeline="max-batch=1 max-seq=4096" "$TMPM/q.mlir" |
-  "$CBIN/bmsys-translate" --bmsys-to-artifact -o "$G/artifacts/llama-6.7b-w8.bmsys" ) ||
-  echo "prepare.sh: warning: the INT8 6.7B artifact failed; run_all.sh int8 skips its decode benchmarks" >&2
-[ -f "$TMPM/q.mlir" ] && {
-  "$CBIN/bmsys-opt" --bmsys-infer-pipeline="max-batch=1 max-seq=256" "$TMPM/q.mlir" |
-    "$CBIN/bmsys-opt" "--bmsys-memory-schedule=budget=6GiB dtype=bf16 workspace=192MiB report=$G/artifacts/llama-6.7b-w8-6g.schedule.txt" |
+if want bench; then
+  "$CBIN/bmsys-opt" --bmsys-infer-pipeline="max-batch=1 max-seq=4096 memory-report=1" "$TMPM/m.mlir" -o "$TMPM/m.rt.mlir" \
+    | tee "$G/artifacts/llama-6.7b.memory-report.txt"
+  "$CBIN/bmsys-translate" --bmsys-to-artifact "$TMPM/m.rt.mlir" -o "$G/artifacts/llama-6.7b.bmsys"
+fi
+# INT8 (run_all.sh int8): the same model with weight-only INT8 linears. Nothing is
+# quantized here: bmsys-quantize header-only declares the tensors a quantization would
+# write (<key>_int8 I8 [out, in], <key>_scale F32 [out]; the IR is the same) and writes
+# model.int8.safetensors as that header over a hole. The GPU machine recreates the header
+# with make_model.py --int8 and fills the weights on the device (--random-weights); its
+# executor refuses a missing tensor or another shape or dtype, and the check below makes
+# sure here that make_model.py --int8 declares exactly the tensors the artifacts read.
+#   llama-6.7b-w8     fully resident, max-seq 4096 like the bf16 artifact;
+#   llama-6.7b-w8-6g  max-seq 256 and bmsys-memory-schedule (the pipeline's memory-budget)
+#                     for 6 GiB with weights run as bf16; the workspace (192 MiB) covers
+#                     cuBLASLt, upload staging and kernel scratch (decode GEMVs need none).
+if want int8; then
+  Q="max-batch=1 quantize=int8 activations=float quantize-header-only=1 quantize-output=$TMPM/q/model.int8.safetensors"
+  mkdir -p "$TMPM/q" "$TMPM/ref"
+  "$CBIN/bmsys-opt" "$TMPM/m.mlir" --bmsys-infer-pipeline="$Q max-seq=4096" |
+    "$CBIN/bmsys-translate" --bmsys-to-artifact -o "$G/artifacts/llama-6.7b-w8.bmsys"
+  "$CBIN/bmsys-opt" "$TMPM/m.mlir" --bmsys-infer-pipeline="$Q max-seq=256 memory-budget=6GiB memory-dtype=bf16 memory-workspace=192MiB schedule-report=$G/artifacts/llama-6.7b-w8-6g.schedule.txt" |
     "$CBIN/bmsys-translate" --bmsys-to-artifact -o "$G/artifacts/llama-6.7b-w8-6g.bmsys"
   cat "$G/artifacts/llama-6.7b-w8-6g.schedule.txt"
-}
+  python3 bench/make_model.py "$TMPM/ref" --int8 >/dev/null
+  python3 - "$TMPM/q/model.int8.safetensors" "$TMPM/ref/model.int8.safetensors" <<'PY'
+import json, struct, sys
+def tensors(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        return {k: (v["dtype"], v["shape"]) for k, v in json.loads(f.read(n)).items() if k != "__metadata__"}
+a, b = tensors(sys.argv[1]), tensors(sys.argv[2])
+if a != b:
+    sys.exit(f"prepare.sh: make_model.py --int8 declares other INT8 tensors than bmsys-quantize: "
+             f"{sorted(set(a.items()) ^ set(b.items()))[:6]}")
+print(f"prepare.sh: make_model.py --int8 declares the {len(a)} INT8 tensors of the artifacts")
+PY
+fi
 rm -rf "$TMPM"
+fi  # bench, int8
 # Distributed training (scripts/gpu/run_all.sh stages dist and fsdp; docs/distributed.md).
 # dist: the golden tiny Llama in f32, one rank and ZeRO 0-3 on 2 ranks (the lit test
 # distributed_zero's passes), and its 128-token golden batch as a token file.
+if want dist; then
 D="$G/artifacts/dist"
 mkdir -p "$D"
 "$CBIN/bmsys-import-hf" test/data/llama-tiny -o "$D/m.mlir"
@@ -133,10 +166,12 @@ for s in 0 1 2 3; do
     "$CBIN/bmsys-translate" --bmsys-to-artifact -o "$D/z$s.bmsys"
 done
 rm "$D/m.mlir"
+fi  # dist
 # fsdp: the Llama-shaped 0.94B of the FSDP2 peer (hidden 2048, 16 layers, intermediate
 # 5504, 16 heads, vocab 32000), bf16 mixed precision with f32 master weights, AdamW,
 # 2 ranks of micro-batch 4 x 2048: ZeRO-3 with and without per-block checkpointing,
 # ZeRO-2 and ZeRO-1 with it (bench/fsdp_bench.py runs them). Header-only weights (bench/make_model.py; --random-weights).
+if want fsdp; then
 F="$G/artifacts/fsdp"
 mkdir -p "$F"
 TMPM=$(mktemp -d)
@@ -156,5 +191,6 @@ for v in $VARIANTS; do
   "$CBIN/bmsys-translate" --bmsys-to-artifact "$TMPM/$name.rt.mlir" -o "$F/$name.bmsys"
 done
 rm -rf "$TMPM"
+fi  # fsdp
 du -sh "$G" "$G"/* "$G"/artifacts/*
 echo "prepared $ROOT/$G: run scripts/gpu/run_all.sh on the GPU machine with carry [\"$G\"]"
