@@ -177,15 +177,26 @@ json ceilings() {
 
 struct PlanInfo {
   uint64_t weight_bytes = 0, activation = 0, state = 0, inputs = 0;
+  // What a decode step reads of the weights: all of them but the embedding tables, of
+  // which it reads one row per token (INT8 weights count 1 byte, their scales 4).
+  uint64_t streamed_weight_bytes = 0;
   int64_t weights = 0;
   std::string text;
 };
 
 PlanInfo plan_of(const Artifact& a) {
   PlanInfo p;
-  for (const BufferDesc& b : a.buffers) {
+  std::vector<bool> table(a.buffers.size(), false), other(a.buffers.size(), false);
+  if (const FunctionDesc* f = a.find_function("forward"))
+    for (const InstructionDesc& in : f->instructions)
+      for (size_t k = 0; k < in.inputs.size(); ++k)
+        (in.kernel == KernelId::Embedding && k == 1 ? table : other)[in.inputs[k]] = true;
+  for (size_t i = 0; i < a.buffers.size(); ++i) {
+    const BufferDesc& b = a.buffers[i];
     if (b.kind == BufferKind::Weight) {
-      p.weight_bytes += static_cast<uint64_t>(shape_numel(b.resolve(0, 0))) * dtype_size(b.dtype);
+      const uint64_t bytes = static_cast<uint64_t>(shape_numel(b.resolve(0, 0))) * dtype_size(b.dtype);
+      p.weight_bytes += bytes;
+      if (!table[i] || other[i]) p.streamed_weight_bytes += bytes;  // a tied table is also read whole
       p.weights++;
     } else if (b.kind == BufferKind::Input) {
       p.inputs += static_cast<uint64_t>(shape_numel(b.resolve(a.max_batch, a.max_seq))) * dtype_size(b.dtype);
@@ -228,6 +239,7 @@ int64_t argmax_last(const HostTensor& logits) {
 }
 
 struct Model {
+  size_t free_before = 0;
   std::shared_ptr<const Artifact> art;
   std::shared_ptr<CudaBackend> be;
   std::unique_ptr<Executor> ex;
@@ -237,6 +249,10 @@ Model load(const std::string& path, const std::string& weights, DType dt, uint64
            bool print) {
   Model m;
   m.art = with_compute_dtype(load_artifact(path), dt);
+  // Device memory free before the backend exists (the CUDA context is already made).
+  CK(cudaFree(nullptr));
+  size_t total = 0;
+  CK(cudaMemGetInfo(&m.free_before, &total));
   BackendOptions o;
   o.random_weights = true;
   o.random_seed = seed;
@@ -353,6 +369,7 @@ int main(int argc, char** argv) {
     Model m = load(artifact, weights, dt, seed, true);
     PlanInfo plan = plan_of(*m.art);
     res["weight_bytes"] = plan.weight_bytes;
+    res["streamed_weight_bytes"] = plan.streamed_weight_bytes;
     res["memory_plan"] = plan.text;
     res["memory_report"] = m.be->memory_report();
     res["backend"] = m.be->description();
@@ -374,6 +391,14 @@ int main(int argc, char** argv) {
                      {"step_device_ms", d.step_device_ms}, {"host_ms_per_step", d.host_ms},
                      {"graph_replays", d.replays}, {"tokens", new_tokens}, {"prompt", prompt_len},
                      {"backend_queue_us_per_step", d.launch_us}};
+    {
+      // Device memory this process holds beyond the free memory seen before the backend was
+      // made (allocator pool incl. its cache, cuBLASLt, streams; not the CUDA context).
+      size_t fr = 0, total = 0;
+      CK(cudaMemGetInfo(&fr, &total));
+      res["device_bytes_held"] = static_cast<int64_t>(m.free_before) - static_cast<int64_t>(fr);
+      res["memory_report_after_decode"] = m.be->memory_report();
+    }
     std::printf("decode: %.1f tok/s (median step %.3f ms wall, %.3f ms device, graph replays %lld; "
                 "host: %.0f us/step in the backend's launch queue, the rest in the executor and copies)\n",
                 d.tok_s, d.step_wall_ms, d.step_device_ms, static_cast<long long>(d.replays), d.launch_us);
