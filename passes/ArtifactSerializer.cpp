@@ -113,8 +113,14 @@ private:
         bytes, file.empty() ? 0 : fbb.CreateString(file.str()),
         key.empty() ? 0 : fbb.CreateString(key.str()), shardRanks.value_or(0),
         fullShape ? fbb.CreateVector<int64_t>(fullShape->vec()) : 0, swapGroup(symbol), tp("tp_ranks"),
-        tp("tp_dim")));
+        tp("tp_dim"), placement(symbol)));
     return buffers.size() - 1;
+  }
+
+  // bmsys-offload: `placement = "host"` on a weight or state.
+  static fb::Placement placement(Operation *symbol) {
+    auto a = symbol ? symbol->getAttrOfType<StringAttr>("placement") : StringAttr();
+    return a && a.getValue() == "host" ? fb::Placement_Host : fb::Placement_Device;
   }
 
   // bmsys-memory-schedule: the swapped layer a weight belongs to (-1: resident).

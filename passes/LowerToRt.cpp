@@ -11,6 +11,7 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
+#include "llvm/ADT/StringMap.h"
 
 namespace bmsys {
 #define GEN_PASS_DEF_BMSYSLOWERTORT
@@ -27,10 +28,12 @@ int64_t alignUp(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
 
 class FunctionLowering {
 public:
-  FunctionLowering(func::FuncOp func, OpBuilder &builder) : func(func), b(builder) {}
+  FunctionLowering(func::FuncOp func, OpBuilder &builder,
+                   const llvm::StringMap<StringAttr> &masterParams)
+      : func(func), b(builder), masterParams(masterParams) {}
 
   LogicalResult lower() {
-    auto rtFunc = rt::FuncOp::create(b, func.getLoc(), func.getSymName());
+    rtFunc = rt::FuncOp::create(b, func.getLoc(), func.getSymName());
     Block *body = new Block();
     rtFunc.getBody().push_back(body);
     OpBuilder::InsertionGuard guard(b);
@@ -115,6 +118,19 @@ private:
                               << "' is never used: add bmsys-optimizer";
     if (isa<AdamWOp, SGDOp>(op))
       return lowerUpdate(op);
+    if (auto toHost = dyn_cast<ToHostOp>(op))
+      return lowerToHost(toHost);
+    if (auto upload = dyn_cast<UploadMasterOp>(op)) {
+      // bmsys-offload: the host master into its device parameter.
+      auto param = masterParams.lookup(upload.getMaster());
+      if (!param)
+        return op.emitOpError() << "'" << upload.getMaster() << "' names no bmsys.host_master";
+      Value master = rt::WeightRefOp::create(b, op.getLoc(), bufferType(), upload.getMasterAttr());
+      Value weight = rt::WeightRefOp::create(b, op.getLoc(), bufferType(), FlatSymbolRefAttr::get(param));
+      rt::LaunchOp::create(b, op.getLoc(), "upload_master", ValueRange{master}, ValueRange{weight},
+                           b.getDictionaryAttr(kernelParams(op, {"master"})));
+      return success();
+    }
     if (op.getDialect() != op.getContext()->getLoadedDialect<BmsysDialect>())
       return op.emitOpError("cannot be lowered to bmsys_rt");
 
@@ -189,6 +205,37 @@ private:
     return success();
   }
 
+  /// bmsys-offload: the copy's result is a host buffer of its own (a state kept
+  /// across calls, placement "host"), declared beside the function.
+  LogicalResult lowerToHost(ToHostOp op) {
+    auto type = cast<RankedTensorType>(op.getType());
+    if (!type.hasStaticShape())
+      return op.emitOpError("copies a tensor of dynamic shape; only gradients (static) go to the host");
+    Value x = buffers.lookup(op.getX());
+    if (!x)
+      return op.emitOpError("uses a value that was not lowered");
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPoint(rtFunc);
+      auto module = rtFunc->getParentOfType<ModuleOp>();
+      if (module.lookupSymbol(op.getBuffer()))
+        return op.emitOpError() << "host buffer '" << op.getBuffer() << "' is declared twice";
+      int64_t bytes = rt::elementBytes(type.getElementType()) * type.getNumElements();
+      auto state = rt::StateOp::create(b, op.getLoc(), op.getBuffer(), type.getElementType(),
+                                       type.getShape(), 0, bytes, "offload", IntegerAttr(),
+                                       DenseI64ArrayAttr());
+      state->setAttr("placement", b.getStringAttr("host"));
+    }
+    Value host = rt::StateRefOp::create(b, op.getLoc(), bufferType(),
+                                        FlatSymbolRefAttr::get(b.getStringAttr(op.getBuffer())));
+    rt::LaunchOp::create(b, op.getLoc(), "to_host", ValueRange{x}, ValueRange{host}, DictionaryAttr());
+    SmallVector<Attribute> shape;
+    for (int64_t d : type.getShape())
+      shape.push_back(b.getI64IntegerAttr(d));
+    map(op.getResult(), host, b.getArrayAttr(shape));
+    return success();
+  }
+
   ArrayAttr resultShape(Operation &op, RankedTensorType type) {
     SmallVector<Attribute> symbolic;
     if (op.getNumOperands() > 0)
@@ -211,6 +258,8 @@ private:
 
   func::FuncOp func;
   OpBuilder &b;
+  const llvm::StringMap<StringAttr> &masterParams;  // host master -> its parameter
+  rt::FuncOp rtFunc;
   DenseMap<Value, Value> buffers;
   DenseMap<Value, ArrayAttr> shapes;
 };
@@ -242,8 +291,36 @@ struct LowerToRt : bmsys::impl::BmsysLowerToRtBase<LowerToRt> {
     if (auto compute = module->getAttrOfType<TypeAttr>("bmsys.compute_dtype"))
       cacheType = compute.getValue();
 
+    // bmsys-offload: each host master and the parameter it belongs to.
+    llvm::StringMap<StringAttr> masterParams;
+    llvm::StringMap<ParamOp> params;
+    for (auto param : module.getOps<ParamOp>())
+      params[param.getSymName()] = param;
+    for (auto master : module.getOps<HostMasterOp>())
+      masterParams[master.getSymName()] = master.getParamAttr().getAttr();
+
     for (Operation &op : module.getBody()->getOperations()) {
-      if (auto param = dyn_cast<ParamOp>(op)) {
+      if (auto master = dyn_cast<HostMasterOp>(op)) {
+        // The float32 master in host memory: loaded from the parameter's tensor
+        // (this rank's flat shard with shard_ranks), saved by checkpoints.
+        ParamOp param = params.lookup(master.getParam());
+        if (!param) {
+          master.emitOpError() << "'" << master.getParam() << "' does not name a bmsys.param";
+          return signalPassFailure();
+        }
+        auto type = cast<RankedTensorType>(master.getType());
+        b.setInsertionPoint(&op);
+        auto weight = rt::WeightOp::create(b, op.getLoc(), master.getSymName(), type.getElementType(),
+                                           type.getShape(), param.getFile(), param.getKey(),
+                                           IntegerAttr(), DenseI64ArrayAttr());
+        if (auto ranks = master.getShardRanksAttr(); ranks && ranks.getInt() > 1) {
+          weight.setShardRanksAttr(ranks);
+          weight.setFullShape(cast<RankedTensorType>(param.getType()).getShape());
+        }
+        weight->setAttr("placement", b.getStringAttr("host"));
+        copyTensorParallel(param, weight);
+        erase.push_back(&op);
+      } else if (auto param = dyn_cast<ParamOp>(op)) {
         auto type = cast<RankedTensorType>(param.getType());
         b.setInsertionPoint(&op);
         auto weight = rt::WeightOp::create(b, op.getLoc(), param.getSymName(),
@@ -276,24 +353,30 @@ struct LowerToRt : bmsys::impl::BmsysLowerToRtBase<LowerToRt> {
         b.setInsertionPoint(&op);
         auto type = cast<RankedTensorType>(state.getType());
         int64_t bytes = rt::elementBytes(type.getElementType()) * type.getNumElements();
+        // bmsys-offload: a host state has memory of its own, not in the state pool.
+        auto placement = state->getAttrOfType<StringAttr>("placement");
+        bool host = placement && placement.getValue() == "host";
         auto rtState = rt::StateOp::create(b, op.getLoc(), state.getSymName(),
-                                           type.getElementType(), type.getShape(), stateBytes,
-                                           bytes, "optimizer", IntegerAttr(),
-                                           DenseI64ArrayAttr());
+                                           type.getElementType(), type.getShape(),
+                                           host ? 0 : stateBytes, bytes, "optimizer",
+                                           IntegerAttr(), DenseI64ArrayAttr());
+        if (host)
+          rtState->setAttr("placement", placement);
         if (auto full = state->getAttrOfType<TypeAttr>("bmsys.full_type")) {
           auto fullType = cast<RankedTensorType>(full.getValue());
           rtState.setShardRanksAttr(module->getAttrOfType<IntegerAttr>("bmsys.data_parallel"));
           rtState.setFullShape(fullType.getShape());
         }
         copyTensorParallel(state, rtState);
-        stateBytes = alignUp(stateBytes + bytes, kStateAlignment);
+        if (!host)
+          stateBytes = alignUp(stateBytes + bytes, kStateAlignment);
         erase.push_back(&op);
       }
     }
 
     for (auto func : llvm::to_vector(module.getOps<func::FuncOp>())) {
       b.setInsertionPoint(func);
-      FunctionLowering lowering(func, b);
+      FunctionLowering lowering(func, b, masterParams);
       if (failed(lowering.lower()))
         return signalPassFailure();
       erase.push_back(func);

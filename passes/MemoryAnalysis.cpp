@@ -168,10 +168,21 @@ FailureOr<MemoryBreakdown> analyzeMemory(ModuleOp module, int64_t workspace) {
   // schedule swaps (bmsys-memory-schedule: `swap_group`) live on the host and
   // run from two device slots.
   int64_t weights = 0, weightCount = 0, sharded = 0, swapped = 0, swappedCount = 0;
+  // bmsys-offload: buffers with placement "host" (master weights, optimizer
+  // state, gradient copies) are host memory, not device memory.
+  auto onHost = [](Operation *op) {
+    auto p = op->getAttrOfType<StringAttr>("placement");
+    return p && p.getValue() == "host";
+  };
+  int64_t hostMasters = 0, hostOptimizer = 0, hostGrads = 0;
   for (auto w : module.getOps<rt::WeightOp>()) {
     int64_t n = rt::elementBytes(w.getDtype());
     for (int64_t d : w.getShape())
       n *= d;
+    if (onHost(w)) {
+      hostMasters += n;
+      continue;
+    }
     if (w->hasAttr("swap_group")) {
       swapped += n;
       ++swappedCount;
@@ -188,6 +199,10 @@ FailureOr<MemoryBreakdown> analyzeMemory(ModuleOp module, int64_t workspace) {
   int64_t kv = 0, optimizer = 0, states = 0;
   llvm::StringMap<int64_t> otherRoles;
   for (auto s : module.getOps<rt::StateOp>()) {
+    if (onHost(s)) {
+      (s.getRole() == "optimizer" ? hostOptimizer : hostGrads) += s.getBytes();
+      continue;
+    }
     states += s.getBytes();
     if (s.getRole() == "kv_cache")
       kv += s.getBytes();
@@ -356,6 +371,12 @@ FailureOr<MemoryBreakdown> analyzeMemory(ModuleOp module, int64_t workspace) {
   if (int64_t hostBytes = attr("bmsys_rt.host_bytes"); hostBytes > 0) {
     m.host += hostBytes;
     m.hostRows.push_back({"offload", "", hostBytes, "host buffers (bmsys_rt.host_bytes)"});
+  }
+  if (hostMasters + hostOptimizer + hostGrads > 0) {
+    m.host += hostMasters + hostOptimizer + hostGrads;
+    m.hostRows.push_back({"master_weights", "", hostMasters, "float32 master weights (bmsys-offload)"});
+    m.hostRows.push_back({"optimizer_state", "", hostOptimizer, "offloaded optimizer state"});
+    m.hostRows.push_back({"gradients", "", hostGrads, "gradient and norm copies for the CPU step"});
   }
   if (swapped) {
     m.host += swapped;

@@ -87,7 +87,7 @@ struct Optimizer : bmsys::impl::BmsysOptimizerBase<Optimizer> {
                         f64(weightDecay), f64(maxGradNorm), b.getStringAttr(schedule),
                         b.getI64IntegerAttr(warmupSteps), b.getI64IntegerAttr(totalSteps),
                         f64(minLr), lossScaling ? b.getUnitAttr() : UnitAttr(),
-                        IntegerAttr(), UnitAttr());
+                        IntegerAttr(), UnitAttr(), UnitAttr());
       else
         SGDOp::create(b, loc, marker.getParamAttr(), marker.getGrad(), norm,
                       b.getArrayAttr(states), f64(lr), f64(momentum), f64(weightDecay),

@@ -225,6 +225,46 @@ def BmsysZero : Pass<"bmsys-zero", "mlir::ModuleOp"> {
   let dependentDialects = ["bmsys::BmsysDialect"];
 }
 
+def BmsysOffload : Pass<"bmsys-offload", "mlir::ModuleOp"> {
+  let summary = "Optimizer offload: fp32 master weights and AdamW state in host memory, the step on the CPU";
+  let description = [{
+    Runs after `bmsys-optimizer` (and `bmsys-zero`, whose shards it
+    offloads: each rank keeps only its shard on the host). For every
+    `bmsys.adamw` of `train_step`:
+
+    - a `bmsys.host_master` declares the float32 master weights in host
+      memory (the parameter's shape, or this rank's flat ZeRO shard), loaded
+      and checkpointed under the parameter's key;
+    - the optimizer states get `placement = "host"`;
+    - `bmsys.to_host` copies the gradient (after its ZeRO reduction) to a host
+      buffer right where it is complete, so the copy overlaps the rest of the
+      backward pass, and the global norm once it is known;
+    - the update becomes `bmsys.adamw {offload}` on the master, run by the
+      runtime's vectorized, multithreaded CPU AdamW;
+    - `bmsys.upload_master` copies the updated master into the device
+      parameter right after the update (before ZeRO-1/2's `bmsys.sync_param`).
+
+    `param-dtype` narrows the device parameters to bf16 or f16 (`auto`: the
+    compute dtype of `bmsys-mixed-precision`, f32 without it): every read of
+    a parameter must then be a cast to that type, which disappears. The master
+    stays float32 on the host. Only AdamW has a CPU step: an `sgd` update is
+    an error.
+
+    ```mlir
+    bmsys.host_master @w.master of @w : tensor<32xf32> {shard_ranks = 2 : i64}
+    %gh = bmsys.to_host %gs into "w.grad" : tensor<32xf32>
+    bmsys.adamw @w.master, %gh, %nh state [@w.exp_avg, @w.exp_avg_sq] {..., offload, param_sharded, zero_ranks = 2 : i64} : tensor<32xf32>, tensor<f32>
+    bmsys.upload_master @w.master {zero_ranks = 2 : i64}
+    bmsys.sync_param @w {ranks = 2 : i64}
+    ```
+  }];
+  let options = [
+    Option<"paramDtype", "param-dtype", "std::string", /*default=*/"\"auto\"",
+           "element type of the device parameters: auto, f32, bf16 or f16">,
+  ];
+  let dependentDialects = ["bmsys::BmsysDialect"];
+}
+
 def BmsysTensorParallel : Pass<"bmsys-tensor-parallel", "mlir::ModuleOp"> {
   let summary = "Megatron-style tensor parallelism: column- and row-parallel linears, vocab-parallel embedding and loss";
   let description = [{

@@ -107,6 +107,10 @@ struct TrainPipelineOptions : PassPipelineOptions<TrainPipelineOptions> {
   Option<int64_t> zeroPrefetch{*this, "zero-prefetch",
                                llvm::cl::desc("ZeRO-3: gathers issued this many ahead (bmsys-zero prefetch)"),
                                llvm::cl::init(0)};
+  Option<bool> offload{*this, "offload",
+                       llvm::cl::desc("bmsys-offload: fp32 master weights and AdamW state in "
+                                      "host memory, the optimizer step on the CPU"),
+                       llvm::cl::init(false)};
   Option<bool> returnGrads{*this, "return-grads",
                            llvm::cl::desc("train_step also returns grad.<key>"),
                            llvm::cl::init(false)};
@@ -180,6 +184,8 @@ void bmsys::registerPipelines() {
                                          o.warmupSteps, o.totalSteps, o.minLr}));
         if (o.zeroStage >= 0)
           pm.addPass(createBmsysZero({o.zeroStage, o.ranks, o.zeroPrefetch}));
+        if (o.offload)
+          pm.addPass(createBmsysOffload());
         addLowering(pm, o.maxBatch, o.maxSeq, o.memoryReport);
       });
 }

@@ -61,7 +61,10 @@ struct Zero : bmsys::impl::BmsysZeroBase<Zero> {
         updates.push_back(op);
     });
     if (updates.empty())
-      return step.emitError("bmsys-zero: 'train_step' updates no parameter");
+      return step.emitError() << "bmsys-zero: '" << step.getSymName() << "' updates no parameter";
+    for (Operation *u : updates)
+      if (u->hasAttr("offload"))
+        return u->emitOpError("is offloaded: run bmsys-zero before bmsys-offload");
     auto norm = updates.front()->getOperand(1).getDefiningOp<GlobalNormOp>();
     if (!norm)
       return step.emitError("bmsys-zero: the updates must share one bmsys.global_norm");

@@ -17,4 +17,10 @@
 #define GET_OP_CLASSES
 #include "dialects/bmsys/BmsysOps.h.inc"
 
+namespace bmsys {
+/// bmsys-offload: the type of the host master of `param` (BmsysOffloadOps.td):
+/// float32 in its shape, or this rank's flat shard with shard_ranks = R > 1.
+mlir::RankedTensorType hostMasterType(ParamOp param, std::optional<int64_t> shardRanks);
+} // namespace bmsys
+
 #endif // BMSYS_DIALECT_H

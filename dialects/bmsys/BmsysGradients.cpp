@@ -155,7 +155,32 @@ LogicalResult verifySchedule(Operation *op, StringRef schedule, int64_t warmup, 
 }
 
 LogicalResult verifyStates(Operation *op, SymbolTableCollection &symbols, FlatSymbolRefAttr param,
-                           ArrayAttr states, Type gradType, std::optional<int64_t> zeroRanks) {
+                           ArrayAttr states, Type gradType, std::optional<int64_t> zeroRanks,
+                           bool offload = false) {
+  if (offload) {
+    // bmsys-offload: the update's parameter is a host master, whose type the
+    // gradient and the states have (this rank's shard with zero_ranks).
+    auto master = symbols.lookupNearestSymbolFrom<HostMasterOp>(op, param);
+    if (!master)
+      return op->emitOpError() << "'" << param.getValue()
+                               << "' does not name a bmsys.host_master (offload)";
+    if (master.getShardRanks().value_or(1) != zeroRanks.value_or(1))
+      return op->emitOpError() << "zero_ranks " << zeroRanks.value_or(1)
+                               << " differs from the master's shard_ranks "
+                               << master.getShardRanks().value_or(1);
+    if (master.getType() != gradType)
+      return op->emitOpError() << "gradient type " << gradType << " differs from the master's "
+                               << master.getType();
+    for (Attribute s : states) {
+      auto state = symbols.lookupNearestSymbolFrom<OptimizerStateOp>(op, cast<SymbolRefAttr>(s));
+      if (!state)
+        return op->emitOpError() << s << " does not name a bmsys.optimizer_state";
+      if (state.getType() != gradType)
+        return op->emitOpError() << "state " << s << " has type " << state.getType()
+                                 << ", the master " << gradType;
+    }
+    return success();
+  }
   auto p = symbols.lookupNearestSymbolFrom<ParamOp>(op, param);
   if (!p)
     return op->emitOpError() << "'" << param.getValue() << "' does not name a bmsys.param";
@@ -192,7 +217,7 @@ LogicalResult AdamWOp::verify() {
 
 LogicalResult AdamWOp::verifySymbolUses(SymbolTableCollection &symbols) {
   return verifyStates(*this, symbols, getParamAttr(), getState(), getGrad().getType(),
-                      getZeroRanks());
+                      getZeroRanks(), getOffload());
 }
 
 LogicalResult SGDOp::verify() {

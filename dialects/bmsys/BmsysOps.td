@@ -385,5 +385,6 @@ include "dialects/bmsys/BmsysQuantOps.td"
 include "dialects/bmsys/BmsysDistillOps.td"
 include "dialects/bmsys/BmsysMoeOps.td"
 include "dialects/bmsys/BmsysParallelOps.td"
+include "dialects/bmsys/BmsysOffloadOps.td"
 
 #endif // BMSYS_OPS_TD

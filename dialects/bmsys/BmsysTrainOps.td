@@ -74,6 +74,11 @@ def Bmsys_AdamWOp : Bmsys_Op<"adamw", [MemoryEffects<[MemRead, MemWrite]>,
     the parameter; with `param_sharded` (ZeRO-3) the parameter's storage is
     itself that shard.
 
+    With `offload` (`bmsys-offload`), `param` names a `bmsys.host_master`:
+    the gradient and the norm are host copies (`bmsys.to_host`), the states
+    live in host memory, and the step runs on the CPU on the master (which
+    with `zero_ranks` is this rank's flat shard, hence `param_sharded`).
+
     ```mlir
     bmsys.adamw @w, %g, %norm state [@w.exp_avg, @w.exp_avg_sq] {lr = 1.0e-03 : f64, beta1 = 0.9 : f64, beta2 = 0.95 : f64,
       eps = 1.0e-08 : f64, weight_decay = 0.1 : f64, max_norm = 1.0 : f64, schedule = "constant",
@@ -85,7 +90,8 @@ def Bmsys_AdamWOp : Bmsys_Op<"adamw", [MemoryEffects<[MemRead, MemWrite]>,
                        F64Attr:$eps, F64Attr:$weight_decay, F64Attr:$max_norm,
                        StrAttr:$schedule, I64Attr:$warmup_steps, I64Attr:$total_steps,
                        F64Attr:$min_lr, UnitAttr:$loss_scaling,
-                       OptionalAttr<I64Attr>:$zero_ranks, UnitAttr:$param_sharded);
+                       OptionalAttr<I64Attr>:$zero_ranks, UnitAttr:$param_sharded,
+                       UnitAttr:$offload);
   let assemblyFormat = [{
     $param `,` $grad `,` $norm `state` $state attr-dict `:` type($grad) `,` type($norm)
   }];

@@ -65,6 +65,7 @@ std::string Artifact::describe(size_t index, const InstructionDesc& inst) {
 }
 
 namespace {
+void check_placement(const std::vector<BufferDesc>& buffers, const InstructionDesc& id, const std::string& where);
 
 std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
 
@@ -185,6 +186,13 @@ std::shared_ptr<Artifact> decode_and_validate(const fb::Artifact* root, const st
       d.swap_group = b->swap_group();
       if (d.swap_group != -1 && (d.kind != BufferKind::Weight || d.swap_group < 0))
         fail("{}: swap_group {} (only weights can be swapped, groups count from 0)", where, d.swap_group);
+      {
+        int pl = static_cast<int>(b->placement());
+        if (pl < 0 || pl > static_cast<int>(fb::Placement_MAX)) fail("{}: unknown placement {}", where, pl);
+        d.placement = static_cast<Placement>(pl);
+        if (d.host() && (d.kind == BufferKind::Input || d.kind == BufferKind::Activation || d.swap_group >= 0))
+          fail("{}: only weights, states and optimizer states can live in host memory (placement Host)", where);
+      }
       switch (d.kind) {
         case BufferKind::Weight:
           for (const DimDesc& dd : d.dims)
@@ -205,6 +213,7 @@ std::shared_ptr<Artifact> decode_and_validate(const fb::Artifact* root, const st
           if (d.bytes < static_cast<uint64_t>(need))
             fail("{}: bytes {} is less than the {} its shape {} of {} needs at B={}, S={}", where,
                  d.bytes, need, d.dims_str(), dtype_name(d.dtype), a->max_batch, a->max_seq);
+          if (d.host()) break;  // bmsys-offload: its own host allocation, not in a pool
           if (d.offset > pool || d.bytes > pool - d.offset)
             fail("{}: [offset {}, +{} bytes) is outside the {} pool ({} bytes)", where, d.offset,
                  d.bytes, pool_name, pool);
@@ -249,7 +258,7 @@ std::shared_ptr<Artifact> decode_and_validate(const fb::Artifact* root, const st
   uint64_t activation_end = 0, state_end = 0;
   for (const BufferDesc& d : a->buffers) {
     if (d.kind == BufferKind::Activation) activation_end = std::max(activation_end, d.offset + d.bytes);
-    if (d.kind == BufferKind::State || d.kind == BufferKind::OptimizerState)
+    if ((d.kind == BufferKind::State || d.kind == BufferKind::OptimizerState) && !d.host())
       state_end = std::max(state_end, d.offset + d.bytes);  // inside the pool: checked above, no wrap
   }
   auto check_pool = [&](const char* pool_name, uint64_t bytes, uint64_t end) {
@@ -390,6 +399,7 @@ std::shared_ptr<Artifact> decode_and_validate(const fb::Artifact* root, const st
               fail("{}: {}", where, e.what());
             }
           }
+          check_placement(a->buffers, id, where);
           fd.instructions.push_back(std::move(id));
           ++idx;
         }
@@ -400,6 +410,30 @@ std::shared_ptr<Artifact> decode_and_validate(const fb::Artifact* root, const st
   return a;
 }
 
+
+// bmsys-offload: host buffers are operands only of the kernels that move data between
+// host and device (to_host writes one, upload_master reads one) and of the CPU optimizer
+// step (adamw with offload = 1, every operand on the host); every other operand is in
+// the backend's memory. A backend could not compute on the wrong kind of pointer.
+void check_placement(const std::vector<BufferDesc>& buffers, const InstructionDesc& id, const std::string& where) {
+  const bool host_step = id.kernel == KernelId::AdamW && id.attrs.get_int("offload", 0) != 0;
+  auto want = [&](bool is_input) {
+    if (id.kernel == KernelId::ToHost) return !is_input;
+    if (id.kernel == KernelId::UploadMaster) return is_input;
+    return host_step;
+  };
+  auto check = [&](const std::vector<uint32_t>& operands, bool is_input) {
+    for (size_t i = 0; i < operands.size(); ++i) {
+      const BufferDesc& b = buffers[operands[i]];
+      if (b.host() != want(is_input))
+        fail("{}: {} {} (buffer '{}') is in {} memory, the kernel needs it in {} memory", where,
+             is_input ? "input" : "output", i, b.name, b.host() ? "host" : "device",
+             want(is_input) ? "host" : "device");
+    }
+  };
+  check(id.inputs, true);
+  check(id.outputs, false);
+}
 }  // namespace
 
 std::shared_ptr<const Artifact> load_artifact_from_memory(const uint8_t* data, size_t size,

@@ -30,6 +30,10 @@ struct DimDesc {
 // by reset_state() and saved in / restored from training checkpoints under its name.
 enum class BufferKind : uint8_t { Input = 0, Weight = 1, Activation = 2, State = 3, OptimizerState = 4 };
 const char* buffer_kind_name(BufferKind k);
+// bmsys-offload: where a buffer lives. Host buffers are host memory (pinned on CUDA),
+// allocated per buffer (a host State/OptimizerState is not in the state pool); only
+// to_host, upload_master and adamw with offload = 1 touch them (checked at load).
+enum class Placement : uint8_t { Device = 0, Host = 1 };
 
 struct BufferDesc {
   std::string name;
@@ -52,7 +56,11 @@ struct BufferDesc {
   // bmsys-memory-schedule (Weight): the swapped layer this weight belongs to, an
   // index into Artifact::schedule.groups; -1: resident.
   int32_t swap_group = -1;
+  // bmsys-offload (Weight, State, OptimizerState): Host for the fp32 master weights,
+  // the optimizer states and the gradient copies of the CPU optimizer step.
+  Placement placement = Placement::Device;
 
+  bool host() const { return placement == Placement::Host; }
   bool sharded() const { return shard_ranks > 1; }
   bool tp_sliced() const { return tp_ranks > 1; }
   // The tensor this rank's buffer stands for: full_shape when ZeRO-sharded,

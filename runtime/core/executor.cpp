@@ -98,6 +98,11 @@ Executor::Executor(std::shared_ptr<const Artifact> artifact, std::shared_ptr<Bac
   owned_.resize(a.buffers.size());
   for (size_t i = 0; i < a.buffers.size(); ++i) {
     const BufferDesc& b = a.buffers[i];
+    if (b.host() && (b.kind == BufferKind::State || b.kind == BufferKind::OptimizerState)) {
+      // bmsys-offload: host memory of its own (pinned on CUDA), zeroed like the pool.
+      owned_[i] = backend_->allocate_host(b.bytes, fmt::format("host buffer '{}'", b.name));
+      std::memset(owned_[i]->data(), 0, b.bytes);
+    }
     if (b.kind == BufferKind::Input) {
       size_t bytes = static_cast<size_t>(shape_numel(b.resolve(a.max_batch, a.max_seq))) *
                      dtype_size(b.dtype);
@@ -149,7 +154,8 @@ void Executor::load_weights(const ExecutorOptions& options) {
       continue;
     }
     size_t bytes = static_cast<size_t>(shape_numel(b.resolve(0, 0))) * dtype_size(b.dtype);
-    owned_[i] = backend_->allocate(bytes, fmt::format("weight '{}'", b.name));
+    owned_[i] = b.host() ? backend_->allocate_host(bytes, fmt::format("host master weight '{}'", b.name))
+                         : backend_->allocate(bytes, fmt::format("weight '{}'", b.name));
     std::string what = fmt::format("{}: weight tensor '{}'", path, b.weight_key);
     if (b.tp_sliced()) {
       // Only this rank's tensor-parallel slice of the stored tensor.
@@ -181,9 +187,14 @@ void Executor::upload_slice(uint32_t index, const void* src, DType src_dtype, in
     off = std::min<int64_t>(numel, static_cast<int64_t>(dp_comm_->rank()) * cap);
     len = std::min<int64_t>(cap, numel - off);
   }
+  const uint8_t* from = static_cast<const uint8_t*>(src) + off * dtype_size(src_dtype);
+  if (b.host()) {  // bmsys-offload: host memory, converted in place
+    convert(dst, b.dtype, from, src_dtype, len);
+    if (cap > len) std::memset(dst + len * dtype_size(b.dtype), 0, static_cast<size_t>(cap - len) * dtype_size(b.dtype));
+    return;
+  }
   try {
-    backend_->upload(dst, b.dtype, static_cast<const uint8_t*>(src) + off * dtype_size(src_dtype), src_dtype,
-                     len);
+    backend_->upload(dst, b.dtype, from, src_dtype, len);
   } catch (const Error& e) {
     fail("{}: {}", what, e.what());
   }
@@ -198,6 +209,7 @@ void* Executor::address(uint32_t buffer) const {
       return static_cast<uint8_t*>(activation_pool_->data()) + b.offset;
     case BufferKind::State:
     case BufferKind::OptimizerState:
+      if (b.host()) return owned_[buffer]->data();  // bmsys-offload
       return static_cast<uint8_t*>(state_pool_->data()) + b.offset;
     case BufferKind::Input:
     case BufferKind::Weight:
@@ -209,8 +221,12 @@ void* Executor::address(uint32_t buffer) const {
 
 void Executor::reset_state() {
   for (uint32_t i = 0; i < artifact_->buffers.size(); ++i)
-    if (artifact_->buffers[i].kind == BufferKind::State)
-      backend_->fill_zero(address(i), artifact_->buffers[i].bytes);
+    if (artifact_->buffers[i].kind == BufferKind::State) {
+      if (artifact_->buffers[i].host())
+        std::memset(address(i), 0, artifact_->buffers[i].bytes);
+      else
+        backend_->fill_zero(address(i), artifact_->buffers[i].bytes);
+    }
 }
 
 uint32_t Executor::buffer_index(const std::string& name) const {
@@ -244,6 +260,8 @@ HostTensor Executor::read_buffer(uint32_t index, DType dtype) const {
   HostTensor raw(b.dtype, b.resolve(0, 0));
   if (swap_ && swap_->swapped(index))  // its host copy (the slot may hold another layer)
     std::memcpy(raw.data.data(), swap_->host_address(index), raw.data.size());
+  else if (b.host())  // bmsys-offload: host memory (synchronize() waited for its copies)
+    std::memcpy(raw.data.data(), address(index), raw.data.size());
   else
     backend_->copy_to_host(raw.data.data(), address(index), raw.data.size());
   if (dtype == b.dtype) return raw;
@@ -273,6 +291,10 @@ void Executor::write_buffer(uint32_t index, const void* data, DType dtype, const
     fail("{} is {} and cannot be converted to {} (buffer '{}')", src, dtype_name(dtype),
          dtype_name(b.dtype), b.name);
   backend_->synchronize();
+  if (b.host()) {
+    convert(address(index), b.dtype, data, dtype, shape_numel(shape));
+    return;
+  }
   try {
     backend_->upload(address(index), b.dtype, data, dtype, shape_numel(shape));
   } catch (const Error& e) {
@@ -304,7 +326,17 @@ HostTensor Executor::read_local(uint32_t index, DType dtype) const {
   const int64_t n = shape_numel(b.full_shape);
   backend_->synchronize();
   auto full = backend_->allocate(static_cast<size_t>(n) * dtype_size(b.dtype), fmt::format("gathered '{}'", b.name));
-  dp_comm_->all_gather(address(index), b.dtype, full->data(), n);
+  const void* shard = address(index);
+  std::unique_ptr<DeviceMemory> staged;
+  if (b.host()) {
+    // A host shard (bmsys-offload) goes through backend memory: the communicator's
+    // pointers are in the backend's memory space (device pointers for NCCL).
+    const int64_t S = shape_numel(b.resolve(0, 0));
+    staged = backend_->allocate(static_cast<size_t>(S) * dtype_size(b.dtype), fmt::format("staged '{}'", b.name));
+    backend_->upload(staged->data(), b.dtype, shard, b.dtype, S);
+    shard = staged->data();
+  }
+  dp_comm_->all_gather(shard, b.dtype, full->data(), n);
   HostTensor raw(b.dtype, b.full_shape);
   backend_->copy_to_host(raw.data.data(), full->data(), raw.data.size());
   if (dtype == b.dtype) return raw;

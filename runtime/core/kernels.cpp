@@ -88,7 +88,8 @@ const std::vector<KernelSpec>& table() {
         {"min_lr", AttrType::Float, false},
         {"zero_ranks", AttrType::Int, false},
         {"param_sharded", AttrType::Int, false},
-        {"loss_scaling", AttrType::Int, false}},
+        {"loss_scaling", AttrType::Int, false},
+        {"offload", AttrType::Int, false}},
        {0, 2, 3},
        {0, 2, 3}},
       {KernelId::Sgd, "sgd", 4, 4, 2,
@@ -131,6 +132,9 @@ const std::vector<KernelSpec>& table() {
         {"gated", AttrType::Int, false},
         {"bias", AttrType::Int, false}},
        {}},
+      {KernelId::ToHost, "to_host", 1, 1, 1, {}, {}},
+      {KernelId::UploadMaster, "upload_master", 1, 1, 1,
+       {{"zero_ranks", AttrType::Int, false}, {"param_sharded", AttrType::Int, false}}, {}},
   };
   return t;
 }
@@ -154,7 +158,9 @@ const char* kernel_name(KernelId id) { return kernel_spec(id).name; }
 
 bool is_optimizer_kernel(KernelId id) { return id == KernelId::AdamW || id == KernelId::Sgd; }
 
-bool writes_persistent(KernelId id) { return is_optimizer_kernel(id) || id == KernelId::SyncParam; }
+bool writes_persistent(KernelId id) {
+  return is_optimizer_kernel(id) || id == KernelId::SyncParam || id == KernelId::UploadMaster;
+}
 
 bool is_collective_kernel(KernelId id) {
   return id == KernelId::AllReduce || id == KernelId::ReduceScatter || id == KernelId::AllGather ||
@@ -668,6 +674,11 @@ void check_launch(const KernelLaunch& l) {
       if (in[norm_index].numel() != 1)
         fail("norm (input {}) must have one element, has shape {}", norm_index, shape_str(in[norm_index].shape));
       if (l.ctx.step < 1) fail("the training step T must be >= 1, not {}", l.ctx.step);
+      if (const int64_t off = a.get_int("offload", 0); off != 0 && off != 1)
+        fail("attribute 'offload' must be 0 or 1, not {}", off);
+      if (a.get_int("offload", 0) && zr > 1 && !param_sharded)
+        fail("an offloaded update (offload = 1) with zero_ranks {} updates the master's shard: it needs param_sharded",
+             zr);
       check_loss_scaling(l);
       double lr = a.get_float("lr"), wd = a.get_float("weight_decay");
       if (!(lr >= 0)) fail("attribute 'lr' must be >= 0");
@@ -681,6 +692,26 @@ void check_launch(const KernelLaunch& l) {
         fail("attribute 'momentum' must be >= 0");
       }
       LrSchedule::from_attrs(a);
+      break;
+    }
+    case KernelId::ToHost:
+      expect_float(in[0], "input 0");
+      expect_dtype(y, in[0].dtype, "output 0");
+      expect_shape(y, in[0].shape, "output 0");
+      break;
+    case KernelId::UploadMaster: {
+      // The f32 master (this rank's flat shard with zero_ranks = R > 1) into the device
+      // parameter: the whole tensor, its shard (param_sharded), or this rank's slice of it.
+      const int64_t zr = a.get_int("zero_ranks", 0);
+      const bool param_sharded = a.get_int("param_sharded", 0) != 0;
+      if (zr > 1) check_ranks(l, zr, false);
+      expect_dtype(in[0], DType::F32, "master (input 0)");
+      expect_float(y, "param (output 0)");
+      if (zr > 1 && !param_sharded) {
+        expect_shape(in[0], {shard_size(y.numel(), zr)}, "master (input 0)");
+      } else if (in[0].numel() != y.numel()) {
+        fail("master (input 0) has {} elements, the parameter (output 0) {}", in[0].numel(), y.numel());
+      }
       break;
     }
     case KernelId::TpAllReduce: {

@@ -70,6 +70,10 @@ enum class KernelId : uint16_t {
   DistillHiddenMseGrad,
   // Mixture of experts (docs/kernels.md "MoE").
   MoeFfn,
+  // Optimizer offload (bmsys-offload; docs/kernels.md "Optimizer offload"): a device ->
+  // host copy, and the host master's copy into the device parameter.
+  ToHost,
+  UploadMaster,
   kCount
 };
 

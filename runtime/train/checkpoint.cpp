@@ -126,6 +126,13 @@ void save_checkpoint(const std::string& dir_in, const Executor& ex, const Traine
   // Always whole tensors: sharded buffers are gathered from every rank (a collective:
   // every rank gathers, in buffer order), and rank 0 alone writes.
   std::map<std::string, HostTensor> weights, states;
+  // bmsys-offload: an offloaded parameter is saved from its float32 host master (what
+  // the optimizer updates), not from its device copy (which may be bf16).
+  for (uint32_t i = 0; i < a.buffers.size(); ++i) {
+    const BufferDesc& b = a.buffers[i];
+    if (b.kind == BufferKind::Weight && b.host() && !weights.count(b.weight_key))
+      weights.emplace(b.weight_key, ex.read_logical(i, DType::F32));
+  }
   for (uint32_t i = 0; i < a.buffers.size(); ++i) {
     const BufferDesc& b = a.buffers[i];
     if (b.kind == BufferKind::Weight && !weights.count(b.weight_key))

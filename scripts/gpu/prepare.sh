@@ -67,9 +67,12 @@ if [[ $OPT_HELP != *--bmsys-train-pipeline* ]]; then
 else
   for m in llama-tiny gpt2-tiny; do
     "$CBIN/bmsys-import-hf" "test/data/$m" -o "$G/artifacts/$m.train.mlir"
-    for v in train: train-bf16:mixed-precision=bf16 train-f16:mixed-precision=f16; do
+    # (+ separates pipeline options within one variant; offload: bmsys-offload.)
+    for v in train: train-bf16:mixed-precision=bf16 train-f16:mixed-precision=f16 \
+             train-offload:offload=1 train-offload-bf16:mixed-precision=bf16+offload=1; do
+      o=${v#*:}
       "$CBIN/bmsys-opt" "$G/artifacts/$m.train.mlir" \
-        --bmsys-train-pipeline="max-batch=4 max-seq=32 lr=1e-3 beta1=0.9 beta2=0.95 eps=1e-8 weight-decay=0.1 max-grad-norm=1.0 ${v#*:}" |
+        --bmsys-train-pipeline="max-batch=4 max-seq=32 lr=1e-3 beta1=0.9 beta2=0.95 eps=1e-8 weight-decay=0.1 max-grad-norm=1.0 ${o//+/ }" |
         "$CBIN/bmsys-translate" --bmsys-to-artifact -o "$G/artifacts/$m.${v%%:*}.bmsys"
     done
     rm "$G/artifacts/$m.train.mlir"
@@ -164,6 +167,11 @@ for s in 0 1 2 3; do
     "--bmsys-zero=stage=$s ranks=2" --bmsys-inline-blocks "--bmsys-bound-shapes=max-batch=4 max-seq=32" \
     --bmsys-add-kv-cache --canonicalize --bmsys-lower-to-rt --bmsys-plan-memory |
     "$CBIN/bmsys-translate" --bmsys-to-artifact -o "$D/z$s.bmsys"
+  # The same with optimizer offload (bmsys-offload: each rank's shard on the host).
+  "$CBIN/bmsys-opt" "$D/m.mlir" --bmsys-autodiff "--bmsys-optimizer=lr=1e-3 beta2=0.95 weight-decay=0.1 max-grad-norm=1.0" \
+    "--bmsys-zero=stage=$s ranks=2" --bmsys-offload --bmsys-inline-blocks "--bmsys-bound-shapes=max-batch=4 max-seq=32" \
+    --bmsys-add-kv-cache --canonicalize --bmsys-lower-to-rt --bmsys-plan-memory |
+    "$CBIN/bmsys-translate" --bmsys-to-artifact -o "$D/zo$s.bmsys"
 done
 rm "$D/m.mlir"
 fi  # dist

@@ -211,9 +211,8 @@ if has int8; then
         --weights $M --dtype bf16 --prefill 0 --prompt 8 --new 32 --no-variants --skip-ceilings --out "$I/sched.json" |
         grep -E "^decode|memory"
     fi
-    # (360 s by default, so that the whole stage fits one 10-minute call.)
     echo "== HF accelerate offload, 6 GiB budget (fp16)"
-    timeout ${PEER_OFFLOAD_TIMEOUT:-360} python3 bench/peers/peer_offload_infer.py --budget-gib 6 --tokens 8 \
+    timeout ${PEER_OFFLOAD_TIMEOUT:-900} python3 bench/peers/peer_offload_infer.py --budget-gib 6 --tokens 8 \
       --out "$I/peer.json" 2>&1 | grep -v -E "Warning|warn\(" | tail -3
     echo "== results"
     python3 bench/int8_summary.py "$I" --out "$OUT/int8.json"
@@ -251,6 +250,14 @@ PY
       echo "ZeRO-$s on 2 GPUs (NCCL): rc=$rc, $(cmp_losses "$W/z$s.jsonl" "$W/single.jsonl")"
       [ $rc = 0 ] || grep -E "error" "$W/z$s.log" | head -5
     done
+    echo "== the same with optimizer offload (bmsys-offload: shards' masters and AdamW state on the host)"
+    for s in 0 1 2 3; do
+      [ -f "$D/zo$s.bmsys" ] || { echo "ZeRO-$s + offload: no artifact (prepare.sh without bmsys-offload)"; continue; }
+      timeout 240 "$RUN" train "$D/zo$s.bmsys" --nproc 2 --comm-timeout 60 $TR --metrics "$W/zo$s.jsonl" 2>"$W/zo$s.log"
+      rc=$?
+      echo "ZeRO-$s + offload on 2 GPUs (NCCL): rc=$rc, $(cmp_losses "$W/zo$s.jsonl" "$W/single.jsonl")"
+      [ $rc = 0 ] || grep -E "error" "$W/zo$s.log" | head -5
+    done
     echo "== a killed rank (--nproc: the launcher names it, stops the other)"
     T0=$(date +%s)
     env BMSYS_TEST_KILL_RANK=1 BMSYS_TEST_KILL_STEP=3 timeout 120 "$RUN" train "$D/z2.bmsys" --nproc 2 --comm-timeout 10 $TR >"$W/killed.log" 2>&1
@@ -270,7 +277,7 @@ PY
     env BMSYS_TEST_KILL_RANK=1 BMSYS_TEST_KILL_STEP=2 BMSYS_TEST_HANG=1 timeout 120 "$RUN" train "$D/z3.bmsys" --nproc 2 --comm-timeout 5 $TR >"$W/hung.log" 2>&1
     echo "rc=$? after $(( $(date +%s) - T0 ))s"; grep -E "error|KILL" "$W/hung.log" | head -5
   } 2>&1 | tee "$OUT/dist.log"
-  RES[dist]="$(grep -cE '^ZeRO-[0-3] on 2 GPUs \(NCCL\): rc=0, ok' "$OUT/dist.log")/4 ZeRO stages within 1e-3; $(grep -E '^\[  (PASSED|FAILED)' "$OUT/dist.log" | tr '\n' ' ')"
+  RES[dist]="$(grep -cE '^ZeRO-[0-3] on 2 GPUs \(NCCL\): rc=0, ok' "$OUT/dist.log")/4 ZeRO stages within 1e-3; $(grep -cE '^ZeRO-[0-3] \+ offload on 2 GPUs \(NCCL\): rc=0, ok' "$OUT/dist.log")/4 with offload; $(grep -E '^\[  (PASSED|FAILED)' "$OUT/dist.log" | tr '\n' ' ')"
 fi
 
 if has fsdp; then

@@ -11,6 +11,7 @@
 
 #include "runtime/backends/cpu/cpu_distill.h"
 #include "runtime/backends/cpu/cpu_kernels.h"
+#include "runtime/backends/cpu/host_adamw.h"
 #include "runtime/backends/cpu/cpu_moe.h"
 #include "runtime/backends/cpu/cpu_tensor_parallel.h"
 #include "runtime/collectives/communicator.h"
@@ -91,23 +92,6 @@ ZeroSlice zero_slice(const KernelLaunch& l) {
   return {off, std::min(S, n - off)};
 }
 
-// The gradient coefficient of adamw/sgd from the norm input: the clipping coefficient
-// c, and with loss_scaling = 1 the norm first divided by L and c/L returned (the grad
-// is L times the true one; for a power-of-two L this is exact). False when the
-// unscaled norm is not finite: the update is skipped (docs/kernels.md).
-bool unscaled_clip(const KernelLaunch& l, double norm, double* coef) {
-  const Attrs& a = *l.attrs;
-  const double max_norm = a.has("max_norm") ? a.get_float("max_norm") : 0.0;
-  if (a.get_int("loss_scaling", 0) == 0) {
-    *coef = cpu::clip_coefficient(max_norm, norm);
-    return true;
-  }
-  const double L = l.ctx.loss_scale;
-  norm /= L;
-  if (!std::isfinite(norm)) return false;
-  *coef = cpu::clip_coefficient(max_norm, norm) / L;
-  return true;
-}
 }  // namespace
 
 void CpuBackend::launch(const KernelLaunch& l) {
@@ -364,14 +348,33 @@ void CpuBackend::launch(const KernelLaunch& l) {
       l.ctx.comm->all_gather(shard.data(), DType::F32, y.data, n);
       return;
     }
+    case KernelId::ToHost:  // bmsys-offload: the host buffer is separate memory here too
+      std::memcpy(y.data, in[0].data, in[0].bytes());
+      return;
+    case KernelId::UploadMaster: {
+      // The master (this rank's shard with zero_ranks) into the device parameter.
+      const int64_t R = a.get_int("zero_ranks", 0);
+      int64_t off = 0, len = y.numel();
+      if (R > 1 && a.get_int("param_sharded", 0) == 0) {
+        const int64_t S = shard_size(y.numel(), R);
+        off = std::min(y.numel(), l.ctx.rank * S);
+        len = std::min(S, y.numel() - off);
+      }
+      convert(y.as<float>() + off, y.dtype, in[0].data, in[0].dtype, len);
+      return;
+    }
     case KernelId::AdamW: {
+      if (a.get_int("offload", 0)) {  // bmsys-offload: the step on host buffers
+        cpu::host_adamw(l);
+        return;
+      }
       cpu::AdamWParams p;
       p.lr = LrSchedule::from_attrs(a).at(l.ctx.step);
       p.beta1 = a.get_float("beta1");
       p.beta2 = a.get_float("beta2");
       p.eps = a.get_float("eps");
       p.weight_decay = a.get_float("weight_decay");
-      if (!unscaled_clip(l, *in[4].as<float>(), &p.clip)) return;  // overflow: skip the step
+      if (!cpu::optimizer_clip(l, *in[4].as<float>(), &p.clip)) return;  // overflow: skip the step
       p.step = l.ctx.step;
       ZeroSlice z = zero_slice(l);
       cpu::adamw(in[0].as<float>() + z.offset, in[1].as<float>(), in[2].as<float>(), in[3].as<float>(),
@@ -383,7 +386,7 @@ void CpuBackend::launch(const KernelLaunch& l) {
       p.lr = LrSchedule::from_attrs(a).at(l.ctx.step);
       p.momentum = a.get_float("momentum");
       p.weight_decay = a.get_float("weight_decay");
-      if (!unscaled_clip(l, *in[3].as<float>(), &p.clip)) return;  // overflow: skip the step
+      if (!cpu::optimizer_clip(l, *in[3].as<float>(), &p.clip)) return;  // overflow: skip the step
       p.step = l.ctx.step;
       ZeroSlice z = zero_slice(l);
       cpu::sgd(in[0].as<float>() + z.offset, in[1].as<float>(), in[2].as<float>(), z.count, p);

@@ -21,9 +21,12 @@
 #include "runtime/backends/cuda/int8.h"
 #include "runtime/backends/cuda/kernels.h"
 #include "runtime/backends/cuda/nccl_communicator.h"
+#include "runtime/backends/cuda/offload.h"
 #include "runtime/backends/cuda/trace.h"
 #include "runtime/backends/cuda/train_ops.h"
+#include "runtime/backends/cpu/host_adamw.h"
 #include "runtime/core/error.h"
+#include "runtime/io/convert.h"
 
 namespace bmsys::rt {
 
@@ -236,6 +239,14 @@ struct CudaBackend::Impl {
   std::unique_ptr<Tracer> tracer;
   // Collectives (collectives.h): the run's NCCL communicator and its stream.
   CollectiveStream coll;
+  // Optimizer offload (offload.h): the gradient / master copies' stream, and per
+  // device parameter of another dtype than f32 the pinned buffer its master is
+  // converted into before the upload.
+  OffloadCopies offload;
+  struct PinnedDeleter {
+    void operator()(void* p) const { cudaFreeHost(p); }
+  };
+  std::unordered_map<void*, std::pair<std::unique_ptr<void, PinnedDeleter>, size_t>> upload_stage;
   std::weak_ptr<NcclCommunicator> nccl;  // made by create_communicator
 
   // The first collective launch binds the run's communicator (world size 1: none).
@@ -1092,9 +1103,121 @@ struct CudaBackend::Impl {
     scalar_sqrt(compute, y);
   }
 
+  static bool is_offload_copy(KernelId k) { return k == KernelId::ToHost || k == KernelId::UploadMaster; }
+
+  // Waits for `e` on the host; polling through the communicator when collectives may
+  // be upstream of it (a dead peer fails the wait after --comm-timeout).
+  void wait_event(cudaEvent_t e, const char* what) {
+    if (coll.comm())
+      coll.comm()->wait_event(e, what);
+    else
+      BMSYS_CUDA(cudaEventSynchronize(e), what);
+  }
+
+  // An offload copy step goes to the offload copy stream (offload.h), after the
+  // collectives that produce its source or touch its destination.
+  bool run_offload(const Step& s) {
+    const Op& o = ops[s.idx[0]];
+    if (s.kind != kSingle || !is_offload_copy(o.kernel)) return false;
+    const bool d2h = o.kernel == KernelId::ToHost;
+    std::vector<Range> reads, writes;
+    if (d2h)
+      reads.push_back({o.in[0].data, o.in[0].bytes()});
+    else
+      writes.push_back({o.out.data, o.out.bytes()});
+    if (coll.comm()) coll.before_compute(reads, writes);
+    offload.before_compute(reads, writes);
+    if (d2h)
+      offload.to_host(o.out.data, o.in[0].data, o.in[0].bytes(), tracer.get());
+    else
+      offload.to_device(o.out.data, o.in[0].data, o.out.bytes(), tracer.get());
+    stats.offload_copies = offload.copies();
+    stats.offload_bytes = offload.bytes();
+    return true;
+  }
+
+  // to_host / upload_master: queued like the other ops, run on the copy stream.
+  void queue_offload_copy(const KernelLaunch& l) {
+    offload.bind(compute);
+    if (tracer) tracer->set_track(4, "offload copy stream");
+    const TensorView& x = l.inputs.at(0);
+    const TensorView& y = l.outputs.at(0);
+    auto set = [](TRef& r, const void* data, DType dt, int64_t n) {
+      r.data = const_cast<void*>(data);
+      r.dtype = dt;
+      r.rank = 1;
+      r.dims[0] = n;
+      r.numel = n;
+    };
+    Op op;
+    op.kernel = l.kernel;
+    op.nin = 1;
+    if (l.kernel == KernelId::ToHost) {
+      set(op.in[0], x.data, x.dtype, x.numel());
+      set(op.out, y.data, y.dtype, y.numel());
+    } else {
+      // This rank's slice of a replicated parameter (ZeRO-1/2), else the whole.
+      const Attrs& a = *l.attrs;
+      const int64_t R = a.get_int("zero_ranks", 0), n = y.numel();
+      int64_t off = 0, len = n;
+      if (R > 1 && a.get_int("param_sharded", 0) == 0) {
+        const int64_t S = shard_size(n, R);
+        off = std::min(n, static_cast<int64_t>(l.ctx.rank) * S);
+        len = std::min(S, n - off);
+      }
+      const size_t es = dtype_size(y.dtype);
+      const void* src = x.data;
+      if (y.dtype != x.dtype) {
+        // A bf16/f16 device parameter: the master is converted on the host, now (the
+        // CPU step wrote it just before), into pinned memory the copy reads.
+        auto& [buf, cap] = upload_stage[y.data];
+        const size_t need = static_cast<size_t>(len) * es;
+        if (!buf || cap < need) {
+          void* p = nullptr;
+          BMSYS_CUDA(cudaHostAlloc(&p, need ? need : 1, cudaHostAllocDefault), "pinned upload staging");
+          buf.reset(p);
+          cap = need;
+        }
+        offload.wait_host({buf.get(), need}, [&](cudaEvent_t e) { wait_event(e, "upload_master staging"); });
+        convert(buf.get(), y.dtype, x.data, x.dtype, len);
+        src = buf.get();
+      }
+      set(op.in[0], src, y.dtype, len);
+      set(op.out, static_cast<char*>(y.data) + static_cast<size_t>(off) * es, y.dtype, len);
+    }
+    op.ft = op.out.dtype;
+    if (ops.empty()) queue_P = l.ctx.start_pos;
+    mix(static_cast<uint64_t>(op.kernel) | (1ull << 16));
+    mix(reinterpret_cast<uint64_t>(op.in[0].data));
+    mix(reinterpret_cast<uint64_t>(op.out.data));
+    mix(static_cast<uint64_t>(op.out.numel));
+    ops.push_back(op);
+  }
+
+  // adamw with offload = 1: the CPU step on host memory, once its copies arrived.
+  void host_step(const KernelLaunch& l) {
+    flush();  // issues the queued copies of the gradients and the norm
+    auto wait = [&](cudaEvent_t e) { wait_event(e, "the offloaded optimizer step"); };
+    for (const TensorView& v : l.inputs) offload.wait_host({v.data, v.bytes()}, wait);
+    const auto t0 = std::chrono::steady_clock::now();
+    cpu::host_adamw(l);
+    stats.host_steps++;
+    stats.launch_host_us +=
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+  }
+
   void execute() {
     std::vector<Step> steps = plan_steps();
     for (const Step& s : steps) {
+      if (run_offload(s)) continue;
+      if (offload.bound()) {  // after the copies whose device memory it touches
+        std::vector<Range> reads, writes;
+        std::vector<int> all(s.idx, s.idx + s.n);
+        if (s.epi >= 0) all.push_back(s.epi);
+        if (s.norm >= 0) all.push_back(s.norm);
+        for (int i : all) add_ranges(ops[i], reads, writes);
+        offload.before_compute(reads, writes);
+      }
       if (run_collective(s)) continue;
       if (tracer) tracer->begin(compute);
       run_step(s);
@@ -1109,6 +1232,7 @@ struct CudaBackend::Impl {
       }
     }
     coll.join();
+    offload.join();
   }
 
   void flush() {
@@ -1120,7 +1244,8 @@ struct CudaBackend::Impl {
     // Flushes with collectives run eagerly: NCCL calls on a nonblocking communicator
     // are not captured into graphs.
     bool has_collective = false;
-    for (const Op& o : ops) has_collective = has_collective || is_collective(o.kernel);
+    // Offload copies run on their own stream too (offload.h), eagerly.
+    for (const Op& o : ops) has_collective = has_collective || is_collective(o.kernel) || is_offload_copy(o.kernel);
     const bool graphs_ok = use_graphs && !tracer && !sync_each && !has_collective;
     auto git = graphs.find(hash);
     bool replay = graphs_ok && git != graphs.end() && git->second.sig == sig;
@@ -1353,6 +1478,8 @@ bool CudaBackend::supports(KernelId kernel) const {
     case KernelId::ReduceScatter:
     case KernelId::AllGather:
     case KernelId::SyncParam:
+    case KernelId::ToHost:  // bmsys-offload (offload.h)
+    case KernelId::UploadMaster:
       return true;
     default:
       return false;  // training kernels: CPU backend only for now
@@ -1476,6 +1603,16 @@ void CudaBackend::copy_to_host(void* dst, const void* src, size_t bytes) {
 void CudaBackend::launch(const KernelLaunch& l) {
   Impl& m = *impl_;
   if (!m.ops.empty() && l.ctx.start_pos != m.queue_P) m.flush();
+  if (l.kernel == KernelId::AdamW && l.attrs->get_int("offload", 0) != 0) {  // bmsys-offload
+    m.host_step(l);
+    if (m.sync_each) synchronize();
+    return;
+  }
+  if (Impl::is_offload_copy(l.kernel)) {
+    m.queue_offload_copy(l);
+    if (m.sync_each) synchronize();
+    return;
+  }
   if (l.kernel == KernelId::GlobalNorm && l.attrs->get_int("ranks", 0) > 1) {
     m.queue_distributed_norm(l);
     if (m.sync_each) synchronize();
@@ -1606,8 +1743,6 @@ void CudaBackend::check_memory_plan(uint64_t bytes, const std::string& plan) {
     fail("cuda backend: the memory plan needs {} ({}), but the GPU ({}) has {} free of {}",
          human(bytes), plan, m.prop.name, human(fr), human(total));
 }
-
-uint64_t CudaBackend::device_memory_bytes() const { return impl_->prop.totalGlobalMem; }
 
 std::string CudaBackend::memory_report() const {
   const Impl& m = *impl_;

@@ -53,7 +53,6 @@ class CudaBackend : public Backend {
   void synchronize() override;
   void check_memory_plan(uint64_t bytes, const std::string& plan) override;
   std::string memory_report() const override;
-  uint64_t device_memory_bytes() const override;
   // Swap slots (bmsys-memory-schedule): pinned host memory; copies on a swap stream of
   // their own, ordered against the compute stream by one ready and one free event per
   // slot. A backend that swaps runs without CUDA graphs (per-layer flushes).
@@ -72,6 +71,9 @@ class CudaBackend : public Backend {
     int64_t ops = 0, launches_saved = 0;  // ops queued; launches saved by fusion
     double launch_host_us = 0;            // host time spent queueing launches
     double last_flush_ms = 0;             // device time of the last flush
+    // bmsys-offload: copies on the offload copy stream, and CPU optimizer steps.
+    int64_t offload_copies = 0, host_steps = 0;
+    uint64_t offload_bytes = 0;
   };
   Stats stats() const;
   // Device argmax of every row of a [rows, V] float tensor in this backend's memory.

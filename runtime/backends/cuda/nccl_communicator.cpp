@@ -310,13 +310,18 @@ void NcclCommunicator::barrier() {
 
 // --- waiting, failures ----------------------------------------------------------------
 
-void NcclCommunicator::wait_stream(cudaStream_t s, const char* what) {
+void NcclCommunicator::wait_stream(cudaStream_t s, const char* what) { wait_until(s, nullptr, what); }
+
+void NcclCommunicator::wait_event(cudaEvent_t e, const char* what) { wait_until(nullptr, e, what); }
+
+// Polls the stream `s`, or the event `e` when given.
+void NcclCommunicator::wait_until(cudaStream_t s, cudaEvent_t e, const char* what) {
   check_alive();
   const auto timeout = std::chrono::duration<double>(timeout_s_);
   auto last_progress = Clock::now();
   const auto start = last_progress;
   for (;;) {
-    cudaError_t q = cudaStreamQuery(s);
+    cudaError_t q = e ? cudaEventQuery(e) : cudaStreamQuery(s);
     if (q == cudaSuccess) {
       progress();
       return;

@@ -69,10 +69,14 @@ class NcclCommunicator final : public Communicator {
   // are in flight and none completes within the timeout, or on an NCCL error.
   // `what` names the wait in messages ("synchronize").
   void wait_stream(cudaStream_t s, const char* what);
+  // The same for one event (bmsys-offload: the CPU optimizer step waits for its
+  // gradient's copy, which may come after collectives).
+  void wait_event(cudaEvent_t e, const char* what);
   // Throws the error of an earlier abort (every later use fails the same way).
   void check_alive() const;
 
  private:
+  void wait_until(cudaStream_t s, cudaEvent_t e, const char* what);
   struct InFlight {
     uint64_t seq;
     std::string what;
