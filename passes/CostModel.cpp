@@ -282,7 +282,8 @@ FailureOr<StepEstimate> estimateStep(ModuleOp module, StringRef function,
       double keys = startPos + (causal ? (s + 1) / 2.0 : double(s));
       double flops = 4.0 * b * heads * s * keys * dim;
       if (k == "attention_grad")
-        flops *= 2.5; // the scores recomputed, then four products instead of two
+        flops *= 4.5; // the CUDA kernels' 9 tile products against the forward's 2: the scores
+                      // and dP twice on the query side (lse/delta, then dq), four on the key side
       if (k == "attention" && ins.size() > 3) {
         // With a cache only the rows written so far are read, not the whole state.
         bytes = 0;

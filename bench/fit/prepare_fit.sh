@@ -14,12 +14,13 @@
 # Inference: the Llama-shaped 6.7B, batch 1, bf16, max-seq 1024, 2048, 4096 (3).
 #
 # Env: COMPILER_BIN (default build-c/bin), G (default build-gpu), CALIBRATION (default
-# passes/calibration/h200.json; better: a file from `bmsys-run calibrate` on the GPU).
+# bench/fit/h200-calibration.json: `bmsys-run calibrate --device cuda --nproc 2` on the
+# 2-GPU H200 machine, 2026-11-28).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CBIN=${COMPILER_BIN:-build-c/bin}
 OUTDIR=${G:-build-gpu}/fit
-CAL=${CALIBRATION:-passes/calibration/h200.json}
+CAL=${CALIBRATION:-bench/fit/h200-calibration.json}
 rm -rf "$OUTDIR" && mkdir -p "$OUTDIR"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT

@@ -11,6 +11,10 @@ struct ImportOptions {
   /// Also return the hidden states as transformers' output_hidden_states does:
   /// `hidden.0` (embeddings) ... `hidden.L` (after the final norm).
   bool hiddenStates = false;
+  /// Verify the module before returning it (an importer bug otherwise: an "internal
+  /// error"). The fuzz harness turns it off and verifies itself, so that no message
+  /// text, which may echo the checkpoint's strings, decides what is a finding.
+  bool verify = true;
 };
 
 /// Imports a checkpoint directory (config.json and model.safetensors or a

@@ -89,6 +89,8 @@ class Backend {
   virtual void check_memory_plan(uint64_t bytes, const std::string& plan) {}
   // What the backend holds, for --verbose and benchmarks ("" when it keeps no account).
   virtual std::string memory_report() const { return ""; }
+  // The device's memory in bytes (bmsys-run calibrate); 0 when it is the host's.
+  virtual uint64_t device_memory_bytes() const { return 0; }
 
   // Distributed runs (runtime/collectives/communicator.h): a backend whose memory is
   // not host memory returns its own communicator here (NCCL for CUDA), connected

@@ -211,8 +211,9 @@ if has int8; then
         --weights $M --dtype bf16 --prefill 0 --prompt 8 --new 32 --no-variants --skip-ceilings --out "$I/sched.json" |
         grep -E "^decode|memory"
     fi
+    # (360 s by default, so that the whole stage fits one 10-minute call.)
     echo "== HF accelerate offload, 6 GiB budget (fp16)"
-    timeout ${PEER_OFFLOAD_TIMEOUT:-900} python3 bench/peers/peer_offload_infer.py --budget-gib 6 --tokens 8 \
+    timeout ${PEER_OFFLOAD_TIMEOUT:-360} python3 bench/peers/peer_offload_infer.py --budget-gib 6 --tokens 8 \
       --out "$I/peer.json" 2>&1 | grep -v -E "Warning|warn\(" | tail -3
     echo "== results"
     python3 bench/int8_summary.py "$I" --out "$OUT/int8.json"

@@ -127,7 +127,8 @@ void calibrate(const CalibrateOptions& o, const DistributedEnv& env) {
   j["device"] = be->description();
   j["backend"] = device;
   j["source"] = fmt::format("bmsys-run calibrate{} on {} ranks", o.quick ? " --quick" : "", env.world_size);
-  if (!gpu) j["memory_bytes"] = static_cast<int64_t>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGESIZE);
+  j["memory_bytes"] = gpu ? static_cast<int64_t>(be->device_memory_bytes())
+                          : static_cast<int64_t>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGESIZE);
   j["host_memory_bytes"] = static_cast<int64_t>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGESIZE);
   j["workspace_bytes"] = 0;
   auto say = [&](const std::string& s) {
@@ -254,8 +255,10 @@ void calibrate(const CalibrateOptions& o, const DistributedEnv& env) {
                     p, comm->name(), c["all_reduce"].get<double>(), c["reduce_scatter"].get<double>(),
                     c["all_gather"].get<double>(), lat));
   }
-  // The executor runs instructions in order (collectives included) today.
-  j["overlap"] = false;
+  // The CUDA backend runs collectives on their own stream, ordered by events on the
+  // buffers they touch (docs/distributed.md), so the cost model may overlap them with
+  // compute; the CPU backend runs every instruction in order.
+  j["overlap"] = gpu;
 
   if (rank0) {
     std::ofstream out(o.output);

@@ -1744,6 +1744,8 @@ void CudaBackend::check_memory_plan(uint64_t bytes, const std::string& plan) {
          human(bytes), plan, m.prop.name, human(fr), human(total));
 }
 
+uint64_t CudaBackend::device_memory_bytes() const { return impl_->prop.totalGlobalMem; }
+
 std::string CudaBackend::memory_report() const {
   const Impl& m = *impl_;
   size_t fr = 0, total = 0;

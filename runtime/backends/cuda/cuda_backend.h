@@ -53,6 +53,7 @@ class CudaBackend : public Backend {
   void synchronize() override;
   void check_memory_plan(uint64_t bytes, const std::string& plan) override;
   std::string memory_report() const override;
+  uint64_t device_memory_bytes() const override;
   // Swap slots (bmsys-memory-schedule): pinned host memory; copies on a swap stream of
   // their own, ordered against the compute stream by one ready and one free event per
   // slot. A backend that swaps runs without CUDA graphs (per-layer flushes).
