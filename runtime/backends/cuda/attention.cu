@@ -405,12 +405,7 @@ __global__ void __launch_bounds__(128) attn_flash_tc_kernel(Launch L, AttnK<T> a
   // ldmatrix row addresses of this thread: matrix mi = lane / 8, row lane % 8.
   const int mi = lane >> 3, mr = lane & 7;
 
-  for (int64_t t = 0; t < ntiles; ++t) {
-    const int st = static_cast<int>(t & 1);
-    if (t + 1 < ntiles) load_tile(t + 1, st ^ 1);
-    cp_async_commit();
-    cp_async_wait<1>();
-    __syncthreads();
+  double_buffered(ntiles, load_tile, [&](int64_t t, int st) {
     const T* Ks = Ks0 + st * kBN * LD;
     const T* Vs = Vs0 + st * kBN * LD;
     const int64_t n0 = t * kBN;
@@ -487,9 +482,7 @@ __global__ void __launch_bounds__(128) attn_flash_tc_kernel(Launch L, AttnK<T> a
         mma16816<T>(o[dn + 1], pa, b2, b3);
       }
     }
-    __syncthreads();  // every warp is done with this stage before it is refilled
-  }
-  cp_async_wait<0>();
+  });
 
 #pragma unroll
   for (int rr = 0; rr < 2; ++rr) {

@@ -93,25 +93,16 @@ __global__ void __launch_bounds__(128)
 
   // Streams the key tiles through the two stages; body(Ks, Vs, n0) per tile. The first
   // tile's group also carries the Q and dY rows (first sweep).
+  auto load_keys = [&](int64_t t, int st) {
+    load_rows<T, D>(Ks0 + st * kRows * LD, k, b, S, p.Nkv, kvh, t * kRows, kRows, tid, blockDim.x);
+    load_rows<T, D>(Vs0 + st * kRows * LD, v, b, S, p.Nkv, kvh, t * kRows, kRows, tid, blockDim.x);
+  };
   auto sweep = [&](auto&& body) {
-    load_rows<T, D>(Ks0, k, b, S, p.Nkv, kvh, 0, kRows, tid, blockDim.x);
-    load_rows<T, D>(Vs0, v, b, S, p.Nkv, kvh, 0, kRows, tid, blockDim.x);
+    load_keys(0, 0);
     cp_async_commit();
-    for (int64_t t = 0; t < ntiles; ++t) {
-      const int st = static_cast<int>(t & 1);
-      if (t + 1 < ntiles) {
-        load_rows<T, D>(Ks0 + (st ^ 1) * kRows * LD, k, b, S, p.Nkv, kvh, (t + 1) * kRows, kRows, tid,
-                        blockDim.x);
-        load_rows<T, D>(Vs0 + (st ^ 1) * kRows * LD, v, b, S, p.Nkv, kvh, (t + 1) * kRows, kRows, tid,
-                        blockDim.x);
-      }
-      cp_async_commit();
-      cp_async_wait<1>();
-      __syncthreads();
+    double_buffered(ntiles, load_keys, [&](int64_t t, int st) {
       body(Ks0 + st * kRows * LD, Vs0 + st * kRows * LD, t * kRows);
-      __syncthreads();  // every warp is done with this stage before it is refilled
-    }
-    cp_async_wait<0>();
+    });
   };
   auto visible = [&](int64_t key, int rr) { return key < kend && (!p.causal || key <= qpos[rr]); };
 
@@ -241,12 +232,7 @@ __global__ void __launch_bounds__(128)
   float dka[DN][4] = {}, dva[DN][4] = {};
   const T* Ak = Ks + warp * 16 * LD;
   const T* Av = Vs + warp * 16 * LD;
-  for (int64_t it = 0; it < iters; ++it) {
-    const int st = static_cast<int>(it & 1);
-    if (it + 1 < iters) load_queries(it + 1, st ^ 1);
-    cp_async_commit();
-    cp_async_wait<1>();
-    __syncthreads();
+  double_buffered(iters, load_queries, [&](int64_t it, int st) {
     const T* Qs = Qs0 + st * QT * LD;
     const T* Gs = Gs0 + st * QT * LD;
     const int64_t s0 = s_begin + (it % per_head) * QT;
@@ -269,9 +255,7 @@ __global__ void __launch_bounds__(128)
     to_afrag<T, NQ / 2>(da, dpT);
     mma_ab<T, NQ / 2, DN>(dva, pa, Gs, LD, lane);  // dV += P^T.dY
     mma_ab<T, NQ / 2, DN>(dka, da, Qs, LD, lane);  // dK += dS^T.Q
-    __syncthreads();  // every warp is done with this stage before it is refilled
-  }
-  cp_async_wait<0>();
+  });
 
 #pragma unroll
   for (int rr = 0; rr < 2; ++rr) {

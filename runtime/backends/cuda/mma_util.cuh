@@ -85,6 +85,24 @@ __device__ __forceinline__ void ldsm_x4_t(unsigned addr, uint32_t& r0, uint32_t&
                : "memory");
 }
 
+// The double-buffered tile loop of the flash kernels: body(t, st) for t in [0, n), tile t
+// in shared-memory stage st = t % 2 while load(t + 1, st ^ 1) fills the other stage with
+// cp.async. The caller has issued load(0, 0) and committed it. Every thread of the block
+// calls it (it synchronizes the block).
+template <class Load, class Body>
+__device__ __forceinline__ void double_buffered(int64_t n, Load&& load, Body&& body) {
+  for (int64_t t = 0; t < n; ++t) {
+    const int st = static_cast<int>(t & 1);
+    if (t + 1 < n) load(t + 1, st ^ 1);
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();
+    body(t, st);
+    __syncthreads();  // every warp is done with this stage before it is refilled
+  }
+  cp_async_wait<0>();
+}
+
 // C[16 x 8*NT] += A . B^T for a warp: A rows [16][LD] (16*KC columns), B rows
 // [8*NT][LD] (16*KC columns), both 16-bit in shared memory, rows 16-byte aligned.
 template <class T, int KC, int NT>
