@@ -148,9 +148,13 @@ def main():
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--timeout", type=int, default=420)
     p.add_argument("--variants", default="z3-ckpt-pf9,z3-ckpt,z3-none,z2-ckpt,z1-ckpt")
-    p.add_argument("--peer", type=int, default=1)
+    p.add_argument("--peer", type=int, default=1,
+                   help="1: FSDP2 with and without checkpointing; 2: with checkpointing only; 0: none")
+    p.add_argument("--world", type=int, default=WORLD,
+                   help="GPUs (the artifacts must be compiled for as many ranks; 1: no ZeRO)")
     p.add_argument("--trace", default="", help="also trace one run of the first variant (Chrome JSON)")
     a = p.parse_args()
+    globals()["WORLD"] = a.world  # read by run_bmsys, run_peer and the report
     os.makedirs(a.work, exist_ok=True)
     model = os.path.join(a.work, "llama-0.94b")
     c = SHAPE
@@ -178,7 +182,7 @@ def main():
         a.steps = save
         print(f"trace of {first} ({a.trace.replace('.json', '.rank0.json')}): rc={r['rc']}", flush=True)
     if a.peer:
-        for ck in (1, 0):
+        for ck in ((1, 0) if a.peer == 1 else (1,)):
             r = run_peer(a, ck)
             print(json.dumps(r), flush=True)
             results.append(r)

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Weak scaling of ZeRO-3 training with per-block checkpointing (issue 8), on the GPU
+# machine: the Llama-shaped 0.94B of bench/fsdp_bench.py at micro-batch 4 x 2048 per
+# GPU on 1, 2, 4 (and 8) GPUs, each beside PyTorch FSDP2 with checkpointing on the same
+# GPUs. Prints a table per world size and writes $OUT/scale<N>.json.
+#
+# Artifacts (compiled where the compiler is, carried in build-gpu/):
+#   build-gpu/artifacts/fsdp<N>/z3-ckpt.bmsys  --bmsys-train-pipeline="max-batch=4 max-seq=2048
+#       checkpoint=every mixed-precision=bf16 lr=1e-4 max-grad-norm=1.0 zero-stage=3 ranks=<N>"
+#       (N = 1: without zero-stage), next to the model's config.json;
+#   build-gpu/artifacts/fsdp (scripts/gpu/prepare.sh fsdp) serves N = 2.
+#   bench/scaling.sh [N...]     (default: 1 2 4 8, those the machine has)
+set -u
+cd "$(dirname "$0")/.."
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+OUT=${OUT:-/tmp/bmsys-gpu-out}
+mkdir -p "$OUT" /tmp/bmsys-gpu
+tar -C /tmp/bmsys-gpu -xzf build-gpu/carry.tar.gz
+export LD_LIBRARY_PATH=/tmp/bmsys-gpu/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+NGPU=$(nvidia-smi -L | grep -c '^GPU')
+for w in ${*:-1 2 4 8}; do
+  [ "$w" -le "$NGPU" ] || { echo "scaling: $w GPUs: the machine has $NGPU"; continue; }
+  A=build-gpu/artifacts/fsdp$w
+  [ "$w" = 2 ] && [ ! -d "$A" ] && A=build-gpu/artifacts/fsdp
+  [ -f "$A/z3-ckpt.bmsys" ] || { echo "scaling: $A/z3-ckpt.bmsys missing"; continue; }
+  echo "== $w GPU(s)"
+  timeout "${SCALE_TIMEOUT:-300}" python3 bench/fsdp_bench.py --bin /tmp/bmsys-gpu/bin/bmsys-run --artifacts "$A" \
+    --world "$w" --variants z3-ckpt --peer 2 --steps "${STEPS:-6}" --out "$OUT/scale$w.json" --work "/tmp/bmsys-scale$w" 2>&1 | tail -4
+done
