@@ -78,7 +78,9 @@ public:
         fbb, kFormatVersion, fbb.CreateString("bmsys-translate"), fbb.CreateString(config),
         *maxBatch, *maxSeq, *pool, *state, fbb.CreateVector(buffers), fbb.CreateVector(functions),
         intAttr("bmsys_rt.data_parallel").value_or(0), memorySchedule(module),
-        intAttr("bmsys_rt.tensor_parallel").value_or(0));
+        intAttr("bmsys_rt.tensor_parallel").value_or(0),
+        intAttr("bmsys_rt.pipeline_stages").value_or(0),
+        intAttr("bmsys_rt.pipeline_micro_batches").value_or(0));
     fb::FinishArtifactBuffer(fbb, artifact);
     os.write(reinterpret_cast<const char *>(fbb.GetBufferPointer()), fbb.GetSize());
     return success();
@@ -195,6 +197,12 @@ private:
     return std::nullopt;
   }
 
+  /// bmsys-pipeline-schedule's stage of a function, -1 for none.
+  static int32_t stageOf(rt::FuncOp func) {
+    auto stage = func->getAttrOfType<IntegerAttr>("bmsys_rt.pipeline_stage");
+    return stage ? static_cast<int32_t>(stage.getInt()) : -1;
+  }
+
   std::optional<flatbuffers::Offset<fb::Function>> serializeFunction(rt::FuncOp func) {
     DenseMap<Value, uint32_t> index;
     std::vector<uint32_t> inputs, outputs;
@@ -256,7 +264,8 @@ private:
     }
     return fb::CreateFunction(fbb, fbb.CreateString(func.getSymName().str()),
                               fbb.CreateVector(inputs), fbb.CreateVector(outputs),
-                              fbb.CreateVector(outputNames), fbb.CreateVector(instructions));
+                              fbb.CreateVector(outputNames), fbb.CreateVector(instructions),
+                              stageOf(func));
   }
 
   ModuleOp module;

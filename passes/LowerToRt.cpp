@@ -34,6 +34,8 @@ public:
 
   LogicalResult lower() {
     rtFunc = rt::FuncOp::create(b, func.getLoc(), func.getSymName());
+    if (auto stage = func->getAttrOfType<IntegerAttr>("bmsys.pipeline_stage"))
+      rtFunc->setAttr("bmsys_rt.pipeline_stage", stage);
     Block *body = new Block();
     rtFunc.getBody().push_back(body);
     OpBuilder::InsertionGuard guard(b);
@@ -86,6 +88,34 @@ private:
       Value weight = rt::WeightRefOp::create(b, op.getLoc(), bufferType(), sync.getParamAttr());
       rt::LaunchOp::create(b, op.getLoc(), "sync_param", ValueRange{weight}, ValueRange{weight},
                            b.getDictionaryAttr(kernelParams(op, {"param"})));
+      return success();
+    }
+    if (auto boundary = dyn_cast<PpBoundaryOp>(op)) {
+      // Outside the stage functions (in `forward`) a stage boundary is the identity.
+      map(boundary, buffers.lookup(boundary.getX()), shapes.lookup(boundary.getX()));
+      return success();
+    }
+    if (auto recv = dyn_cast<PpRecvOp>(op)) {
+      // A received activation or gradient: its dynamic dimensions are the
+      // micro-batch's B and S, in order.
+      auto type = cast<RankedTensorType>(recv.getType());
+      SmallVector<Attribute> shape;
+      int dynamic = 0;
+      for (int64_t d : type.getShape()) {
+        if (!ShapedType::isDynamic(d))
+          shape.push_back(b.getI64IntegerAttr(d));
+        else if (dynamic < 2)
+          shape.push_back(b.getStringAttr(dynamic++ == 0 ? rt::kBatchDim : rt::kSeqDim));
+        else
+          return op.emitOpError("has more than two dynamic dimensions");
+      }
+      auto shapeAttr = b.getArrayAttr(shape);
+      auto alloc = rt::AllocOp::create(b, op.getLoc(), bufferType(),
+                                       TypeAttr::get(type.getElementType()), shapeAttr,
+                                       IntegerAttr(), IntegerAttr());
+      map(recv, alloc.getBuffer(), shapeAttr);
+      rt::LaunchOp::create(b, op.getLoc(), "pp_recv", ValueRange{}, ValueRange{alloc.getBuffer()},
+                           b.getDictionaryAttr(kernelParams(op, {})));
       return success();
     }
     if (auto copy = dyn_cast<TpCopyOp>(op)) {
@@ -334,6 +364,8 @@ struct LowerToRt : bmsys::impl::BmsysLowerToRtBase<LowerToRt> {
           weight.setFullShape(type.getShape());
         }
         copyTensorParallel(param, weight);
+        if (auto stage = param->getAttrOfType<IntegerAttr>("pp_stage"))
+          weight->setAttr("pp_stage", stage);
         erase.push_back(&op);
       } else if (auto cache = dyn_cast<KVCacheOp>(op)) {
         b.setInsertionPoint(&op);
@@ -395,6 +427,11 @@ struct LowerToRt : bmsys::impl::BmsysLowerToRtBase<LowerToRt> {
       module->setAttr("bmsys_rt.tensor_parallel", tp);
       module->removeAttr("bmsys.tensor_parallel");
     }
+    for (StringRef name : {"pipeline_stages", "pipeline_micro_batches"})
+      if (auto v = module->getAttrOfType<IntegerAttr>(("bmsys." + name).str())) {
+        module->setAttr(("bmsys_rt." + name).str(), v);
+        module->removeAttr(("bmsys." + name).str());
+      }
     module->removeAttr("bmsys.max_batch");
     module->removeAttr("bmsys.max_seq");
   }

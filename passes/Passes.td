@@ -305,6 +305,72 @@ def BmsysTensorParallel : Pass<"bmsys-tensor-parallel", "mlir::ModuleOp"> {
   let dependentDialects = ["bmsys::BmsysDialect"];
 }
 
+def BmsysPipelineParallel : Pass<"bmsys-pipeline-parallel", "mlir::ModuleOp"> {
+  let summary = "pipeline parallelism: cut the layers into stages, mark the values that cross them";
+  let description = [{
+    Runs on `forward` before `bmsys-autodiff` and assigns the layers
+    (`bmsys.block`) to `stages` pipeline stages of equal size: block k of L
+    runs on stage k / (L / stages) (attribute `bmsys.pp_stage`). Other ops run
+    on the latest stage among their operands (the token embedding on stage
+    0; the final norm, the output projection and the loss on the last), and
+    each parameter on the stage that reads it (attribute `pp_stage`; a
+    parameter read on two stages, such as tied embeddings, is an error).
+    Every use of a value on a later stage goes through a `bmsys.pp_boundary`
+    per stage crossed, whose gradient rule marks the backward pass as well.
+    Values computed from the token ids alone (positions) are recomputed on
+    every stage. The module records `bmsys.pipeline_stages` and
+    `bmsys.pipeline_micro_batches` (the number of micro-batches each step's
+    batch is cut into); `bmsys-pipeline-schedule` turns the training step
+    into one function per stage that runs them in the 1F1B order.
+    `stages` must divide the number of layers.
+
+    ```mlir
+    %h = bmsys.block "layers.1" ... attributes {bmsys.pp_stage = 1 : i64}
+    %x1 = bmsys.pp_boundary %x {from = 0 : i64, to = 1 : i64, channel = 0 : i64} : tensor<?x?x64xf32>
+    bmsys.param @model.norm.weight : tensor<64xf32> from "model.safetensors"["model.norm.weight"] {pp_stage = 1 : i64}
+    ```
+  }];
+  let options = [
+    Option<"stages", "stages", "int64_t", /*default=*/"2", "pipeline stages (each on its own ranks)">,
+    Option<"microBatches", "micro-batches", "int64_t", /*default=*/"2",
+           "micro-batches per step (the rows of each rank's batch are split evenly)">,
+  ];
+  let dependentDialects = ["bmsys::BmsysDialect"];
+}
+
+def BmsysPipelineSchedule : Pass<"bmsys-pipeline-schedule", "mlir::ModuleOp"> {
+  let summary = "1F1B pipeline schedule: one training function per stage, micro-batches, send/recv";
+  let description = [{
+    Runs after `bmsys-optimizer` on a module cut by `bmsys-pipeline-parallel`
+    (before `bmsys-zero`, which then acts on each stage's function) and
+    replaces `train_step` by `train_step.stage<s>` for each stage s
+    (attribute `bmsys.pipeline_stage`). Each takes the M micro-batches of
+    token ids (`input_ids.mb<m>`; the runtime cuts the batch) and runs its
+    stage's part of the forward (F) and backward (B) pass of each in the 1F1B
+    order: min(S - 1 - s, M) forwards, then one forward and one backward in
+    turn, then the remaining backwards. Each `bmsys.pp_boundary` becomes a
+    `bmsys.pp_send` on the stage it leaves and a `bmsys.pp_recv` on the stage
+    it enters, per micro-batch. An op runs on the stage of the parameters and
+    boundaries it is connected to without crossing a boundary; it is in B if
+    it depends on the loss seed or on a received gradient.
+
+    Gradients are summed over the micro-batches as each backward completes
+    and divided by M (`bmsys.pp_mean`), so the update equals the one of the
+    whole batch; the loss likewise, on the last stage, which then broadcasts
+    it (`bmsys.pp_broadcast`). The global norm (`pp_stages`) sums the squares
+    of every stage's gradients.
+
+    ```mlir
+    func.func @train_step.stage0(%mb0: tensor<?x?xi64> {bmsys.name = "input_ids.mb0"}, ...) attributes {bmsys.pipeline_stage = 0 : i64} {
+      ...
+      bmsys.pp_send %h {peer = 1 : i64, micro_batch = 0 : i64, channel = 0 : i64} : tensor<?x?x64xf32>
+      ...
+      %g = bmsys.pp_recv {peer = 1 : i64, micro_batch = 0 : i64, channel = 1 : i64} : tensor<?x?x64xf32>
+    ```
+  }];
+  let dependentDialects = ["bmsys::BmsysDialect"];
+}
+
 def BmsysPrune : Pass<"bmsys-prune", "mlir::ModuleOp"> {
   let summary = "Prune linear weights with a mask kept through training";
   let description = [{

@@ -41,13 +41,24 @@ struct Zero : bmsys::impl::BmsysZeroBase<Zero> {
                          << static_cast<int64_t>(ranks);
       return signalPassFailure();
     }
-    auto step = module.lookupSymbol<func::FuncOp>("train_step");
-    if (!step) {
+    // Pipeline parallelism (bmsys-pipeline-schedule): each stage's function is a
+    // training step of its own, over the data-parallel ranks of that stage.
+    SmallVector<func::FuncOp> steps;
+    for (auto func : module.getOps<func::FuncOp>())
+      if (func.getSymName() == "train_step" || func->hasAttr("bmsys.pipeline_stage"))
+        steps.push_back(func);
+    if (steps.empty()) {
       module.emitError("bmsys-zero: no 'train_step' (run bmsys-autodiff and bmsys-optimizer first)");
       return signalPassFailure();
     }
-    if (failed(rewrite(module, step)))
+    if (stage == 3 && module->hasAttr("bmsys.pipeline_stages")) {
+      module.emitError("bmsys-zero: stage 3 with pipeline parallelism is not supported (use "
+                       "stage 1 or 2)");
       return signalPassFailure();
+    }
+    for (func::FuncOp step : steps)
+      if (failed(rewrite(module, step)))
+        return signalPassFailure();
     module->setAttr("bmsys.data_parallel",
                     IntegerAttr::get(IntegerType::get(&getContext(), 64), ranks));
   }

@@ -386,5 +386,6 @@ include "dialects/bmsys/BmsysDistillOps.td"
 include "dialects/bmsys/BmsysMoeOps.td"
 include "dialects/bmsys/BmsysParallelOps.td"
 include "dialects/bmsys/BmsysOffloadOps.td"
+include "dialects/bmsys/BmsysPipelineOps.td"
 
 #endif // BMSYS_OPS_TD

@@ -45,13 +45,16 @@ def Bmsys_GlobalNormOp : Bmsys_Op<"global_norm", [Pure]> {
     `tp_sharded` (tensor parallelism: one 0/1 flag per operand), the squares of
     the flagged operands (the gradients of tensor-parallel shards) are first
     summed over the tensor-parallel group; the others are replicated there.
+    With `pp_stages` (pipeline parallelism), the operands are this stage's
+    gradients and the sum of squares is then summed over the pipeline group.
 
     ```mlir
     %n = bmsys.global_norm %g0, %g1 : tensor<64xf32>, tensor<256x64xf32> -> tensor<f32>
     ```
   }];
   let arguments = (ins Variadic<AnyRankedTensor>:$grads, OptionalAttr<I64Attr>:$ranks,
-                       OptionalAttr<I64ArrayAttr>:$tp_sharded);
+                       OptionalAttr<I64ArrayAttr>:$tp_sharded,
+                       OptionalAttr<I64Attr>:$pp_stages);
   let results = (outs RankedTensorOf<[F32]>:$result);
   let assemblyFormat = "$grads attr-dict `:` type($grads) `->` type($result)";
 }
