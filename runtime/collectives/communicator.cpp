@@ -31,6 +31,16 @@ std::shared_ptr<Communicator> Communicator::group(const std::string& name, const
        members.size());
 }
 
+void Communicator::send(const void*, size_t, int peer, uint64_t) {
+  fail("rank {}: the {} communicator cannot send to rank {} (point-to-point needs Gloo: --device cpu)", rank(),
+       name(), peer);
+}
+
+void Communicator::recv(void*, size_t, int peer, uint64_t) {
+  fail("rank {}: the {} communicator cannot receive from rank {} (point-to-point needs Gloo: --device cpu)", rank(),
+       name(), peer);
+}
+
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 

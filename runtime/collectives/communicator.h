@@ -75,6 +75,16 @@ class Communicator {
   // arguments (it connects the members). This default handles one member and
   // throws for more; Gloo implements it.
   virtual std::shared_ptr<Communicator> group(const std::string& name, const std::vector<int>& members);
+
+  // Point-to-point (pipeline parallelism; host memory). `send` copies `bytes` of
+  // `data` and posts them to rank `peer` without waiting for the receiver; the
+  // matching `recv` (same `tag`) waits for them, at most the timeout.
+  // `wait_sends` completes every posted send (bounded by the timeout too); a
+  // caller calls it before the ranks can next need each other's sends done.
+  // These defaults throw: Gloo implements them.
+  virtual void send(const void* data, size_t bytes, int peer, uint64_t tag);
+  virtual void recv(void* data, size_t bytes, int peer, uint64_t tag);
+  virtual void wait_sends() {}
 };
 
 // World size 1: every collective is a copy (or nothing).

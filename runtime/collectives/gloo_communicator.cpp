@@ -8,6 +8,7 @@
 #include <gloo/rendezvous/context.h>
 #include <gloo/rendezvous/store.h>
 #include <gloo/transport/tcp/device.h>
+#include <gloo/transport/unbound_buffer.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -190,6 +191,38 @@ class GlooCommunicator final : public Communicator {
     });
   }
 
+  // Pipeline parallelism: point-to-point through Gloo's unbound buffers, in a slot
+  // space of its own (Gloo's collectives build theirs from small prefixes).
+  void send(const void* data, size_t bytes, int peer, uint64_t tag) override {
+    if (bytes == 0) return;
+    guard_p2p("send to", peer, [&] {
+      auto p = std::make_unique<PendingSend>();
+      p->data.assign(static_cast<const uint8_t*>(data), static_cast<const uint8_t*>(data) + bytes);
+      p->peer = peer;
+      p->buf = ctx_->createUnboundBuffer(p->data.data(), bytes);
+      p->buf->send(peer, p2p_slot(tag));
+      pending_.push_back(std::move(p));
+    });
+  }
+
+  void recv(void* data, size_t bytes, int peer, uint64_t tag) override {
+    if (bytes == 0) return;
+    guard_p2p("receive from", peer, [&] {
+      auto buf = ctx_->createUnboundBuffer(data, bytes);
+      buf->recv(peer, p2p_slot(tag));
+      if (!buf->waitRecv(timeout_)) fail("the receive was aborted");
+    });
+  }
+
+  void wait_sends() override {
+    auto pending = std::move(pending_);
+    pending_.clear();
+    for (auto& p : pending)
+      guard_p2p("send to", p->peer, [&] {
+        if (!p->buf->waitSend(timeout_)) fail("the send was aborted");
+      });
+  }
+
   void barrier() override {
     guard("barrier", [&] {
       gloo::BarrierOptions o(ctx_);
@@ -201,6 +234,26 @@ class GlooCommunicator final : public Communicator {
 
  private:
   uint32_t next_tag() { return tag_++; }
+
+  struct PendingSend {
+    std::vector<uint8_t> data;  // a copy: the sender's buffer may be reused at once
+    std::unique_ptr<gloo::transport::UnboundBuffer> buf;
+    int peer = -1;
+  };
+  static uint64_t p2p_slot(uint64_t tag) { return (uint64_t{0xb5} << 56) | (tag & ((uint64_t{1} << 56) - 1)); }
+
+  template <typename F>
+  void guard_p2p(const char* what, int peer, F&& f) {
+    std::string saved = current_;
+    current_ = fmt::format("{} rank {}", what, peer);
+    try {
+      guard("p2p", f);
+    } catch (...) {
+      current_ = saved;
+      throw;
+    }
+    current_ = saved;
+  }
 
   template <typename T>
   void reduce_typed(T* data, int64_t count, void (*fn)(void*, const void*, const void*, size_t) = &sum_fn<T>) {
@@ -249,6 +302,7 @@ class GlooCommunicator final : public Communicator {
   std::shared_ptr<gloo::Context> ctx_;
   uint32_t tag_ = 1;
   std::string current_;
+  std::vector<std::unique_ptr<PendingSend>> pending_;
 };
 
 }  // namespace

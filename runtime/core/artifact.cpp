@@ -101,6 +101,13 @@ std::shared_ptr<Artifact> decode_and_validate(const fb::Artifact* root, const st
   a->tensor_parallel_ranks = root->tensor_parallel_ranks();
   if (a->tensor_parallel_ranks > 65536)
     fail("{}: tensor_parallel_ranks {} is implausible", path, a->tensor_parallel_ranks);
+  a->pipeline_stages = root->pipeline_stages();
+  a->pipeline_micro_batches = root->pipeline_micro_batches();
+  if (a->pipeline_stages > 65536 || a->pipeline_micro_batches > 65536)
+    fail("{}: pipeline_stages {} / pipeline_micro_batches {} is implausible", path, a->pipeline_stages,
+         a->pipeline_micro_batches);
+  if (a->pipeline_stages > 1 && a->pipeline_micro_batches < 1)
+    fail("{}: pipeline_stages is {} but pipeline_micro_batches is 0", path, a->pipeline_stages);
   if (a->data_parallel_ranks > 65536)
     fail("{}: data_parallel_ranks {} is implausible", path, a->data_parallel_ranks);
   if (a->max_batch < 1) fail("{}: max_batch must be >= 1, not {}", path, a->max_batch);
@@ -282,6 +289,9 @@ std::shared_ptr<Artifact> decode_and_validate(const fb::Artifact* root, const st
       if (fd.name.empty()) fail("{}: a function has no name", path);
       if (!fnames.insert(fd.name).second) fail("{}: duplicate function '{}'", path, fd.name);
       std::string fwhere = fmt::format("{}: function '{}'", path, fd.name);
+      fd.pipeline_stage = f->pipeline_stage();
+      if (fd.pipeline_stage >= 0 && static_cast<uint32_t>(fd.pipeline_stage) >= std::max<uint32_t>(a->pipeline_stages, 1))
+        fail("{}: pipeline stage {} outside the artifact's {} stages", fwhere, fd.pipeline_stage, a->pipeline_stages);
       fd.inputs = vec(f->inputs());
       fd.outputs = vec(f->outputs());
       std::set<std::string> input_names;

@@ -91,6 +91,9 @@ struct FunctionDesc {
   std::vector<uint32_t> outputs;
   std::vector<std::string> output_names;  // one per output (buffer name when absent)
   std::vector<InstructionDesc> instructions;
+  // Pipeline parallelism: the stage whose ranks run it (bmsys-pipeline-schedule's
+  // `train_step.stage<s>`, inputs `input_ids.mb<m>`); -1: any rank.
+  int32_t pipeline_stage = -1;
 };
 
 // bmsys-memory-schedule's plan (runtime/core/swap_schedule.h). Empty groups: none.
@@ -121,6 +124,10 @@ struct Artifact {
   // data_parallel_ranks x tensor_parallel_ranks (docs/distributed.md).
   uint32_t tensor_parallel_ranks = 0;
   MemoryScheduleDesc schedule;
+  // Pipeline stages (bmsys-pipeline-parallel); 0 or 1: none. The world is
+  // pipeline_stages x data_parallel_ranks x tensor_parallel_ranks, stage outermost.
+  uint32_t pipeline_stages = 0;
+  uint32_t pipeline_micro_batches = 0;
 
   const FunctionDesc* find_function(const std::string& name) const;
   // Index of the buffer named `name`, or -1.

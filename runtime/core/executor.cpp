@@ -65,7 +65,20 @@ Executor::Executor(std::shared_ptr<const Artifact> artifact, std::shared_ptr<Bac
   if (!comm_) comm_ = std::make_shared<SingleRankCommunicator>();
   check_world_size(a, comm_->world_size());
   const Mesh mesh = Mesh::of(a);
-  if (mesh.tp == 1) {
+  pp_comm_ = std::make_shared<SingleRankCommunicator>();
+  if (mesh.pp > 1) {
+    // Point-to-point sends and receives are implemented through Gloo only.
+    if (backend_->name() != "cpu")
+      fail("{}: the artifact is pipeline-parallel ({} stages, bmsys-pipeline-parallel); the {} backend does not "
+           "run pipeline parallelism (use --device cpu)",
+           a.path, mesh.pp, backend_->name());
+    if (mesh.tp > 1) fail("{}: pipeline and tensor parallelism together are not supported", a.path);
+    const int w = comm_->rank();
+    // Every rank forms its data-parallel group (within its stage), then its pipeline group.
+    tp_comm_ = std::make_shared<SingleRankCommunicator>();
+    dp_comm_ = comm_->group(fmt::format("stage{}.dp", mesh.pp_rank(w)), mesh.dp_members(w));
+    pp_comm_ = comm_->group(fmt::format("pp{}", mesh.dp_rank(w)), mesh.pp_members(w));
+  } else if (mesh.tp == 1) {
     dp_comm_ = comm_;
     tp_comm_ = std::make_shared<SingleRankCommunicator>();
   } else {
@@ -92,6 +105,15 @@ Executor::Executor(std::shared_ptr<const Artifact> artifact, std::shared_ptr<Bac
       fail("{}: buffer '{}' has dtype {}, which the {} backend does not compute with", a.path,
            b.name, dtype_name(b.dtype), backend_->name());
 
+  // Pipeline parallelism: which stage uses each buffer (its stage function's operands).
+  buffer_stage_.assign(a.buffers.size(), -1);
+  if (mesh.pp > 1)
+    for (const FunctionDesc& f : a.functions)
+      if (f.pipeline_stage >= 0)
+        for (const InstructionDesc& inst : f.instructions) {
+          for (uint32_t i : inst.inputs) buffer_stage_[i] = f.pipeline_stage;
+          for (uint32_t i : inst.outputs) buffer_stage_[i] = f.pipeline_stage;
+        }
   activation_pool_ = backend_->allocate(a.activation_pool_bytes, "the activation pool");
   state_pool_ = backend_->allocate(a.state_pool_bytes, "the state pool");
   backend_->fill_zero(state_pool_->data(), a.state_pool_bytes);
@@ -132,6 +154,7 @@ void Executor::load_weights(const ExecutorOptions& options) {
   for (size_t i = 0; i < a.buffers.size(); ++i) {
     const BufferDesc& b = a.buffers[i];
     if (b.kind != BufferKind::Weight) continue;
+    if (on_other_stage(static_cast<uint32_t>(i))) continue;  // another pipeline stage's
     std::string path = options.weights.empty() ? join(a.directory, b.weight_file)
                        : override_dir          ? join(options.weights, base_name(b.weight_file))
                                                : options.weights;
@@ -174,6 +197,34 @@ int Executor::rank() const { return comm_->rank(); }
 int Executor::world_size() const { return comm_->world_size(); }
 int Executor::dp_rank() const { return dp_comm_->rank(); }
 int Executor::dp_size() const { return dp_comm_->world_size(); }
+int Executor::pp_stage() const { return pp_comm_->rank(); }
+
+bool Executor::on_other_stage(uint32_t index) const {
+  return buffer_stage_[index] >= 0 && buffer_stage_[index] != pp_stage();
+}
+
+const FunctionDesc& Executor::function_for(const std::string& name) const {
+  const Artifact& a = *artifact_;
+  if (a.pipeline_stages > 1) {
+    const FunctionDesc* f = a.find_function(fmt::format("{}.stage{}", name, pp_stage()));
+    if (f && f->pipeline_stage == pp_stage()) return *f;
+    const FunctionDesc* g = a.find_function(name);
+    if (g && g->pipeline_stage < 0)
+      fail("{}: function '{}' cannot run on a pipeline-parallel artifact: each rank holds only its stage's "
+           "weights (only the stages' training step '{}.stage<s>' runs; resume its checkpoint with an artifact "
+           "compiled without bmsys-pipeline-parallel)",
+           a.path, name, "train_step");
+    if (g) return *g;
+    fail("{}: no function '{}.stage{}' for pipeline stage {}", a.path, name, pp_stage(), pp_stage());
+  }
+  const FunctionDesc* f = a.find_function(name);
+  if (!f) {
+    std::string names;
+    for (const FunctionDesc& g : a.functions) names += (names.empty() ? "'" : ", '") + g.name + "'";
+    fail("{}: no function '{}' (it has {})", a.path, name, names.empty() ? "none" : names);
+  }
+  return *f;
+}
 
 // Uploads the whole tensor (`numel` elements at `src`) into buffer `index`, or, when
 // the buffer is a shard, this rank's slice [r*S, min((r+1)*S, n)) and zeros after it.
@@ -304,6 +355,13 @@ void Executor::write_buffer(uint32_t index, const void* data, DType dtype, const
 
 HostTensor Executor::read_logical(uint32_t index, DType dtype) const {
   const BufferDesc& b = persistent_buffer(*artifact_, index, "read");
+  if (buffer_stage_[index] >= 0) {
+    // Pipeline parallelism: the stage that holds it reads it (gathering over its own
+    // groups) and broadcasts it over the pipeline group.
+    HostTensor t = on_other_stage(index) ? HostTensor(dtype, b.logical_shape()) : read_local(index, dtype);
+    pp_comm_->broadcast(t.data.data(), dtype, t.numel(), buffer_stage_[index]);
+    return t;
+  }
   if (b.tp_sliced()) {
     // Gather the tensor-parallel slices (each rank's local tensor) and put them in place.
     HostTensor local = read_local(index, dtype);
@@ -349,6 +407,12 @@ void Executor::write_logical(uint32_t index, const void* data, DType dtype, cons
                              const std::string& what) {
   const BufferDesc& b = persistent_buffer(*artifact_, index, "write");
   std::string src = what.empty() ? std::string("the tensor") : what;
+  if (on_other_stage(index)) {  // another pipeline stage's: checked, not stored here
+    if (shape != b.logical_shape())
+      fail("{} has shape {}, the artifact's buffer '{}' expects {}", src, shape_str(shape), b.name,
+           shape_str(b.logical_shape()));
+    return;
+  }
   if (b.tp_sliced()) {
     // This rank's tensor-parallel slice of the whole tensor, then as an untouched buffer.
     if (shape != b.logical_shape())
@@ -387,17 +451,35 @@ std::map<std::string, HostTensor> Executor::run(const std::string& function,
 }
 
 std::map<std::string, HostTensor> Executor::run(const std::string& function,
-                                                const std::map<std::string, HostTensor>& inputs,
+                                                const std::map<std::string, HostTensor>& given,
                                                 const RunOptions& options) {
   const int64_t start_pos = options.start_pos, step = options.step;
   const Artifact& a = *artifact_;
-  const FunctionDesc* f = a.find_function(function);
-  if (!f) {
-    std::string names;
-    for (const FunctionDesc& g : a.functions) names += (names.empty() ? "'" : ", '") + g.name + "'";
-    fail("{}: no function '{}' (it has {})", a.path, function, names.empty() ? "none" : names);
+  const FunctionDesc* f = &function_for(function);
+  std::string fwhere = fmt::format("{}: function '{}'", a.path, f->name);
+  // A pipeline stage's function takes the micro-batches (input_ids.mb<m>): given the
+  // batch, cut its rows into pipeline_micro_batches equal parts.
+  std::map<std::string, HostTensor> split;
+  const bool cut = f->pipeline_stage >= 0 && given.count("input_ids") && !given.count("input_ids.mb0");
+  if (cut) {
+    const HostTensor& ids = given.at("input_ids");
+    const int64_t M = a.pipeline_micro_batches, rows = ids.shape.empty() ? 0 : ids.shape[0];
+    if (rows % M != 0)
+      fail("{}: the batch of {} rows is not divisible by the {} micro-batches of the pipeline "
+           "(bmsys-pipeline-parallel micro-batches={}); each micro-batch takes B/{} rows",
+           fwhere, rows, M, M, M);
+    const size_t part = ids.data.size() / static_cast<size_t>(M);
+    for (int64_t m = 0; m < M; ++m) {
+      HostTensor t(ids.dtype, ids.shape);
+      t.shape[0] = rows / M;
+      t.data.assign(ids.data.begin() + static_cast<std::ptrdiff_t>(m * part),
+                    ids.data.begin() + static_cast<std::ptrdiff_t>((m + 1) * part));
+      split[fmt::format("input_ids.mb{}", m)] = std::move(t);
+    }
+    for (const auto& kv : given)
+      if (kv.first != "input_ids") split[kv.first] = kv.second;
   }
-  std::string fwhere = fmt::format("{}: function '{}'", a.path, function);
+  const std::map<std::string, HostTensor>& inputs = cut ? split : given;
 
   // Bind B and S from the input shapes.
   int64_t B = -1, S = -1;
@@ -465,6 +547,9 @@ std::map<std::string, HostTensor> Executor::run(const std::string& function,
   ctx.tp_comm = tp_comm_.get();
   ctx.tp_rank = tp_comm_->rank();
   ctx.tp_size = tp_comm_->world_size();
+  ctx.pp_comm = pp_comm_.get();
+  ctx.pp_rank = pp_comm_->rank();
+  ctx.pp_size = pp_comm_->world_size();
   std::vector<Shape> shapes(a.buffers.size());
   std::vector<bool> resolved(a.buffers.size(), false);
   auto view = [&](uint32_t idx) {
@@ -491,6 +576,12 @@ std::map<std::string, HostTensor> Executor::run(const std::string& function,
     } catch (const Error& e) {
       fail("{}: {}: {}", fwhere, Artifact::describe(i, inst), e.what());
     }
+  }
+  // Pipeline parallelism: every send of this call is received before it returns.
+  try {
+    pp_comm_->wait_sends();
+  } catch (const Error& e) {
+    fail("{}: pipeline stage {}: {}", fwhere, pp_stage(), e.what());
   }
   backend_->synchronize();
 

@@ -98,6 +98,12 @@ class Executor {
   Communicator& tp_comm() const { return *tp_comm_; }
   int dp_rank() const;
   int dp_size() const;
+  // Pipeline parallelism: this rank's stage (0 without), and the function run()
+  // runs for `name` on this rank: `name.stage<s>` of a pipelined artifact (the
+  // stage's training step; other functions need every stage's weights and are
+  // refused), `name` otherwise. Throws naming the artifact when there is none.
+  int pp_stage() const;
+  const FunctionDesc& function_for(const std::string& name) const;
 
  private:
   void load_weights(const ExecutorOptions& options);
@@ -111,6 +117,11 @@ class Executor {
   std::shared_ptr<Communicator> comm_;
   std::shared_ptr<Communicator> dp_comm_;
   std::shared_ptr<Communicator> tp_comm_;
+  std::shared_ptr<Communicator> pp_comm_;  // the same rows and slice on every stage
+  // Pipeline parallelism: the stage whose function reads or writes each buffer (-1:
+  // none, or no pipeline). A rank allocates and loads only its stage's weights.
+  std::vector<int> buffer_stage_;
+  bool on_other_stage(uint32_t index) const;
   std::unique_ptr<DeviceMemory> activation_pool_;
   std::unique_ptr<DeviceMemory> state_pool_;
   std::vector<std::unique_ptr<DeviceMemory>> owned_;  // weights and inputs, by buffer index

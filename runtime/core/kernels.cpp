@@ -74,7 +74,8 @@ const std::vector<KernelSpec>& table() {
         {"vocab_shards", AttrType::Int, false}},
        {}},
       {KernelId::GlobalNorm, "global_norm", 1, INT_MAX, 1,
-       {{"ranks", AttrType::Int, false}, {"tp_sharded", AttrType::Ints, false}}, {}},
+       {{"ranks", AttrType::Int, false}, {"tp_sharded", AttrType::Ints, false}, {"pp_stages", AttrType::Int, false}},
+       {}},
       {KernelId::AdamW, "adamw", 5, 5, 3,
        {{"lr", AttrType::Float, true},
         {"beta1", AttrType::Float, true},
@@ -135,6 +136,14 @@ const std::vector<KernelSpec>& table() {
       {KernelId::ToHost, "to_host", 1, 1, 1, {}, {}},
       {KernelId::UploadMaster, "upload_master", 1, 1, 1,
        {{"zero_ranks", AttrType::Int, false}, {"param_sharded", AttrType::Int, false}}, {}},
+      {KernelId::PpSend, "pp_send", 1, 1, 0,
+       {{"peer", AttrType::Int, true}, {"micro_batch", AttrType::Int, true}, {"channel", AttrType::Int, true}},
+       {}},
+      {KernelId::PpRecv, "pp_recv", 0, 0, 1,
+       {{"peer", AttrType::Int, true}, {"micro_batch", AttrType::Int, true}, {"channel", AttrType::Int, true}},
+       {}},
+      {KernelId::PpBroadcast, "pp_broadcast", 0, 1, 1, {{"root", AttrType::Int, true}}, {}},
+      {KernelId::PpMean, "pp_mean", 1, 1, 1, {{"micro_batches", AttrType::Int, true}}, {}},
   };
   return t;
 }
@@ -164,7 +173,8 @@ bool writes_persistent(KernelId id) {
 
 bool is_collective_kernel(KernelId id) {
   return id == KernelId::AllReduce || id == KernelId::ReduceScatter || id == KernelId::AllGather ||
-         id == KernelId::SyncParam || id == KernelId::TpAllReduce;
+         id == KernelId::SyncParam || id == KernelId::TpAllReduce || id == KernelId::PpSend ||
+         id == KernelId::PpRecv || id == KernelId::PpBroadcast;
 }
 
 // --- Learning-rate schedule ----------------------------------------------------------
@@ -331,7 +341,8 @@ void check_launch(const KernelLaunch& l) {
     fail("wrong operand count: {} inputs, {} outputs", nin, l.outputs.size());
   const Attrs& a = *l.attrs;
   const auto& in = l.inputs;
-  const TensorView& y = l.outputs[0];
+  static const TensorView kNoOutput;  // pp_send has none
+  const TensorView& y = l.outputs.empty() ? kNoOutput : l.outputs[0];
   switch (l.kernel) {
     case KernelId::Positions:
       expect_dtype(in[0], DType::I64, "ids (input 0)");
@@ -635,6 +646,9 @@ void check_launch(const KernelLaunch& l) {
     }
     case KernelId::GlobalNorm:
       if (a.has("ranks")) check_ranks(l, a.get_int("ranks"), true);
+      if (a.get_int("pp_stages", 0) > 1 && a.get_int("pp_stages", 0) != l.ctx.pp_size)
+        fail("compiled for {} pipeline stages (attribute 'pp_stages'), but this run has {}", a.get_int("pp_stages", 0),
+             l.ctx.pp_size);
       if (a.has("tp_sharded") && a.all().at("tp_sharded").type == AttrType::Ints) {
         const auto& flags = a.all().at("tp_sharded").ints;
         if (static_cast<int>(flags.size()) != nin)
@@ -714,6 +728,35 @@ void check_launch(const KernelLaunch& l) {
       }
       break;
     }
+    case KernelId::PpSend:
+    case KernelId::PpRecv: {
+      const int64_t peer = a.get_int("peer");
+      if (!l.ctx.pp_comm) fail("{} needs a pipeline communicator, and the launch has none", kernel_name(l.kernel));
+      if (peer < 0 || peer >= l.ctx.pp_size || (peer != l.ctx.pp_rank - 1 && peer != l.ctx.pp_rank + 1))
+        fail("attribute 'peer' {} is not a neighbour of stage {} (of {})", peer, l.ctx.pp_rank, l.ctx.pp_size);
+      if (a.get_int("micro_batch") < 0 || a.get_int("channel") < 0)
+        fail("attributes 'micro_batch' and 'channel' must be >= 0");
+      break;
+    }
+    case KernelId::PpBroadcast: {
+      const int64_t root = a.get_int("root");
+      if (!l.ctx.pp_comm) fail("pp_broadcast needs a pipeline communicator, and the launch has none");
+      if (root < 0 || root >= l.ctx.pp_size) fail("attribute 'root' {} is not a stage of {}", root, l.ctx.pp_size);
+      if ((root == l.ctx.pp_rank) != (nin == 1))
+        fail("stage {} must {}pass the value (root {})", l.ctx.pp_rank, root == l.ctx.pp_rank ? "" : "not ", root);
+      expect_float(y, "output 0");
+      if (nin == 1) {
+        expect_dtype(in[0], y.dtype, "input 0");
+        expect_shape(in[0], y.shape, "input 0");
+      }
+      break;
+    }
+    case KernelId::PpMean:
+      if (a.get_int("micro_batches") < 1) fail("attribute 'micro_batches' must be >= 1");
+      expect_float(in[0], "input 0");
+      expect_dtype(y, in[0].dtype, "output 0");
+      expect_shape(y, in[0].shape, "output 0");
+      break;
     case KernelId::TpAllReduce: {
       int64_t R = a.get_int("ranks");
       if (R < 1) fail("attribute 'ranks' must be >= 1, not {}", R);

@@ -74,6 +74,12 @@ enum class KernelId : uint16_t {
   // host copy, and the host master's copy into the device parameter.
   ToHost,
   UploadMaster,
+  // Pipeline parallelism (docs/kernels.md "Pipeline parallelism"), through
+  // LaunchContext::pp_comm.
+  PpSend,
+  PpRecv,
+  PpBroadcast,
+  PpMean,
   kCount
 };
 
@@ -176,6 +182,13 @@ struct LaunchContext {
   Communicator* tp_comm = nullptr;
   int tp_rank = 0;
   int tp_size = 1;
+  // The pipeline group (bmsys-pipeline-parallel: the ranks of every stage that hold
+  // this rank's rows; never null in an executor's launches, size 1 without
+  // pipeline parallelism): pp_send, pp_recv, pp_broadcast, global_norm's pp_stages.
+  // pp_rank is this rank's stage.
+  Communicator* pp_comm = nullptr;
+  int pp_rank = 0;
+  int pp_size = 1;
 };
 
 struct KernelLaunch {

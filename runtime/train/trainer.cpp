@@ -20,6 +20,7 @@ using json = nlohmann::json;
 
 double scheduled_lr(const Executor& ex, const std::string& function, int64_t step) {
   const FunctionDesc* f = ex.artifact().find_function(function);
+  if (ex.artifact().pipeline_stages > 1) f = &ex.function_for(function);  // this stage's step
   if (f)
     for (const InstructionDesc& inst : f->instructions)
       if (is_optimizer_kernel(inst.kernel)) return LrSchedule::from_attrs(inst.attrs).at(step);
@@ -28,6 +29,7 @@ double scheduled_lr(const Executor& ex, const std::string& function, int64_t ste
 
 bool uses_loss_scaling(const Executor& ex, const std::string& function) {
   const FunctionDesc* f = ex.artifact().find_function(function);
+  if (ex.artifact().pipeline_stages > 1) f = &ex.function_for(function);
   if (f)
     for (const InstructionDesc& inst : f->instructions)
       if (inst.attrs.has("loss_scaling") && inst.attrs.get_int("loss_scaling") != 0) return true;
@@ -78,10 +80,13 @@ std::ofstream open_metrics(const std::string& path, bool resuming, int64_t last)
 
 std::vector<StepMetrics> train(Executor& ex, const TrainOptions& o) {
   const Artifact& a = ex.artifact();
-  const FunctionDesc* f = a.find_function(o.function);
+  const FunctionDesc* f = a.pipeline_stages > 1 ? &ex.function_for(o.function) : a.find_function(o.function);
   if (!f) fail("{}: no function '{}' to train with", a.path, o.function);
-  const std::string where = fmt::format("{}: function '{}'", a.path, o.function);
-  if (f->inputs.size() != 1 || a.buffers[f->inputs[0]].name != "input_ids")
+  const std::string where = fmt::format("{}: function '{}'", a.path, f->name);
+  // A pipeline stage's step takes the micro-batches of input_ids (Executor::run cuts them).
+  const bool pipelined = f->pipeline_stage >= 0;
+  if (pipelined ? f->inputs.empty() || a.buffers[f->inputs[0]].name != "input_ids.mb0"
+                : f->inputs.size() != 1 || a.buffers[f->inputs[0]].name != "input_ids")
     fail("{}: a training function takes exactly one input, 'input_ids' [B,S]", where);
   for (const char* name : {"loss", "grad_norm"}) {
     bool found = false;
@@ -99,6 +104,10 @@ std::vector<StepMetrics> train(Executor& ex, const TrainOptions& o) {
          "global batch)",
          o.batch, R);
   const int64_t local_batch = o.batch / R;
+  if (pipelined && local_batch % a.pipeline_micro_batches != 0)
+    fail("--batch {} is not divisible into {} data-parallel rank(s) x {} micro-batches (bmsys-pipeline-parallel "
+         "micro-batches={}): each micro-batch takes B/({}*{}) rows",
+         o.batch, R, a.pipeline_micro_batches, a.pipeline_micro_batches, R, a.pipeline_micro_batches);
   const bool lead = world_rank == 0;  // only rank 0 prints progress and writes metrics
   const ProgressMode progress = lead ? o.progress : ProgressMode::None;
   // Test hook (docs/distributed.md): BMSYS_TEST_KILL_RANK=R makes rank R _exit(9) at

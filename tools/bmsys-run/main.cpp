@@ -473,8 +473,11 @@ int main(int argc, char** argv) {
         const Mesh mesh = Mesh::of(*art);
         if (mesh.world() != nproc)
           fail("{}: the artifact is compiled for {}{} ({}), not --nproc {}", art->path, mesh.describe(),
-               mesh.tp > 1 ? fmt::format(" = {} ranks", mesh.world()) : std::string(),
-               mesh.tp > 1 ? "data_parallel_ranks x tensor_parallel_ranks" : "data_parallel_ranks", nproc);
+               mesh.tp > 1 || mesh.pp > 1 ? fmt::format(" = {} ranks", mesh.world()) : std::string(),
+               mesh.pp > 1   ? "pipeline_stages x data_parallel_ranks x tensor_parallel_ranks"
+               : mesh.tp > 1 ? "data_parallel_ranks x tensor_parallel_ranks"
+                             : "data_parallel_ranks",
+               nproc);
         return launch_ranks(nproc, tc.threads, argv);
       }
       DistributedEnv env = distributed_env_from_environment(comm_timeout);

@@ -13,6 +13,7 @@
 #include "runtime/backends/cpu/cpu_kernels.h"
 #include "runtime/backends/cpu/host_adamw.h"
 #include "runtime/backends/cpu/cpu_moe.h"
+#include "runtime/backends/cpu/cpu_pipeline.h"
 #include "runtime/backends/cpu/cpu_tensor_parallel.h"
 #include "runtime/collectives/communicator.h"
 #include "runtime/core/error.h"
@@ -104,6 +105,7 @@ void CpuBackend::launch(const KernelLaunch& l) {
 
   const Attrs& a = *l.attrs;
   const auto& in = l.inputs;
+  if (l.outputs.empty()) return cpu::pipeline_kernel(l);  // pp_send, the one kernel without outputs
   const TensorView& y = l.outputs[0];
   switch (l.kernel) {
     case KernelId::Positions:
@@ -321,9 +323,17 @@ void CpuBackend::launch(const KernelLaunch& l) {
       }
       // Inputs are shards (ZeRO): the local sums of squares are summed over the ranks.
       if (a.get_int("ranks", 0) > 1) l.ctx.comm->all_reduce_host_f64(&ss, 1);
+      // Pipeline parallelism: each stage has its own gradients; sum over the stages.
+      if (a.get_int("pp_stages", 0) > 1) l.ctx.pp_comm->all_reduce_host_f64(&ss, 1);
       *y.as<float>() = static_cast<float>(std::sqrt(ss));
       return;
     }
+    case KernelId::PpSend:
+    case KernelId::PpRecv:
+    case KernelId::PpBroadcast:
+    case KernelId::PpMean:
+      cpu::pipeline_kernel(l);
+      return;
     case KernelId::TpAllReduce:
       std::memcpy(y.data, in[0].data, in[0].bytes());
       l.ctx.tp_comm->all_reduce(y.data, y.dtype, y.numel(), ReduceOp::Sum);
