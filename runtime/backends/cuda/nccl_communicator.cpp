@@ -18,15 +18,33 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr const char* kIdKey = "bmsys-nccl/unique-id";
-constexpr const char* kJoinKey = "bmsys-nccl/joined/";
-constexpr const char* kStuckKey = "bmsys-nccl/stuck/";
+// Under the communicator's prefix ("bmsys-nccl/", or "bmsys-nccl/group/<name>/").
+constexpr const char* kIdKey = "unique-id";
+constexpr const char* kJoinKey = "joined/";
+constexpr const char* kStuckKey = "stuck/";
 
 ncclComm_t C(void* p) { return static_cast<ncclComm_t>(p); }
 
 void sleep_briefly() { std::this_thread::sleep_for(std::chrono::microseconds(50)); }
 
 }  // namespace
+
+// The communicators of one process (the world's and its groups) and the stream they
+// share; the stream goes with the last of them.
+struct NcclCommunicator::Family {
+  cudaStream_t stream = nullptr;
+  std::vector<NcclCommunicator*> members;
+  uint64_t tickets = 0;  // the order of collectives on the stream, over the members
+  ~Family() {
+    if (stream) cudaStreamDestroy(stream);
+    cudaGetLastError();
+  }
+};
+
+std::string NcclCommunicator::me() const {
+  if (members_.empty()) return fmt::format("rank {}", rank_);
+  return fmt::format("rank {} (group '{}', rank {} of {})", world_rank_of(rank_), group_name_, rank_, world_);
+}
 
 void NcclCommunicator::check(int result, const char* call, const std::string& what) {
   auto r = static_cast<ncclResult_t>(result);
@@ -35,37 +53,78 @@ void NcclCommunicator::check(int result, const char* call, const std::string& wh
   const auto deadline = Clock::now() + std::chrono::duration<double>(timeout_s_);
   while (r == ncclInProgress) {
     if (Clock::now() > deadline)
-      abort_and_fail(fmt::format("rank {}: {} ({}) did not complete within {}s", rank_, call, what, timeout_s_));
+      abort_and_fail(fmt::format("{}: {} ({}) did not complete within {}s", me(), call, what, timeout_s_));
     sleep_briefly();
     ncclCommGetAsyncError(C(comm_), &r);
   }
   if (r != ncclSuccess)
-    abort_and_fail(fmt::format("rank {}: {} ({}) failed: {} ({})", rank_, call, what, ncclGetErrorString(r),
+    abort_and_fail(fmt::format("{}: {} ({}) failed: {} ({})", me(), call, what, ncclGetErrorString(r),
                                ncclGetLastError(C(comm_))));
 }
 
 NcclCommunicator::NcclCommunicator(const DistributedEnv& env, std::shared_ptr<RendezvousStore> store, int device)
     : rank_(env.rank), world_(env.world_size), device_(device), timeout_s_(env.timeout_s), store_(std::move(store)) {
   BMSYS_CUDA(cudaSetDevice(device_), fmt::format("rank {}: selecting GPU {}", rank_, device_));
+  family_ = std::make_shared<Family>();
+  int lo = 0, hi = 0;
+  BMSYS_CUDA(cudaDeviceGetStreamPriorityRange(&lo, &hi), "stream priorities");
+  BMSYS_CUDA(cudaStreamCreateWithPriority(&family_->stream, cudaStreamNonBlocking, hi),
+             "creating the collective stream");
+  stream_ = family_->stream;
+  connect();
+  family_->members.push_back(this);
+}
+
+NcclCommunicator::NcclCommunicator(const NcclCommunicator& parent, const std::string& name,
+                                   const std::vector<int>& members, int rank)
+    : rank_(rank),
+      world_(static_cast<int>(members.size())),
+      device_(parent.device_),
+      timeout_s_(parent.timeout_s_),
+      store_(parent.store_),
+      stream_(parent.stream_),
+      prefix_("bmsys-nccl/group/" + name + "/"),
+      group_name_(name),
+      members_(members),
+      family_(parent.family_) {
+  BMSYS_CUDA(cudaSetDevice(device_), fmt::format("{}: selecting GPU {}", me(), device_));
+  connect();
+  family_->members.push_back(this);
+}
+
+std::shared_ptr<Communicator> NcclCommunicator::group(const std::string& name, const std::vector<int>& members) {
+  check_alive();
+  // Members are world ranks: a group is made from the world communicator.
+  if (!members_.empty()) fail("{}: group '{}' must be made from the world communicator", me(), name);
+  int index = -1;
+  for (size_t i = 0; i < members.size(); ++i) {
+    if (members[i] < 0 || members[i] >= world_)
+      fail("{}: group '{}' names rank {}, outside the world of {}", me(), name, members[i], world_);
+    if (members[i] == rank_) index = static_cast<int>(i);
+  }
+  if (index < 0) fail("{}: group '{}' does not contain this rank", me(), name);
+  if (members.size() == 1) return std::make_shared<SingleRankCommunicator>();
+  // Everything enqueued so far (on the shared stream) before NCCL sets up the group.
+  wait_stream(stream_, "forming a group");
+  return std::shared_ptr<NcclCommunicator>(new NcclCommunicator(*this, name, members, index));
+}
+
+void NcclCommunicator::connect() {
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s_ * 1000));
   ncclUniqueId id;
   if (rank_ == 0) {
     ncclResult_t r = ncclGetUniqueId(&id);
     if (r != ncclSuccess)
-      fail("rank 0: ncclGetUniqueId failed: {} ({})", ncclGetErrorString(r), ncclGetLastError(nullptr));
-    store_->set(kIdKey, std::vector<char>(id.internal, id.internal + sizeof id.internal));
+      fail("{}: ncclGetUniqueId failed: {} ({})", me(), ncclGetErrorString(r), ncclGetLastError(nullptr));
+    store_->set(prefix_ + kIdKey, std::vector<char>(id.internal, id.internal + sizeof id.internal));
   } else {
-    std::vector<char> v = store_->get(kIdKey, timeout);
+    std::vector<char> v = store_->get(prefix_ + kIdKey, timeout);
     if (v.size() != sizeof id.internal)
-      fail("rank {}: the NCCL unique id in the rendezvous store has {} bytes, not {}", rank_, v.size(),
+      fail("{}: the NCCL unique id in the rendezvous store has {} bytes, not {}", me(), v.size(),
            sizeof id.internal);
     std::memcpy(id.internal, v.data(), sizeof id.internal);
   }
-  store_->set(kJoinKey + std::to_string(rank_), {'1'});
-
-  int lo = 0, hi = 0;
-  BMSYS_CUDA(cudaDeviceGetStreamPriorityRange(&lo, &hi), "stream priorities");
-  BMSYS_CUDA(cudaStreamCreateWithPriority(&stream_, cudaStreamNonBlocking, hi), "creating the collective stream");
+  store_->set(prefix_ + kJoinKey + std::to_string(rank_), {'1'});
 
   ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
   config.blocking = 0;
@@ -77,10 +136,11 @@ NcclCommunicator::NcclCommunicator(const DistributedEnv& env, std::shared_ptr<Re
     if (Clock::now() > deadline) {
       std::string missing;
       for (int q = 0; q < world_; ++q)
-        if (!store_->check(kJoinKey + std::to_string(q))) missing += fmt::format("{}{}", missing.empty() ? "" : ", ", q);
+        if (!store_->check(prefix_ + kJoinKey + std::to_string(q)))
+          missing += fmt::format("{}{}", missing.empty() ? "" : ", ", world_rank_of(q));
       ncclCommAbort(comm);
       comm_ = nullptr;
-      fail("rank {}: NCCL initialization did not complete within {}s ({})", rank_, timeout_s_,
+      fail("{}: NCCL initialization did not complete within {}s ({})", me(), timeout_s_,
            missing.empty() ? std::string("every rank joined; a GPU or transport problem?")
                            : "rank(s) " + missing + " never joined: did every rank start?");
     }
@@ -88,8 +148,8 @@ NcclCommunicator::NcclCommunicator(const DistributedEnv& env, std::shared_ptr<Re
     ncclCommGetAsyncError(comm, &r);
   }
   if (r != ncclSuccess) {
-    std::string msg = fmt::format("rank {}: ncclCommInitRankConfig (GPU {}, {} ranks) failed: {} ({})", rank_,
-                                  device_, world_, ncclGetErrorString(r), ncclGetLastError(comm));
+    std::string msg = fmt::format("{}: ncclCommInitRankConfig (GPU {}, {} ranks) failed: {} ({})", me(), device_,
+                                  world_, ncclGetErrorString(r), ncclGetLastError(comm));
     if (comm) ncclCommAbort(comm);
     comm_ = nullptr;
     throw Error(msg);
@@ -121,7 +181,11 @@ NcclCommunicator::~NcclCommunicator() {
   for (auto& f : inflight_) event_pool_.push_back(f.done);
   for (cudaEvent_t e : event_pool_) cudaEventDestroy(e);
   if (scratch_) cudaFree(scratch_);
-  if (stream_) cudaStreamDestroy(stream_);
+  // The stream is the family's (destroyed with the last communicator).
+  if (family_) {
+    auto& m = family_->members;
+    m.erase(std::remove(m.begin(), m.end(), this), m.end());
+  }
   cudaGetLastError();
 }
 
@@ -140,7 +204,7 @@ int NcclCommunicator::nccl_type(DType t, const char* what) const {
     case DType::I8: return ncclInt8;
     case DType::U8: return ncclUint8;
   }
-  fail("rank {}: collective {}: dtype {} has no NCCL type", rank_, what, dtype_name(t));
+  fail("{}: collective {}: dtype {} has no NCCL type", me(), what, dtype_name(t));
 }
 
 void* NcclCommunicator::scratch(size_t bytes) {
@@ -162,6 +226,7 @@ void NcclCommunicator::record(const std::string& what) {
   }
   BMSYS_CUDA(cudaEventRecord(e, stream_), "nccl events");
   inflight_.push_back({++seq_, what, e});
+  if (family_) inflight_.back().ticket = ++family_->tickets;
 }
 
 int NcclCommunicator::progress() {
@@ -171,7 +236,7 @@ int NcclCommunicator::progress() {
     if (q == cudaErrorNotReady) break;
     if (q != cudaSuccess) {
       cudaGetLastError();
-      abort_and_fail(fmt::format("rank {}: collective {} (#{}) failed on the GPU: {}", rank_,
+      abort_and_fail(fmt::format("{}: collective {} (#{}) failed on the GPU: {}", me(),
                                  inflight_.front().what, inflight_.front().seq, cudaGetErrorString(q)));
     }
     event_pool_.push_back(inflight_.front().done);
@@ -185,9 +250,10 @@ void NcclCommunicator::enqueue_all_reduce(const void* in, void* out, DType dtype
   check_alive();
   if (count <= 0) return;
   const bool mean = op == ReduceOp::Mean;
-  if (mean && !dtype_is_float(dtype)) fail("rank {}: all_reduce mean of {}", rank_, dtype_name(dtype));
+  if (mean && !dtype_is_float(dtype)) fail("{}: all_reduce mean of {}", me(), dtype_name(dtype));
+  const ncclRedOp_t red = mean ? ncclAvg : op == ReduceOp::Max ? ncclMax : ncclSum;
   check(ncclAllReduce(in, out, static_cast<size_t>(count), static_cast<ncclDataType_t>(nccl_type(dtype, "all_reduce")),
-                      mean ? ncclAvg : ncclSum, C(comm_), stream_),
+                      red, C(comm_), stream_),
         "ncclAllReduce", "all_reduce");
   record("all_reduce");
 }
@@ -314,36 +380,48 @@ void NcclCommunicator::wait_stream(cudaStream_t s, const char* what) { wait_unti
 
 void NcclCommunicator::wait_event(cudaEvent_t e, const char* what) { wait_until(nullptr, e, what); }
 
-// Polls the stream `s`, or the event `e` when given.
+// Polls the stream `s`, or the event `e` when given, and every communicator of the
+// process (they share the stream: a collective of any of them may be what it waits on).
 void NcclCommunicator::wait_until(cudaStream_t s, cudaEvent_t e, const char* what) {
   check_alive();
   const auto timeout = std::chrono::duration<double>(timeout_s_);
   auto last_progress = Clock::now();
   const auto start = last_progress;
+  const std::vector<NcclCommunicator*> all =
+      family_ && !family_->members.empty() ? family_->members : std::vector<NcclCommunicator*>{this};
   for (;;) {
     cudaError_t q = e ? cudaEventQuery(e) : cudaStreamQuery(s);
     if (q == cudaSuccess) {
-      progress();
+      for (NcclCommunicator* m : all)
+        if (m->comm_) m->progress();
       return;
     }
     if (q != cudaErrorNotReady) {
       cudaGetLastError();
-      throw Error(fmt::format("rank {}: {}: the GPU reported {} ({})", rank_, what, cudaGetErrorString(q),
+      throw Error(fmt::format("{}: {}: the GPU reported {} ({})", me(), what, cudaGetErrorString(q),
                               cudaGetErrorName(q)));
     }
-    ncclResult_t r = ncclSuccess;
-    ncclCommGetAsyncError(C(comm_), &r);
-    if (r != ncclSuccess && r != ncclInProgress)
-      abort_and_fail(fmt::format("rank {}: collective {} (#{}) failed: {} ({})", rank_,
-                                 inflight_.empty() ? std::string("?") : inflight_.front().what,
-                                 inflight_.empty() ? seq_ : inflight_.front().seq, ncclGetErrorString(r),
-                                 ncclGetLastError(C(comm_))));
-    if (progress() > 0) last_progress = Clock::now();
+    int moved = 0;
+    NcclCommunicator* oldest = nullptr;  // the first collective in flight on the stream
+    for (NcclCommunicator* m : all) {
+      if (!m->comm_) continue;
+      ncclResult_t r = ncclSuccess;
+      ncclCommGetAsyncError(C(m->comm_), &r);
+      if (r != ncclSuccess && r != ncclInProgress)
+        m->abort_and_fail(fmt::format("{}: collective {} (#{}) failed: {} ({})", m->me(),
+                                      m->inflight_.empty() ? std::string("?") : m->inflight_.front().what,
+                                      m->inflight_.empty() ? m->seq_ : m->inflight_.front().seq,
+                                      ncclGetErrorString(r), ncclGetLastError(C(m->comm_))));
+      moved += m->progress();
+      if (!m->inflight_.empty() && (!oldest || m->inflight_.front().ticket < oldest->inflight_.front().ticket))
+        oldest = m;
+    }
+    if (moved > 0) last_progress = Clock::now();
     // Only collectives can wait on other ranks: without one in flight, the stream is
     // computing, which is not bounded by the communication timeout.
-    if (inflight_.empty()) last_progress = Clock::now();
+    if (!oldest) last_progress = Clock::now();
     if (Clock::now() - last_progress > timeout)
-      fail_timeout(what, std::chrono::duration<double>(Clock::now() - start).count());
+      oldest->fail_timeout(what, std::chrono::duration<double>(Clock::now() - start).count());
     sleep_briefly();
   }
 }
@@ -353,7 +431,7 @@ std::string NcclCommunicator::diagnose(uint64_t seq, const std::string& what) {
   // a short grace period died or hangs outside the collectives.
   std::string out;
   try {
-    store_->set(kStuckKey + std::to_string(rank_), [&] {
+    store_->set(prefix_ + kStuckKey + std::to_string(rank_), [&] {
       std::string v = fmt::format("{} {}", seq, what);
       return std::vector<char>(v.begin(), v.end());
     }());
@@ -363,8 +441,8 @@ std::string NcclCommunicator::diagnose(uint64_t seq, const std::string& what) {
       bool all = true;
       for (int q = 0; q < world_; ++q) {
         if (q == rank_ || !said[q].empty()) continue;
-        if (store_->check(kStuckKey + std::to_string(q))) {
-          auto v = store_->get(kStuckKey + std::to_string(q), std::chrono::milliseconds(100));
+        if (store_->check(prefix_ + kStuckKey + std::to_string(q))) {
+          auto v = store_->get(prefix_ + kStuckKey + std::to_string(q), std::chrono::milliseconds(100));
           said[q] = std::string(v.begin(), v.end());
         } else {
           all = false;
@@ -376,12 +454,13 @@ std::string NcclCommunicator::diagnose(uint64_t seq, const std::string& what) {
     std::vector<std::string> silent, elsewhere, same;
     for (int q = 0; q < world_; ++q) {
       if (q == rank_) continue;
+      // Named by world rank.
       if (said[q].empty())
-        silent.push_back(std::to_string(q));
+        silent.push_back(std::to_string(world_rank_of(q)));
       else if (said[q].rfind(std::to_string(seq) + " ", 0) == 0)
-        same.push_back(std::to_string(q));
+        same.push_back(std::to_string(world_rank_of(q)));
       else
-        elsewhere.push_back(fmt::format("rank {} waits in #{}", q, said[q]));
+        elsewhere.push_back(fmt::format("rank {} waits in #{}", world_rank_of(q), said[q]));
     }
     auto join = [](const std::vector<std::string>& v) {
       std::string s;
@@ -404,17 +483,22 @@ void NcclCommunicator::fail_timeout(const char* what, double waited_s) {
   const uint64_t seq = inflight_.empty() ? seq_ : inflight_.front().seq;
   const std::string coll = inflight_.empty() ? std::string("?") : inflight_.front().what;
   std::string who = diagnose(seq, coll);
-  abort_and_fail(fmt::format("rank {}: collective {} (#{} of this run) timed out after {:.1f}s (timeout {}s; a peer "
+  abort_and_fail(fmt::format("{}: collective {} (#{} of this run) timed out after {:.1f}s (timeout {}s; a peer "
                              "may have died): {} [waiting in {}]",
-                             rank_, coll, seq, waited_s, timeout_s_, who, what));
+                             me(), coll, seq, waited_s, timeout_s_, who, what));
 }
 
 void NcclCommunicator::abort_and_fail(const std::string& msg) {
-  aborted_ = msg;
-  if (comm_) {
-    // Aborting stops NCCL's kernels, so the streams drain and the process can exit.
-    ncclCommAbort(C(comm_));
-    comm_ = nullptr;
+  // Aborting stops NCCL's kernels, so the streams drain and the process can exit;
+  // every communicator of the process (their collectives share the stream).
+  std::vector<NcclCommunicator*> all = family_ ? family_->members : std::vector<NcclCommunicator*>{};
+  if (std::find(all.begin(), all.end(), this) == all.end()) all.push_back(this);
+  for (NcclCommunicator* m : all) {
+    if (m->aborted_.empty()) m->aborted_ = msg;
+    if (m->comm_) {
+      ncclCommAbort(C(m->comm_));
+      m->comm_ = nullptr;
+    }
   }
   // Should the GPU still not let the process end, end it anyway: never a silent hang.
   // BMSYS_NCCL_EXIT_AFTER_ABORT_S (default 15; 0 = never, for tests that go on).

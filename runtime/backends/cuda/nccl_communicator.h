@@ -21,6 +21,14 @@
 // others wait. After an abort the process must exit: a watchdog ends it 15 s later if
 // it has not (a GPU that did not stop must not turn into a silent hang;
 // BMSYS_NCCL_EXIT_AFTER_ABORT_S sets the delay, 0 turns it off for tests).
+//
+// Groups (group(): the tensor- and data-parallel groups of a mesh): a communicator
+// of its own over the members (an NCCL unique id from the group's first member,
+// published under bmsys-nccl/group/<name>/), sharing the world communicator's stream.
+// One stream for every communicator of a process keeps their collectives in program
+// order on the GPU (the same on every rank), so collectives of different groups
+// cannot wait on each other across ranks; a wait polls every communicator of the
+// process (a hang in any of them is bounded), and an abort aborts them all.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -54,6 +62,12 @@ class NcclCommunicator final : public Communicator {
   void all_gather(const void* shard, DType dtype, void* out, int64_t count) override;
   void broadcast(void* data, DType dtype, int64_t count, int root) override;
   void barrier() override;
+  // A communicator over `members` (world ranks; see the file comment). One member:
+  // a SingleRankCommunicator.
+  std::shared_ptr<Communicator> group(const std::string& name, const std::vector<int>& members) override;
+  // Whether `other` is this communicator or one of the groups made from the same
+  // world communicator (the CUDA backend accepts only its own).
+  bool same_process_family(const NcclCommunicator* other) const { return other && other->family_ == family_; }
 
   // --- Asynchronous use (the CUDA backend) ---------------------------------------
   // The stream every collective runs on.
@@ -75,12 +89,50 @@ class NcclCommunicator final : public Communicator {
   // Throws the error of an earlier abort (every later use fails the same way).
   void check_alive() const;
 
+  // --- Point-to-point (pipeline parallelism; nccl_p2p.cpp) ----------------------
+  // An NCCL send blocks its stream until the peer posts the matching receive, and
+  // NCCL orders all work of one communicator, whatever the stream. So that a send
+  // never waits behind a receive (or the other way round), as Gloo's posted sends
+  // never do, each peer and direction has a channel: a two-rank communicator of the
+  // family with a stream of its own, carrying only the sends from the lower rank to
+  // the higher ("up") or only those the other way ("down"). NCCL matches a channel's
+  // sends to its receives by order (tags are not sent): both sides must issue them in
+  // the same order, as bmsys-pipeline-schedule does (micro-batch, then channel).
+  // Channels are connected by connect_peers() (each pair in ascending order, up then
+  // down, with a one-byte transfer so that NCCL connects now), or at their first use.
+  void connect_peers(const std::vector<int>& peers) override;
+  // Synchronous API (device memory): `send` enqueues and returns (wait_sends() waits
+  // for every send), `recv` waits for the data; `tag` is only checked to grow.
+  void send(const void* data, size_t bytes, int peer, uint64_t tag) override;
+  void recv(void* data, size_t bytes, int peer, uint64_t tag) override;
+  void wait_sends() override;
+  // Enqueue on the channel's stream (p2p_stream) and return; `what` names the
+  // transfer in messages ("pp_recv of micro-batch 3 (channel 0) from stage 1").
+  void enqueue_send(const void* data, size_t bytes, int peer, const std::string& what);
+  void enqueue_recv(void* data, size_t bytes, int peer, const std::string& what);
+  cudaStream_t p2p_stream(int peer, bool send);
+  // `count` elements from `root`'s `in` into every rank's `out` (in: root only), on
+  // stream().
+  void enqueue_broadcast(const void* in, void* out, DType dtype, int64_t count, int root);
+
  private:
+  struct Family;
+  // A group of `parent`'s world: group rank `rank` of `members` (world ranks).
+  NcclCommunicator(const NcclCommunicator& parent, const std::string& name, const std::vector<int>& members,
+                   int rank);
+  // Rendezvous (unique id under `prefix_`) and the nonblocking init, bounded.
+  void connect();
+  // "rank 3" (world) or "rank 3 (group 'tp1', rank 1 of 2)", for messages.
+  std::string me() const;
+  int world_rank_of(int group_rank) const {
+    return members_.empty() ? group_rank : members_[static_cast<size_t>(group_rank)];
+  }
   void wait_until(cudaStream_t s, cudaEvent_t e, const char* what);
   struct InFlight {
     uint64_t seq;
     std::string what;
     cudaEvent_t done;
+    uint64_t ticket = 0;  // the order on the shared stream (Family::tickets)
   };
   void check(int result, const char* call, const std::string& what);
   void* scratch(size_t bytes);
@@ -103,6 +155,25 @@ class NcclCommunicator final : public Communicator {
   std::deque<InFlight> inflight_;
   std::vector<cudaEvent_t> event_pool_;
   std::string aborted_;  // the error of an abort ("" while healthy)
+  // Groups: the key prefix of this communicator's rendezvous and diagnosis
+  // ("bmsys-nccl/" for the world), its name and members (world ranks; empty: world).
+  std::string prefix_ = "bmsys-nccl/";
+  std::string group_name_;
+  std::vector<int> members_;
+  std::shared_ptr<Family> family_;  // the process's communicators and their stream
+  // Point-to-point channels (nccl_p2p.cpp), destroyed before the family.
+  struct Channel {
+    int peer = -1;
+    bool send = false;
+    std::unique_ptr<NcclCommunicator> comm;
+    cudaStream_t stream = nullptr;  // the channel's own (comm's stream_)
+    uint64_t last_tag = 0;          // send/recv: tags must grow
+    bool tagged = false;
+    ~Channel();                     // the communicator, then its stream
+  };
+  NcclCommunicator& channel(int peer, bool send);
+  void p2p(bool send, void* data, size_t bytes, const std::string& what);
+  std::vector<std::unique_ptr<Channel>> channels_;
 };
 
 }  // namespace bmsys::rt
