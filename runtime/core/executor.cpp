@@ -82,11 +82,11 @@ Executor::Executor(std::shared_ptr<const Artifact> artifact, std::shared_ptr<Bac
     dp_comm_ = comm_;
     tp_comm_ = std::make_shared<SingleRankCommunicator>();
   } else {
-    // The vocab-parallel kernels and the tensor-parallel all-reduce are implemented
-    // on the CPU backend (through Gloo) only.
-    if (backend_->name() != "cpu")
+    // The vocab-parallel kernels and the tensor-parallel all-reduce: the CPU backend
+    // (through Gloo) and the CUDA backend (NCCL groups).
+    if (backend_->name() != "cpu" && backend_->name() != "cuda")
       fail("{}: the artifact is tensor-parallel ({} ranks); the {} backend does not run tensor parallelism "
-           "(use --device cpu)",
+           "(use --device cpu or cuda)",
            a.path, mesh.tp, backend_->name());
     const int w = comm_->rank();
     // Every rank forms its tensor-parallel group first, then its data-parallel one.
@@ -363,12 +363,21 @@ HostTensor Executor::read_logical(uint32_t index, DType dtype) const {
     return t;
   }
   if (b.tp_sliced()) {
-    // Gather the tensor-parallel slices (each rank's local tensor) and put them in place.
+    // Gather the tensor-parallel slices (each rank's local tensor) and put them in place,
+    // through backend memory (the communicator's pointers are in the backend's memory
+    // space: device pointers for NCCL).
     HostTensor local = read_local(index, dtype);
     const size_t es = dtype_size(dtype);
     const int64_t n = local.numel();
     std::vector<uint8_t> all(static_cast<size_t>(n * b.tp_ranks) * es);
-    tp_comm_->all_gather(local.data.data(), dtype, all.data(), n * b.tp_ranks);
+    {
+      auto mine = backend_->allocate(static_cast<size_t>(n) * es, fmt::format("slice of '{}'", b.name));
+      auto slices = backend_->allocate(all.size(), fmt::format("gathered slices of '{}'", b.name));
+      backend_->upload(mine->data(), dtype, local.data.data(), dtype, n);
+      backend_->synchronize();
+      tp_comm_->all_gather(mine->data(), dtype, slices->data(), n * b.tp_ranks);
+      backend_->copy_to_host(all.data(), slices->data(), all.size());
+    }
     HostTensor whole(dtype, b.logical_shape());
     tp_assemble(all.data(), whole.shape, b.tp_dim, b.tp_ranks, es, whole.data.data());
     return whole;

@@ -31,6 +31,12 @@ void CollectiveStream::bind(NcclCommunicator* comm, cudaStream_t compute) {
   if (!ready_) BMSYS_CUDA(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming), "collective events");
 }
 
+void CollectiveStream::bind_tp(NcclCommunicator* tp) {
+  if (tp && comm_ && tp->stream() != comm_->stream())
+    fail("cuda backend: the tensor- and data-parallel communicators do not share a stream (not groups of one world)");
+  tp_ = tp;
+}
+
 cudaEvent_t CollectiveStream::take() {
   if (!pool_.empty()) {
     cudaEvent_t e = pool_.back();
@@ -45,7 +51,8 @@ cudaEvent_t CollectiveStream::take() {
 void CollectiveStream::launch(const CollectiveOp& op, Tracer* tracer, const std::string& trace_args) {
   const size_t es = dtype_size(op.dtype);
   const char* name = kernel_name(op.kernel);
-  if (!comm_) {
+  NcclCommunicator* via = op.tp ? tp_ : comm_;
+  if (!via) {
     // One rank: every collective is the identity on the compute stream.
     if (op.kernel != KernelId::SyncParam && op.out != op.in && op.out_count > 0)
       BMSYS_CUDA(cudaMemcpyAsync(op.out, op.in, static_cast<size_t>(op.out_count) * es, cudaMemcpyDeviceToDevice,
@@ -53,22 +60,23 @@ void CollectiveStream::launch(const CollectiveOp& op, Tracer* tracer, const std:
                  name);
     return;
   }
-  cudaStream_t s = comm_->stream();
+  cudaStream_t s = via->stream();
   BMSYS_CUDA(cudaEventRecord(ready_, compute_), "collective ordering");
   BMSYS_CUDA(cudaStreamWaitEvent(s, ready_, 0), "collective ordering");
   if (tracer) tracer->begin(s);
   switch (op.kernel) {
     case KernelId::AllReduce:
-      comm_->enqueue_all_reduce(op.in, op.out, op.dtype, op.out_count, op.reduce);
+    case KernelId::TpAllReduce:
+      via->enqueue_all_reduce(op.in, op.out, op.dtype, op.out_count, op.reduce);
       break;
     case KernelId::ReduceScatter:
-      comm_->enqueue_reduce_scatter(op.in, op.dtype, op.in_count, op.out, op.reduce);
+      via->enqueue_reduce_scatter(op.in, op.dtype, op.in_count, op.out, op.reduce);
       break;
     case KernelId::AllGather:
-      comm_->enqueue_all_gather(op.in, op.dtype, op.out, op.out_count);
+      via->enqueue_all_gather(op.in, op.dtype, op.out, op.out_count);
       break;
     case KernelId::SyncParam:
-      comm_->enqueue_sync_param(op.out, op.dtype, op.out_count);
+      via->enqueue_sync_param(op.out, op.dtype, op.out_count);
       break;
     default:
       fail("cuda backend: '{}' is not a collective", name);

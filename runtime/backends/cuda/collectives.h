@@ -49,6 +49,9 @@ struct CollectiveOp {
   void* out = nullptr;  // all_reduce: y; reduce_scatter: the shard; all_gather: y; sync_param: param
   int64_t out_count = 0;
   ReduceOp reduce = ReduceOp::Sum;
+  // tp_all_reduce (and the all-reduces of the vocab-parallel kernels): on the
+  // tensor-parallel group (bind_tp) instead of the data-parallel one.
+  bool tp = false;
 };
 
 class CollectiveStream {
@@ -61,6 +64,13 @@ class CollectiveStream {
   // `comm` may be null (world size 1). The communicator outlives this object's use.
   void bind(NcclCommunicator* comm, cudaStream_t compute);
   NcclCommunicator* comm() const { return comm_; }
+  // Tensor parallelism: the tensor-parallel group (null: none), a communicator of the
+  // same process as comm() sharing its stream (nccl_communicator.h "Groups"), so the
+  // collectives of both stay in one order on one stream.
+  void bind_tp(NcclCommunicator* tp);
+  NcclCommunicator* tp_comm() const { return tp_; }
+  // A communicator to wait through (any of the process's polls them all), or null.
+  NcclCommunicator* any_comm() const { return comm_ ? comm_ : tp_; }
   bool bound() const { return compute_ != nullptr; }
 
   // Issues `op` (after all compute issued so far). `tracer` may be null.
@@ -81,6 +91,7 @@ class CollectiveStream {
   };
   cudaEvent_t take();
   NcclCommunicator* comm_ = nullptr;
+  NcclCommunicator* tp_ = nullptr;
   cudaStream_t compute_ = nullptr;
   cudaEvent_t ready_ = nullptr;  // compute progress a collective starts after
   std::vector<Pending> pending_;

@@ -22,6 +22,7 @@
 #include "runtime/backends/cuda/kernels.h"
 #include "runtime/backends/cuda/nccl_communicator.h"
 #include "runtime/backends/cuda/offload.h"
+#include "runtime/backends/cuda/tensor_parallel.h"
 #include "runtime/backends/cuda/trace.h"
 #include "runtime/backends/cuda/train_ops.h"
 #include "runtime/backends/cpu/host_adamw.h"
@@ -249,20 +250,37 @@ struct CudaBackend::Impl {
   std::unordered_map<void*, std::pair<std::unique_ptr<void, PinnedDeleter>, size_t>> upload_stage;
   std::weak_ptr<NcclCommunicator> nccl;  // made by create_communicator
 
-  // The first collective launch binds the run's communicator (world size 1: none).
+  // The first collective launch binds the run's communicators (world size 1: none):
+  // the data-parallel group and, with tensor parallelism, the tensor-parallel one;
+  // the NCCL communicator of this backend or one of its groups.
+  NcclCommunicator* own_comm(Communicator* given, const char* what) {
+    auto own = nccl.lock();
+    auto* c = dynamic_cast<NcclCommunicator*>(given);
+    if (!own || !c || !own->same_process_family(c))
+      fail("cuda backend: collective kernels need the NCCL communicator of this backend "
+           "(CudaBackend::create_communicator) or its groups; this run's {} one is '{}'",
+           what, given ? given->name() : std::string("none"));
+    return c;
+  }
   void bind_comm(const LaunchContext& ctx) {
-    NcclCommunicator* c = nullptr;
-    if (ctx.world_size > 1) {
-      auto own = nccl.lock();
-      if (!own || ctx.comm != own.get())
-        fail("cuda backend: collective kernels need the NCCL communicator of this backend "
-             "(CudaBackend::create_communicator); this run's is '{}'",
-             ctx.comm ? ctx.comm->name() : std::string("none"));
-      c = own.get();
-    }
-    if (coll.bound() && coll.comm() == c) return;
+    NcclCommunicator* c = ctx.world_size > 1 ? own_comm(ctx.comm, "data-parallel") : nullptr;
+    NcclCommunicator* t = ctx.tp_size > 1 ? own_comm(ctx.tp_comm, "tensor-parallel") : nullptr;
+    if (coll.bound() && coll.comm() == c && coll.tp_comm() == t) return;
     flush();
     coll.bind(c, compute);
+    coll.bind_tp(t);
+  }
+  // Device memory for the statistics of the tensor-parallel plans (tensor_parallel.h),
+  // grown (after a flush: queued steps point at the old one) and kept.
+  void* tp_buf = nullptr;
+  size_t tp_buf_bytes = 0;
+  void* tp_buffer(size_t bytes) {
+    if (bytes <= tp_buf_bytes) return tp_buf;
+    flush();
+    if (tp_buf) pool->release(tp_buf);
+    tp_buf_bytes = std::max(bytes, tp_buf_bytes * 2);
+    tp_buf = device_alloc(tp_buf_bytes, "tensor-parallel statistics", kOther);
+    return tp_buf;
   }
   Stats stats;
 
@@ -373,7 +391,7 @@ struct CudaBackend::Impl {
   void check_stream(cudaStream_t s, const char* what) {
     // With collectives in flight, wait by polling: a peer that died or hangs fails
     // the wait after --comm-timeout (naming it) instead of blocking here forever.
-    if (coll.comm()) coll.comm()->wait_stream(s, what);
+    if (coll.any_comm()) coll.any_comm()->wait_stream(s, what);
     cudaError_t e = cudaStreamSynchronize(s);
     if (e != cudaSuccess) {
       std::string names;
@@ -797,8 +815,8 @@ struct CudaBackend::Impl {
 
   // A training kernel: queued like any op, its signature from train_signature(). A
   // different T or L than the queued ops' flushes first.
-  void queue_train(const KernelLaunch& l) {
-    auto t = make_train_op(l);
+  void queue_train(const KernelLaunch& l) { queue_train_op(make_train_op(l), l); }
+  void queue_train_op(std::shared_ptr<const TrainOp> t, const KernelLaunch& l) {
     if (t->uses_step || t->uses_loss_scale) {
       if (queue_train_scalars && !ops.empty() && (l.ctx.step != queue_T || l.ctx.loss_scale != queue_L))
         flush();
@@ -808,7 +826,7 @@ struct CudaBackend::Impl {
     }
     if (ops.empty()) queue_P = l.ctx.start_pos;
     Op op;
-    op.kernel = l.kernel;
+    op.kernel = t->kernel;
     op.train = t;
     auto view = [](const TensorView& v, TRef& r) {
       r.data = v.data;
@@ -817,10 +835,10 @@ struct CudaBackend::Impl {
       for (int d = 0; d < r.rank; ++d) r.dims[d] = v.shape[d];
       r.numel = v.numel();
     };
-    op.nin = static_cast<int>(std::min<size_t>(l.inputs.size(), 5));
-    for (int i = 0; i < op.nin; ++i) view(l.inputs[i], op.in[i]);
-    view(l.outputs[0], op.out);
-    op.ft = l.outputs[0].dtype;
+    op.nin = static_cast<int>(std::min<size_t>(t->in.size(), 5));
+    for (int i = 0; i < op.nin; ++i) view(t->in[i], op.in[i]);
+    view(t->out.at(0), op.out);
+    op.ft = t->out[0].dtype;
     std::vector<uint64_t> words = {0x747261696eull, static_cast<uint64_t>(l.ctx.batch),
                                    static_cast<uint64_t>(l.ctx.seq)};
     train_signature(*t, words);
@@ -1016,7 +1034,37 @@ struct CudaBackend::Impl {
 
   static bool is_collective(KernelId k) {
     return k == KernelId::AllReduce || k == KernelId::ReduceScatter || k == KernelId::AllGather ||
-           k == KernelId::SyncParam;
+           k == KernelId::SyncParam || k == KernelId::TpAllReduce;
+  }
+
+  // A tensor-parallel launch (tensor_parallel.h): its plan's compute steps queued as
+  // training ops, its all-reduces as collectives (in place).
+  void queue_tensor_parallel(const KernelLaunch& l) {
+    bind_comm(l.ctx);
+    auto plan = plan_tensor_parallel(l, [this](size_t bytes) { return tp_buffer(bytes); });
+    for (const TpItem& it : plan) {
+      if (it.step) {
+        queue_train_op(it.step, l);
+        continue;
+      }
+      if (ops.empty()) queue_P = l.ctx.start_pos;
+      Op op;
+      op.kernel = it.tp ? KernelId::TpAllReduce : KernelId::AllReduce;
+      op.nin = 1;
+      op.in[0].data = it.data;
+      op.in[0].dtype = it.dtype;
+      op.in[0].rank = 1;
+      op.in[0].dims[0] = it.count;
+      op.in[0].numel = it.count;
+      op.out = op.in[0];
+      op.ft = it.dtype;
+      op.p.reduce = it.reduce;
+      mix(0x7470616c6c726564ull ^ static_cast<uint64_t>(op.kernel));
+      mix(reinterpret_cast<uint64_t>(it.data));
+      mix(static_cast<uint64_t>(it.count) | (static_cast<uint64_t>(it.dtype) << 48) |
+          (static_cast<uint64_t>(it.reduce) << 56));
+      ops.push_back(op);
+    }
   }
 
   // A collective step goes to the collective stream; a compute step first waits for
@@ -1036,10 +1084,11 @@ struct CudaBackend::Impl {
       c.out = o.out.data;
       c.out_count = o.out.numel;
       c.reduce = o.p.reduce;
+      c.tp = o.kernel == KernelId::TpAllReduce;
       coll.launch(c, tracer.get(), tracer ? step_args(s) : std::string());
       return true;
     }
-    if (!coll.comm()) return false;
+    if (!coll.any_comm()) return false;
     std::vector<Range> reads, writes;
     std::vector<int> all(s.idx, s.idx + s.n);
     if (s.epi >= 0) all.push_back(s.epi);
@@ -1108,8 +1157,8 @@ struct CudaBackend::Impl {
   // Waits for `e` on the host; polling through the communicator when collectives may
   // be upstream of it (a dead peer fails the wait after --comm-timeout).
   void wait_event(cudaEvent_t e, const char* what) {
-    if (coll.comm())
-      coll.comm()->wait_event(e, what);
+    if (coll.any_comm())
+      coll.any_comm()->wait_event(e, what);
     else
       BMSYS_CUDA(cudaEventSynchronize(e), what);
   }
@@ -1125,7 +1174,7 @@ struct CudaBackend::Impl {
       reads.push_back({o.in[0].data, o.in[0].bytes()});
     else
       writes.push_back({o.out.data, o.out.bytes()});
-    if (coll.comm()) coll.before_compute(reads, writes);
+    if (coll.any_comm()) coll.before_compute(reads, writes);
     offload.before_compute(reads, writes);
     if (d2h)
       offload.to_host(o.out.data, o.in[0].data, o.in[0].bytes(), tracer.get());
@@ -1401,9 +1450,10 @@ CudaBackend::CudaBackend(const BackendOptions& opts) : impl_(std::make_unique<Im
 CudaBackend::~CudaBackend() {
   Impl& m = *impl_;
   // A communicator already destroyed cannot run what is still queued.
-  if (m.coll.comm() && m.nccl.expired()) {
+  if (m.coll.any_comm() && m.nccl.expired()) {
     m.ops.clear();
     m.coll.bind(nullptr, m.compute);
+    m.coll.bind_tp(nullptr);
   }
   try {
     m.flush();
@@ -1432,7 +1482,7 @@ CudaBackend::~CudaBackend() {
   // until its owner frees it (the pool outlives the backend).
   for (cudaEvent_t e : m.tune_ev)
     if (e) cudaEventDestroy(e);
-  for (void* p : {m.scratch, m.tune_buf, m.workspace, static_cast<void*>(m.err_gate), static_cast<void*>(m.counters),
+  for (void* p : {m.scratch, m.tune_buf, m.tp_buf, m.workspace, static_cast<void*>(m.err_gate), static_cast<void*>(m.counters),
                   static_cast<void*>(m.scalars), m.dstage[0], m.dstage[1]})
     if (p) m.pool->release(p);
   for (cudaEvent_t e : {m.slot_ready[0], m.slot_ready[1], m.slot_free[0], m.slot_free[1]})
@@ -1478,6 +1528,7 @@ bool CudaBackend::supports(KernelId kernel) const {
     case KernelId::ReduceScatter:
     case KernelId::AllGather:
     case KernelId::SyncParam:
+    case KernelId::TpAllReduce:  // tensor parallelism (tensor_parallel.h)
     case KernelId::ToHost:  // bmsys-offload (offload.h)
     case KernelId::UploadMaster:
       return true;
@@ -1610,6 +1661,11 @@ void CudaBackend::launch(const KernelLaunch& l) {
   }
   if (Impl::is_offload_copy(l.kernel)) {
     m.queue_offload_copy(l);
+    if (m.sync_each) synchronize();
+    return;
+  }
+  if (is_tensor_parallel_launch(l)) {  // tensor_parallel.h
+    m.queue_tensor_parallel(l);
     if (m.sync_each) synchronize();
     return;
   }

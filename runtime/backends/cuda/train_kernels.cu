@@ -38,19 +38,20 @@ __device__ __forceinline__ int64_t gstride() { return (int64_t)gridDim.x * block
 size_t align_up(size_t v, size_t a = 256) { return (v + a - 1) / a * a; }
 
 // --- embedding_grad -------------------------------------------------------------------
-// Keys for the sort: the id, or V for an id outside [0, V) (reported; sorted last and
-// ignored); values: the positions.
+// Keys for the sort: the id (less `start`), or V for an id outside this rank's rows
+// [start, start+V) (sorted last and ignored; reported when outside [0, vocab) too);
+// values: the positions.
 __global__ void emb_keys_kernel(Launch L, const int64_t* ids, int64_t n, int64_t V, int* keys,
-                                int* vals) {
+                                int* vals, int64_t start, int64_t vocab) {
   pdl_trigger();
   pdl_wait();
   for (int64_t i = gtid(); i < n; i += gstride()) {
-    const int64_t id = ids[i];
-    if (id < 0 || id >= V) {
-      report_error(L, kErrTokenId, id, i, V);
+    const int64_t id = ids[i], local = id - start;
+    if (id < 0 || id >= vocab) report_error(L, kErrTokenId, id, i, vocab);
+    if (id < 0 || id >= vocab || local < 0 || local >= V) {
       keys[i] = static_cast<int>(V);
     } else {
-      keys[i] = static_cast<int>(id);
+      keys[i] = static_cast<int>(local);
     }
     vals[i] = static_cast<int>(i);
   }
@@ -500,7 +501,9 @@ size_t embedding_grad_scratch_bytes(int64_t n, int64_t V) {
 }
 
 void embedding_grad(const Launch& L, DType t, void* dtable, const int64_t* ids, int64_t n,
-                    const void* dy, int64_t V, int64_t H, void* scratch, size_t scratch_bytes) {
+                    const void* dy, int64_t V, int64_t H, void* scratch, size_t scratch_bytes,
+                    int64_t first, int64_t vocab) {
+  if (vocab <= 0) vocab = V;  // the whole table
   if (n >= (int64_t{1} << 31) || V >= (int64_t{1} << 31) - 1)
     fail("cuda backend: embedding_grad: {} positions over a vocabulary of {} (at most 2^31 each)", n, V);
   char* p = static_cast<char*>(scratch);
@@ -513,7 +516,7 @@ void embedding_grad(const Launch& L, DType t, void* dtable, const int64_t* ids, 
   char* temp = p + 4 * ints + align_up(static_cast<size_t>(V + 1) * sizeof(int));
   size_t temp_bytes = scratch_bytes - static_cast<size_t>(temp - p);
   launch_kernel(L, "embedding_grad", grid_for(n, kThreads), kThreads, 0, emb_keys_kernel, L, ids, n,
-                V, keys, vals);
+                V, keys, vals, first, vocab);
   if (n > 0)
     check_cuda(cub::DeviceRadixSort::SortPairs(temp, temp_bytes, static_cast<const int*>(keys), skeys,
                                                static_cast<const int*>(vals), svals,

@@ -15,9 +15,12 @@ namespace bmsys::rt::cuda::train {
 
 // dtable [V,H] = 0, then dtable[ids[i],:] += dy[i,:], summed per row in position order
 // (a stable radix sort of the ids); ids outside [0,V) are reported through L.err.
+// Vocab-parallel (tensor_parallel.h): dtable holds rows [first, first+V) of a vocabulary
+// of `vocab` (> 0); ids outside this rank's rows are skipped, outside [0,vocab) reported.
 size_t embedding_grad_scratch_bytes(int64_t n, int64_t V);
 void embedding_grad(const Launch& L, DType t, void* dtable, const int64_t* ids, int64_t n,
-                    const void* dy, int64_t V, int64_t H, void* scratch, size_t scratch_bytes);
+                    const void* dy, int64_t V, int64_t H, void* scratch, size_t scratch_bytes,
+                    int64_t first = 0, int64_t vocab = 0);
 
 // Column sums over rows (bias gradients), and the column parts of the norm gradients,
 // run as partial sums over chunks of rows, then a sum of the chunks in order.

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "runtime/backends/cuda/kernels.h"
+#include "runtime/backends/cuda/tensor_parallel.h"
 #include "runtime/backends/cuda/train_kernels.h"
 #include "runtime/collectives/communicator.h"
 #include "runtime/core/error.h"
@@ -223,6 +224,7 @@ void train_signature(const TrainOp& op, std::vector<uint64_t>& w) {
   w.push_back(static_cast<uint64_t>(op.wt) | (static_cast<uint64_t>(op.shift) << 1) |
               (static_cast<uint64_t>(op.loss_scaling) << 2) | (static_cast<uint64_t>(op.gelu_tanh) << 3) |
               (static_cast<uint64_t>(op.causal) << 4) | (static_cast<uint64_t>(op.sched_kind) << 8));
+  for (int64_t v : {static_cast<int64_t>(op.tp_step), op.tp_start, op.tp_vocab}) w.push_back(static_cast<uint64_t>(v));
 }
 
 namespace {
@@ -293,6 +295,7 @@ size_t train_scratch_bytes(const TrainOp& op) {
 }
 
 void run_train_op(const TrainOp& op, const Launch& L, const TrainEnv& env) {
+  if (op.tp_step != kTpNone) return run_tp_step(op, L, env);  // tensor_parallel.h
   const auto& in = op.in;
   const TensorView& y = op.out[0];
   const DType t = y.dtype;

@@ -45,6 +45,11 @@ struct TrainOp {
   int64_t zero_offset = 0, zero_count = 0;  // the param elements this rank updates
   // Whether the op reads T or L from the device scalars.
   bool uses_step = false, uses_loss_scale = false;
+  // Tensor parallelism (tensor_parallel.h): a step of a vocab-parallel kernel or of a
+  // global norm over tensor-parallel shards, run by run_tp_step (0: none); this rank's
+  // first vocabulary row and the whole vocabulary.
+  int tp_step = 0;
+  int64_t tp_start = 0, tp_vocab = 0;
 };
 
 // Parses and checks a launch (already through check_launch) for the CUDA kernels:
