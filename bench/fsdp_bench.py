@@ -7,7 +7,9 @@ The model is the Llama-shaped 0.94B of ../shared/bench/peer_fsdp_train.py (hidde
 GPU, bf16 compute with f32 master weights, AdamW, gradient clipping. bmsys runs the
 artifacts scripts/gpu/prepare.sh compiled (build-gpu/artifacts/fsdp/*.bmsys: ZeRO-3 with
 per-block checkpointing, with gathers prefetched one block ahead, without checkpointing,
-ZeRO-2 and ZeRO-1) through `bmsys-run train --nproc 2 --device cuda` with random
+ZeRO-2 and ZeRO-1; tp2-ckpt: tensor parallel 2 with checkpointing, both GPUs on
+the global batch of 8 x 2048; on 4 GPUs, fsdp4/tp2z3-ckpt and fsdp4/tp4-ckpt: TP=2 x
+ZeRO-3 DP=2 and TP=4) through `bmsys-run train --nproc 2 --device cuda` with random
 weights filled on the device (the model directory only has a safetensors header, from
 bench/make_model.py). FSDP2 runs through torchrun with and without checkpointing.
 
@@ -147,7 +149,7 @@ def main():
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--timeout", type=int, default=420)
-    p.add_argument("--variants", default="z3-ckpt-pf9,z3-ckpt,z3-none,z2-ckpt,z1-ckpt")
+    p.add_argument("--variants", default="z3-ckpt-pf9,z3-ckpt,z3-none,z2-ckpt,z1-ckpt,tp2-ckpt")
     p.add_argument("--peer", type=int, default=1,
                    help="1: FSDP2 with and without checkpointing; 2: with checkpointing only; 0: none")
     p.add_argument("--world", type=int, default=WORLD,

@@ -10,6 +10,8 @@
 #       (N = 1: without zero-stage), next to the model's config.json;
 #   build-gpu/artifacts/fsdp (scripts/gpu/prepare.sh fsdp) serves N = 2.
 #   bench/scaling.sh [N...]     (default: 1 2 4 8, those the machine has)
+#   bench/scaling.sh tp         tensor parallelism: TP=2 on 2 GPUs, TP=2 x ZeRO-3 DP=2 and
+#       TP=4 on 4 (scripts/gpu/prepare.sh fsdp tp4); $OUT/tp<N>.json.
 set -u
 cd "$(dirname "$0")/.."
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -18,6 +20,20 @@ mkdir -p "$OUT" /tmp/bmsys-gpu
 tar -C /tmp/bmsys-gpu -xzf build-gpu/carry.tar.gz
 export LD_LIBRARY_PATH=/tmp/bmsys-gpu/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 NGPU=$(nvidia-smi -L | grep -c '^GPU')
+if [ "${1:-}" = tp ]; then
+  # Tensor parallelism (issue 8): TP=2 with checkpointing on 2 GPUs (fsdp/tp2-ckpt), TP=2 x
+  # ZeRO-3 DP=2 and TP=4 on 4 (fsdp4/tp2z3-ckpt, fsdp4/tp4-ckpt: scripts/gpu/prepare.sh tp4),
+  # each beside ZeRO-3 with checkpointing (where compiled) and FSDP2; $OUT/tp<N>.json.
+  for w in 2 4; do
+    [ "$w" -le "$NGPU" ] || { echo "scaling tp: $w GPUs: the machine has $NGPU"; continue; }
+    A=build-gpu/artifacts/fsdp$([ "$w" = 4 ] && echo 4)
+    V=$([ "$w" = 4 ] && echo tp2z3-ckpt,tp4-ckpt || echo tp2-ckpt)
+    echo "== tensor parallel on $w GPUs: $V beside z3-ckpt and FSDP2"
+    timeout "${SCALE_TIMEOUT:-600}" python3 bench/fsdp_bench.py --bin /tmp/bmsys-gpu/bin/bmsys-run --artifacts "$A" \
+      --world "$w" --variants "$V,z3-ckpt" --peer 2 --steps "${STEPS:-6}" --out "$OUT/tp$w.json" --work "/tmp/bmsys-tp$w" 2>&1 | tail -6
+  done
+  exit 0
+fi
 for w in ${*:-1 2 4 8}; do
   [ "$w" -le "$NGPU" ] || { echo "scaling: $w GPUs: the machine has $NGPU"; continue; }
   A=build-gpu/artifacts/fsdp$w

@@ -26,7 +26,7 @@ G=build-gpu
 PARTS=" ${*:-golden bench int8 dist fsdp} "
 want() { [[ $PARTS == *" $1 "* ]]; }
 for p in $PARTS; do
-  case $p in golden | bench | int8 | dist | fsdp) ;; *) echo "prepare.sh: unknown part '$p' (golden bench int8 dist fsdp)" >&2; exit 2 ;; esac
+  case $p in golden | bench | int8 | dist | fsdp | tp4) ;; *) echo "prepare.sh: unknown part '$p' (golden bench int8 dist fsdp tp4)" >&2; exit 2 ;; esac
 done
 
 cmake -S . -B "$BUILD" -G Ninja -DBMSYS_BUILD_COMPILER=OFF -DBMSYS_ENABLE_CUDA=ON >/dev/null
@@ -173,6 +173,16 @@ for s in 0 1 2 3; do
     --bmsys-add-kv-cache --canonicalize --bmsys-lower-to-rt --bmsys-plan-memory |
     "$CBIN/bmsys-translate" --bmsys-to-artifact -o "$D/zo$s.bmsys"
 done
+# Tensor parallelism (the lit test distributed_tp's passes): tp2, TP=2 on 2 GPUs; tp2z1,
+# TP=2 x ZeRO-1 over 2 data-parallel ranks (4 GPUs, 2 rows each).
+TPOPT="lr=1e-3 beta2=0.95 weight-decay=0.1 max-grad-norm=1.0"
+"$CBIN/bmsys-opt" "$D/m.mlir" --bmsys-tensor-parallel=degree=2 --bmsys-autodiff "--bmsys-optimizer=$TPOPT" \
+  --bmsys-inline-blocks "--bmsys-bound-shapes=max-batch=4 max-seq=32" --bmsys-add-kv-cache --canonicalize \
+  --bmsys-lower-to-rt --bmsys-plan-memory | "$CBIN/bmsys-translate" --bmsys-to-artifact -o "$D/tp2.bmsys"
+"$CBIN/bmsys-opt" "$D/m.mlir" --bmsys-tensor-parallel=degree=2 --bmsys-autodiff "--bmsys-optimizer=$TPOPT" \
+  "--bmsys-zero=stage=1 ranks=2" --bmsys-inline-blocks "--bmsys-bound-shapes=max-batch=4 max-seq=32" \
+  --bmsys-add-kv-cache --canonicalize --bmsys-lower-to-rt --bmsys-plan-memory |
+  "$CBIN/bmsys-translate" --bmsys-to-artifact -o "$D/tp2z1.bmsys"
 rm "$D/m.mlir"
 fi  # dist
 # fsdp: the Llama-shaped 0.94B of the FSDP2 peer (hidden 2048, 16 layers, intermediate
@@ -189,6 +199,15 @@ python3 bench/make_model.py "$TMPM/llama-0.94b" --hidden 2048 --layers 16 --inte
 cp "$TMPM/llama-0.94b/config.json" "$F/config.json"
 # z3-ckpt-pf9: the gathers issued one block (9 parameters) ahead (bmsys-zero prefetch;
 # only with a compiler that has the option).
+# tp2-ckpt: tensor parallel 2 with checkpointing, no ZeRO: both GPUs share the rows, so
+# the global batch of 8 x 2048 (4 per GPU, as the ZeRO variants) is one rank's batch.
+# bmsys-train-pipeline has no tensor-parallel option: its passes, in its order, with
+# bmsys-tensor-parallel first (it runs on forward before autodiff).
+"$CBIN/bmsys-opt" "$TMPM/m.mlir" --bmsys-tensor-parallel=degree=2 --bmsys-checkpoint=policy=every \
+  --bmsys-mixed-precision=dtype=bf16 --bmsys-autodiff "--bmsys-optimizer=lr=1e-4 max-grad-norm=1.0" --bmsys-inline-blocks \
+  "--bmsys-bound-shapes=max-batch=8 max-seq=2048" --bmsys-add-kv-cache --canonicalize --bmsys-lower-to-rt \
+  --bmsys-plan-memory --bmsys-memory-report -o "$TMPM/tp2-ckpt.rt.mlir" > "$F/tp2-ckpt.memory-report.txt"
+"$CBIN/bmsys-translate" --bmsys-to-artifact "$TMPM/tp2-ckpt.rt.mlir" -o "$F/tp2-ckpt.bmsys"
 VARIANTS="z3-ckpt:3:every:0 z3-none:3:none:0 z2-ckpt:2:every:0 z1-ckpt:1:every:0"
 "$CBIN/bmsys-opt" --help | grep -q zero-prefetch && VARIANTS="z3-ckpt-pf9:3:every:9 $VARIANTS"
 for v in $VARIANTS; do
@@ -200,5 +219,28 @@ for v in $VARIANTS; do
 done
 rm -rf "$TMPM"
 fi  # fsdp
+# tp4 (not in the default): tensor parallelism on 4 GPUs (`bench/scaling.sh tp`), the
+# model of fsdp in artifacts/fsdp4/: tp2z3-ckpt, TP=2 x ZeRO-3 over 2 data-parallel ranks
+# (the global batch of 16 x 2048: 8 rows per data-parallel rank), and tp4-ckpt, TP=4
+# (16 rows on every rank); bf16, checkpointing (passes as for fsdp's tp2-ckpt).
+if want tp4; then
+F="$G/artifacts/fsdp4"
+mkdir -p "$F"
+TMPM=$(mktemp -d)
+python3 bench/make_model.py "$TMPM/llama-0.94b" --hidden 2048 --layers 16 --inter 5504 --heads 16 --kv-heads 16 \
+  --vocab 32000 --max-pos 2048 --dtype F32 >/dev/null
+"$CBIN/bmsys-import-hf" "$TMPM/llama-0.94b" -o "$TMPM/m.mlir"
+cp "$TMPM/llama-0.94b/config.json" "$F/config.json"
+for v in "tp2z3-ckpt:2:8:--bmsys-zero=stage=3 ranks=2" "tp4-ckpt:4:16:"; do
+  IFS=: read -r name degree mb zero <<<"$v"
+  "$CBIN/bmsys-opt" "$TMPM/m.mlir" --bmsys-tensor-parallel=degree=$degree --bmsys-checkpoint=policy=every \
+    --bmsys-mixed-precision=dtype=bf16 --bmsys-autodiff "--bmsys-optimizer=lr=1e-4 max-grad-norm=1.0" \
+    ${zero:+"$zero"} --bmsys-inline-blocks "--bmsys-bound-shapes=max-batch=$mb max-seq=2048" --bmsys-add-kv-cache \
+    --canonicalize --bmsys-lower-to-rt --bmsys-plan-memory --bmsys-memory-report -o "$TMPM/$name.rt.mlir" \
+    > "$F/$name.memory-report.txt"
+  "$CBIN/bmsys-translate" --bmsys-to-artifact "$TMPM/$name.rt.mlir" -o "$F/$name.bmsys"
+done
+rm -rf "$TMPM"
+fi  # tp4
 du -sh "$G" "$G"/* "$G"/artifacts/*
 echo "prepared $ROOT/$G: run scripts/gpu/run_all.sh on the GPU machine with carry [\"$G\"]"
