@@ -32,12 +32,12 @@ std::shared_ptr<Communicator> Communicator::group(const std::string& name, const
 }
 
 void Communicator::send(const void*, size_t, int peer, uint64_t) {
-  fail("rank {}: the {} communicator cannot send to rank {} (point-to-point needs Gloo: --device cpu)", rank(),
+  fail("rank {}: the {} communicator cannot send to rank {} (point-to-point needs Gloo or NCCL)", rank(),
        name(), peer);
 }
 
 void Communicator::recv(void*, size_t, int peer, uint64_t) {
-  fail("rank {}: the {} communicator cannot receive from rank {} (point-to-point needs Gloo: --device cpu)", rank(),
+  fail("rank {}: the {} communicator cannot receive from rank {} (point-to-point needs Gloo or NCCL)", rank(),
        name(), peer);
 }
 

@@ -85,6 +85,11 @@ class Communicator {
   virtual void send(const void* data, size_t bytes, int peer, uint64_t tag);
   virtual void recv(void* data, size_t bytes, int peer, uint64_t tag);
   virtual void wait_sends() {}
+  // Connects the point-to-point paths to `peers` now (every peer calls it with
+  // this rank among its peers), so that the first send or receive does not wait
+  // for the peer to connect. Gloo's full mesh needs nothing (this default); NCCL
+  // connects a channel per peer and direction (nccl_communicator.h).
+  virtual void connect_peers(const std::vector<int>& peers) { (void)peers; }
 };
 
 // World size 1: every collective is a copy (or nothing).

@@ -67,10 +67,10 @@ Executor::Executor(std::shared_ptr<const Artifact> artifact, std::shared_ptr<Bac
   const Mesh mesh = Mesh::of(a);
   pp_comm_ = std::make_shared<SingleRankCommunicator>();
   if (mesh.pp > 1) {
-    // Point-to-point sends and receives are implemented through Gloo only.
-    if (backend_->name() != "cpu")
+    // Point-to-point sends and receives: Gloo (cpu) and NCCL (cuda).
+    if (backend_->name() != "cpu" && backend_->name() != "cuda")
       fail("{}: the artifact is pipeline-parallel ({} stages, bmsys-pipeline-parallel); the {} backend does not "
-           "run pipeline parallelism (use --device cpu)",
+           "run pipeline parallelism (use --device cpu or cuda)",
            a.path, mesh.pp, backend_->name());
     if (mesh.tp > 1) fail("{}: pipeline and tensor parallelism together are not supported", a.path);
     const int w = comm_->rank();
@@ -78,6 +78,13 @@ Executor::Executor(std::shared_ptr<const Artifact> artifact, std::shared_ptr<Bac
     tp_comm_ = std::make_shared<SingleRankCommunicator>();
     dp_comm_ = comm_->group(fmt::format("stage{}.dp", mesh.pp_rank(w)), mesh.dp_members(w));
     pp_comm_ = comm_->group(fmt::format("pp{}", mesh.dp_rank(w)), mesh.pp_members(w));
+    // The neighbouring stages' point-to-point paths, connected now (NCCL: a channel per
+    // peer and direction) rather than at the first micro-batch.
+    const int s = pp_comm_->rank();
+    std::vector<int> neighbours;
+    if (s > 0) neighbours.push_back(s - 1);
+    if (s + 1 < mesh.pp) neighbours.push_back(s + 1);
+    pp_comm_->connect_peers(neighbours);
   } else if (mesh.tp == 1) {
     dp_comm_ = comm_;
     tp_comm_ = std::make_shared<SingleRankCommunicator>();
@@ -359,7 +366,13 @@ HostTensor Executor::read_logical(uint32_t index, DType dtype) const {
     // Pipeline parallelism: the stage that holds it reads it (gathering over its own
     // groups) and broadcasts it over the pipeline group.
     HostTensor t = on_other_stage(index) ? HostTensor(dtype, b.logical_shape()) : read_local(index, dtype);
-    pp_comm_->broadcast(t.data.data(), dtype, t.numel(), buffer_stage_[index]);
+    // Through backend memory: the communicator's pointers are in the backend's memory
+    // space (device memory for NCCL).
+    auto staged = backend_->allocate(std::max<size_t>(t.data.size(), 1), fmt::format("broadcast '{}'", b.name));
+    if (!on_other_stage(index)) backend_->upload(staged->data(), dtype, t.data.data(), dtype, t.numel());
+    backend_->synchronize();
+    pp_comm_->broadcast(staged->data(), dtype, t.numel(), buffer_stage_[index]);
+    backend_->copy_to_host(t.data.data(), staged->data(), t.data.size());
     return t;
   }
   if (b.tp_sliced()) {

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "runtime/backends/cuda/cuda_common.h"
 #include "runtime/backends/cuda/nccl_communicator.h"
 #include "runtime/backends/cuda/trace.h"
@@ -37,6 +39,13 @@ void CollectiveStream::bind_tp(NcclCommunicator* tp) {
   tp_ = tp;
 }
 
+void CollectiveStream::bind_pp(NcclCommunicator* pp) {
+  NcclCommunicator* other = comm_ ? comm_ : tp_;
+  if (pp && other && pp->stream() != other->stream())
+    fail("cuda backend: the pipeline and data-parallel communicators do not share a stream (not groups of one world)");
+  pp_ = pp;
+}
+
 cudaEvent_t CollectiveStream::take() {
   if (!pool_.empty()) {
     cudaEvent_t e = pool_.back();
@@ -51,7 +60,10 @@ cudaEvent_t CollectiveStream::take() {
 void CollectiveStream::launch(const CollectiveOp& op, Tracer* tracer, const std::string& trace_args) {
   const size_t es = dtype_size(op.dtype);
   const char* name = kernel_name(op.kernel);
-  NcclCommunicator* via = op.tp ? tp_ : comm_;
+  const bool p2p = op.kernel == KernelId::PpSend || op.kernel == KernelId::PpRecv;
+  const bool on_pp = op.pp || p2p || op.kernel == KernelId::PpBroadcast;
+  NcclCommunicator* via = op.tp ? tp_ : on_pp ? pp_ : comm_;
+  if (!via && p2p) fail("cuda backend: {} ({}) without a pipeline group (bind_pp)", name, op.what);
   if (!via) {
     // One rank: every collective is the identity on the compute stream.
     if (op.kernel != KernelId::SyncParam && op.out != op.in && op.out_count > 0)
@@ -60,7 +72,8 @@ void CollectiveStream::launch(const CollectiveOp& op, Tracer* tracer, const std:
                  name);
     return;
   }
-  cudaStream_t s = via->stream();
+  // A transfer runs on its channel's stream (connected now if it was not).
+  cudaStream_t s = p2p ? via->p2p_stream(op.peer, op.kernel == KernelId::PpSend) : via->stream();
   BMSYS_CUDA(cudaEventRecord(ready_, compute_), "collective ordering");
   BMSYS_CUDA(cudaStreamWaitEvent(s, ready_, 0), "collective ordering");
   if (tracer) tracer->begin(s);
@@ -78,41 +91,70 @@ void CollectiveStream::launch(const CollectiveOp& op, Tracer* tracer, const std:
     case KernelId::SyncParam:
       via->enqueue_sync_param(op.out, op.dtype, op.out_count);
       break;
+    case KernelId::PpSend:
+      via->enqueue_send(op.in, static_cast<size_t>(op.in_count) * es, op.peer, op.what);
+      break;
+    case KernelId::PpRecv:
+      via->enqueue_recv(op.out, static_cast<size_t>(op.out_count) * es, op.peer, op.what);
+      break;
+    case KernelId::PpBroadcast:
+      via->enqueue_broadcast(op.in, op.out, op.dtype, op.out_count, op.root);
+      break;
     default:
       fail("cuda backend: '{}' is not a collective", name);
   }
   if (tracer)
-    tracer->end(s, fmt::format("{} {}", name, dtype_name(op.dtype)), "collective", 3, trace_args);
+    tracer->end(s, p2p ? op.what : fmt::format("{} {}", name, dtype_name(op.dtype)), "collective", p2p ? 5 : 3,
+                trace_args);
   Pending p;
   p.in = {op.in, static_cast<size_t>(op.in_count) * es};
   p.out = {op.out, static_cast<size_t>(op.out_count) * es};
   p.done = take();
+  p.stream = s;
   BMSYS_CUDA(cudaEventRecord(p.done, s), "collective ordering");
   pending_.push_back(p);
   ++launched_;
 }
 
 void CollectiveStream::before_compute(const std::vector<Range>& reads, const std::vector<Range>& writes) {
-  // The latest in-flight collective the step conflicts with; waiting for it also
-  // covers every earlier one (one stream, in order).
-  size_t last = 0;
+  // Per stream, the latest in-flight work the step conflicts with; waiting for it
+  // also covers that stream's earlier work (each stream is in order).
+  std::vector<std::pair<cudaStream_t, size_t>> last;  // stream, index + 1
   for (size_t i = 0; i < pending_.size(); ++i) {
     const Pending& p = pending_[i];
     bool conflict = false;
     for (const Range& r : reads) conflict = conflict || overlaps(r, p.out);
     for (const Range& w : writes) conflict = conflict || overlaps(w, p.out) || overlaps(w, p.in);
-    if (conflict) last = i + 1;
+    if (!conflict) continue;
+    auto it = std::find_if(last.begin(), last.end(), [&](const auto& l) { return l.first == p.stream; });
+    if (it == last.end())
+      last.push_back({p.stream, i + 1});
+    else
+      it->second = i + 1;
   }
-  if (!last) return;
-  BMSYS_CUDA(cudaStreamWaitEvent(compute_, pending_[last - 1].done, 0), "collective ordering");
-  ++waits_;
-  for (size_t j = 0; j < last; ++j) pool_.push_back(pending_[j].done);
-  pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(last));
+  if (last.empty()) return;
+  for (const auto& [stream, end] : last) {
+    BMSYS_CUDA(cudaStreamWaitEvent(compute_, pending_[end - 1].done, 0), "collective ordering");
+    ++waits_;
+  }
+  std::vector<Pending> keep;
+  for (size_t j = 0; j < pending_.size(); ++j) {
+    auto it = std::find_if(last.begin(), last.end(), [&](const auto& l) { return l.first == pending_[j].stream; });
+    if (it != last.end() && j < it->second)
+      pool_.push_back(pending_[j].done);  // covered by the wait on its stream
+    else
+      keep.push_back(pending_[j]);
+  }
+  pending_.swap(keep);
 }
 
 void CollectiveStream::join() {
-  if (pending_.empty()) return;
-  BMSYS_CUDA(cudaStreamWaitEvent(compute_, pending_.back().done, 0), "collective ordering");
+  // The last work of every stream.
+  for (size_t i = pending_.size(); i-- > 0;) {
+    bool later = false;
+    for (size_t j = i + 1; j < pending_.size(); ++j) later = later || pending_[j].stream == pending_[i].stream;
+    if (!later) BMSYS_CUDA(cudaStreamWaitEvent(compute_, pending_[i].done, 0), "collective ordering");
+  }
   for (auto& p : pending_) pool_.push_back(p.done);
   pending_.clear();
 }

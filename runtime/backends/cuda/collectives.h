@@ -15,6 +15,15 @@
 //
 // World size 1 (no communicator): the collectives are device copies on the compute
 // stream.
+//
+// Pipeline parallelism (bind_pp): pp_broadcast and global_norm's sum over the stages
+// run on the pipeline group (the same stream as the other groups); pp_send and
+// pp_recv each on their channel's stream (one per peer and direction,
+// nccl_communicator.h "Point-to-point"), so that they progress independently of each
+// other and of the collectives. They are ordered like collectives: a transfer starts
+// after all compute issued before it, and compute waits for one only when it touches
+// its buffers (reads what a receive writes; overwrites what a send reads or a receive
+// writes). Every stream is in order, so a wait covers that stream's earlier work.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -52,6 +61,14 @@ struct CollectiveOp {
   // tp_all_reduce (and the all-reduces of the vocab-parallel kernels): on the
   // tensor-parallel group (bind_tp) instead of the data-parallel one.
   bool tp = false;
+  // Pipeline parallelism: on the pipeline group (bind_pp): pp_send (in), pp_recv (out),
+  // pp_broadcast (in: the root's value, else null; out) to / from `peer` or from
+  // `root`, and all_reduce with pp set (global_norm over the stages). `what` names a
+  // transfer in messages ("pp_recv of micro-batch 3 (channel 0) from stage 1").
+  bool pp = false;
+  int peer = -1;
+  int root = 0;
+  std::string what;
 };
 
 class CollectiveStream {
@@ -70,7 +87,10 @@ class CollectiveStream {
   void bind_tp(NcclCommunicator* tp);
   NcclCommunicator* tp_comm() const { return tp_; }
   // A communicator to wait through (any of the process's polls them all), or null.
-  NcclCommunicator* any_comm() const { return comm_ ? comm_ : tp_; }
+  NcclCommunicator* any_comm() const { return comm_ ? comm_ : tp_ ? tp_ : pp_; }
+  // Pipeline parallelism: the pipeline group (null: none), of the same process.
+  void bind_pp(NcclCommunicator* pp);
+  NcclCommunicator* pp_comm() const { return pp_; }
   bool bound() const { return compute_ != nullptr; }
 
   // Issues `op` (after all compute issued so far). `tracer` may be null.
@@ -88,10 +108,12 @@ class CollectiveStream {
   struct Pending {
     Range in, out;
     cudaEvent_t done = nullptr;
+    cudaStream_t stream = nullptr;  // where it runs (the collective or a channel stream)
   };
   cudaEvent_t take();
   NcclCommunicator* comm_ = nullptr;
   NcclCommunicator* tp_ = nullptr;
+  NcclCommunicator* pp_ = nullptr;
   cudaStream_t compute_ = nullptr;
   cudaEvent_t ready_ = nullptr;  // compute progress a collective starts after
   std::vector<Pending> pending_;
@@ -103,5 +125,7 @@ class CollectiveStream {
 // the squared local norms are summed over the ranks in between).
 void scalar_square(cudaStream_t s, float* y);
 void scalar_sqrt(cudaStream_t s, float* y);
+// y = x * factor over n elements of f32, f16 or bf16 (pp_mean: the micro-batch mean).
+void scale_elements(cudaStream_t s, DType t, void* y, const void* x, int64_t n, float factor);
 
 }  // namespace bmsys::rt::cuda

@@ -118,6 +118,12 @@ struct Parsed {
   bool int8_act = false;  // linear_int8: activations = "int8"
   ReduceOp reduce = ReduceOp::Sum;  // all_reduce, reduce_scatter
   bool norm_ranks = false;          // the cross-rank part of global_norm (collectives)
+  // Pipeline parallelism: global_norm's sums over the data-parallel ranks and over the
+  // stages (norm_ranks); pp_send / pp_recv peer, micro-batch and channel; pp_broadcast
+  // root (pp_mean: `scale` = 1/micro-batches).
+  bool norm_dp = true, norm_pp = false;
+  int peer = -1, root = 0;
+  int64_t micro_batch = 0, channel = 0;
 };
 
 struct Op {
@@ -265,10 +271,12 @@ struct CudaBackend::Impl {
   void bind_comm(const LaunchContext& ctx) {
     NcclCommunicator* c = ctx.world_size > 1 ? own_comm(ctx.comm, "data-parallel") : nullptr;
     NcclCommunicator* t = ctx.tp_size > 1 ? own_comm(ctx.tp_comm, "tensor-parallel") : nullptr;
-    if (coll.bound() && coll.comm() == c && coll.tp_comm() == t) return;
+    NcclCommunicator* p = ctx.pp_size > 1 ? own_comm(ctx.pp_comm, "pipeline") : nullptr;
+    if (coll.bound() && coll.comm() == c && coll.tp_comm() == t && coll.pp_comm() == p) return;
     flush();
     coll.bind(c, compute);
     coll.bind_tp(t);
+    coll.bind_pp(p);
   }
   // Device memory for the statistics of the tensor-parallel plans (tensor_parallel.h),
   // grown (after a flush: queued steps point at the old one) and kept.
@@ -857,6 +865,9 @@ struct CudaBackend::Impl {
       case KernelId::Positions:
         positions(L, static_cast<int64_t*>(y.data), in[0].dims[0], in[0].dims[1]);
         return;
+      case KernelId::PpMean:  // the micro-batches' gradient sum -> mean (collectives.h)
+        scale_elements(L.stream, o.ft, y.data, in[0].data, y.numel, static_cast<float>(o.p.scale));
+        return;
       case KernelId::Embedding:
         embedding(L, o.ft, y.data, static_cast<const int64_t*>(in[0].data), in[0].numel,
                   in[1].data, in[1].dims[0], in[1].dims[1]);
@@ -1034,7 +1045,47 @@ struct CudaBackend::Impl {
 
   static bool is_collective(KernelId k) {
     return k == KernelId::AllReduce || k == KernelId::ReduceScatter || k == KernelId::AllGather ||
-           k == KernelId::SyncParam || k == KernelId::TpAllReduce;
+           k == KernelId::SyncParam || k == KernelId::TpAllReduce || is_pipeline_transfer(k);
+  }
+  // pp_send, pp_recv, pp_broadcast: collectives on the pipeline group (collectives.h).
+  static bool is_pipeline_transfer(KernelId k) {
+    return k == KernelId::PpSend || k == KernelId::PpRecv || k == KernelId::PpBroadcast;
+  }
+
+  // A pipeline transfer, queued like the collectives (run_collective issues it).
+  void queue_pipeline_transfer(const KernelLaunch& l) {
+    bind_comm(l.ctx);
+    const Attrs& a = *l.attrs;
+    auto set = [](TRef& r, const TensorView& v) {
+      r.data = v.data;
+      r.dtype = v.dtype;
+      r.rank = 1;
+      r.dims[0] = v.numel();
+      r.numel = v.numel();
+    };
+    Op op;
+    op.kernel = l.kernel;
+    if (!l.inputs.empty()) {
+      set(op.in[0], l.inputs[0]);
+      op.nin = 1;
+    }
+    if (!l.outputs.empty()) set(op.out, l.outputs[0]);
+    op.ft = l.inputs.empty() ? op.out.dtype : op.in[0].dtype;
+    if (l.kernel == KernelId::PpBroadcast) {
+      op.p.root = static_cast<int>(a.get_int("root"));
+    } else {
+      op.p.peer = static_cast<int>(a.get_int("peer"));
+      op.p.micro_batch = a.get_int("micro_batch");
+      op.p.channel = a.get_int("channel");
+    }
+    if (ops.empty()) queue_P = l.ctx.start_pos;
+    mix(0x7070000000000000ull ^ static_cast<uint64_t>(op.kernel));
+    mix(reinterpret_cast<uint64_t>(op.in[0].data));
+    mix(reinterpret_cast<uint64_t>(op.out.data));
+    mix(static_cast<uint64_t>(op.in[0].numel) ^ (static_cast<uint64_t>(op.out.numel) << 32));
+    mix(static_cast<uint64_t>(op.p.peer + 1) | (static_cast<uint64_t>(op.p.root) << 16) |
+        (static_cast<uint64_t>(op.p.micro_batch) << 32) | (static_cast<uint64_t>(op.p.channel) << 48));
+    ops.push_back(op);
   }
 
   // A tensor-parallel launch (tensor_parallel.h): its plan's compute steps queued as
@@ -1085,6 +1136,14 @@ struct CudaBackend::Impl {
       c.out_count = o.out.numel;
       c.reduce = o.p.reduce;
       c.tp = o.kernel == KernelId::TpAllReduce;
+      if (is_pipeline_transfer(o.kernel)) {
+        c.dtype = o.ft;
+        c.peer = o.p.peer;
+        c.root = o.p.root;
+        if (o.kernel != KernelId::PpBroadcast)
+          c.what = fmt::format("{} of micro-batch {} (channel {}) {} stage {}", kernel_name(o.kernel), o.p.micro_batch,
+                               o.p.channel, o.kernel == KernelId::PpSend ? "to" : "from", o.p.peer);
+      }
       coll.launch(c, tracer.get(), tracer ? step_args(s) : std::string());
       return true;
     }
@@ -1124,6 +1183,7 @@ struct CudaBackend::Impl {
     AttrValue one;
     one.ints = {0};
     local.set("ranks", one);
+    local.set("pp_stages", one);
     KernelLaunch k = l;
     k.attrs = &local;
     queue_train(k);
@@ -1134,6 +1194,10 @@ struct CudaBackend::Impl {
     op.in[0].numel = 1;
     op.out = op.in[0];
     op.p.norm_ranks = true;
+    // Pipeline parallelism: each stage holds its own gradients; the squares are summed
+    // over the data-parallel ranks (ZeRO shards), then over the stages.
+    op.p.norm_dp = l.attrs->get_int("ranks", 0) > 1;
+    op.p.norm_pp = l.attrs->get_int("pp_stages", 0) > 1;
     mix(0x6e6f726d72616e6bull);
     mix(reinterpret_cast<uint64_t>(y.data));
     ops.push_back(op);
@@ -1147,7 +1211,11 @@ struct CudaBackend::Impl {
     c.kernel = KernelId::AllReduce;
     c.in = c.out = y;
     c.in_count = c.out_count = 1;
-    coll.launch(c, tracer.get(), "{\"op\":\"global_norm over ranks: sum of squares\"}");
+    if (o.p.norm_dp) coll.launch(c, tracer.get(), "{\"op\":\"global_norm over ranks: sum of squares\"}");
+    if (o.p.norm_pp) {
+      c.pp = true;
+      coll.launch(c, tracer.get(), "{\"op\":\"global_norm over the pipeline stages: sum of squares\"}");
+    }
     coll.before_compute({{y, sizeof(float)}}, {});
     scalar_sqrt(compute, y);
   }
@@ -1531,6 +1599,10 @@ bool CudaBackend::supports(KernelId kernel) const {
     case KernelId::TpAllReduce:  // tensor parallelism (tensor_parallel.h)
     case KernelId::ToHost:  // bmsys-offload (offload.h)
     case KernelId::UploadMaster:
+    case KernelId::PpSend:  // pipeline parallelism (collectives.h)
+    case KernelId::PpRecv:
+    case KernelId::PpBroadcast:
+    case KernelId::PpMean:
       return true;
     default:
       return false;  // training kernels: CPU backend only for now
@@ -1669,8 +1741,14 @@ void CudaBackend::launch(const KernelLaunch& l) {
     if (m.sync_each) synchronize();
     return;
   }
-  if (l.kernel == KernelId::GlobalNorm && l.attrs->get_int("ranks", 0) > 1) {
+  if (l.kernel == KernelId::GlobalNorm &&
+      (l.attrs->get_int("ranks", 0) > 1 || l.attrs->get_int("pp_stages", 0) > 1)) {
     m.queue_distributed_norm(l);
+    if (m.sync_each) synchronize();
+    return;
+  }
+  if (Impl::is_pipeline_transfer(l.kernel)) {  // pp_send, pp_recv, pp_broadcast (collectives.h)
+    m.queue_pipeline_transfer(l);
     if (m.sync_each) synchronize();
     return;
   }
@@ -1750,6 +1828,7 @@ void CudaBackend::launch(const KernelLaunch& l) {
     case KernelId::AllReduce:
     case KernelId::ReduceScatter: p.reduce = reduce_op_from_name(a.get_string("reduction")); break;
     case KernelId::LinearInt8: p.int8_act = a.get_string("activations") == "int8"; break;
+    case KernelId::PpMean: p.scale = 1.0 / static_cast<double>(a.get_int("micro_batches")); break;
     default: break;
   }
 
@@ -1901,6 +1980,7 @@ void CudaBackend::set_trace(const std::string& path) {
   m.tracer->set_track(1, "compute stream");
   m.tracer->set_track(2, "copy stream");
   m.tracer->set_track(3, "collective stream");
+  m.tracer->set_track(5, "pipeline channels (send/recv)");
 }
 
 std::unique_ptr<Backend> create_cuda_backend(const BackendOptions& opts) {

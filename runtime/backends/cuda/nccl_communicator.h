@@ -89,6 +89,31 @@ class NcclCommunicator final : public Communicator {
   // Throws the error of an earlier abort (every later use fails the same way).
   void check_alive() const;
 
+  // --- Point-to-point (pipeline parallelism; nccl_p2p.cpp) ----------------------
+  // An NCCL send blocks its stream until the peer posts the matching receive, and
+  // NCCL orders all work of one communicator, whatever the stream. So that a send
+  // never waits behind a receive (or the other way round), as Gloo's posted sends
+  // never do, each peer and direction has a channel: a two-rank communicator of the
+  // family with a stream of its own, carrying only the sends from the lower rank to
+  // the higher ("up") or only those the other way ("down"). NCCL matches a channel's
+  // sends to its receives by order (tags are not sent): both sides must issue them in
+  // the same order, as bmsys-pipeline-schedule does (micro-batch, then channel).
+  // Channels are connected by connect_peers() (each pair in ascending order, up then
+  // down, with a one-byte transfer so that NCCL connects now), or at their first use.
+  void connect_peers(const std::vector<int>& peers) override;
+  // Synchronous API (device memory): `send` enqueues and returns (wait_sends() waits
+  // for every send), `recv` waits for the data; `tag` is not used (order matches).
+  void send(const void* data, size_t bytes, int peer, uint64_t tag) override;
+  void recv(void* data, size_t bytes, int peer, uint64_t tag) override;
+  void wait_sends() override;
+  // Enqueue on the channel's stream (p2p_stream) and return; `what` names the
+  // transfer in messages ("pp_recv of micro-batch 3 (channel 0) from stage 1").
+  void enqueue_send(const void* data, size_t bytes, int peer, const std::string& what);
+  void enqueue_recv(void* data, size_t bytes, int peer, const std::string& what);
+  cudaStream_t p2p_stream(int peer, bool send);
+  // `count` elements from `root`'s `in` into every rank's `out` (in: root only), on
+  // stream().
+  void enqueue_broadcast(const void* in, void* out, DType dtype, int64_t count, int root);
 
  private:
   struct Family;
@@ -136,6 +161,17 @@ class NcclCommunicator final : public Communicator {
   std::string group_name_;
   std::vector<int> members_;
   std::shared_ptr<Family> family_;  // the process's communicators and their stream
+  // Point-to-point channels (nccl_p2p.cpp), destroyed before the family.
+  struct Channel {
+    int peer = -1;
+    bool send = false;
+    std::unique_ptr<NcclCommunicator> comm;
+    cudaStream_t stream = nullptr;  // the channel's own (comm's stream_)
+    ~Channel();                     // the communicator, then its stream
+  };
+  NcclCommunicator& channel(int peer, bool send);
+  void p2p(bool send, void* data, size_t bytes, const std::string& what);
+  std::vector<std::unique_ptr<Channel>> channels_;
 };
 
 }  // namespace bmsys::rt
