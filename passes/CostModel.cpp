@@ -29,23 +29,33 @@ auto findDtype(const Map &m, StringRef dtype) -> decltype(m.end()) {
 }
 } // namespace
 
-double MachineModel::gemmRate(StringRef dtype, double flops) const {
-  auto it = findDtype(gemm, dtype);
-  if (it == gemm.end() || it->second.empty())
+namespace {
+/// The rate of a (size, rate) table at `size`, interpolated in log(size); below the
+/// smallest point the time stays that point's time.
+double interpolateRate(const std::vector<std::pair<double, double>> &pts, double size) {
+  if (pts.empty())
     return 0;
-  const auto &pts = it->second;
-  if (flops <= pts.front().first)
-    // Below the smallest calibrated GEMM the time stays that GEMM's time.
-    return pts.front().second * flops / pts.front().first;
-  if (flops >= pts.back().first)
+  if (size <= pts.front().first)
+    return pts.front().second * size / pts.front().first;
+  if (size >= pts.back().first)
     return pts.back().second;
   for (size_t i = 1; i < pts.size(); ++i)
-    if (flops <= pts[i].first) {
+    if (size <= pts[i].first) {
       double a = std::log(pts[i - 1].first), b = std::log(pts[i].first);
-      double t = (std::log(flops) - a) / (b - a);
+      double t = (std::log(size) - a) / (b - a);
       return pts[i - 1].second + t * (pts[i].second - pts[i - 1].second);
     }
   return pts.back().second;
+}
+} // namespace
+
+double MachineModel::gemmRate(StringRef dtype, double flops) const {
+  auto it = findDtype(gemm, dtype);
+  return it == gemm.end() ? 0 : interpolateRate(it->second, flops);
+}
+
+double MachineModel::gemvRate(double weightBytes) const {
+  return gemv.empty() ? memoryBandwidth : interpolateRate(gemv, weightBytes);
 }
 
 double MachineModel::attentionRate(StringRef dtype) const {
@@ -98,27 +108,35 @@ llvm::Expected<MachineModel> parseMachineModel(const llvm::json::Value &json, St
   if (auto e = positive("host_adam_rate", m.hostAdamRate, false))
     return std::move(e);
   m.launchLatency = std::max(0.0, o->getNumber("launch_latency_s").value_or(0));
+  m.graphKernelLatency = std::max(0.0, o->getNumber("graph_kernel_latency_s").value_or(0));
   m.overlap = o->getBoolean("overlap").value_or(false);
 
-  const llvm::json::Object *gemm = o->getObject("gemm");
-  if (!gemm || gemm->empty())
-    return fieldError(path, "missing object \"gemm\" (dtype -> [[flops, flop/s], ...])");
-  for (const auto &[dtype, list] : *gemm) {
+  // A non-empty array of [size, rate] pairs of positive numbers, sorted by size.
+  auto table = [&](const llvm::json::Value &list, const Twine &where, StringRef entry,
+                   std::vector<std::pair<double, double>> &out) -> llvm::Error {
     const llvm::json::Array *pts = list.getAsArray();
     if (!pts || pts->empty())
-      return fieldError(path, "\"gemm\"." + dtype.str() + " must be a non-empty array");
-    auto &out = m.gemm[dtype.str()];
+      return fieldError(path, where + " must be a non-empty array");
     for (const llvm::json::Value &p : *pts) {
       const llvm::json::Array *pair = p.getAsArray();
       std::optional<double> f = pair && pair->size() == 2 ? (*pair)[0].getAsNumber() : std::nullopt;
       std::optional<double> r = pair && pair->size() == 2 ? (*pair)[1].getAsNumber() : std::nullopt;
       if (!f || !r || !(*f > 0) || !(*r > 0))
-        return fieldError(path, "\"gemm\"." + dtype.str() +
-                                    " entries must be [flops, flop/s] with positive numbers");
+        return fieldError(path, where + " entries must be " + entry + " with positive numbers");
       out.emplace_back(*f, *r);
     }
     llvm::sort(out);
-  }
+    return llvm::Error::success();
+  };
+  const llvm::json::Object *gemm = o->getObject("gemm");
+  if (!gemm || gemm->empty())
+    return fieldError(path, "missing object \"gemm\" (dtype -> [[flops, flop/s], ...])");
+  for (const auto &[dtype, list] : *gemm)
+    if (auto e = table(list, "\"gemm\"." + dtype.str(), "[flops, flop/s]", m.gemm[dtype.str()]))
+      return std::move(e);
+  if (const llvm::json::Value *gemv = o->get("gemv"))
+    if (auto e = table(*gemv, "\"gemv\"", "[weight bytes, bytes/s]", m.gemv))
+      return std::move(e);
   if (const llvm::json::Object *att = o->getObject("attention"))
     for (const auto &[dtype, v] : *att) {
       std::optional<double> r = v.getAsNumber();
@@ -174,6 +192,9 @@ std::string dtypeName(Type t) {
 
 enum class Stream { Compute, Comm, Host };
 
+/// Rows up to which the CUDA backend runs a linear as a GEMV (kGemvMaxRows).
+constexpr int64_t kGemvRows = 8;
+
 bool isCollectiveKernel(StringRef k) {
   return k == "all_reduce" || k == "reduce_scatter" || k == "all_gather" || k == "sync_param" ||
          k == "tp_all_reduce" || k == "send" || k == "recv";
@@ -228,6 +249,19 @@ FailureOr<StepEstimate> estimateStep(ModuleOp module, StringRef function,
     return dflt;
   };
 
+  // Kernel overhead: a function without collectives or host work is replayed from a
+  // CUDA graph (the CUDA backend captures every such flush), which costs
+  // graphKernelLatency per kernel instead of an eager launch's launchLatency.
+  bool graphed = machine.graphKernelLatency > 0;
+  for (auto launch : func.getBody().front().getOps<rt::LaunchOp>()) {
+    StringRef k = launch.getKernel();
+    if (isCollectiveKernel(k) || k.contains("h2d") || k.contains("d2h") || k.starts_with("host_"))
+      graphed = false;
+  }
+  if (module->getAttr("bmsys_rt.memory_schedule"))
+    graphed = false; // swapping runs per-layer flushes, without graphs
+  const double perLaunch = graphed ? machine.graphKernelLatency : machine.launchLatency;
+
   StepEstimate e;
   double free[3] = {0, 0, 0};
   double computeBusy = 0;
@@ -270,6 +304,12 @@ FailureOr<StepEstimate> estimateStep(ModuleOp module, StringRef function,
       if (rate <= 0)
         return launch.emitError() << "cost model: the calibration has no GEMM rate for " << dtype;
       t = std::max(flops / rate, bytes / bw);
+      // A decode-sized linear (a few rows) streams its weight once: at the calibrated
+      // GEMV rate for that many weight bytes.
+      const int64_t K = ins[0].shape.empty() ? 1 : ins[0].shape.back();
+      if (k == "linear" || k == "linear_int8")
+        if (ins[0].numel() / std::max<int64_t>(1, K) <= kGemvRows && ins.size() > 1)
+          t = std::max(t, ins[1].bytes() / machine.gemvRate(ins[1].bytes()));
       e.gemm += t;
       e.flops += flops;
     } else if (k == "attention" || k == "attention_grad") {
@@ -344,7 +384,7 @@ FailureOr<StepEstimate> estimateStep(ModuleOp module, StringRef function,
       t += bytes / bw;
       e.memoryBound += t;
     }
-    t += machine.launchLatency;
+    t += perLaunch;
 
     // The list schedule: a launch starts when its stream is free and its inputs are ready.
     if (!machine.overlap)
@@ -359,7 +399,13 @@ FailureOr<StepEstimate> estimateStep(ModuleOp module, StringRef function,
     for (const Operand &o : outs)
       ready[o.key] = end;
   }
-  e.total = std::max({free[0], free[1], free[2]});
+  // Steady state: collectives left after the last compute launch (ZeRO-1/2's gathers
+  // of the updated parameters) overlap the next step's compute, which waits only for
+  // its first blocks' parameters; the step still takes at least the collective
+  // stream's busy time. Host work (offloaded updates) stays on the critical path: the
+  // next step's forward needs the parameters it uploads.
+  e.total = machine.overlap ? std::max({free[int(Stream::Compute)], e.comm, free[int(Stream::Host)]})
+                            : std::max({free[0], free[1], free[2]});
   // A memory schedule streams its swapped layers in every call; each copy
   // overlaps the computation of the resident layers before it.
   if (auto schedule = module->getAttrOfType<DictionaryAttr>("bmsys_rt.memory_schedule"))

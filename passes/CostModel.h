@@ -51,12 +51,21 @@ struct MachineModel {
   std::map<std::string, double> busBandwidth;
   double collectiveLatency = 0; // seconds per collective call
   double launchLatency = 0;     // seconds per kernel launch (the floor of a tiny kernel)
+  /// Seconds per kernel inside a replayed CUDA graph (0: not calibrated; then
+  /// launchLatency). The CUDA backend replays every flush without collectives or host
+  /// copies from a graph (docs/cuda.md), so a decode or forward step pays this.
+  double graphKernelLatency = 0;
+  /// Weight-streaming rate of decode-sized linears (M <= 8 rows: a GEMV reads the
+  /// weight once) against the weight's bytes, sorted by bytes; interpolated in
+  /// log(bytes). Empty: memoryBandwidth.
+  std::vector<std::pair<double, double>> gemv;
   double hostAdamRate = 0;      // parameters per second of a host AdamW update
   bool overlap = false;         // the runtime overlaps collectives with compute
 
   double gemmRate(llvm::StringRef dtype, double flops) const;
   double attentionRate(llvm::StringRef dtype) const;
   double bus(llvm::StringRef collective) const;
+  double gemvRate(double weightBytes) const;
 };
 
 /// Reads a calibration file; on failure returns the reason (naming the file

@@ -91,6 +91,9 @@ class Backend {
   virtual std::string memory_report() const { return ""; }
   // The device's memory in bytes (bmsys-run calibrate); 0 when it is the host's.
   virtual uint64_t device_memory_bytes() const { return 0; }
+  // Device time of the launches the last synchronize() waited for, in seconds, or -1
+  // where the backend does not time them (bmsys-run calibrate; the CPU backend).
+  virtual double last_flush_seconds() const { return -1; }
 
   // Distributed runs (runtime/collectives/communicator.h): a backend whose memory is
   // not host memory returns its own communicator here (NCCL for CUDA), connected

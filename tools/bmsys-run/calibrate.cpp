@@ -49,6 +49,15 @@ double time_per_call(Backend& be, double budget, const std::function<void()>& fn
   return elapsed / reps;
 }
 
+// The median of `reps` values of `fn` (a device time in seconds) after `warmup` calls.
+double device_median(const std::function<double()>& fn, int warmup, int reps) {
+  for (int i = 0; i < warmup; ++i) fn();
+  std::vector<double> v;
+  for (int i = 0; i < reps; ++i) v.push_back(fn());
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
 struct Tensor {
   std::unique_ptr<DeviceMemory> mem;
   TensorView view;
@@ -204,6 +213,46 @@ void calibrate(const CalibrateOptions& o, const DistributedEnv& env) {
       double tl = time_per_call(*be, o.seconds, [&] { run_launch(*be, KernelId::Add, none2, {sa.view, sa.view}, {sy.view}, 1, 1); });
       j["launch_latency_s"] = tl;
       say(fmt::format("launch latency: {:.3g} s", tl));
+
+      if (gpu && be->last_flush_seconds() >= 0) {
+        // Device time per kernel inside a replayed CUDA graph: the backend captures a
+        // flush it has seen before and replays it (a decode step is such a flush).
+        const int kernels = o.quick ? 8 : 256;
+        auto flush = [&] {
+          for (int i = 0; i < kernels; ++i) run_launch(*be, KernelId::Add, none2, {sa.view, sa.view}, {sy.view}, 1, 1);
+          be->synchronize();
+          return be->last_flush_seconds();
+        };
+        double tg = device_median(flush, 3, 7) / kernels;
+        j["graph_kernel_latency_s"] = tg;
+        say(fmt::format("kernel in a replayed graph: {:.3g} s", tg));
+      }
+    }
+
+    // Decode GEMVs: y[1,1,N] = x[1,1,K] . w[N,K]^T streams the weight once; the rate
+    // against the weight's bytes (copies cycled so that no launch finds its weight in L2).
+    if (gpu && be->last_flush_seconds() >= 0) {
+      std::vector<std::pair<int64_t, int64_t>> shapes = {{2048, 2048}, {4096, 4096}, {11008, 4096}, {32000, 4096}};
+      if (o.quick) shapes = {{64, 64}};
+      Attrs none3;
+      nlohmann::json gemv = nlohmann::json::array();
+      for (auto [N, K] : shapes) {
+        const double wbytes = double(N) * K * dtype_size(dtype);
+        const int copies = static_cast<int>(std::clamp(std::ceil(256e6 / wbytes), 3.0, 32.0));
+        std::vector<Tensor> ws;
+        for (int c = 0; c < copies; ++c) ws.push_back(make_tensor(*be, dtype, {N, K}, "calibration gemv w"));
+        Tensor x = make_tensor(*be, dtype, {1, 1, K}, "calibration gemv x");
+        Tensor y = make_tensor(*be, dtype, {1, 1, N}, "calibration gemv y");
+        auto flush = [&] {
+          for (int c = 0; c < copies; ++c) run_launch(*be, KernelId::Linear, none3, {x.view, ws[c].view}, {y.view}, 1, 1);
+          be->synchronize();
+          return be->last_flush_seconds();
+        };
+        double t = device_median(flush, 3, 7) / copies;
+        gemv.push_back({wbytes, wbytes / t});
+        say(fmt::format("gemv {}x{} {}: {:.3g} s, {:.3g} B/s of weights", N, K, dname, t, wbytes / t));
+      }
+      j["gemv"] = gemv;
     }
   }
 

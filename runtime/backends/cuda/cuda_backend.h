@@ -18,8 +18,9 @@
 // Environment switches (default in brackets), for experiments and debugging:
 //   BMSYS_CUDA_GRAPHS [1]  BMSYS_CUDA_PDL [1]  BMSYS_CUDA_FUSE [1]
 //   BMSYS_CUDA_GEMV [0]: 0 cuBLASLt for every linear, 1 own GEMVs for M <= 8 (tuned per
-//   shape, with the GEMV fusions), 2 the register GEMV, 3 the pipelined GEMV
-//   BMSYS_CUDA_FLASH [1] (tensor-core attention)  BMSYS_CUDA_SYNC [0] (synchronize and
+//   shape, with the GEMV fusions), 2 the register GEMV, 3 the pipelined GEMV, 4 the
+//   bulk-copy GEMV   BMSYS_CUDA_GEMV_INT8 [0]: 0 the register weight-only INT8 GEMV, 1 the
+//   bulk-copy one   BMSYS_CUDA_FLASH [1] (tensor-core attention)  BMSYS_CUDA_SYNC [0] (synchronize and
 //   check after every op, naming the failing one).
 #pragma once
 
@@ -54,6 +55,7 @@ class CudaBackend : public Backend {
   void check_memory_plan(uint64_t bytes, const std::string& plan) override;
   std::string memory_report() const override;
   uint64_t device_memory_bytes() const override;
+  double last_flush_seconds() const override { return stats().last_flush_ms * 1e-3; }
   // Swap slots (bmsys-memory-schedule): pinned host memory; copies on a swap stream of
   // their own, ordered against the compute stream by one ready and one free event per
   // slot. A backend that swaps runs without CUDA graphs (per-layer flushes).
