@@ -88,16 +88,26 @@ def main():
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--timeout", type=int, default=300)
     p.add_argument("--only", default="", help="comma-separated configuration names")
+    p.add_argument("--measured", default="",
+                   help="a fit.json of an earlier run: compare these predictions with its measurements "
+                        "(same grid names) instead of running (a new calibration, no GPU needed)")
     a = p.parse_args()
     grid = json.load(open(os.path.join(a.fit, "grid.json")))
     if a.only:
         grid = [c for c in grid if c["name"] in a.only.split(",")]
+    earlier = {r["name"]: r for r in json.load(open(a.measured))} if a.measured else None
     tmp = tempfile.mkdtemp(prefix="bmsys-fit-")
     rows = []
     for c in grid:
         row = dict(c)
         try:
-            t, peak = (measure_train if c["kind"] == "train" else measure_infer)(c, a, tmp)
+            if earlier is not None:
+                m = earlier.get(c["name"])
+                if not m or "measured_step_s" not in m or m.get("configuration") != c["configuration"]:
+                    raise RuntimeError(f"{a.measured} has no measurement of {c['name']} ({c['configuration']})")
+                t, peak = m["measured_step_s"], m["measured_peak_bytes"]
+            else:
+                t, peak = (measure_train if c["kind"] == "train" else measure_infer)(c, a, tmp)
             row.update(measured_step_s=t, measured_peak_bytes=peak,
                        step_error=c["predicted_step_s"] / t - 1,
                        peak_error=(c["predicted_peak_bytes"] / peak - 1) if peak else None)
