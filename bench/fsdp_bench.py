@@ -9,7 +9,10 @@ artifacts scripts/gpu/prepare.sh compiled (build-gpu/artifacts/fsdp/*.bmsys: ZeR
 per-block checkpointing, with gathers prefetched one block ahead, without checkpointing,
 ZeRO-2 and ZeRO-1; tp2-ckpt: tensor parallel 2 with checkpointing, both GPUs on
 the global batch of 8 x 2048; on 4 GPUs, fsdp4/tp2z3-ckpt and fsdp4/tp4-ckpt: TP=2 x
-ZeRO-3 DP=2 and TP=4) through `bmsys-run train --nproc 2 --device cuda` with random
+ZeRO-3 DP=2 and TP=4; pp2-ckpt: pipeline parallel 2 with checkpointing, the global batch of
+4 x 2048 per GPU as 8 micro-batches of 1 x 2048 in the 1F1B order; on 4 GPUs, fsdp4/
+pp2z1-ckpt: the same with ZeRO-1 over 2 data-parallel ranks per stage) through
+`bmsys-run train --nproc 2 --device cuda` with random
 weights filled on the device (the model directory only has a safetensors header, from
 bench/make_model.py). FSDP2 runs through torchrun with and without checkpointing.
 
@@ -98,9 +101,12 @@ def run_bmsys(a, name, model_dir, tokens, trace=None):
            "--steps", str(a.steps), "--metrics", metrics, "--comm-timeout", "120", "--memory-report"]
     if trace:
         cmd += ["--trace", trace]
+    env = dict(os.environ)
+    if name.startswith("pp"):  # a hardware queue per stream (docs/distributed.md "Pipeline parallelism")
+        env.setdefault("CUDA_DEVICE_MAX_CONNECTIONS", "32")
     t0 = time.time()
     with GpuMemory() as mem:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=a.timeout)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=a.timeout, env=env)
     log = p.stdout + p.stderr
     open(os.path.join(work, "log.txt"), "w").write(log)
     res = dict(name=name, rc=p.returncode, wall_s=time.time() - t0)
@@ -149,7 +155,7 @@ def main():
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--timeout", type=int, default=420)
-    p.add_argument("--variants", default="z3-ckpt-pf9,z3-ckpt,z3-none,z2-ckpt,z1-ckpt,tp2-ckpt")
+    p.add_argument("--variants", default="z3-ckpt-pf9,z3-ckpt,z3-none,z2-ckpt,z1-ckpt,tp2-ckpt,pp2-ckpt")
     p.add_argument("--peer", type=int, default=1,
                    help="1: FSDP2 with and without checkpointing; 2: with checkpointing only; 0: none")
     p.add_argument("--world", type=int, default=WORLD,

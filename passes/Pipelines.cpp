@@ -117,6 +117,15 @@ struct TrainPipelineOptions : PassPipelineOptions<TrainPipelineOptions> {
   Option<bool> memoryReport{*this, "memory-report",
                             llvm::cl::desc("print the memory report to stdout"),
                             llvm::cl::init(false)};
+  Option<int64_t> pipelineStages{
+      *this, "pipeline-stages",
+      llvm::cl::desc("pipeline parallelism: stages by layers (bmsys-pipeline-parallel, "
+                     "bmsys-pipeline-schedule's 1F1B); 1 = none"),
+      llvm::cl::init(1)};
+  Option<int64_t> microBatches{
+      *this, "micro-batches",
+      llvm::cl::desc("with pipeline-stages > 1: micro-batches per step (max-batch rows each)"),
+      llvm::cl::init(2)};
 };
 
 /// The lowering shared by both pipelines, after the model-level passes.
@@ -169,10 +178,13 @@ void bmsys::registerPipelines() {
       });
   PassPipelineRegistration<TrainPipelineOptions>(
       "bmsys-train-pipeline",
-      "Compile an imported model for training: checkpoint policy, mixed precision, autodiff "
-      "(train_step), optimizer, ZeRO, then the inference lowering (forward keeps its KV "
-      "cache for generation)",
+      "Compile an imported model for training: pipeline stages, checkpoint policy, mixed "
+      "precision, autodiff (train_step), optimizer, the 1F1B schedule, ZeRO, then the inference "
+      "lowering (forward keeps its KV cache for generation)",
       [](OpPassManager &pm, const TrainPipelineOptions &o) {
+        // Pipeline stages first: the boundaries it marks are differentiated too.
+        if (o.pipelineStages > 1)
+          pm.addPass(createBmsysPipelineParallel({o.pipelineStages, o.microBatches}));
         pm.addPass(createBmsysCheckpoint({o.checkpoint, o.checkpointK}));
         if (o.mixedPrecision != "none")
           pm.addPass(createBmsysMixedPrecision({o.mixedPrecision, o.lossScaling}));
@@ -182,6 +194,8 @@ void bmsys::registerPipelines() {
         pm.addPass(createBmsysOptimizer({o.optimizer, o.lr, o.beta1, o.beta2, o.eps,
                                          o.weightDecay, o.momentum, o.maxGradNorm, o.schedule,
                                          o.warmupSteps, o.totalSteps, o.minLr}));
+        if (o.pipelineStages > 1)
+          pm.addPass(createBmsysPipelineSchedule());
         if (o.zeroStage >= 0)
           pm.addPass(createBmsysZero({o.zeroStage, o.ranks, o.zeroPrefetch}));
         if (o.offload)

@@ -12,7 +12,8 @@
 #   scripts/gpu/prepare.sh [part...]
 # Parts (default: all): golden (golden-model inference, training and INT8 artifacts, the
 # memory-schedule test model), bench (the bf16 6.7B), int8 (the INT8 6.7B, resident and
-# for a 6 GiB budget), dist, fsdp. The runtime binaries are always packed. For
+# for a 6 GiB budget), dist, fsdp, tp4 and pp4 (not in the default: 4-GPU artifacts of
+# bench/scaling.sh). The runtime binaries are always packed. For
 # `run_all.sh int8` alone: `scripts/gpu/prepare.sh bench int8` (about a minute once the
 # runtime is built: no weight is read or written).
 # Env: BUILD (default build-cuda), COMPILER_BIN (default build-c/bin), JOBS (default 2).
@@ -26,7 +27,7 @@ G=build-gpu
 PARTS=" ${*:-golden bench int8 dist fsdp} "
 want() { [[ $PARTS == *" $1 "* ]]; }
 for p in $PARTS; do
-  case $p in golden | bench | int8 | dist | fsdp | tp4) ;; *) echo "prepare.sh: unknown part '$p' (golden bench int8 dist fsdp tp4)" >&2; exit 2 ;; esac
+  case $p in golden | bench | int8 | dist | fsdp | tp4 | pp4) ;; *) echo "prepare.sh: unknown part '$p' (golden bench int8 dist fsdp tp4 pp4)" >&2; exit 2 ;; esac
 done
 
 cmake -S . -B "$BUILD" -G Ninja -DBMSYS_BUILD_COMPILER=OFF -DBMSYS_ENABLE_CUDA=ON >/dev/null
@@ -153,7 +154,8 @@ rm -rf "$TMPM"
 fi  # bench, int8
 # Distributed training (scripts/gpu/run_all.sh stages dist and fsdp; docs/distributed.md).
 # dist: the golden tiny Llama in f32, one rank and ZeRO 0-3 on 2 ranks (the lit test
-# distributed_zero's passes), and its 128-token golden batch as a token file.
+# distributed_zero's passes), pipeline parallel 2 (and x ZeRO-1 DP=2), and its 128-token
+# golden batch as a token file.
 if want dist; then
 D="$G/artifacts/dist"
 mkdir -p "$D"
@@ -183,6 +185,18 @@ TPOPT="lr=1e-3 beta2=0.95 weight-decay=0.1 max-grad-norm=1.0"
   "--bmsys-zero=stage=1 ranks=2" --bmsys-inline-blocks "--bmsys-bound-shapes=max-batch=4 max-seq=32" \
   --bmsys-add-kv-cache --canonicalize --bmsys-lower-to-rt --bmsys-plan-memory |
   "$CBIN/bmsys-translate" --bmsys-to-artifact -o "$D/tp2z1.bmsys"
+# Pipeline parallelism (the lit test distributed_pp's passes): pp2, 2 stages of one layer,
+# 2 micro-batches of 2 rows (1F1B, NCCL point-to-point); pp2dp2, the same with ZeRO-1
+# over 2 data-parallel ranks per stage (4 GPUs; micro-batches of 1 row).
+PPOPT="lr=1e-3 beta2=0.95 weight-decay=0.1 max-grad-norm=1.0"
+"$CBIN/bmsys-opt" "$D/m.mlir" "--bmsys-pipeline-parallel=stages=2 micro-batches=2" --bmsys-autodiff \
+  "--bmsys-optimizer=$PPOPT" --bmsys-pipeline-schedule --bmsys-inline-blocks "--bmsys-bound-shapes=max-batch=2 max-seq=32" \
+  --bmsys-add-kv-cache --canonicalize --bmsys-lower-to-rt --bmsys-plan-memory |
+  "$CBIN/bmsys-translate" --bmsys-to-artifact -o "$D/pp2.bmsys"
+"$CBIN/bmsys-opt" "$D/m.mlir" "--bmsys-pipeline-parallel=stages=2 micro-batches=2" --bmsys-autodiff \
+  "--bmsys-optimizer=$PPOPT" --bmsys-pipeline-schedule "--bmsys-zero=stage=1 ranks=2" --bmsys-inline-blocks \
+  "--bmsys-bound-shapes=max-batch=1 max-seq=32" --bmsys-add-kv-cache --canonicalize --bmsys-lower-to-rt --bmsys-plan-memory |
+  "$CBIN/bmsys-translate" --bmsys-to-artifact -o "$D/pp2dp2.bmsys"
 rm "$D/m.mlir"
 fi  # dist
 # fsdp: the Llama-shaped 0.94B of the FSDP2 peer (hidden 2048, 16 layers, intermediate
@@ -217,8 +231,38 @@ for v in $VARIANTS; do
     -o "$TMPM/$name.rt.mlir" > "$F/$name.memory-report.txt"
   "$CBIN/bmsys-translate" --bmsys-to-artifact "$TMPM/$name.rt.mlir" -o "$F/$name.bmsys"
 done
+# pp2-ckpt: pipeline parallel 2 (8 layers per GPU) with checkpointing, no ZeRO: the global
+# batch of 8 (4 x 2048 per GPU) as 8 micro-batches of 1 x 2048 in the 1F1B order (bubble
+# (P-1)/(M+P-1) = 1/9). Only with a compiler whose train pipeline has pipeline-stages.
+if "$CBIN/bmsys-opt" --help | grep -q pipeline-stages; then
+  "$CBIN/bmsys-opt" "$TMPM/m.mlir" "--bmsys-train-pipeline=max-batch=1 max-seq=2048 checkpoint=every mixed-precision=bf16 lr=1e-4 max-grad-norm=1.0 pipeline-stages=2 micro-batches=8 memory-report=1" \
+    -o "$TMPM/pp2-ckpt.rt.mlir" > "$F/pp2-ckpt.memory-report.txt"
+  "$CBIN/bmsys-translate" --bmsys-to-artifact "$TMPM/pp2-ckpt.rt.mlir" -o "$F/pp2-ckpt.bmsys"
+fi
 rm -rf "$TMPM"
 fi  # fsdp
+# pp4 (not in the default): the same model on 4 GPUs in artifacts/fsdp4/ (bench/scaling.sh 4
+# and `bench/scaling.sh pp`):
+# ZeRO-3 with checkpointing over 4 ranks (micro-batch 4 x 2048 per GPU), and pipeline
+# parallel 2 x ZeRO-1 over 2 data-parallel ranks per stage (pp2z1-ckpt: the global batch
+# of 16 as 2 data-parallel x 8 micro-batches of 1 x 2048).
+if want pp4; then
+F="$G/artifacts/fsdp4"
+mkdir -p "$F"
+TMPM=$(mktemp -d)
+python3 bench/make_model.py "$TMPM/llama-0.94b" --hidden 2048 --layers 16 --inter 5504 --heads 16 --kv-heads 16 \
+  --vocab 32000 --max-pos 2048 --dtype F32 >/dev/null
+"$CBIN/bmsys-import-hf" "$TMPM/llama-0.94b" -o "$TMPM/m.mlir"
+cp "$TMPM/llama-0.94b/config.json" "$F/config.json"
+for v in "z3-ckpt:max-batch=4 zero-stage=3 ranks=4" \
+  "pp2z1-ckpt:max-batch=1 pipeline-stages=2 micro-batches=8 zero-stage=1 ranks=2"; do
+  name=${v%%:*}
+  "$CBIN/bmsys-opt" "$TMPM/m.mlir" "--bmsys-train-pipeline=max-seq=2048 checkpoint=every mixed-precision=bf16 lr=1e-4 max-grad-norm=1.0 ${v#*:} memory-report=1" \
+    -o "$TMPM/$name.rt.mlir" > "$F/$name.memory-report.txt"
+  "$CBIN/bmsys-translate" --bmsys-to-artifact "$TMPM/$name.rt.mlir" -o "$F/$name.bmsys"
+done
+rm -rf "$TMPM"
+fi  # pp4
 # tp4 (not in the default): tensor parallelism on 4 GPUs (`bench/scaling.sh tp`), the
 # model of fsdp in artifacts/fsdp4/: tp2z3-ckpt, TP=2 x ZeRO-3 over 2 data-parallel ranks
 # (the global batch of 16 x 2048: 8 rows per data-parallel rank), and tp4-ckpt, TP=4

@@ -11,8 +11,9 @@
 #             against measured ones (needs build-gpu/fit from bench/fit/prepare_fit.sh;
 #             not in the default)
 #   dist      2 GPUs (nvidia-h200-x2): NCCL communicator tests; golden tiny Llama, 10 AdamW
-#             steps in f32, one rank vs ZeRO 0-3 on 2 ranks (losses within 1e-3); a killed
-#             and a hung rank make the other exit naming it within --comm-timeout
+#             steps in f32, one rank vs ZeRO 0-3 on 2 ranks and pipeline parallel 2 (with 4
+#             GPUs also PP=2 x ZeRO-1 DP=2) (losses within 1e-3); a killed and a hung rank,
+#             and a hung pipeline stage, make the others exit naming it within --comm-timeout
 #   fsdp      2 GPUs: bench/fsdp_bench.py, the Llama-shaped 0.94B trained with ZeRO-1/2/3
 #             (with and without checkpointing) against PyTorch FSDP2 in the same run
 # With 2 or more GPUs, dist and fsdp are in the default stages.
@@ -306,8 +307,38 @@ PY
     else
       echo "TP=2: no artifact (scripts/gpu/prepare.sh dist with a compiler that has bmsys-tensor-parallel)"
     fi
+    echo "== pipeline parallelism (NCCL point-to-point, 2 micro-batches, 1F1B; docs/distributed.md)"
+    # More hardware queues than streams (compute, copy, collectives, a channel per
+    # neighbour and direction, NCCL's own): no false dependency between a blocked
+    # send and the receive that would unblock the peer.
+    export CUDA_DEVICE_MAX_CONNECTIONS=${CUDA_DEVICE_MAX_CONNECTIONS:-32}
+    if [ -f "$D/pp2.bmsys" ]; then
+      timeout 240 "$RUN" train "$D/pp2.bmsys" --nproc 2 --comm-timeout 60 $TR --metrics "$W/pp2.jsonl" \
+        --save "$W/pp2-ckpt" 2>"$W/pp2.log"
+      rc=$?
+      echo "PP=2 on 2 GPUs (NCCL): rc=$rc, $(cmp_losses "$W/pp2.jsonl" "$W/single.jsonl")"
+      [ $rc = 0 ] || grep -E "error" "$W/pp2.log" | head -5
+      # The checkpoint is whole (each tensor broadcast from its stage): the golden final weights.
+      python3 test/tools/compare.py "$W/pp2-ckpt/model.safetensors" test/data/llama-tiny/golden.safetensors \
+        --prefix train.final. --rtol 1e-3 | tail -1
+      if [ "$NGPU" -ge 4 ]; then
+        timeout 240 "$RUN" train "$D/pp2dp2.bmsys" --nproc 4 --comm-timeout 60 $TR --metrics "$W/pp2dp2.jsonl" 2>"$W/pp2dp2.log"
+        rc=$?
+        echo "PP=2 x ZeRO-1 DP=2 on 4 GPUs (NCCL): rc=$rc, $(cmp_losses "$W/pp2dp2.jsonl" "$W/single.jsonl")"
+        [ $rc = 0 ] || grep -E "error" "$W/pp2dp2.log" | head -5
+      else
+        echo "PP=2 x ZeRO-1 DP=2: skipped ($NGPU GPUs; needs 4: nvidia-h200-x4)"
+      fi
+      echo "== a hung pipeline stage (--nproc): the other names it after --comm-timeout 5"
+      T0=$(date +%s)
+      env BMSYS_TEST_KILL_RANK=1 BMSYS_TEST_KILL_STEP=2 BMSYS_TEST_HANG=1 timeout 120 "$RUN" train "$D/pp2.bmsys" --nproc 2 \
+        --comm-timeout 5 $TR >"$W/pp-hung.log" 2>&1
+      echo "rc=$? after $(( $(date +%s) - T0 ))s"; grep -E "error|KILL" "$W/pp-hung.log" | head -5
+    else
+      echo "PP=2: no artifact (prepare.sh dist without bmsys-pipeline-parallel)"
+    fi
   } 2>&1 | tee "$OUT/dist.log"
-  RES[dist]="$(grep -cE '^ZeRO-[0-3] on 2 GPUs \(NCCL\): rc=0, ok' "$OUT/dist.log")/4 ZeRO stages within 1e-3; $(grep -cE '^ZeRO-[0-3] \+ offload on 2 GPUs \(NCCL\): rc=0, ok' "$OUT/dist.log")/4 with offload; $(grep -E '^\[  (PASSED|FAILED)' "$OUT/dist.log" | tr '\n' ' ')"
+  RES[dist]="$(grep -cE '^ZeRO-[0-3] on 2 GPUs \(NCCL\): rc=0, ok' "$OUT/dist.log")/4 ZeRO stages within 1e-3; $(grep -cE '^ZeRO-[0-3] \+ offload on 2 GPUs \(NCCL\): rc=0, ok' "$OUT/dist.log")/4 with offload; PP: $(grep -cE '^PP=2.*: rc=0, ok' "$OUT/dist.log") within 1e-3; $(grep -E '^\[  (PASSED|FAILED)' "$OUT/dist.log" | tr '\n' ' ')"
 fi
 
 if has fsdp; then

@@ -3,6 +3,7 @@
 // RUN: bmsys-opt %S/Inputs/pp_two_layers.mlir --bmsys-pipeline-parallel="stages=2 micro-batches=3" --bmsys-autodiff --bmsys-optimizer --bmsys-pipeline-schedule | FileCheck %s --check-prefix=M3
 // RUN: bmsys-opt %S/Inputs/pp_two_layers.mlir --bmsys-pipeline-parallel="stages=2 micro-batches=2" --bmsys-autodiff --bmsys-optimizer --bmsys-pipeline-schedule --bmsys-zero="stage=1 ranks=2" | FileCheck %s --check-prefix=ZERO
 // RUN: bmsys-opt %S/Inputs/pp_two_layers.mlir --bmsys-pipeline-parallel="stages=2 micro-batches=2" --bmsys-autodiff --bmsys-optimizer --bmsys-pipeline-schedule --bmsys-inline-blocks --bmsys-bound-shapes="max-batch=2 max-seq=8" --bmsys-lower-to-rt | FileCheck %s --check-prefix=LOWER
+// RUN: bmsys-opt %S/Inputs/pp_two_layers.mlir --bmsys-train-pipeline="pipeline-stages=2 micro-batches=3 max-batch=1 max-seq=8 checkpoint=every max-grad-norm=1.0 zero-stage=1 ranks=2" | FileCheck %s --check-prefix=TRAIN
 
 // The cut: layer 0 and the embedding on stage 0; layer 1, the final norm and
 // the output projection on stage 1; the hidden state crosses once.
@@ -88,3 +89,19 @@
 // LOWER: bmsys_rt.launch "pp_recv"() -> (%{{.*}}) with {channel = 0 : i64, micro_batch = 0 : i64, peer = 1 : i64}
 // LOWER: bmsys_rt.launch "pp_mean"
 // LOWER: bmsys_rt.launch "pp_broadcast"() -> (%{{.*}}) with {root = 1 : i64}
+
+// bmsys-train-pipeline pipeline-stages=2 micro-batches=3: the cut before the
+// checkpoint policy and autodiff, the 1F1B schedule after the optimizer and before
+// ZeRO, then the lowering.
+// TRAIN: module attributes {{{.*}}bmsys_rt.pipeline_micro_batches = 3 : i64, bmsys_rt.pipeline_stages = 2 : i64
+// TRAIN: bmsys_rt.weight @w0 {{.*}}pp_stage = 0 : i64
+// TRAIN-LABEL: bmsys_rt.func @train_step.stage0
+// TRAIN: bmsys_rt.input "input_ids.mb2"
+// TRAIN: bmsys_rt.launch "pp_send"{{.*}}micro_batch = 2 : i64
+// TRAIN: bmsys_rt.launch "pp_recv"{{.*}}micro_batch = 2 : i64
+// TRAIN: bmsys_rt.launch "pp_mean"{{.*}}micro_batches = 3 : i64
+// TRAIN: bmsys_rt.launch "reduce_scatter"
+// TRAIN: bmsys_rt.launch "global_norm"{{.*}}pp_stages = 2 : i64, ranks = 2 : i64
+// TRAIN: bmsys_rt.launch "pp_broadcast"() -> (%{{.*}}) with {root = 1 : i64}
+// TRAIN-LABEL: bmsys_rt.func @train_step.stage1
+// TRAIN-NOT: bmsys_rt.func @train_step{{ }}

@@ -76,6 +76,14 @@ void CollectiveStream::launch(const CollectiveOp& op, Tracer* tracer, const std:
   cudaStream_t s = p2p ? via->p2p_stream(op.peer, op.kernel == KernelId::PpSend) : via->stream();
   BMSYS_CUDA(cudaEventRecord(ready_, compute_), "collective ordering");
   BMSYS_CUDA(cudaStreamWaitEvent(s, ready_, 0), "collective ordering");
+  // Work in flight on another stream (a channel's, or the collectives' for a transfer)
+  // that this one must not overtake: it writes what that one reads or writes, or reads
+  // what that one writes (the memory plan reuses a buffer after its last use, and a
+  // send's input is last used by the send).
+  const Range rin{op.in, static_cast<size_t>(op.in_count) * es}, rout{op.out, static_cast<size_t>(op.out_count) * es};
+  for (const Pending& p : pending_)
+    if (p.stream != s && (overlaps(rout, p.in) || overlaps(rout, p.out) || overlaps(rin, p.out)))
+      BMSYS_CUDA(cudaStreamWaitEvent(s, p.done, 0), "collective ordering");
   if (tracer) tracer->begin(s);
   switch (op.kernel) {
     case KernelId::AllReduce:

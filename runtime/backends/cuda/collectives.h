@@ -23,7 +23,9 @@
 // other and of the collectives. They are ordered like collectives: a transfer starts
 // after all compute issued before it, and compute waits for one only when it touches
 // its buffers (reads what a receive writes; overwrites what a send reads or a receive
-// writes). Every stream is in order, so a wait covers that stream's earlier work.
+// writes). Work on one stream waits in the same way for work in flight on another
+// whose buffers it touches (a receive into the buffer a send still reads). Every
+// stream is in order, so a wait covers that stream's earlier work.
 #pragma once
 
 #include <cuda_runtime.h>

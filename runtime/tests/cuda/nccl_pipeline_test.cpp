@@ -4,7 +4,8 @@
 //   other's (on one NCCL communicator the two sends would wait for each other);
 // - the pipeline kernels through CudaBackend::launch, as a 2-stage 1F1B step issues
 //   them in one flush: pp_send / pp_recv interleaved with compute that overwrites a
-//   send's input and reads a receive's output (their event ordering), pp_mean,
+//   send's input and reads a receive's output, and a receive into the buffer a send
+//   still reads (their event ordering), pp_mean,
 //   global_norm over the stages and pp_broadcast of the last stage's value;
 // - a stage that never sends: the other fails within the timeout, naming the
 //   transfer, the stage and the rank.
@@ -184,13 +185,15 @@ TEST(Nccl, PipelineKernelsOrderedAgainstCompute) {
       b.launch(make(KernelId::GlobalNorm, &norm, {view(ones, {1024})}, {view(nrm, {})}, k));
       b.launch(make(KernelId::PpBroadcast, &bcast, {}, {view(loss, {})}, k));
     } else {
-      // F0 receives, B0 sends g = 3 * h0 back; F1 receives into the same buffer.
+      // F0 receives, B0 sends g = 3 * h0 back; F1 receives into g, the buffer still
+      // being sent (as the memory plan may reuse a send's input): the receive, on the
+      // other channel's stream, must wait for the send.
       b.launch(make(KernelId::PpRecv, &mb0, {}, {view(h, N)}, k));
       b.launch(make(KernelId::Add, &none, {view(h, N), view(h, N)}, {view(g, N)}, k));
       b.launch(make(KernelId::Add, &none, {view(g, N), view(h, N)}, {view(g, N)}, k));
       b.launch(make(KernelId::PpSend, &mb0, {view(g, N)}, {}, k));
-      b.launch(make(KernelId::PpRecv, &mb1, {}, {view(h, N)}, k));
-      b.launch(make(KernelId::Add, &none, {view(h, N), view(ones, N)}, {view(out, N)}, k));
+      b.launch(make(KernelId::PpRecv, &mb1, {}, {view(g, N)}, k));
+      b.launch(make(KernelId::Add, &none, {view(g, N), view(ones, N)}, {view(out, N)}, k));
       b.launch(make(KernelId::GlobalNorm, &norm, {view(ones, {3072})}, {view(nrm, {})}, k));
       auto seven = upload(b, {7.0f});
       b.launch(make(KernelId::PpBroadcast, &bcast, {view(seven, {})}, {view(loss, {})}, k));
