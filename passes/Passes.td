@@ -844,4 +844,58 @@ def BmsysMemorySchedule : Pass<"bmsys-memory-schedule", "mlir::ModuleOp"> {
   ];
 }
 
+def BmsysFuseElementwise : Pass<"bmsys-fuse-elementwise", "mlir::ModuleOp"> {
+  let summary = "Fuse chains of memory-bound ops into single-pass kernels";
+  let description = [{
+    Rewrites, in every function, the memory-bound op chains of a (trained)
+    transformer into the fused ops of BmsysFusedOps.td, each one kernel that
+    reads its operands once and writes its results once (docs/kernels.md
+    "Fused kernels"). Run it after `bmsys-autodiff` (and the optimizer and
+    ZeRO passes) and `bmsys-inline-blocks`, before `bmsys-lower-to-rt`; the
+    training pipeline does (`fuse=1`, its default). Patterns, each an option:
+
+    - `swiglu`: `mul(silu(g), u)` -> `bmsys.swiglu g, u`; the backward
+      `silu_grad(g, mul(dy, u))` with `mul(dy, silu(g))` ->
+      `bmsys.swiglu_grad g, u, dy` (the silu is then only recomputed in
+      registers, never stored).
+    - `residual-norm`: `rms_norm(add(a, b), gamma)` ->
+      `bmsys.add_rms_norm a, b, gamma` (its `sum` replaces the add's other
+      uses); `add(r, rms_norm_grad(x, gamma, dy).dx)` ->
+      `bmsys.rms_norm_grad_add x, gamma, dy, r`.
+    - `loss-casts`: mixed precision's casts around the loss:
+      `cross_entropy(cast(x))` -> `cross_entropy(x)` and
+      `cast(cross_entropy_grad(cast(x)))` -> `cross_entropy_grad(x)` in x's
+      type (the kernels compute in f32 whatever they read; the result is
+      rounded once, as the cast did).
+
+    A chain is fused only when the fused op can be placed where all its
+    operands are defined and before all uses of what it replaces, and the
+    intermediate it removes has no other use; everything else is left as is.
+    The counts are pass statistics (`--mlir-pass-statistics`).
+
+    ```mlir
+    %s = bmsys.silu %g : tensor<?x?x176xbf16>
+    %h = bmsys.mul %s, %u : tensor<?x?x176xbf16>
+    // becomes
+    %h = bmsys.swiglu %g, %u : (tensor<?x?x176xbf16>, tensor<?x?x176xbf16>) -> tensor<?x?x176xbf16>
+    ```
+  }];
+  let dependentDialects = ["bmsys::BmsysDialect"];
+  let options = [
+    Option<"swiglu", "swiglu", "bool", /*default=*/"true",
+           "fuse silu(gate) * up and its backward (bmsys.swiglu, bmsys.swiglu_grad)">,
+    Option<"residualNorm", "residual-norm", "bool", /*default=*/"true",
+           "fuse residual adds with the RMS norm after them and with rms_norm_grad">,
+    Option<"lossCasts", "loss-casts", "bool", /*default=*/"true",
+           "fold mixed precision's casts into cross_entropy and cross_entropy_grad">,
+  ];
+  let statistics = [
+    Statistic<"numSwiGlu", "swiglu", "silu + mul pairs fused">,
+    Statistic<"numSwiGluGrad", "swiglu-grad", "silu + mul backward triples fused">,
+    Statistic<"numAddRmsNorm", "add-rms-norm", "add + rms_norm pairs fused">,
+    Statistic<"numRmsNormGradAdd", "rms-norm-grad-add", "rms_norm_grad + add pairs fused">,
+    Statistic<"numLossCasts", "loss-casts", "casts folded into the loss kernels">,
+  ];
+}
+
 #endif // BMSYS_PASSES_TD

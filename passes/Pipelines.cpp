@@ -126,16 +126,25 @@ struct TrainPipelineOptions : PassPipelineOptions<TrainPipelineOptions> {
       *this, "micro-batches",
       llvm::cl::desc("with pipeline-stages > 1: micro-batches per step (max-batch rows each)"),
       llvm::cl::init(2)};
+  Option<bool> fuse{*this, "fuse",
+                    llvm::cl::desc("bmsys-fuse-elementwise: SwiGLU, residual add + RMS norm and the "
+                                   "loss's casts as single-pass kernels"),
+                    llvm::cl::init(true)};
 };
 
 /// The lowering shared by both pipelines, after the model-level passes.
-void addLowering(OpPassManager &pm, int64_t maxBatch, int64_t maxSeq, bool memoryReport) {
+void addLowering(OpPassManager &pm, int64_t maxBatch, int64_t maxSeq, bool memoryReport,
+                 bool fuse = false) {
   pm.addPass(bmsys::createBmsysInlineBlocks());
   pm.addPass(bmsys::createBmsysBoundShapes({maxBatch, maxSeq}));
   pm.addPass(bmsys::createBmsysAddKVCache());
   // Canonicalization removes dead ops; CSE is deliberately absent: it would
   // merge the recomputed copies of checkpointed blocks with their originals.
   pm.addPass(createCanonicalizerPass());
+  // Training only: fused kernels across the flattened blocks (after inlining, so a
+  // residual add and the next block's norm are in one function body).
+  if (fuse)
+    pm.addPass(bmsys::createBmsysFuseElementwise());
   pm.addPass(bmsys::createBmsysLowerToRt());
   pm.addPass(bmsys::createBmsysPlanMemory());
   if (memoryReport)
@@ -200,6 +209,6 @@ void bmsys::registerPipelines() {
           pm.addPass(createBmsysZero({o.zeroStage, o.ranks, o.zeroPrefetch}));
         if (o.offload)
           pm.addPass(createBmsysOffload());
-        addLowering(pm, o.maxBatch, o.maxSeq, o.memoryReport);
+        addLowering(pm, o.maxBatch, o.maxSeq, o.memoryReport, o.fuse);
       });
 }

@@ -387,5 +387,6 @@ include "dialects/bmsys/BmsysMoeOps.td"
 include "dialects/bmsys/BmsysParallelOps.td"
 include "dialects/bmsys/BmsysOffloadOps.td"
 include "dialects/bmsys/BmsysPipelineOps.td"
+include "dialects/bmsys/BmsysFusedOps.td"
 
 #endif // BMSYS_OPS_TD

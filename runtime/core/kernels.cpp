@@ -144,6 +144,10 @@ const std::vector<KernelSpec>& table() {
        {}},
       {KernelId::PpBroadcast, "pp_broadcast", 0, 1, 1, {{"root", AttrType::Int, true}}, {}},
       {KernelId::PpMean, "pp_mean", 1, 1, 1, {{"micro_batches", AttrType::Int, true}}, {}},
+      {KernelId::SwiGlu, "swiglu", 2, 2, 1, {}, {}},
+      {KernelId::SwiGluGrad, "swiglu_grad", 3, 3, 2, {}, {}},
+      {KernelId::AddRmsNorm, "add_rms_norm", 3, 3, 2, {{"eps", AttrType::Float, true}}, {}},
+      {KernelId::RmsNormGradAdd, "rms_norm_grad_add", 4, 4, 2, {{"eps", AttrType::Float, true}}, {}},
   };
   return t;
 }
@@ -849,6 +853,46 @@ void check_launch(const KernelLaunch& l) {
       }
       expect_dtype(y, DType::F32, "y (output 0)");
       expect_shape(y, in[0].shape, "y (output 0)");
+      break;
+    }
+    // --- Fused elementwise kernels: every float operand of one dtype (they replace ops
+    // that each had one), shapes as the ops they replace.
+    case KernelId::SwiGlu:
+    case KernelId::SwiGluGrad: {
+      const char* names[] = {"gate (input 0)", "up (input 1)", "dy (input 2)"};
+      for (int i = 0; i < nin; ++i) {
+        expect_float(in[i], names[i]);
+        expect_dtype(in[i], in[0].dtype, names[i]);
+        expect_shape(in[i], in[0].shape, names[i]);
+      }
+      for (size_t o = 0; o < l.outputs.size(); ++o) {
+        const char* what = l.kernel == KernelId::SwiGlu ? "y (output 0)" : o == 0 ? "dgate (output 0)" : "dup (output 1)";
+        expect_dtype(l.outputs[o], in[0].dtype, what);
+        expect_shape(l.outputs[o], in[0].shape, what);
+      }
+      break;
+    }
+    case KernelId::AddRmsNorm:
+    case KernelId::RmsNormGradAdd: {
+      const bool fwd = l.kernel == KernelId::AddRmsNorm;
+      expect_float(in[0], fwd ? "a (input 0)" : "x (input 0)");
+      expect_rank_at_least(in[0], 1, fwd ? "a (input 0)" : "x (input 0)");
+      const int64_t H = in[0].shape.back();
+      const DType t = in[0].dtype;
+      const int gi = fwd ? 2 : 1;  // gamma
+      expect_dtype(in[gi], t, "gamma");
+      expect_shape(in[gi], {H}, "gamma");
+      for (int i = 1; i < nin; ++i) {
+        if (i == gi) continue;
+        const char* what = fwd ? "b (input 1)" : i == 2 ? "dy (input 2)" : "residual (input 3)";
+        expect_dtype(in[i], t, what);
+        expect_shape(in[i], in[0].shape, what);
+      }
+      if (!(a.get_float("eps") >= 0)) fail("attribute 'eps' must be >= 0");
+      expect_dtype(y, t, fwd ? "sum (output 0)" : "dx (output 0)");
+      expect_shape(y, in[0].shape, fwd ? "sum (output 0)" : "dx (output 0)");
+      expect_dtype(l.outputs[1], t, fwd ? "y (output 1)" : "dgamma (output 1)");
+      expect_shape(l.outputs[1], fwd ? in[0].shape : Shape{H}, fwd ? "y (output 1)" : "dgamma (output 1)");
       break;
     }
     case KernelId::kCount:

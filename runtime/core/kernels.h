@@ -80,6 +80,12 @@ enum class KernelId : uint16_t {
   PpRecv,
   PpBroadcast,
   PpMean,
+  // Fused elementwise kernels (bmsys-fuse-elementwise; docs/kernels.md "Fused kernels"):
+  // one pass over memory where the unfused ops make several.
+  SwiGlu,
+  SwiGluGrad,
+  AddRmsNorm,
+  RmsNormGradAdd,
   kCount
 };
 

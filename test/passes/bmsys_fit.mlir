@@ -12,7 +12,7 @@
 // CHECK: 6 data-parallel=2 zero-stage=3 checkpoint=none micro-batch=2 {{.*}} yes  <- chosen
 // CHECK: 8 data-parallel=2 zero-stage=3 checkpoint=every micro-batch=2 {{.*}} yes
 // The record: the knobs, the exact pipeline, predictions and the reason.
-// CHECK: module attributes {bmsys.fit = {calibration = "{{.*}}machine.json", checkpoint = "none", data_parallel = 2 : i64, global_batch = 4 : i64, gpu_memory = 1048576 : i64, gpus = 2 : i64, micro_batch = 2 : i64, mode = "train", pipeline = "bmsys-train-pipeline{max-batch=2 max-seq=4 checkpoint=none zero-stage=3 ranks=2}", predicted_peak_bytes = 4624 : i64, predicted_step_s = {{.*}} : f64, predicted_tokens_per_s = {{.*}} : f64, reason = "fastest of 8 candidates that fit in 1.00 MiB per GPU (8 evaluated); next: data-parallel=2 zero-stage=3 checkpoint=every micro-batch=2 at 6.5% lower throughput"{{.*}}zero_stage = 3 : i64}}
+// CHECK: module attributes {bmsys.fit = {calibration = "{{.*}}machine.json", checkpoint = "none", data_parallel = 2 : i64, global_batch = 4 : i64, gpu_memory = 1048576 : i64, gpus = 2 : i64, micro_batch = 2 : i64, mode = "train", pipeline = "bmsys-train-pipeline{max-batch=2 max-seq=4 checkpoint=none zero-stage=3 ranks=2}", predicted_peak_bytes = 4624 : i64, predicted_step_s = {{.*}} : f64, predicted_tokens_per_s = {{.*}} : f64, reason = "fastest of 8 candidates that fit in 1.00 MiB per GPU (8 evaluated); next: data-parallel=2 zero-stage=3 checkpoint=every micro-batch=2 at 6.7% lower throughput"{{.*}}zero_stage = 3 : i64}}
 // Without apply the model itself is unchanged.
 // CHECK: func.func @forward
 // REPORT: 8 candidates, 8 fit; chosen: the fastest that fits; peaks equal the memory report totals
@@ -20,8 +20,8 @@
 // A tight budget: the faster candidates do not fit, and the reason says so.
 // RUN: bmsys-opt %s --bmsys-fit="gpus=2 gpu-memory=4.5KiB seq=4 calibration=%S/Inputs/machine.json micro-batches=1,2 zero-stages=0,3 checkpoint=none,every tensor-parallel=1" | FileCheck %s --check-prefix=TIGHT
 // TIGHT: 2 data-parallel=2 zero-stage=0 checkpoint=none micro-batch=2 {{.*}} no: needs 5.66 KiB per GPU
-// TIGHT: 7 data-parallel=2 zero-stage=3 checkpoint=every micro-batch=1 {{.*}} yes  <- chosen
-// TIGHT: reason = "fastest of 1 candidates that fit in 4.50 KiB per GPU (8 evaluated); faster but too large: data-parallel=2 zero-stage=0 checkpoint=none micro-batch=2 (needs 5.66 KiB per GPU)"
+// TIGHT: 5 data-parallel=2 zero-stage=3 checkpoint=none micro-batch=1 {{.*}} yes  <- chosen
+// TIGHT: reason = "fastest of 2 candidates that fit in 4.50 KiB per GPU (8 evaluated); next: data-parallel=2 zero-stage=3 checkpoint=every micro-batch=1 at 5.3% lower throughput; faster but too large: data-parallel=2 zero-stage=0 checkpoint=none micro-batch=2 (needs 5.66 KiB per GPU)"
 
 // With apply, the module is the chosen configuration, compiled.
 // RUN: bmsys-opt %s --bmsys-fit="gpus=1 gpu-memory=1MiB seq=4 calibration=%S/Inputs/machine.json micro-batches=2 checkpoint=every apply table=" | FileCheck %s --check-prefix=APPLY

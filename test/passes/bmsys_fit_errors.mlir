@@ -18,7 +18,7 @@
 // LOWERED: bmsys-fit: expects a model as imported
 // SCHEDULE: bmsys-fit: memory-schedule must be off or on, got 'maybe'
 
-// expected-error@+1 {{bmsys-fit: no configuration fits in 4.50 KiB per GPU with 1 GPU (4 tried); the smallest needs 5.59 KiB per GPU (data-parallel=1 zero-stage=none checkpoint=none micro-batch=1); or 2 GPUs of 4.50 KiB (data-parallel=2 zero-stage=3 checkpoint=every micro-batch=1: 4.45 KiB per GPU)}}
+// expected-error@+1 {{bmsys-fit: no configuration fits in 4.50 KiB per GPU with 1 GPU (4 tried); the smallest needs 5.09 KiB per GPU (data-parallel=1 zero-stage=none checkpoint=none micro-batch=1); or 2 GPUs of 4.50 KiB (data-parallel=2 zero-stage=3 checkpoint=every micro-batch=1: 4.45 KiB per GPU)}}
 module {
   bmsys.param @emb : tensor<16x8xf32> from "m.safetensors"["emb"]
   bmsys.param @g : tensor<8xf32> from "m.safetensors"["g"]

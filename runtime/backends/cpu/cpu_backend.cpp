@@ -10,6 +10,7 @@
 #include <algorithm>
 
 #include "runtime/backends/cpu/cpu_distill.h"
+#include "runtime/backends/cpu/cpu_fused.h"
 #include "runtime/backends/cpu/cpu_kernels.h"
 #include "runtime/backends/cpu/host_adamw.h"
 #include "runtime/backends/cpu/cpu_moe.h"
@@ -439,6 +440,27 @@ void CpuBackend::launch(const KernelLaunch& l) {
       cpu::moe_ffn(y.as<float>(), in[0].as<float>(), in[1].as<float>(), in[2].as<float>(),
                    gated ? in[3].as<float>() : nullptr, in[out].as<float>(),
                    bias ? in[out + 1].as<float>() : nullptr, bias ? in[out + 2].as<float>() : nullptr, p);
+      return;
+    }
+    // Fused elementwise kernels (bmsys-fuse-elementwise).
+    case KernelId::SwiGlu:
+      cpu::swiglu(y.as<float>(), in[0].as<float>(), in[1].as<float>(), in[0].numel());
+      return;
+    case KernelId::SwiGluGrad:
+      cpu::swiglu_grad(y.as<float>(), l.outputs[1].as<float>(), in[0].as<float>(), in[1].as<float>(),
+                       in[2].as<float>(), in[0].numel());
+      return;
+    case KernelId::AddRmsNorm: {
+      const int64_t H = in[0].shape.back();
+      cpu::add_rms_norm(y.as<float>(), l.outputs[1].as<float>(), in[0].as<float>(), in[1].as<float>(),
+                        in[2].as<float>(), H ? in[0].numel() / H : 0, H, a.get_float("eps"));
+      return;
+    }
+    case KernelId::RmsNormGradAdd: {
+      const int64_t H = in[0].shape.back();
+      cpu::rms_norm_grad_add(y.as<float>(), l.outputs[1].as<float>(), in[0].as<float>(), in[1].as<float>(),
+                             in[2].as<float>(), in[3].as<float>(), H ? in[0].numel() / H : 0, H,
+                             a.get_float("eps"));
       return;
     }
     case KernelId::kCount:

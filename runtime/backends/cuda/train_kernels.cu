@@ -193,7 +193,8 @@ __global__ void slice_grad_kernel(E* dx, const E* dy, int64_t rows, int64_t N, i
 // One block per row: dx, and the row's mean / rstd for the column sums.
 template <class T, bool kLayer>
 __global__ void norm_grad_rows_kernel(T* dx, const T* x, const T* gamma, const T* dy, int64_t rows,
-                                      int64_t H, double eps, float* mean_out, float* rstd_out) {
+                                      int64_t H, double eps, float* mean_out, float* rstd_out,
+                                      const T* residual) {
   pdl_trigger();
   pdl_wait();
   __shared__ float sh[33];
@@ -241,8 +242,11 @@ __global__ void norm_grad_rows_kernel(T* dx, const T* x, const T* gamma, const T
       const double rsd = 1.0 / sqrt(static_cast<double>(ss) / static_cast<double>(H) + eps);
       const float rs = static_cast<float>(rsd);
       const float k = static_cast<float>(rsd * rsd * rsd * sgx / static_cast<double>(H));
+      // rms_norm_grad_add (bmsys-fuse-elementwise): the residual's gradient added before
+      // the one rounding to T.
+      const T* rr = residual ? residual + r * H : nullptr;
       for (int64_t j = threadIdx.x; j < H; j += blockDim.x)
-        o[j] = from_f<T>(rs * to_f(gamma[j]) * to_f(dr[j]) - k * to_f(xr[j]));
+        o[j] = from_f<T>(rs * to_f(gamma[j]) * to_f(dr[j]) - k * to_f(xr[j]) + (rr ? to_f(rr[j]) : 0.f));
       if (threadIdx.x == 0) rstd_out[r] = rs;
     }
   }
@@ -581,7 +585,7 @@ namespace {
 template <bool kLayer>
 void norm_grad(const Launch& L, DType t, void* dx, void* dgamma, void* dbeta, const void* x,
                const void* gamma, const void* dy, int64_t rows, int64_t H, double eps,
-               void* scratch) {
+               void* scratch, const void* residual = nullptr) {
   char* p = static_cast<char*>(scratch);
   const size_t row_bytes = align_up(static_cast<size_t>(std::max<int64_t>(rows, 1)) * sizeof(float));
   float* mean = reinterpret_cast<float*>(p);
@@ -593,7 +597,8 @@ void norm_grad(const Launch& L, DType t, void* dx, void* dgamma, void* dbeta, co
     if (rows > 0)
       launch_kernel(L, kLayer ? "layer_norm_grad" : "rms_norm_grad", grid, 256, 0,
                     norm_grad_rows_kernel<T, kLayer>, static_cast<T*>(dx), static_cast<const T*>(x),
-                    static_cast<const T*>(gamma), static_cast<const T*>(dy), rows, H, eps, mean, rstd);
+                    static_cast<const T*>(gamma), static_cast<const T*>(dy), rows, H, eps, mean, rstd,
+                    static_cast<const T*>(residual));
     column_sums<T, kLayer ? 1 : 2>(L, static_cast<T*>(dgamma), static_cast<T*>(dbeta),
                                    static_cast<const T*>(dy), static_cast<const T*>(x), mean, rstd,
                                    rows, H, pg, pb);
@@ -611,6 +616,12 @@ void rms_norm_grad(const Launch& L, DType t, void* dx, void* dgamma, const void*
                    const void* gamma, const void* dy, int64_t rows, int64_t H, double eps,
                    void* scratch) {
   norm_grad<false>(L, t, dx, dgamma, nullptr, x, gamma, dy, rows, H, eps, scratch);
+}
+
+void rms_norm_grad_add(const Launch& L, DType t, void* dx, void* dgamma, const void* x,
+                       const void* gamma, const void* dy, const void* residual, int64_t rows,
+                       int64_t H, double eps, void* scratch) {
+  norm_grad<false>(L, t, dx, dgamma, nullptr, x, gamma, dy, rows, H, eps, scratch, residual);
 }
 
 void rope_grad(const Launch& L, DType t, void* dx, const void* dy, const int64_t* pos, int64_t T_,

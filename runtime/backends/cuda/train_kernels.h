@@ -40,6 +40,11 @@ void layer_norm_grad(const Launch& L, DType t, void* dx, void* dgamma, void* dbe
 void rms_norm_grad(const Launch& L, DType t, void* dx, void* dgamma, const void* x,
                    const void* gamma, const void* dy, int64_t rows, int64_t H, double eps,
                    void* scratch);
+// rms_norm_grad with dx += residual before its rounding (bmsys-fuse-elementwise's
+// rms_norm_grad_add); scratch as norm_grad_scratch_bytes.
+void rms_norm_grad_add(const Launch& L, DType t, void* dx, void* dgamma, const void* x,
+                       const void* gamma, const void* dy, const void* residual, int64_t rows,
+                       int64_t H, double eps, void* scratch);
 
 // The inverse rotation of rope (angle -a, computed in f64 as the forward kernel).
 void rope_grad(const Launch& L, DType t, void* dx, const void* dy, const int64_t* pos, int64_t T,

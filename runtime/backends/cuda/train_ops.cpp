@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "runtime/backends/cuda/fused_kernels.h"
 #include "runtime/backends/cuda/kernels.h"
 #include "runtime/backends/cuda/tensor_parallel.h"
 #include "runtime/backends/cuda/train_kernels.h"
@@ -37,6 +38,11 @@ bool is_train_kernel(KernelId k) {
     case KernelId::Sgd:
     case KernelId::FakeQuant:
     case KernelId::Cast:
+    // Fused elementwise kernels (bmsys-fuse-elementwise; fused_kernels.h).
+    case KernelId::SwiGlu:
+    case KernelId::SwiGluGrad:
+    case KernelId::AddRmsNorm:
+    case KernelId::RmsNormGradAdd:
       return true;
     default:
       return false;
@@ -170,6 +176,8 @@ std::shared_ptr<const TrainOp> make_train_op(const KernelLaunch& l) {
       break;
     case KernelId::LayerNormGrad:
     case KernelId::RmsNormGrad:
+    case KernelId::AddRmsNorm:
+    case KernelId::RmsNormGradAdd:
       op->eps = a.get_float("eps");
       break;
     case KernelId::RopeGrad:
@@ -282,6 +290,7 @@ size_t train_scratch_bytes(const TrainOp& op) {
       return train::column_sum_scratch_bytes(leading(op.in[0]), op.in[0].shape.back());
     case KernelId::LayerNormGrad:
     case KernelId::RmsNormGrad:
+    case KernelId::RmsNormGradAdd:
       return train::norm_grad_scratch_bytes(leading(op.in[0]), op.in[0].shape.back());
     case KernelId::AttentionGrad:
       return train::attention_grad_scratch_bytes(attention_args(op));
@@ -331,6 +340,20 @@ void run_train_op(const TrainOp& op, const Launch& L, const TrainEnv& env) {
     case KernelId::RmsNormGrad:
       train::rms_norm_grad(L, t, y.data, op.out[1].data, in[0].data, in[1].data, in[2].data,
                            leading(in[0]), in[0].shape.back(), op.eps, env.scratch);
+      return;
+    case KernelId::RmsNormGradAdd:
+      train::rms_norm_grad_add(L, t, y.data, op.out[1].data, in[0].data, in[1].data, in[2].data, in[3].data,
+                               leading(in[0]), in[0].shape.back(), op.eps, env.scratch);
+      return;
+    case KernelId::SwiGlu:
+      fused::swiglu(L, t, y.data, in[0].data, in[1].data, in[0].numel());
+      return;
+    case KernelId::SwiGluGrad:
+      fused::swiglu_grad(L, t, y.data, op.out[1].data, in[0].data, in[1].data, in[2].data, in[0].numel());
+      return;
+    case KernelId::AddRmsNorm:
+      fused::add_rms_norm(L, t, y.data, op.out[1].data, in[0].data, in[1].data, in[2].data, leading(in[0]),
+                          in[0].shape.back(), op.eps);
       return;
     case KernelId::RopeGrad: {
       const int64_t T = in[0].shape[0] * in[0].shape[1], D = op.head_dim;
