@@ -231,6 +231,18 @@ for v in $VARIANTS; do
     -o "$TMPM/$name.rt.mlir" > "$F/$name.memory-report.txt"
   "$CBIN/bmsys-translate" --bmsys-to-artifact "$TMPM/$name.rt.mlir" -o "$F/$name.bmsys"
 done
+# z3-ckpt-pf9-nofuse: z3-ckpt-pf9 without bmsys-fuse-elementwise (fuse=0), to measure
+# the fused kernels against the unfused ones in one run (FSDP_ARGS="--variants
+# z3-ckpt-pf9,z3-ckpt-pf9-nofuse"); *.kernel-bytes.txt: bench/kernel_bytes.py's bytes
+# and launches per kernel of both. Only with a compiler that has the pass.
+if "$CBIN/bmsys-opt" --help | grep -q bmsys-fuse-elementwise; then
+  "$CBIN/bmsys-opt" "$TMPM/m.mlir" "--bmsys-train-pipeline=max-batch=4 max-seq=2048 checkpoint=every mixed-precision=bf16 lr=1e-4 max-grad-norm=1.0 zero-stage=3 ranks=2 zero-prefetch=9 fuse=0" \
+    -o "$TMPM/z3-ckpt-pf9-nofuse.rt.mlir"
+  "$CBIN/bmsys-translate" --bmsys-to-artifact "$TMPM/z3-ckpt-pf9-nofuse.rt.mlir" -o "$F/z3-ckpt-pf9-nofuse.bmsys"
+  for n in z3-ckpt-pf9 z3-ckpt-pf9-nofuse; do
+    python3 bench/kernel_bytes.py "$TMPM/$n.rt.mlir" --batch 4 --seq 2048 > "$F/$n.kernel-bytes.txt"
+  done
+fi
 # pp2-ckpt: pipeline parallel 2 (8 layers per GPU) with checkpointing, no ZeRO: the global
 # batch of 8 (4 x 2048 per GPU) as 8 micro-batches of 1 x 2048 in the 1F1B order (bubble
 # (P-1)/(M+P-1) = 1/9). Only with a compiler whose train pipeline has pipeline-stages.
