@@ -126,6 +126,15 @@ class Executor {
   std::unique_ptr<DeviceMemory> state_pool_;
   std::vector<std::unique_ptr<DeviceMemory>> owned_;  // weights and inputs, by buffer index
   std::unique_ptr<SwapSchedule> swap_;                // bmsys-memory-schedule, or null
+  // The launches of a function at (B, S) and a context (all of it but start_pos), built
+  // and checked on the first such call and reused by the next ones: decode steps
+  // differ only in start_pos, so they skip rebuilding views and the static checks.
+  struct LaunchRecords {
+    const FunctionDesc* function = nullptr;
+    LaunchContext ctx;
+    std::vector<KernelLaunch> launches;
+  };
+  std::vector<LaunchRecords> launch_cache_;  // most recently used last; a few entries
 };
 
 }  // namespace bmsys::rt
