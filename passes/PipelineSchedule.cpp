@@ -13,7 +13,10 @@
 // by a value that does not cross a boundary run on the same stage (a union of
 // def-use edges, each set pinned by the parameters it reads or updates and the
 // boundaries it feeds or reads). An op is in B when it depends on the loss
-// seed (cross_entropy_grad) or on a gradient received from the next stage.
+// seed (cross_entropy_grad) or on a gradient received from the next stage, or
+// is a checkpointed block's recomputation (bmsys.recompute, from bmsys-autodiff):
+// it runs in its micro-batch's backward, just before the gradients that read
+// it, so a micro-batch in flight keeps only the checkpointed blocks' inputs.
 //
 // Gradient accumulation: each parameter's gradient is summed over the
 // micro-batches as their backward passes complete and divided by M
@@ -159,10 +162,12 @@ struct PipelineSchedule : bmsys::impl::BmsysPipelineScheduleBase<PipelineSchedul
       stageOf[&op] = it->second;
     }
 
-    // --- Phases: B depends on the loss seed or on a gradient from the next stage.
+    // --- Phases: B depends on the loss seed or on a gradient from the next stage,
+    // or recomputes a checkpointed block (in F it would keep every activation of
+    // every micro-batch in flight alive, and run twice for nothing).
     DenseSet<Operation *> backward;
     for (Operation &op : body) {
-      bool b = isa<CrossEntropyGradOp>(op);
+      bool b = isa<CrossEntropyGradOp>(op) || op.hasAttr("bmsys.recompute");
       if (auto bnd = dyn_cast<PpBoundaryOp>(op))
         b = bnd.getFrom() > bnd.getTo();
       for (Value v : op.getOperands())

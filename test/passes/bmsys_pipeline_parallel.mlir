@@ -3,6 +3,7 @@
 // RUN: bmsys-opt %S/Inputs/pp_two_layers.mlir --bmsys-pipeline-parallel="stages=2 micro-batches=3" --bmsys-autodiff --bmsys-optimizer --bmsys-pipeline-schedule | FileCheck %s --check-prefix=M3
 // RUN: bmsys-opt %S/Inputs/pp_two_layers.mlir --bmsys-pipeline-parallel="stages=2 micro-batches=2" --bmsys-autodiff --bmsys-optimizer --bmsys-pipeline-schedule --bmsys-zero="stage=1 ranks=2" | FileCheck %s --check-prefix=ZERO
 // RUN: bmsys-opt %S/Inputs/pp_two_layers.mlir --bmsys-pipeline-parallel="stages=2 micro-batches=2" --bmsys-autodiff --bmsys-optimizer --bmsys-pipeline-schedule --bmsys-inline-blocks --bmsys-bound-shapes="max-batch=2 max-seq=8" --bmsys-lower-to-rt | FileCheck %s --check-prefix=LOWER
+// RUN: bmsys-opt %S/Inputs/pp_two_layers.mlir --bmsys-pipeline-parallel="stages=2 micro-batches=2" --bmsys-checkpoint --bmsys-autodiff --bmsys-optimizer --bmsys-pipeline-schedule | FileCheck %s --check-prefix=CKPT
 // RUN: bmsys-opt %S/Inputs/pp_two_layers.mlir --bmsys-train-pipeline="pipeline-stages=2 micro-batches=3 max-batch=1 max-seq=8 checkpoint=every max-grad-norm=1.0 zero-stage=1 ranks=2" | FileCheck %s --check-prefix=TRAIN
 
 // The cut: layer 0 and the embedding on stage 0; layer 1, the final norm and
@@ -105,3 +106,17 @@
 // TRAIN: bmsys_rt.launch "pp_broadcast"() -> (%{{.*}}) with {root = 1 : i64}
 // TRAIN-LABEL: bmsys_rt.func @train_step.stage1
 // TRAIN-NOT: bmsys_rt.func @train_step{{ }}
+
+// Checkpointing: a block's recomputation runs in its micro-batch's backward (after
+// the gradient arrives), not in the forward, where it would keep every activation
+// of the micro-batches in flight alive. Stage 0 runs F0 F1 B0 B1.
+// CKPT-LABEL: func.func @train_step.stage0(
+// CKPT: bmsys.pp_send {{.*}}micro_batch = 0
+// CKPT-NOT: bmsys.rms_norm {{.*}}bmsys.recompute
+// CKPT: bmsys.pp_send {{.*}}micro_batch = 1
+// CKPT-NOT: bmsys.rms_norm {{.*}}bmsys.recompute
+// CKPT: bmsys.pp_recv {{.*}}micro_batch = 0
+// CKPT: bmsys.rms_norm {{.*}}bmsys.recompute
+// CKPT: bmsys.pp_recv {{.*}}micro_batch = 1
+// CKPT: bmsys.rms_norm {{.*}}bmsys.recompute
+// CKPT-LABEL: func.func @train_step.stage1(
