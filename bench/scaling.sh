@@ -13,7 +13,7 @@
 #   bench/scaling.sh [N...]     (default: 1 2 4 8, those the machine has)
 #   bench/scaling.sh tp         tensor parallelism: TP=2 on 2 GPUs, TP=2 x ZeRO-3 DP=2 and
 #       TP=4 on 4 (scripts/gpu/prepare.sh fsdp tp4); $OUT/tp<N>.json.
-#   bench/scaling.sh pp         pipeline parallelism (issue 8): PP=2 with checkpointing on
+#   bench/scaling.sh pp [2] [4] pipeline parallelism (issue 8): PP=2 with checkpointing on
 #       2 GPUs (fsdp/pp2-ckpt) and PP=2 x ZeRO-1 DP=2 on 4 (fsdp4/pp2z1-ckpt), each beside
 #       ZeRO-3 with checkpointing and FSDP2 on the same GPUs (scripts/gpu/prepare.sh fsdp pp4);
 #       $OUT/pp<N>.json.
@@ -28,7 +28,8 @@ NGPU=$(nvidia-smi -L | grep -c '^GPU')
 if [ "${1:-}" = pp ]; then
   # Hardware queues for every stream of a pipelined run (docs/distributed.md).
   export CUDA_DEVICE_MAX_CONNECTIONS=${CUDA_DEVICE_MAX_CONNECTIONS:-32}
-  for w in 2 4; do
+  shift
+  for w in ${*:-2 4}; do
     [ "$w" -le "$NGPU" ] || { echo "scaling pp: $w GPUs: the machine has $NGPU"; continue; }
     A=build-gpu/artifacts/fsdp$([ "$w" = 4 ] && echo 4)
     V=$([ "$w" = 4 ] && echo pp2z1-ckpt || echo pp2-ckpt)
