@@ -58,6 +58,16 @@ double MachineModel::gemvRate(double weightBytes) const {
   return gemv.empty() ? memoryBandwidth : interpolateRate(gemv, weightBytes);
 }
 
+double MachineModel::streamRamp(double bytes) const {
+  if (gemv.empty() || memoryBandwidth <= 0)
+    return 0;
+  double excess = 0;
+  for (const auto &[size, rate] : gemv)
+    excess += std::max(0.0, size / rate - size / memoryBandwidth);
+  excess /= double(gemv.size());
+  return excess * std::min(1.0, bytes / gemv.front().first);
+}
+
 double MachineModel::attentionRate(StringRef dtype) const {
   auto it = findDtype(attention, dtype);
   return it == attention.end() ? 0 : it->second;
@@ -381,7 +391,7 @@ FailureOr<StepEstimate> estimateStep(ModuleOp module, StringRef function,
         bytes = ins[0].bytes() + 2 * outs[0].bytes();
       else if (k == "global_norm" && intParam(launch, "ranks", 1) > 1)
         t += machine.collectiveLatency; // the partial sums' all-reduce
-      t += bytes / bw;
+      t += bytes / bw + machine.streamRamp(bytes);
       e.memoryBound += t;
     }
     t += perLaunch;

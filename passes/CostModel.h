@@ -66,6 +66,11 @@ struct MachineModel {
   double attentionRate(llvm::StringRef dtype) const;
   double bus(llvm::StringRef collective) const;
   double gemvRate(double weightBytes) const;
+  /// Fill ramp of a streaming kernel of `bytes`: the time a kernel streaming the GEMV
+  /// table's sizes takes beyond bytes / memoryBandwidth (the mean over the table; the
+  /// first bytes wait for DRAM latency, the last SMs drain alone), paid in proportion
+  /// by kernels smaller than the table's smallest point. 0 without a GEMV table.
+  double streamRamp(double bytes) const;
 };
 
 /// Reads a calibration file; on failure returns the reason (naming the file
