@@ -1529,6 +1529,7 @@ CudaBackend::~CudaBackend() {
     m.ops.clear();
     m.coll.bind(nullptr, m.compute);
     m.coll.bind_tp(nullptr);
+    m.coll.bind_pp(nullptr);
   }
   try {
     m.flush();
@@ -1685,7 +1686,7 @@ void CudaBackend::upload(void* dst, DType dst_dtype, const void* src, DType src_
     const int64_t n = std::min(chunk, count - off);
     const int slot = m.stage_next;
     m.stage_next ^= 1;
-    BMSYS_CUDA(cudaEventSynchronize(m.stage_ev[slot]), "upload");
+    m.wait_event(m.stage_ev[slot], "upload");  // polled: the copy may follow collectives
     std::memcpy(m.pinned[slot], static_cast<const uint8_t*>(src) + off * ss, n * ss);
     uint8_t* d = static_cast<uint8_t*>(dst) + off * ds;
     if (src_dtype == dst_dtype) {
@@ -1723,7 +1724,7 @@ void CudaBackend::copy_to_host(void* dst, const void* src, size_t bytes) {
   }
   const int slot = m.stage_next;
   m.stage_next ^= 1;
-  BMSYS_CUDA(cudaEventSynchronize(m.stage_ev[slot]), "copy_to_host");
+  m.wait_event(m.stage_ev[slot], "copy_to_host");  // polled: the copy may follow collectives
   BMSYS_CUDA(cudaMemcpyAsync(m.pinned[slot], src, bytes, cudaMemcpyDeviceToHost, m.copy), "copy_to_host");
   if (m.tracer) m.tracer->end(m.copy, fmt::format("D2H {} B", bytes), "copy", 2, "");
   m.sync_all("copy_to_host");

@@ -4,9 +4,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <thread>
 
 #include "runtime/backends/cuda/cuda_common.h"
@@ -26,6 +28,45 @@ constexpr const char* kStuckKey = "stuck/";
 ncclComm_t C(void* p) { return static_cast<ncclComm_t>(p); }
 
 void sleep_briefly() { std::this_thread::sleep_for(std::chrono::microseconds(50)); }
+
+// More hardware work queues than streams (compute, copy, the collective stream, a
+// channel per peer and direction, NCCL's own): with the default 8, two streams may
+// share a queue, and a send blocked until the peer receives would then hold back the
+// receive behind it that the peer waits for (a false dependency, a deadlock across
+// ranks). Read when the CUDA context is created, so set before any CUDA call; a value
+// the user set is kept.
+const bool kMaxConnectionsSet = [] {
+  ::setenv("CUDA_DEVICE_MAX_CONNECTIONS", "32", 0);
+  return true;
+}();
+
+// Aborts `comms` (ncclComm_t of GPU `device`) all at once and waits for them at most
+// `limit`; returns whether every abort finished. ncclCommAbort sets its communicator's
+// abort flag and then frees its resources, which waits for the GPU (a device-wide
+// synchronization): a kernel of another communicator that is not aborted yet (a
+// collective of a group, a receive on a channel, waiting for a peer that hangs) never
+// finishes, so aborting one after the other would block in the first abort forever.
+// On threads of their own, every flag is set at once and every kernel stops.
+bool abort_all(const std::vector<void*>& comms, int device, std::chrono::duration<double> limit) {
+  struct State {
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t left = 0;
+  };
+  auto st = std::make_shared<State>();
+  st->left = comms.size();
+  for (void* c : comms)
+    std::thread([st, c, device] {
+      cudaSetDevice(device);
+      ncclCommAbort(C(c));
+      cudaGetLastError();
+      std::lock_guard<std::mutex> lock(st->mu);
+      --st->left;
+      st->cv.notify_all();
+    }).detach();
+  std::unique_lock<std::mutex> lock(st->mu);
+  return st->cv.wait_for(lock, limit, [&] { return st->left == 0; });
+}
 
 }  // namespace
 
@@ -138,11 +179,11 @@ void NcclCommunicator::connect() {
       for (int q = 0; q < world_; ++q)
         if (!store_->check(prefix_ + kJoinKey + std::to_string(q)))
           missing += fmt::format("{}{}", missing.empty() ? "" : ", ", world_rank_of(q));
-      ncclCommAbort(comm);
-      comm_ = nullptr;
-      fail("{}: NCCL initialization did not complete within {}s ({})", me(), timeout_s_,
-           missing.empty() ? std::string("every rank joined; a GPU or transport problem?")
-                           : "rank(s) " + missing + " never joined: did every rank start?");
+      // With the rest of the family: a group or channel may be set up while others'
+      // kernels are in flight (abort_all).
+      abort_and_fail(fmt::format("{}: NCCL initialization did not complete within {}s ({})", me(), timeout_s_,
+                                 missing.empty() ? std::string("every rank joined; a GPU or transport problem?")
+                                                 : "rank(s) " + missing + " never joined: did every rank start?"));
     }
     sleep_briefly();
     ncclCommGetAsyncError(comm, &r);
@@ -150,9 +191,8 @@ void NcclCommunicator::connect() {
   if (r != ncclSuccess) {
     std::string msg = fmt::format("{}: ncclCommInitRankConfig (GPU {}, {} ranks) failed: {} ({})", me(), device_,
                                   world_, ncclGetErrorString(r), ncclGetLastError(comm));
-    if (comm) ncclCommAbort(comm);
-    comm_ = nullptr;
-    throw Error(msg);
+    if (!comm) throw Error(msg);
+    abort_and_fail(msg);
   }
 }
 
@@ -172,7 +212,7 @@ NcclCommunicator::~NcclCommunicator() {
         if (r == ncclSuccess)
           ncclCommDestroy(C(comm_));
         else
-          ncclCommAbort(C(comm_));
+          abort_all({comm_}, device_, std::chrono::seconds(10));  // bounded (abort_all)
       } catch (...) {
       }
     }
@@ -489,28 +529,37 @@ void NcclCommunicator::fail_timeout(const char* what, double waited_s) {
 }
 
 void NcclCommunicator::abort_and_fail(const std::string& msg) {
-  // Aborting stops NCCL's kernels, so the streams drain and the process can exit;
-  // every communicator of the process (their collectives share the stream).
-  std::vector<NcclCommunicator*> all = family_ ? family_->members : std::vector<NcclCommunicator*>{};
-  if (std::find(all.begin(), all.end(), this) == all.end()) all.push_back(this);
-  for (NcclCommunicator* m : all) {
-    if (m->aborted_.empty()) m->aborted_ = msg;
-    if (m->comm_) {
-      ncclCommAbort(C(m->comm_));
-      m->comm_ = nullptr;
-    }
-  }
   // Should the GPU still not let the process end, end it anyway: never a silent hang.
-  // BMSYS_NCCL_EXIT_AFTER_ABORT_S (default 15; 0 = never, for tests that go on).
+  // BMSYS_NCCL_EXIT_AFTER_ABORT_S (default 15; 0 = never, for tests that go on). Armed
+  // before the aborts, so that it also ends a process whose abort does not return.
   const char* env = std::getenv("BMSYS_NCCL_EXIT_AFTER_ABORT_S");
   const int after = env && *env ? std::atoi(env) : 15;
-  if (after <= 0) throw Error(msg);
-  std::thread([msg, after] {
-    std::this_thread::sleep_for(std::chrono::seconds(after));
-    std::fprintf(stderr, "bmsys-run: error: %s (exiting: the GPU did not stop after the NCCL abort)\n", msg.c_str());
+  if (after > 0)
+    std::thread([msg, after] {
+      std::this_thread::sleep_for(std::chrono::seconds(after));
+      std::fprintf(stderr, "bmsys-run: error: %s (exiting: the GPU did not stop after the NCCL abort)\n",
+                   msg.c_str());
+      std::fflush(stderr);
+      ::_exit(1);
+    }).detach();
+  // Aborting stops NCCL's kernels, so the streams drain and the process can exit:
+  // every communicator of the process (the world, its groups and point-to-point
+  // channels, whose kernels share the GPU), all at once (abort_all).
+  std::vector<NcclCommunicator*> all = family_ ? family_->members : std::vector<NcclCommunicator*>{};
+  if (std::find(all.begin(), all.end(), this) == all.end()) all.push_back(this);
+  std::vector<void*> comms;
+  for (NcclCommunicator* m : all) {
+    if (m->aborted_.empty()) m->aborted_ = msg;
+    if (m->comm_) comms.push_back(m->comm_);
+    m->comm_ = nullptr;
+  }
+  // Bounded: an abort that does not return (a GPU that does not stop) must not keep
+  // the error from being reported; the watchdog above ends the process.
+  const double limit = std::max(10.0, timeout_s_);
+  if (!abort_all(comms, device_, std::chrono::duration<double>(limit))) {
+    std::fprintf(stderr, "bmsys: %s: the NCCL abort did not finish within %.0fs\n", me().c_str(), limit);
     std::fflush(stderr);
-    ::_exit(1);
-  }).detach();
+  }
   throw Error(msg);
 }
 

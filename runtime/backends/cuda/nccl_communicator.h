@@ -28,7 +28,9 @@
 // One stream for every communicator of a process keeps their collectives in program
 // order on the GPU (the same on every rank), so collectives of different groups
 // cannot wait on each other across ranks; a wait polls every communicator of the
-// process (a hang in any of them is bounded), and an abort aborts them all.
+// process (a hang in any of them is bounded), and an abort aborts them all at once
+// (each ncclCommAbort on a thread of its own: one waits for the GPU, so for the
+// kernels of the others, which stop only when they are aborted too).
 #pragma once
 
 #include <cuda_runtime.h>

@@ -8,10 +8,12 @@
 //   still reads (their event ordering), pp_mean,
 //   global_norm over the stages and pp_broadcast of the last stage's value;
 // - a stage that never sends: the other fails within the timeout, naming the
-//   transfer, the stage and the rank.
+//   transfer, the stage and the rank; also with a receive and a collective of two
+//   communicators in flight at once (their aborts must not wait for each other).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -233,6 +235,47 @@ TEST(Nccl, MissingStageFailsWithinTheTimeoutNamingIt) {
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_NE(errors[0].find("pp_recv of micro-batch 0 (channel 0) from stage 1"), std::string::npos) << errors[0];
   EXPECT_NE(errors[0].find("timed out"), std::string::npos) << errors[0];
+  EXPECT_NE(errors[0].find("rank 1 did not reach it"), std::string::npos) << errors[0];
+  EXPECT_EQ(errors[1], "");
+  EXPECT_LT(s, 30.0);
+}
+
+// A stage that never sends nor joins the group's collective, while this one has a
+// receive on a channel and a global_norm all-reduce on the pipeline group in flight at
+// once: two communicators with kernels waiting for the peer. Aborting them one after
+// the other would hang in the first abort (it waits for the GPU, so for the other's
+// kernel); all at once, the error comes within the timeout.
+TEST(Nccl, HungStageWithTwoCommunicatorsInFlightFailsWithinTheTimeout) {
+  if (cuda_device_count() < 2) GTEST_SKIP() << "fewer than 2 GPUs: skipped";
+  auto t0 = std::chrono::steady_clock::now();
+  std::atomic<bool> done{false};
+  auto errors = run_two_stages(3, [&](Stage& k) {
+    if (k.rank == 1) {
+      // Stage 1 hangs (alive, its communicators intact) until stage 0 has failed.
+      for (int i = 0; i < 600 && !done; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      return;
+    }
+    struct Done {
+      std::atomic<bool>& d;
+      ~Done() { d = true; }
+    } signal{done};
+    CudaBackend& b = *k.backend;
+    Attrs mb, norm;
+    mb.set("peer", int_attr(1));
+    mb.set("channel", int_attr(0));
+    mb.set("micro_batch", int_attr(0));
+    norm.set("pp_stages", int_attr(2));
+    norm.set("ranks", int_attr(0));
+    auto g = b.allocate(64 * 4, "g");
+    auto ones = upload(b, std::vector<float>(256, 1.0f));
+    auto nrm = b.allocate(4, "norm");
+    // Independent buffers: the all-reduce does not wait for the receive.
+    b.launch(make(KernelId::PpRecv, &mb, {}, {view(g, {64})}, k));
+    b.launch(make(KernelId::GlobalNorm, &norm, {view(ones, {256})}, {view(nrm, {})}, k));
+    b.synchronize();
+  });
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(errors[0].find("pp_recv of micro-batch 0 (channel 0) from stage 1"), std::string::npos) << errors[0];
   EXPECT_NE(errors[0].find("rank 1 did not reach it"), std::string::npos) << errors[0];
   EXPECT_EQ(errors[1], "");
   EXPECT_LT(s, 30.0);
