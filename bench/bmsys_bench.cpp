@@ -137,7 +137,7 @@ json ceilings() {
       j.y = y;
       j.N = N;
       json row;
-      for (int variant : {0, 3, 2, 4}) {
+      for (int variant : {0, 3, 2}) {
         auto once = [&] {
           j.w = static_cast<char*>(wpool) + (next++ % copies) * wbytes;
           if (variant == 0) {
@@ -158,7 +158,7 @@ json ceilings() {
         t.clear();
         for (int i = 0; i < 7; ++i)
           t.push_back(tm.ms([&] { for (int k = 0; k < 10; ++k) once(); }, s) / 10);
-        row[variant == 0 ? "cublaslt" : variant == 3 ? "pipelined" : variant == 2 ? "register" : "bulk"] =
+        row[variant == 0 ? "cublaslt" : variant == 3 ? "pipelined" : "register"] =
             2.0 * N * K / (median(t) * 1e-3) / 1e9;
       }
       gv[fmt::format("{}x{}", N, K)] = row;
@@ -485,7 +485,6 @@ int main(int argc, char** argv) {
                                                           {"BMSYS_CUDA_PDL", "0"},
                                                           {"BMSYS_CUDA_FUSE", "0"},
                                                           {"BMSYS_CUDA_GEMV", "1"},
-                                                          {"BMSYS_CUDA_GEMV", "4"},
                                                           {"BMSYS_CUDA_GEMV", "3"},
                                                           {"BMSYS_CUDA_GEMV", "2"},
                                                           {"BMSYS_CUDA_GEMV", "0"}};

@@ -161,55 +161,41 @@ int main(int argc, char** argv) {
       for (auto& sh : shapes) {
         const int64_t N = sh[0], K = sh[1];
         int c = 0;
-        auto int8_us = [&](bool bulk) {
-          c = 0;
-          return 1e3 * time_ms(s, [&] {
-            cuda::gemv_int8(L, DType::BF16, y, x, static_cast<int8_t*>(wq[c]), scale, nullptr, 1, K, N, bulk,
-                            prop.multiProcessorCount);
-            c = (c + 1) % copies;
-          }, 7, 16);
-        };
-        auto bf16_us = [&](int variant) {  // 0 cuBLASLt, else cuda::gemv's variant
-          c = 0;
-          return 1e3 * time_ms(s, [&] {
-            cuda::GemvJob j;
-            j.w = wb[c];
-            j.y = y;
-            j.N = N;
-            if (variant == 0) {
-              cuda::GemmArgs g;
-              g.dtype = DType::BF16;
-              g.x = x;
-              g.w = wb[c];
-              g.y = y;
-              g.M = 1;
-              g.N = N;
-              g.K = K;
-              gemm.run(g, s);
-            } else {
-              cuda::gemv(L, DType::BF16, x, 1, K, &j, 1, prop.multiProcessorCount, variant);
-            }
-            c = (c + 1) % copies;
-          }, 7, 16);
-        };
-        const double i8r = int8_us(false), i8b = int8_us(true);
-        const double bl = bf16_us(0), reg = bf16_us(2), bulk = bf16_us(4);
-        const double i8 = std::min(i8r, i8b), b16 = std::min({bl, reg, bulk});
-        auto gbps = [&](double us, double bytes) { return bytes / (us * 1e-6) / 1e9; };
-        const double wbytes = static_cast<double>(N * K);
-        gv[fmt::format("{}x{}", N, K)] = {{"int8_us", i8},
-                                          {"int8_GBps", gbps(i8, wbytes)},
-                                          {"int8_register_us", i8r},
-                                          {"int8_bulk_us", i8b},
-                                          {"bf16_cublaslt_us", bl},
-                                          {"bf16_register_us", reg},
-                                          {"bf16_bulk_us", bulk},
-                                          {"bf16_bulk_GBps", gbps(bulk, 2 * wbytes)},
-                                          {"speedup_vs_best_bf16", b16 / i8}};
-        std::printf("GEMV %lldx%lld: INT8 weight-only register %.1f us, bulk %.1f us (%.0f GB/s of weights); "
-                    "bf16 cuBLASLt %.1f us, register %.1f us, bulk %.1f us (%.0f GB/s) -> INT8 %.2fx the best bf16\n",
-                    static_cast<long long>(N), static_cast<long long>(K), i8r, i8b, gbps(i8b, wbytes), bl, reg,
-                    bulk, gbps(bulk, 2 * wbytes), b16 / i8);
+        const double i8 = time_ms(s, [&] {
+          cuda::gemv_int8(L, DType::BF16, y, x, static_cast<int8_t*>(wq[c]), scale, nullptr, 1, K, N);
+          c = (c + 1) % copies;
+        }, 7, 16);
+        c = 0;
+        const double bl = time_ms(s, [&] {
+          cuda::GemmArgs g;
+          g.dtype = DType::BF16;
+          g.x = x;
+          g.w = wb[c];
+          g.y = y;
+          g.M = 1;
+          g.N = N;
+          g.K = K;
+          gemm.run(g, s);
+          c = (c + 1) % copies;
+        }, 7, 16);
+        c = 0;
+        const double own = time_ms(s, [&] {
+          cuda::GemvJob j;
+          j.w = wb[c];
+          j.y = y;
+          j.N = N;
+          cuda::gemv(L, DType::BF16, x, 1, K, &j, 1, prop.multiProcessorCount, 2);
+          c = (c + 1) % copies;
+        }, 7, 16);
+        gv[fmt::format("{}x{}", N, K)] = {{"int8_us", i8 * 1e3},
+                                          {"int8_GBps", N * K / (i8 * 1e-3) / 1e9},
+                                          {"bf16_cublaslt_us", bl * 1e3},
+                                          {"bf16_register_us", own * 1e3},
+                                          {"speedup_vs_best_bf16", std::min(bl, own) / i8}};
+        std::printf("GEMV %lldx%lld: INT8 weight-only %.1f us (%.0f GB/s of weights); bf16 cuBLASLt %.1f us, "
+                    "own %.1f us -> %.2fx\n",
+                    static_cast<long long>(N), static_cast<long long>(K), i8 * 1e3,
+                    N * K / (i8 * 1e-3) / 1e9, bl * 1e3, own * 1e3, std::min(bl, own) / i8);
       }
       res["gemv"] = gv;
       for (void* p : wb) CK(cudaFree(p));

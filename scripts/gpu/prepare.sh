@@ -223,7 +223,7 @@ cp "$TMPM/llama-0.94b/config.json" "$F/config.json"
   --bmsys-plan-memory --bmsys-memory-report -o "$TMPM/tp2-ckpt.rt.mlir" > "$F/tp2-ckpt.memory-report.txt"
 "$CBIN/bmsys-translate" --bmsys-to-artifact "$TMPM/tp2-ckpt.rt.mlir" -o "$F/tp2-ckpt.bmsys"
 VARIANTS="z3-ckpt:3:every:0 z3-none:3:none:0 z2-ckpt:2:every:0 z1-ckpt:1:every:0"
-"$CBIN/bmsys-opt" --help | grep -q zero-prefetch && VARIANTS="z3-ckpt-pf9:3:every:9 $VARIANTS"
+"$CBIN/bmsys-opt" --help | grep -c zero-prefetch >/dev/null && VARIANTS="z3-ckpt-pf9:3:every:9 $VARIANTS"
 for v in $VARIANTS; do
   IFS=: read -r name stage ck pf <<<"$v"
   PF=$([ "$pf" = 0 ] || echo " zero-prefetch=$pf")
@@ -235,7 +235,7 @@ done
 # the fused kernels against the unfused ones in one run (FSDP_ARGS="--variants
 # z3-ckpt-pf9,z3-ckpt-pf9-nofuse"); *.kernel-bytes.txt: bench/kernel_bytes.py's bytes
 # and launches per kernel of both. Only with a compiler that has the pass.
-if "$CBIN/bmsys-opt" --help | grep -q bmsys-fuse-elementwise; then
+if "$CBIN/bmsys-opt" --help | grep -c bmsys-fuse-elementwise >/dev/null; then
   "$CBIN/bmsys-opt" "$TMPM/m.mlir" "--bmsys-train-pipeline=max-batch=4 max-seq=2048 checkpoint=every mixed-precision=bf16 lr=1e-4 max-grad-norm=1.0 zero-stage=3 ranks=2 zero-prefetch=9 fuse=0" \
     -o "$TMPM/z3-ckpt-pf9-nofuse.rt.mlir"
   "$CBIN/bmsys-translate" --bmsys-to-artifact "$TMPM/z3-ckpt-pf9-nofuse.rt.mlir" -o "$F/z3-ckpt-pf9-nofuse.bmsys"
@@ -246,7 +246,7 @@ fi
 # pp2-ckpt: pipeline parallel 2 (8 layers per GPU) with checkpointing, no ZeRO: the global
 # batch of 8 (4 x 2048 per GPU) as 8 micro-batches of 1 x 2048 in the 1F1B order (bubble
 # (P-1)/(M+P-1) = 1/9). Only with a compiler whose train pipeline has pipeline-stages.
-if "$CBIN/bmsys-opt" --help | grep -q pipeline-stages; then
+if "$CBIN/bmsys-opt" --help | grep -c pipeline-stages >/dev/null; then
   "$CBIN/bmsys-opt" "$TMPM/m.mlir" "--bmsys-train-pipeline=max-batch=1 max-seq=2048 checkpoint=every mixed-precision=bf16 lr=1e-4 max-grad-norm=1.0 pipeline-stages=2 micro-batches=8 memory-report=1" \
     -o "$TMPM/pp2-ckpt.rt.mlir" > "$F/pp2-ckpt.memory-report.txt"
   "$CBIN/bmsys-translate" --bmsys-to-artifact "$TMPM/pp2-ckpt.rt.mlir" -o "$F/pp2-ckpt.bmsys"

@@ -178,13 +178,10 @@ struct CudaBackend::Impl {
   int device = 0;
   cudaDeviceProp prop{};
   bool use_graphs = true, use_pdl = true, use_gemv = true, use_fuse = true, use_flash = true;
-  // BMSYS_CUDA_GEMV: 1 tuned per shape, 2 register kernel, 3 pipelined kernel, 4 bulk-copy
-  // kernel, 0 off (cuBLASLt; the default, see below).
+  // BMSYS_CUDA_GEMV: 1 tuned per shape, 2 register kernel, 3 pipelined kernel, 0 off
+  // (cuBLASLt; the default, see below).
   int gemv_variant = 1;
-  // BMSYS_CUDA_GEMV_INT8: 0 the register weight-only INT8 GEMV (default: measured faster,
-  // docs/cuda.md), 1 the bulk-copy one.
-  bool int8_gemv_bulk = false;
-  std::unordered_map<std::string, int> gemv_pick;  // shape -> variant (0 cuBLASLt, 2, 3, 4)
+  std::unordered_map<std::string, int> gemv_pick;  // shape -> variant (0 cuBLASLt, 2, 3)
   void* tune_buf = nullptr;
   size_t tune_bytes = 0;
   cudaEvent_t tune_ev[2] = {nullptr, nullptr};
@@ -471,7 +468,7 @@ struct CudaBackend::Impl {
 
   // The rms_norm op i can be the prologue of the GEMV(s) that follow it.
   bool norm_fusable(int i, const std::vector<char>& used) const {
-    if (gemv_variant != 1 && gemv_variant != 3 && gemv_variant != 4) return false;
+    if (gemv_variant != 1 && gemv_variant != 3) return false;
     const Op& r = ops[i];
     const int k = next_unused(i, used);
     if (k < 0 || !gemv_ok(ops[k])) return false;
@@ -663,8 +660,6 @@ struct CudaBackend::Impl {
     a.N = o.out.last();
     a.M = linear_M(o);
     a.int8_activations = o.p.int8_act;
-    a.gemv_bulk = int8_gemv_bulk;
-    a.num_sms = prop.multiProcessorCount;
     return a;
   }
 
@@ -691,10 +686,9 @@ struct CudaBackend::Impl {
   }
 
   // Which GEMV implementation runs a step of `njobs` weights sharing x [M,K]: with
-  // BMSYS_CUDA_GEMV=1 the fastest of the bulk-copy kernel, the pipelined kernel, the
-  // register kernel and (for a lone weight without epilogue) cuBLASLt, timed once per
-  // shape on the first eager run (into scratch outputs) and cached. A fused rms_norm
-  // runs in the bulk-copy kernel where that won, else in the pipelined kernel.
+  // BMSYS_CUDA_GEMV=1 the fastest of the pipelined kernel, the register kernel and (for a
+  // lone weight without epilogue) cuBLASLt, timed once per shape on the first eager run
+  // (into scratch outputs) and cached. A fused rms_norm needs the pipelined kernel.
   int pick_gemv(const Launch& L, DType t, const void* x, int64_t M, int64_t K, const GemvJob* jobs,
                 int njobs, bool norm, bool cublas_ok) {
     if (gemv_variant != 1) return gemv_variant;
@@ -702,7 +696,8 @@ struct CudaBackend::Impl {
     for (int j = 0; j < njobs; ++j) totalN += jobs[j].N;
     const std::string key = fmt::format("{}:{}:{}:{}:{}:{}", static_cast<int>(t), M, K, totalN, njobs,
                                         cublas_ok ? 1 : 0);
-    auto choose = [norm](int v) { return norm && v != 4 ? 3 : v; };
+    // A fused rms_norm runs in the pipelined kernel.
+    auto choose = [norm](int v) { return norm ? 3 : v; };
     auto it = gemv_pick.find(key);
     if (it != gemv_pick.end()) return choose(it->second);
     if (capturing) return choose(3);
@@ -748,7 +743,6 @@ struct CudaBackend::Impl {
     };
     std::vector<int> cands = {2};
     if (gemv_pipelined(t, x, M, K, jobs, njobs)) cands.push_back(3);
-    if (gemv_bulk(t, x, M, K, jobs, njobs)) cands.push_back(4);
     if (cublas_ok && njobs == 1) {
       GemmArgs g;
       g.dtype = t;
@@ -1486,7 +1480,6 @@ CudaBackend::CudaBackend(const BackendOptions& opts) : impl_(std::make_unique<Im
   // the own kernels (docs/cuda.md, "Results"); 1 turns the own GEMVs and their fusions on.
   m.gemv_variant = env_int("BMSYS_CUDA_GEMV", 0);
   m.use_gemv = m.gemv_variant != 0;
-  m.int8_gemv_bulk = env_flag("BMSYS_CUDA_GEMV_INT8", false);
   m.use_fuse = env_flag("BMSYS_CUDA_FUSE", true);
   m.use_flash = env_flag("BMSYS_CUDA_FLASH", true) && m.prop.major >= 8;
   m.sync_each = env_flag("BMSYS_CUDA_SYNC", false);

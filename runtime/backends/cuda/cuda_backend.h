@@ -18,9 +18,8 @@
 // Environment switches (default in brackets), for experiments and debugging:
 //   BMSYS_CUDA_GRAPHS [1]  BMSYS_CUDA_PDL [1]  BMSYS_CUDA_FUSE [1]
 //   BMSYS_CUDA_GEMV [0]: 0 cuBLASLt for every linear, 1 own GEMVs for M <= 8 (tuned per
-//   shape, with the GEMV fusions), 2 the register GEMV, 3 the pipelined GEMV, 4 the
-//   bulk-copy GEMV   BMSYS_CUDA_GEMV_INT8 [0]: 0 the register weight-only INT8 GEMV, 1 the
-//   bulk-copy one   BMSYS_CUDA_FLASH [1] (tensor-core attention)  BMSYS_CUDA_SYNC [0] (synchronize and
+//   shape, with the GEMV fusions), 2 the register GEMV, 3 the pipelined GEMV
+//   BMSYS_CUDA_FLASH [1] (tensor-core attention)  BMSYS_CUDA_SYNC [0] (synchronize and
 //   check after every op, naming the failing one).
 #pragma once
 

@@ -166,7 +166,7 @@ void linear_int8(const Launch& L, const LinearInt8Args& a, GemmInt8& gi8, Gemm& 
     return;
   }
   if (use_gemv(a)) {
-    gemv_int8(L, a.dtype, a.y, a.x, a.q, a.scale, a.bias, a.M, a.K, a.N, a.gemv_bulk, a.num_sms);
+    gemv_int8(L, a.dtype, a.y, a.x, a.q, a.scale, a.bias, a.M, a.K, a.N);
     return;
   }
   // Weight-only with many rows (prefill): q . scale in the dtype, then the float GEMM.

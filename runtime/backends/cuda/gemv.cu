@@ -325,121 +325,6 @@ void launch_gemv(const Launch& L, const GemvK<T>& a, bool vec) {
     launch_kernel(L, "linear(gemv)", grid, kGemvWarps * 32, 0, gemv_kernel<T, MT, false>, a);
 }
 
-// --- the bulk-copy GEMV -----------------------------------------------------------------
-// Each warp owns rows gw, gw + W, ... (as the pipelined kernel) and fetches every row
-// whole with ONE cp.async.bulk (the SM's bulk-copy unit; the issuing lane spends one
-// instruction per row instead of one per 16 bytes) into a private ring of `depth` row
-// slots, each completing on its own mbarrier. The ring holds up to ~200 KB per SM in
-// flight, which is what Little's law asks of HBM3e at full rate; the first `depth` rows
-// are requested before griddepcontrol.wait, so under PDL a GEMV's weights stream while
-// the previous kernel drains. Lanes sum in the order of the other kernels (chunk
-// lane, lane + 32, ..., then a warp sum), so every variant gives identical bits.
-constexpr int kBulkWarps = 4;  // 128 threads: stage_x's fused norm needs that
-constexpr int kBulkMaxDepth = 16;
-constexpr int64_t kBulkMaxSmem = (227 << 10) - 1024;  // sm_90's opt-in limit, less static
-
-template <class T, int MT, bool NORM>
-__global__ void __launch_bounds__(kBulkWarps * 32) gemv_bulk_kernel(GemvK<T> a, int64_t xbytes, int depth,
-                                                                    int64_t slot_bytes) {
-  pdl_trigger();
-  constexpr int PN = Pack<T>::N;
-  extern __shared__ __align__(128) unsigned char bulk_smem[];
-  __shared__ uint64_t bars[kBulkWarps][kBulkMaxDepth];
-  T* const xs = reinterpret_cast<T*>(bulk_smem);
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  unsigned char* const ring = bulk_smem + xbytes + warp * depth * slot_bytes;
-  const int64_t gw = (int64_t)blockIdx.x * kBulkWarps + warp;
-  const int64_t W = (int64_t)gridDim.x * kBulkWarps;
-  const int64_t R = a.row_start[a.njobs];
-  const int64_t K = a.K, nv = K / PN;
-  const int64_t nrows = gw < R ? (R - 1 - gw) / W + 1 : 0;
-  const unsigned row_bytes = static_cast<unsigned>(K * static_cast<int64_t>(sizeof(T)));
-  auto job_of = [&](int64_t r) {
-    int j = 0;
-    while (j + 1 < a.njobs && r >= a.row_start[j + 1]) ++j;
-    return j;
-  };
-  auto fetch = [&](int64_t i, int slot) {
-    const int64_t r = gw + i * W;
-    const int j = job_of(r);
-    bulk_load(ring + slot * slot_bytes, a.w[j] + (r - a.row_start[j]) * K, row_bytes, &bars[warp][slot]);
-  };
-  if (lane == 0) {
-    for (int d = 0; d < depth; ++d) mbar_init(&bars[warp][d]);
-    mbar_init_fence();
-    for (int64_t i = 0; i < nrows && i < depth; ++i) fetch(i, static_cast<int>(i));
-  }
-  __syncwarp();
-  pdl_wait();
-
-  stage_x<T, NORM>(a, xs);
-
-  int slot = 0;
-  unsigned parity = 0;
-  for (int64_t i = 0; i < nrows; ++i) {
-    mbar_wait(&bars[warp][slot], parity);
-    const T* wr = reinterpret_cast<const T*>(ring + slot * slot_bytes);
-    float acc[MT];
-#pragma unroll
-    for (int m = 0; m < MT; ++m) acc[m] = 0.f;
-#pragma unroll 4
-    for (int64_t pk = lane; pk < nv; pk += 32) {
-      const Pack<T> wv = load_pack(wr + pk * PN);
-#pragma unroll
-      for (int m = 0; m < MT; ++m) {
-        if (m < a.M) {
-          const Pack<T> xv = load_pack(xs + m * K + pk * PN);
-          float t = 0.f;
-#pragma unroll
-          for (int e = 0; e < PN; ++e) t = fmaf(to_f(wv.v[e]), to_f(xv.v[e]), t);
-          acc[m] += t;
-        }
-      }
-    }
-    __syncwarp();  // every lane has read the slot: refill it
-    if (lane == 0 && i + depth < nrows) fetch(i + depth, slot);
-    const int64_t r = gw + i * W;
-    const int j = job_of(r);
-#pragma unroll
-    for (int m = 0; m < MT; ++m) {
-      const float v = warp_sum(acc[m]);
-      if (lane == 0 && m < a.M) gemv_store(a, j, m, r - a.row_start[j], v);
-    }
-    if (++slot == depth) {
-      slot = 0;
-      parity ^= 1u;
-    }
-  }
-}
-
-// Ring depth (row slots per warp) for x of `xbytes` and rows of `row_bytes`; < 2: no fit.
-int bulk_depth(int64_t xbytes, int64_t row_bytes) {
-  const int64_t slot = (row_bytes + 127) / 128 * 128;
-  const int64_t d = (kBulkMaxSmem - xbytes) / (kBulkWarps * slot);
-  return static_cast<int>(d < 0 ? 0 : d > kBulkMaxDepth ? kBulkMaxDepth : d);
-}
-
-template <class T, int MT, bool NORM>
-void launch_bulk(const Launch& L, const GemvK<T>& a, int num_sms) {
-  const int64_t R = a.row_start[a.njobs];
-  const int64_t xbytes = (a.M * a.K * static_cast<int64_t>(sizeof(T)) + 127) / 128 * 128;
-  const int64_t row_bytes = a.K * static_cast<int64_t>(sizeof(T));
-  const int64_t slot = (row_bytes + 127) / 128 * 128;
-  const int depth = bulk_depth(xbytes, row_bytes);
-  const int64_t smem = xbytes + kBulkWarps * depth * slot;
-  // One block per SM (the ring fills most of its shared memory), fewer for few rows.
-  const int64_t blocks = std::min<int64_t>(num_sms, (R + kBulkWarps - 1) / kBulkWarps);
-  static bool attrs_set = false;
-  if (!attrs_set) {
-    check_cuda(cudaFuncSetAttribute(gemv_bulk_kernel<T, MT, NORM>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    static_cast<int>(kBulkMaxSmem)),
-               "cudaFuncSetAttribute", "linear(gemv)");
-    attrs_set = true;
-  }
-  launch_kernel(L, "linear(gemv)", static_cast<unsigned>(blocks), kBulkWarps * 32, static_cast<size_t>(smem),
-                gemv_bulk_kernel<T, MT, NORM>, a, xbytes, depth, slot);
-}
-
 template <class T>
 __global__ void gemm_simt_kernel(T* y, const T* x, const T* w, const T* bias, int64_t M,
                                  int64_t K, int64_t N, int wt) {
@@ -472,14 +357,6 @@ void launch_pipe_m(const Launch& L, const GemvK<T>& a, int64_t M, int num_sms) {
   else launch_pipe<T, 8, NORM>(L, a, num_sms);
 }
 
-template <class T, bool NORM>
-void launch_bulk_m(const Launch& L, const GemvK<T>& a, int64_t M, int num_sms) {
-  if (M == 1) launch_bulk<T, 1, NORM>(L, a, num_sms);
-  else if (M == 2) launch_bulk<T, 2, NORM>(L, a, num_sms);
-  else if (M <= 4) launch_bulk<T, 4, NORM>(L, a, num_sms);
-  else launch_bulk<T, 8, NORM>(L, a, num_sms);
-}
-
 void gemv(const Launch& L, DType t, const void* x, int64_t M, int64_t K, const GemvJob* jobs,
           int njobs, int num_sms, int variant, const GemvNorm* norm) {
   if (M < 1 || M > kGemvMaxRows || njobs < 1 || njobs > kGemvMaxJobs)
@@ -507,19 +384,13 @@ void gemv(const Launch& L, DType t, const void* x, int64_t M, int64_t K, const G
     }
     const bool pipe_fits = M * K * static_cast<int64_t>(sizeof(T)) <= kPipeMaxXBytes;
     const bool pipe_variant = variant == 1 || variant == 3;
-    const bool bulk = variant == 4 && gemv_bulk(t, x, M, K, jobs, njobs);
     if (norm) {
-      if (!(pipe_variant || variant == 4) || !vec || !pipe_fits || !aligned16(norm->x) || !aligned16(norm->gamma))
-        fail("cuda backend: gemv: a fused rms_norm needs the pipelined or bulk GEMV and 16-byte rows");
+      if (!pipe_variant || !vec || !pipe_fits || !aligned16(norm->x) || !aligned16(norm->gamma))
+        fail("cuda backend: gemv: a fused rms_norm needs the pipelined GEMV and 16-byte rows");
       a.norm_x = static_cast<const T*>(norm->x);
       a.gamma = static_cast<const T*>(norm->gamma);
       a.eps = norm->eps;
-      if (bulk) launch_bulk_m<T, true>(L, a, M, num_sms);
-      else launch_pipe_m<T, true>(L, a, M, num_sms);
-      return;
-    }
-    if (bulk) {
-      launch_bulk_m<T, false>(L, a, M, num_sms);
+      launch_pipe_m<T, true>(L, a, M, num_sms);
       return;
     }
     if (pipe_variant && vec && pipe_fits) {
@@ -546,13 +417,6 @@ void gemm_simt(const Launch& L, DType t, void* y, const void* x, const void* w, 
 }  // namespace bmsys::rt::cuda
 
 namespace bmsys::rt::cuda {
-bool gemv_bulk(DType t, const void* x, int64_t M, int64_t K, const GemvJob* jobs, int njobs) {
-  const int64_t es = static_cast<int64_t>(dtype_size(t));
-  bool ok = (t == DType::F32 || t == DType::F16 || t == DType::BF16) && (K * es) % 16 == 0 && aligned16(x) &&
-            M * K * es <= kPipeMaxXBytes && bulk_depth((M * K * es + 127) / 128 * 128, K * es) >= 2;
-  for (int j = 0; j < njobs; ++j) ok = ok && aligned16(jobs[j].w);
-  return ok;
-}
 bool gemv_pipelined(DType t, const void* x, int64_t M, int64_t K, const GemvJob* jobs, int njobs) {
   const int64_t pn = 16 / static_cast<int64_t>(dtype_size(t));
   bool ok = (t == DType::F32 || t == DType::F16 || t == DType::BF16) && K % pn == 0 && aligned16(x) &&

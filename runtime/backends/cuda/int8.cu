@@ -170,96 +170,6 @@ __global__ void __launch_bounds__(kGemvI8Warps * 32) gemv_int8_kernel(
     if (m < M && lane == m) y[m * N + n] = from_f<T>(acc[m] * sc + bv);
 }
 
-// The bulk-copy variant (as gemv.cu's bulk GEMV): each warp owns rows gw, gw + W, ...,
-// fetches each INT8 row whole with one cp.async.bulk into a private ring of row slots
-// (the first before griddepcontrol.wait) and sums in the register kernel's order, so
-// both give identical bits. x is read through L1 (at most 8 x 11008 elements).
-constexpr int kBulkI8Warps = 4;
-constexpr int kBulkI8MaxDepth = 16;
-constexpr int64_t kBulkI8MaxSmem = (227 << 10) - 1024;
-
-int bulk_i8_depth(int64_t K) {
-  const int64_t slot = (K + 127) / 128 * 128;
-  const int64_t d = kBulkI8MaxSmem / (kBulkI8Warps * slot);
-  return static_cast<int>(d > kBulkI8MaxDepth ? kBulkI8MaxDepth : d);
-}
-
-template <class T, int MT>
-__global__ void __launch_bounds__(kBulkI8Warps * 32) gemv_int8_bulk_kernel(
-    T* y, const T* x, const int8_t* q, const float* scale, const T* bias, int M, int64_t K, int64_t N,
-    int depth, int64_t slot_bytes) {
-  pdl_trigger();
-  extern __shared__ __align__(128) unsigned char bulk_i8_smem[];
-  __shared__ uint64_t bars[kBulkI8Warps][kBulkI8MaxDepth];
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  unsigned char* const ring = bulk_i8_smem + warp * depth * slot_bytes;
-  const int64_t gw = (int64_t)blockIdx.x * kBulkI8Warps + warp;
-  const int64_t W = (int64_t)gridDim.x * kBulkI8Warps;
-  const int64_t nrows = gw < N ? (N - 1 - gw) / W + 1 : 0;
-  const int64_t nv = K / 16;
-  if (lane == 0) {
-    for (int d = 0; d < depth; ++d) mbar_init(&bars[warp][d]);
-    mbar_init_fence();
-    for (int64_t i = 0; i < nrows && i < depth; ++i)
-      bulk_load(ring + i * slot_bytes, q + (gw + i * W) * K, static_cast<unsigned>(K), &bars[warp][i]);
-  }
-  __syncwarp();
-  pdl_wait();
-  int slot = 0;
-  unsigned parity = 0;
-  for (int64_t i = 0; i < nrows; ++i) {
-    mbar_wait(&bars[warp][slot], parity);
-    const uint4* wp = reinterpret_cast<const uint4*>(ring + slot * slot_bytes);
-    float acc[MT];
-#pragma unroll
-    for (int m = 0; m < MT; ++m) acc[m] = 0.f;
-#pragma unroll 2
-    for (int64_t idx = lane; idx < nv; idx += 32) {
-      const uint4 wv = wp[idx];
-      float wf[16];
-      unpack4(wv.x, wf);
-      unpack4(wv.y, wf + 4);
-      unpack4(wv.z, wf + 8);
-      unpack4(wv.w, wf + 12);
-#pragma unroll
-      for (int m = 0; m < MT; ++m)
-        if (m < M) acc[m] = dot16<T>(wf, x + m * K + idx * 16, acc[m]);
-    }
-    __syncwarp();  // every lane has read the slot: refill it
-    const int64_t n = gw + i * W;
-    if (lane == 0 && i + depth < nrows)
-      bulk_load(ring + slot * slot_bytes, q + (n + depth * W) * K, static_cast<unsigned>(K), &bars[warp][slot]);
-#pragma unroll
-    for (int m = 0; m < MT; ++m) acc[m] = warp_sum(acc[m]);
-    const float sc = scale[n], bv = bias ? to_f(bias[n]) : 0.f;
-#pragma unroll
-    for (int m = 0; m < MT; ++m)
-      if (m < M && lane == m) y[m * N + n] = from_f<T>(acc[m] * sc + bv);
-    if (++slot == depth) {
-      slot = 0;
-      parity ^= 1u;
-    }
-  }
-}
-
-template <class T, int MT>
-void launch_gemv_int8_bulk(const Launch& L, T* y, const T* x, const int8_t* q, const float* scale,
-                           const T* bias, int64_t M, int64_t K, int64_t N, int num_sms) {
-  const int depth = bulk_i8_depth(K);
-  const int64_t slot = (K + 127) / 128 * 128;
-  const int64_t blocks = std::min<int64_t>(num_sms, (N + kBulkI8Warps - 1) / kBulkI8Warps);
-  static bool attrs_set = false;
-  if (!attrs_set) {
-    check_cuda(cudaFuncSetAttribute(gemv_int8_bulk_kernel<T, MT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    static_cast<int>(kBulkI8MaxSmem)),
-               "cudaFuncSetAttribute", "linear_int8(gemv)");
-    attrs_set = true;
-  }
-  launch_kernel(L, "linear_int8(gemv)", static_cast<unsigned>(blocks), kBulkI8Warps * 32,
-                static_cast<size_t>(kBulkI8Warps * depth * slot), gemv_int8_bulk_kernel<T, MT>, y, x, q, scale,
-                bias, static_cast<int>(M), K, N, depth, slot);
-}
-
 template <class T>
 __global__ void dequantize_kernel(T* w, const int8_t* q, const float* scale, int64_t N, int64_t K) {
   pdl_trigger();
@@ -323,26 +233,14 @@ void gemm_int8_simt(const Launch& L, int32_t* acc, const int8_t* xq, const int8_
                 M, K, N);
 }
 
-bool gemv_int8_bulk(int64_t K, const void* x, const int8_t* q) {
-  return K % 16 == 0 && aligned16(x) && aligned16(q) && bulk_i8_depth(K) >= 2;
-}
-
 void gemv_int8(const Launch& L, DType t, void* y, const void* x, const int8_t* q,
-               const float* scale, const void* bias, int64_t M, int64_t K, int64_t N, bool bulk,
-               int num_sms) {
+               const float* scale, const void* bias, int64_t M, int64_t K, int64_t N) {
   if (M < 1 || M > kGemvMaxRows) fail("cuda backend: linear_int8 gemv: {} rows (at most {})", M, kGemvMaxRows);
   BMSYS_DISPATCH_FLOAT(t, T, "linear_int8(gemv)", {
     const bool vec = K % 16 == 0 && aligned16(x) && aligned16(q);
     T* yt = static_cast<T*>(y);
     const T* xt = static_cast<const T*>(x);
     const T* bt = static_cast<const T*>(bias);
-    if (bulk && gemv_int8_bulk(K, x, q)) {
-      if (M == 1) launch_gemv_int8_bulk<T, 1>(L, yt, xt, q, scale, bt, M, K, N, num_sms);
-      else if (M == 2) launch_gemv_int8_bulk<T, 2>(L, yt, xt, q, scale, bt, M, K, N, num_sms);
-      else if (M <= 4) launch_gemv_int8_bulk<T, 4>(L, yt, xt, q, scale, bt, M, K, N, num_sms);
-      else launch_gemv_int8_bulk<T, 8>(L, yt, xt, q, scale, bt, M, K, N, num_sms);
-      return;
-    }
     if (M == 1) launch_gemv_int8<T, 1>(L, yt, xt, q, scale, bt, M, K, N, vec);
     else if (M == 2) launch_gemv_int8<T, 2>(L, yt, xt, q, scale, bt, M, K, N, vec);
     else if (M <= 4) launch_gemv_int8<T, 4>(L, yt, xt, q, scale, bt, M, K, N, vec);

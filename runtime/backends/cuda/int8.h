@@ -38,9 +38,6 @@ struct LinearInt8Args {
   void* y = nullptr;             // [M,N]
   int64_t M = 0, K = 0, N = 0;
   bool int8_activations = false;
-  // Weight-only GEMV (M <= kGemvMaxRows): the bulk-copy kernel where it applies.
-  bool gemv_bulk = false;
-  int num_sms = 132;
 };
 
 // INT8 x INT8 -> INT32 GEMMs through cuBLASLt: acc[M,N] = xq[M,K] . q[N,K]^T (row-major).
@@ -91,13 +88,8 @@ void rescale_int32(const Launch& L, DType t, void* y, const int32_t* acc, const 
 void gemm_int8_simt(const Launch& L, int32_t* acc, const int8_t* xq, const int8_t* q, int64_t M,
                     int64_t K, int64_t N);
 // Weight-only: y[m,n] = (sum_k x[m,k] q[n,k]) * scale[n] + bias[n], M <= kGemvMaxRows.
-// `bulk`: the bulk-copy kernel (one cp.async.bulk per row into a per-warp ring; needs
-// K % 16 == 0 and 16-byte aligned x and q, else the register kernel runs); both give
-// identical bits.
-bool gemv_int8_bulk(int64_t K, const void* x, const int8_t* q);
 void gemv_int8(const Launch& L, DType t, void* y, const void* x, const int8_t* q,
-               const float* scale, const void* bias, int64_t M, int64_t K, int64_t N, bool bulk = false,
-               int num_sms = 132);
+               const float* scale, const void* bias, int64_t M, int64_t K, int64_t N);
 // w[n,k] = q[n,k] * scale[n] in the dtype.
 void dequantize_rows(const Launch& L, DType t, void* w, const int8_t* q, const float* scale,
                      int64_t N, int64_t K);

@@ -115,10 +115,6 @@ struct GemvNorm {
   float eps = 0.f;
 };
 bool gemv_pipelined(DType t, const void* x, int64_t M, int64_t K, const GemvJob* jobs, int njobs);
-// variant 4: the bulk-copy kernel (one cp.async.bulk per weight row into a per-warp ring
-// of row slots; needs 16-byte rows, x of at most 64 KB and two row slots per warp in
-// shared memory). Falls back to 2 where it does not apply.
-bool gemv_bulk(DType t, const void* x, int64_t M, int64_t K, const GemvJob* jobs, int njobs);
 void gemv(const Launch& L, DType t, const void* x, int64_t M, int64_t K, const GemvJob* jobs,
           int njobs, int num_sms, int variant = 1, const GemvNorm* norm = nullptr);
 

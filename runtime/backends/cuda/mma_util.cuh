@@ -13,8 +13,6 @@
 
 #include <cstdint>
 
-#include "runtime/backends/cuda/device_util.cuh"  // smem_u32
-
 namespace bmsys::rt::cuda {
 
 template <class T>
@@ -52,6 +50,9 @@ __device__ __forceinline__ uint32_t pack2<__half>(float lo, float hi) {
   return *reinterpret_cast<uint32_t*>(&v);
 }
 
+__device__ __forceinline__ unsigned smem_u32(const void* p) {
+  return static_cast<unsigned>(__cvta_generic_to_shared(p));
+}
 // 16 bytes global -> shared, asynchronously; src_bytes 0 fills zeros.
 __device__ __forceinline__ void cp_async16z(void* dst, const void* src, unsigned src_bytes) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src),

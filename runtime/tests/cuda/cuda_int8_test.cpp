@@ -77,36 +77,6 @@ TEST(CudaInt8, WeightOnly) {
       }
 }
 
-// The bulk-copy weight-only GEMV (BMSYS_CUDA_GEMV_INT8=1) and the register one (the
-// default) sum in the same order: identical bits, on shapes with
-// K % 16 == 0 (bulk rows) including many rows per warp (N = 32000).
-TEST(CudaInt8, BulkGemvMatchesRegister) {
-  BMSYS_SKIP_WITHOUT_GPU();
-  std::unique_ptr<CudaBackend> bulk;
-  {
-    ScopedEnv env("BMSYS_CUDA_GEMV_INT8", "1");
-    bulk = std::make_unique<CudaBackend>(BackendOptions{});
-  }
-  std::mt19937 rng(12);
-  const int64_t shapes[][3] = {{1, 4096, 4096}, {1, 11008, 4096}, {1, 4096, 32000}, {3, 1024, 777}, {8, 64, 5}};
-  for (DType t : kTypes)
-    for (auto& s : shapes) {
-      const int64_t M = s[0], K = s[1], N = s[2];
-      std::vector<HostTensor> ts = {random_tensor(t, {M, K}, rng), random_int8({N, K}, rng),
-                                    random_tensor(DType::F32, {N}, rng, 0.001f, 0.02f), random_tensor(t, {N}, rng),
-                                    poison(t, {M, N})};
-      std::vector<Call> calls = {{KernelId::LinearInt8, attrs({{"activations", str_attr("float")}}), {0, 1, 2, 3}, {4}}};
-      auto a = run_calls(*bulk, ts, calls, LaunchContext{});
-      auto b = run_calls(gpu(), ts, calls, LaunchContext{});
-      EXPECT_EQ(a[4].data, b[4].data) << "bulk vs register GEMV " << dtype_name(t) << " M=" << M << " K=" << K
-                                      << " N=" << N;
-      std::vector<HostTensor> f32;
-      for (const HostTensor& h : ts) f32.push_back(as_f32(h));
-      auto want = run_calls(cpu(), f32, calls, LaunchContext{});
-      EXPECT_LE(rel_err(a[4], want[4]), t == DType::F32 ? 1e-5 : tol_for(t)) << dtype_name(t) << " K=" << K;
-    }
-}
-
 // The INT8 path's sums are exact int32 and the rescale rounds as the CPU does, so f32 is
 // exact up to the last bit; f16/bf16 differ only by the final rounding of y.
 TEST(CudaInt8, Int8Activations) {
