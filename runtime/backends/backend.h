@@ -124,6 +124,26 @@ class Backend {
   virtual void acquire_slot(int slot) {}
   // The launches issued so far are the last to read the slot before its next swap_in().
   virtual void release_slot(int slot) {}
+
+  // Greedy decoding fed on the device (Executor::queue_argmax, docs/inference.md):
+  // after every launch so far, the argmax (the first maximum) of each of `rows` rows of
+  // `V` values of x (row r starts at element r * stride, all of dtype `dtype`) is written
+  // as int64 to `dst` in backend memory, without waiting for it. The returned ticket
+  // gives the ids to argmax_ids(), which waits; a ticket stays readable until
+  // kArgmaxTickets later ones were queued. The default computes at once on the host
+  // (copy_to_host, upload); CUDA runs a kernel and copies the ids back asynchronously.
+  static constexpr uint64_t kArgmaxTickets = 8;
+  virtual uint64_t queue_argmax(const void* x, DType dtype, int64_t rows, int64_t V, int64_t stride,
+                                void* dst);
+  virtual std::vector<int64_t> argmax_ids(uint64_t ticket);
+
+ protected:
+  // Throws unless `ticket` was issued and is among the last kArgmaxTickets.
+  void check_argmax_ticket(uint64_t ticket) const;
+  uint64_t argmax_issued_ = 0;  // tickets 1..argmax_issued_
+
+ private:
+  std::vector<std::vector<int64_t>> argmax_done_ = std::vector<std::vector<int64_t>>(kArgmaxTickets);
 };
 
 // Backend options from the command line.

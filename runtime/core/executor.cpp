@@ -502,6 +502,13 @@ std::map<std::string, HostTensor> Executor::run(const std::string& function,
       if (kv.first != "input_ids") split[kv.first] = kv.second;
   }
   const std::map<std::string, HostTensor>& inputs = cut ? split : given;
+  if (options.queued && f->pipeline_stage >= 0)
+    fail("{}: a pipeline stage cannot run queued (its sends and receives wait)", fwhere);
+  for (const std::string& name : options.device_inputs) {
+    bool known = false;
+    for (uint32_t idx : f->inputs) known |= a.buffers[idx].name == name;
+    if (!known) fail("{}: device input '{}' is not an input of the function", fwhere, name);
+  }
 
   // Bind B and S from the input shapes.
   int64_t B = -1, S = -1;
@@ -540,9 +547,12 @@ std::map<std::string, HostTensor> Executor::run(const std::string& function,
   if (start_pos < 0 || start_pos + S > a.max_seq)
     fail("{}: start_pos {} + sequence length {} exceeds max_seq {}", fwhere, start_pos, S, a.max_seq);
 
-  // Upload inputs.
+  // Upload inputs (but those already on the device).
   for (uint32_t idx : f->inputs) {
     const BufferDesc& b = a.buffers[idx];
+    if (std::find(options.device_inputs.begin(), options.device_inputs.end(), b.name) !=
+        options.device_inputs.end())
+      continue;
     const HostTensor& t = inputs.at(b.name);
     try {
       backend_->upload(address(idx), b.dtype, t.data.data(), t.dtype, t.numel());
@@ -627,6 +637,10 @@ std::map<std::string, HostTensor> Executor::run(const std::string& function,
       fail("{}: {}: {}", fwhere, Artifact::describe(i, inst), e.what());
     }
   }
+  last_function_ = f;
+  last_batch_ = B;
+  last_seq_ = S;
+  if (options.queued) return {};
   // Pipeline parallelism: every send of this call is received before it returns.
   try {
     pp_comm_->wait_sends();
@@ -643,6 +657,33 @@ std::map<std::string, HostTensor> Executor::run(const std::string& function,
     out[f->output_names[i]] = std::move(t);
   }
   return out;
+}
+
+uint64_t Executor::queue_argmax(const std::string& output, const std::string& input) {
+  const Artifact& a = *artifact_;
+  if (!last_function_) fail("{}: queue_argmax: no function has run yet", a.path);
+  const FunctionDesc* f = last_function_;
+  const std::string fwhere = fmt::format("{}: function '{}'", a.path, f->name);
+  const uint32_t* out = nullptr;
+  for (size_t i = 0; i < f->outputs.size(); ++i)
+    if (f->output_names[i] == output) out = &f->outputs[i];
+  if (!out) fail("{}: queue_argmax: no output '{}'", fwhere, output);
+  const BufferDesc& ob = a.buffers[*out];
+  const Shape os = ob.resolve(last_batch_, last_seq_);
+  if (os.size() != 3 || !dtype_is_float(ob.dtype))
+    fail("{}: queue_argmax: output '{}' is {} {}, expected float [B,S,V]", fwhere, output, dtype_name(ob.dtype),
+         shape_str(os));
+  const uint32_t* in = nullptr;
+  for (const uint32_t& idx : f->inputs)
+    if (a.buffers[idx].name == input) in = &idx;
+  if (!in) fail("{}: queue_argmax: no input '{}'", fwhere, input);
+  const BufferDesc& ib = a.buffers[*in];
+  if (ib.dtype != DType::I64 || shape_numel(ib.resolve(last_batch_, 1)) != os[0])
+    fail("{}: queue_argmax: input '{}' is {} {}, expected int64 [B,S] to take the next ids", fwhere, input,
+         dtype_name(ib.dtype), ib.dims_str());
+  const int64_t S = os[1], V = os[2];
+  const auto* last = static_cast<const uint8_t*>(address(*out)) + static_cast<size_t>((S - 1) * V) * dtype_size(ob.dtype);
+  return backend_->queue_argmax(last, ob.dtype, os[0], V, S * V, address(*in));
 }
 
 }  // namespace bmsys::rt

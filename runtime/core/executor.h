@@ -45,6 +45,13 @@ struct RunOptions {
   // The first KV-cache row of this call's batch (LaunchContext::batch_offset);
   // batch_offset + B <= max_batch. Nonzero only on backends that support it.
   int64_t batch_offset = 0;
+  // Leave the call queued on the backend: run() returns at once, without outputs (read
+  // them through queue_argmax, or make a later call that is not queued). Not for
+  // pipeline stages.
+  bool queued = false;
+  // Inputs whose values are already in the executor's input buffer (written there by
+  // queue_argmax): given with their shape as usual, but not uploaded.
+  std::vector<std::string> device_inputs;
 };
 
 class Executor {
@@ -62,6 +69,15 @@ class Executor {
   std::map<std::string, HostTensor> run(const std::string& function,
                                         const std::map<std::string, HostTensor>& inputs,
                                         const RunOptions& options);
+
+  // Greedy decoding fed on the device (docs/inference.md): after the last run() (of
+  // function F, batch B, sequence S), queues the argmax over the vocabulary of the last
+  // position of F's output `output` [B,S,V] into F's int64 input `input` (its first B
+  // values: the [B,1] ids of F's next run, given in RunOptions::device_inputs) and
+  // returns a ticket for argmax_ids(), which waits for the B ids. With queued runs the
+  // host prepares step k+1 while the device still computes step k.
+  uint64_t queue_argmax(const std::string& output, const std::string& input);
+  std::vector<int64_t> argmax_ids(uint64_t ticket) { return backend_->argmax_ids(ticket); }
 
   // Zeroes every State buffer (forgets the KV cache); OptimizerState survives.
   void reset_state();
@@ -135,6 +151,9 @@ class Executor {
     std::vector<KernelLaunch> launches;
   };
   std::vector<LaunchRecords> launch_cache_;  // most recently used last; a few entries
+  // The last run()'s function and its bound B and S (queue_argmax).
+  const FunctionDesc* last_function_ = nullptr;
+  int64_t last_batch_ = 0, last_seq_ = 0;
 };
 
 }  // namespace bmsys::rt

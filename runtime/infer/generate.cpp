@@ -122,8 +122,10 @@ struct Group {
   void accept(size_t b, const std::vector<float>& logits, const Shape& shape, int64_t r, int64_t s) {
     const int64_t S = shape[1], V = shape[2];
     const size_t i = idx[b];
-    int64_t t = samplers[i].next(logits.data() + (r * S + s) * V, V, out[i], generated[b]);
-    out[i].push_back(t);
+    accept_token(b, samplers[i].next(logits.data() + (r * S + s) * V, V, out[i], generated[b]));
+  }
+  void accept_token(size_t b, int64_t t) {
+    out[idx[b]].push_back(t);
     ++generated[b];
     if (static_cast<int64_t>(generated[b]) >= o.max_new_tokens ||
         std::find(o.stop_ids.begin(), o.stop_ids.end(), t) != o.stop_ids.end())
@@ -173,12 +175,61 @@ struct Group {
       }
     }
     // Batched decode: every row at P; finished rows run along and are ignored.
+    if (greedy_on_device()) return decode_fed(Lmax);
     for (int64_t P = Lmax; std::find(done.begin(), done.end(), false) != done.end(); ++P) {
       std::vector<int64_t> ids;
       for (size_t b = 0; b < n; ++b) ids.push_back(out[idx[b]].back());
       auto lg = logits(call(ids, static_cast<int64_t>(n), 1, P, 0), static_cast<int64_t>(n), &shape);
       for (size_t b = 0; b < n; ++b)
         if (!done[b]) accept(b, lg, shape, static_cast<int64_t>(b), 0);
+    }
+  }
+
+  // Greedy sampling without penalties is the argmax of the logits, which the backend
+  // can take on the device.
+  bool greedy_on_device() const {
+    const SamplingOptions& s = o.sampling;
+    return s.temperature <= 0 && s.repetition_penalty == 1 && s.frequency_penalty == 0 && s.presence_penalty == 0;
+  }
+
+  // The batched decode from position P with the next ids chosen on the device: the ids
+  // of the first step come from the host (the prefill's), every later step reads its ids
+  // from the input buffer the previous step's argmax wrote. The host queues step k+1
+  // before it reads step k's ids, so its own work per step overlaps the device's.
+  void decode_fed(int64_t P) {
+    const size_t n = idx.size();
+    const int64_t B = static_cast<int64_t>(n);
+    uint64_t pending = 0;  // the ticket of the queued step whose ids are not read yet
+    for (;; ++P) {
+      // Whether any row still needs a step after the pending one (the token limit is
+      // known ahead; a stop id shows only when read, and then one queued step is spare).
+      bool more = false;
+      for (size_t b = 0; b < n; ++b)
+        more = more || (!done[b] && static_cast<int64_t>(generated[b]) + (pending ? 1 : 0) < o.max_new_tokens);
+      uint64_t next = 0;
+      if (more) {
+        std::map<std::string, HostTensor> in;
+        RunOptions ro;
+        ro.start_pos = P;
+        ro.queued = true;
+        if (pending) {
+          in["input_ids"] = HostTensor(DType::I64, {B, 1});
+          ro.device_inputs = {"input_ids"};
+        } else {
+          std::vector<int64_t> ids;
+          for (size_t b = 0; b < n; ++b) ids.push_back(out[idx[b]].back());
+          in["input_ids"] = HostTensor::from_i64({B, 1}, ids);
+        }
+        ex.run(o.function, in, ro);
+        next = ex.queue_argmax("logits", "input_ids");
+      }
+      if (pending) {
+        std::vector<int64_t> ids = ex.argmax_ids(pending);
+        for (size_t b = 0; b < n; ++b)
+          if (!done[b]) accept_token(b, ids[b]);
+      }
+      if (!more || std::find(done.begin(), done.end(), false) == done.end()) break;
+      pending = next;
     }
   }
 };

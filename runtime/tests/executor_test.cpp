@@ -86,6 +86,44 @@ TEST_P(Golden, GreedyGenerationWithKvCacheMatchesTransformers) {
 
 INSTANTIATE_TEST_SUITE_P(Models, Golden, ::testing::Values("llama-tiny", "gpt2-tiny"));
 
+// Greedy decoding fed on the device (queued runs, queue_argmax): the same tokens as the
+// synchronous loop, and each misuse named.
+TEST(Executor, QueuedRunsWithDeviceArgmaxGiveTheGreedyTokens) {
+  TempDir dir;
+  Executor ex(load_artifact(save(dir, llama_tiny(1, 32), "m.bmsys")), std::make_shared<CpuBackend>(),
+              ExecutorOptions{data_dir("llama-tiny") + "/model.safetensors"});
+  auto golden = SafetensorsFile::open(data_dir("llama-tiny") + "/golden.safetensors");
+  auto prompt = i64s(golden->read("generate.prompt"));
+  auto want = i64s(golden->read("generate.output"));
+  expect_error([&] { ex.queue_argmax("logits", "input_ids"); }, {"no function has run yet"});
+
+  ex.reset_state();
+  std::vector<int64_t> got = prompt;
+  RunOptions ro;
+  ro.queued = true;
+  EXPECT_TRUE(ex.run("forward", {{"input_ids", HostTensor::from_i64({1, int64_t(prompt.size())}, prompt)}}, ro).empty());
+  uint64_t pending = ex.queue_argmax("logits", "input_ids");
+  int64_t P = static_cast<int64_t>(prompt.size());
+  for (; got.size() < want.size(); ++P) {
+    ro.start_pos = P;
+    ro.device_inputs = {"input_ids"};
+    ex.run("forward", {{"input_ids", HostTensor(DType::I64, {1, 1})}}, ro);  // step P, before P-1's ids are read
+    uint64_t next = ex.queue_argmax("logits", "input_ids");
+    got.push_back(ex.argmax_ids(pending).at(0));
+    pending = next;
+  }
+  EXPECT_EQ(got, want);
+
+  expect_error([&] { ex.queue_argmax("loss", "input_ids"); }, {"no output 'loss'"});
+  expect_error([&] { ex.queue_argmax("logits", "labels"); }, {"no input 'labels'"});
+  expect_error([&] { ex.argmax_ids(pending + 1); }, {"was never issued"});
+  for (int i = 0; i < 8; ++i) ex.queue_argmax("logits", "input_ids");
+  expect_error([&] { ex.argmax_ids(pending); }, {"no longer readable"});
+  ro.device_inputs = {"ids"};
+  expect_error([&] { ex.run("forward", {{"input_ids", HostTensor(DType::I64, {1, 1})}}, ro); },
+               {"device input 'ids' is not an input"});
+}
+
 TEST(Executor, DecodeStepsMatchFullForwardAndStateResets) {
   TempDir dir;
   Executor ex(load_artifact(save(dir, llama_tiny(2, 12), "m.bmsys")), std::make_shared<CpuBackend>(),

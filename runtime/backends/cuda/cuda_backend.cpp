@@ -178,6 +178,7 @@ struct CudaBackend::Impl {
   int device = 0;
   cudaDeviceProp prop{};
   bool use_graphs = true, use_pdl = true, use_gemv = true, use_fuse = true, use_flash = true;
+  bool use_fork = true;  // BMSYS_CUDA_FORK: linears sharing their input run concurrently
   // BMSYS_CUDA_GEMV: 1 tuned per shape, 2 register kernel, 3 pipelined kernel, 0 off
   // (cuBLASLt; the default, see below).
   int gemv_variant = 1;
@@ -191,6 +192,18 @@ struct CudaBackend::Impl {
   bool sync_each = false;
 
   cudaStream_t compute = nullptr, copy = nullptr;
+  // Forked linears (kLinearFork): the streams the second and third run on, their
+  // cuBLASLt workspaces (made at the first flush that forks), the fork and join events.
+  static constexpr int kForkBranches = 2;
+  cudaStream_t fork_stream[kForkBranches] = {nullptr, nullptr};
+  void* fork_workspace[kForkBranches] = {nullptr, nullptr};
+  cudaEvent_t fork_ev = nullptr, join_ev[kForkBranches] = {nullptr, nullptr};
+  // queue_argmax: per ticket slot (ticket % kArgmaxTickets) a pinned row of ids (argmax_cap
+  // each), the number of rows and the event after its device-to-host copy.
+  int64_t* argmax_host = nullptr;
+  int64_t argmax_cap = 0;
+  int64_t argmax_rows[Backend::kArgmaxTickets] = {};
+  cudaEvent_t argmax_ev[Backend::kArgmaxTickets] = {};
   // Swap slots (bmsys-memory-schedule): their own stream, so weight copies overlap the
   // downloads on `copy`; per slot, "copied in" and "released by compute" events.
   cudaStream_t swap = nullptr;
@@ -427,7 +440,7 @@ struct CudaBackend::Impl {
   }
 
   // --- queue -> steps ---
-  enum StepKind { kSingle, kGemvGroup, kSiluMul, kRopePair, kLinearGelu };
+  enum StepKind { kSingle, kGemvGroup, kSiluMul, kRopePair, kLinearGelu, kLinearFork };
   struct Step {
     StepKind kind = kSingle;
     int idx[3] = {0, 0, 0};
@@ -462,6 +475,52 @@ struct CudaBackend::Impl {
         used[k] = 1;
         stats.launches_saved += 1;
       }
+    }
+    return s;
+  }
+
+  // A decode-sized linear (M <= kGemvMaxRows) that one library call or kernel runs:
+  // cuBLASLt (the own GEMVs off) or the weight-only INT8 GEMV. Such a call streams its
+  // weights with too few blocks to keep the memory system busy through its ramp and tail.
+  bool forkable(const Op& o) const {
+    if (!use_fork || gemv_ok(o)) return false;
+    const int64_t M = linear_M(o);
+    if (M < 1 || M > kGemvMaxRows || o.in[0].last() <= 0 || o.out.last() <= 0) return false;
+    if (o.kernel == KernelId::Linear) return gemm->supported(gemm_args(o));
+    // The weight-only INT8 GEMV needs no kernel scratch (which the branches would share).
+    return o.kernel == KernelId::LinearInt8 && !o.p.int8_act && linear_int8_scratch_bytes(int8_args(o)) == 0;
+  }
+
+  // The linears after op i that read the same input (q/k/v, gate/up) and may run beside
+  // it: each of them on its own stream (kLinearFork). A step of one op when there is none.
+  Step linear_fork(int i, std::vector<char>& used) {
+    const int n = static_cast<int>(ops.size());
+    const Op& o = ops[i];
+    Step s;
+    s.idx[0] = i;
+    for (int j = i + 1; j < n && j <= i + 6 && s.n < 1 + kForkBranches; ++j) {
+      if (used[j]) continue;
+      const Op& q = ops[j];
+      if (q.kernel == o.kernel && forkable(q) && q.in[0].data == o.in[0].data && q.in[0].numel == o.in[0].numel &&
+          q.in[0].last() == o.in[0].last() && q.ft == o.ft && hoistable(i, j, used)) {
+        bool apart = true;  // no branch writes what another reads or writes
+        for (int k = 0; k < s.n && apart; ++k) {
+          const Op& p = ops[s.idx[k]];
+          for (int a = 0; a < q.nin; ++a) apart = apart && !overlaps(q.in[a], p.out);
+          for (int a = 0; a < p.nin; ++a) apart = apart && !overlaps(p.in[a], q.out);
+          apart = apart && !overlaps(p.out, q.out);
+        }
+        if (apart) {
+          s.idx[s.n++] = j;
+          continue;
+        }
+      }
+      if (q.train || overlaps(q.out, o.in[0])) break;  // x is rewritten: nothing later shares it
+    }
+    if (s.n > 1) {
+      s.kind = kLinearFork;
+      stats.forked_linears += s.n - 1;
+      for (int k = 1; k < s.n; ++k) used[s.idx[k]] = 1;
     }
     return s;
   }
@@ -575,6 +634,8 @@ struct CudaBackend::Impl {
       s.idx[0] = i;
       if (use_fuse && gemv_ok(o)) {
         s = gemv_group(i, used);
+      } else if (use_fuse && forkable(o) && (s = linear_fork(i, used)).kind == kLinearFork) {
+        // the step is made
       } else if (use_fuse && o.kernel == KernelId::RmsNorm && norm_fusable(i, used)) {
         const int k = next_unused(i, used);
         used[k] = 1;
@@ -943,6 +1004,8 @@ struct CudaBackend::Impl {
       case kSiluMul: return "silu*mul";
       case kRopePair: return "rope x2";
       case kLinearGelu: return "linear+gelu (cuBLASLt)";
+      case kLinearFork:
+        return fmt::format("{} x{} (concurrent)", o.kernel == KernelId::Linear ? "linear" : "linear_int8", s.n);
       case kSingle: break;
     }
     if (o.kernel == KernelId::Attention)
@@ -1040,7 +1103,51 @@ struct CudaBackend::Impl {
         gemm->run(g, compute);
         return;
       }
+      case kLinearFork:
+        run_fork(s, L);
+        return;
     }
+  }
+
+  // Op idx[k] (k >= 1) on fork stream k-1 after what the compute stream queued so far,
+  // op idx[0] on the compute stream, which then waits for the branches. In a captured
+  // graph this becomes parallel nodes. Every branch computes what it computes alone.
+  void run_fork(const Step& s, const Launch& L) {
+    auto run_one = [&](const Op& o, const Launch& Lb, void* ws) {
+      if (o.kernel == KernelId::Linear)
+        gemm->run(gemm_args(o), Lb.stream, ws);
+      else
+        linear_int8(Lb, int8_args(o), *gemm_i8, *gemm, scratch, scratch_bytes);
+    };
+    BMSYS_CUDA(cudaEventRecord(fork_ev, compute), "forking linears");
+    for (int k = 1; k < s.n; ++k) {
+      cudaStream_t st = fork_stream[k - 1];
+      BMSYS_CUDA(cudaStreamWaitEvent(st, fork_ev, 0), "forking linears");
+      Launch Lb = L;
+      Lb.stream = st;
+      Lb.pdl = false;  // its predecessor is an event, not a kernel of its stream
+      Lb.op = s.idx[k];
+      run_one(ops[s.idx[k]], Lb, fork_workspace[k - 1]);
+      BMSYS_CUDA(cudaEventRecord(join_ev[k - 1], st), "joining forked linears");
+    }
+    run_one(ops[s.idx[0]], L, nullptr);
+    for (int k = 1; k < s.n; ++k)
+      BMSYS_CUDA(cudaStreamWaitEvent(compute, join_ev[k - 1], 0), "joining forked linears");
+  }
+
+  // The fork streams, events and workspaces, made before the first flush that may fork
+  // (never while a graph is captured).
+  void ensure_fork() {
+    if (fork_ev) return;
+    bool any = false;
+    for (const Op& o : ops) any = any || forkable(o);
+    if (!any) return;
+    for (int k = 0; k < kForkBranches; ++k) {
+      BMSYS_CUDA(cudaStreamCreateWithFlags(&fork_stream[k], cudaStreamNonBlocking), "creating streams");
+      BMSYS_CUDA(cudaEventCreateWithFlags(&join_ev[k], cudaEventDisableTiming), "creating events");
+      fork_workspace[k] = device_alloc(kWorkspaceBytes, "cuBLASLt workspace (forked linears)", kOther);
+    }
+    BMSYS_CUDA(cudaEventCreateWithFlags(&fork_ev, cudaEventDisableTiming), "creating events");
   }
 
   static bool is_collective(KernelId k) {
@@ -1366,7 +1473,10 @@ struct CudaBackend::Impl {
     const bool graphs_ok = use_graphs && !tracer && !sync_each && !has_collective;
     auto git = graphs.find(hash);
     bool replay = graphs_ok && git != graphs.end() && git->second.sig == sig;
-    if (!replay) ensure_scratch(scratch_need());
+    if (!replay) {
+      ensure_scratch(scratch_need());
+      ensure_fork();
+    }
     BMSYS_CUDA(cudaEventRecord(flush_begin, compute), "flush timing");
     set_scalars(compute, scalars, queue_P);
     if (queue_train_scalars) {
@@ -1482,6 +1592,7 @@ CudaBackend::CudaBackend(const BackendOptions& opts) : impl_(std::make_unique<Im
   m.use_gemv = m.gemv_variant != 0;
   m.use_fuse = env_flag("BMSYS_CUDA_FUSE", true);
   m.use_flash = env_flag("BMSYS_CUDA_FLASH", true) && m.prop.major >= 8;
+  m.use_fork = env_flag("BMSYS_CUDA_FORK", true);
   m.sync_each = env_flag("BMSYS_CUDA_SYNC", false);
 
   BMSYS_CUDA(cudaStreamCreateWithFlags(&m.compute, cudaStreamNonBlocking), "creating streams");
@@ -1554,6 +1665,18 @@ CudaBackend::~CudaBackend() {
   for (void* p : {m.scratch, m.tune_buf, m.tp_buf, m.workspace, static_cast<void*>(m.err_gate), static_cast<void*>(m.counters),
                   static_cast<void*>(m.scalars), m.dstage[0], m.dstage[1]})
     if (p) m.pool->release(p);
+  for (int k = 0; k < Impl::kForkBranches; ++k) {
+    if (m.fork_workspace[k]) m.pool->release(m.fork_workspace[k]);
+    if (m.fork_stream[k]) {
+      cudaStreamSynchronize(m.fork_stream[k]);
+      cudaStreamDestroy(m.fork_stream[k]);
+    }
+    if (m.join_ev[k]) cudaEventDestroy(m.join_ev[k]);
+  }
+  if (m.fork_ev) cudaEventDestroy(m.fork_ev);
+  for (cudaEvent_t e : m.argmax_ev)
+    if (e) cudaEventDestroy(e);
+  if (m.argmax_host) cudaFreeHost(m.argmax_host);
   for (cudaEvent_t e : {m.slot_ready[0], m.slot_ready[1], m.slot_free[0], m.slot_free[1]})
     if (e) cudaEventDestroy(e);
   if (m.swap) {
@@ -1949,6 +2072,49 @@ void CudaBackend::release_slot(int slot) {
   m.flush();
   BMSYS_CUDA(cudaEventRecord(m.slot_free[slot], m.compute), "releasing a swap slot");
   m.slot_released[slot] = true;
+}
+
+uint64_t CudaBackend::queue_argmax(const void* x, DType dtype, int64_t rows, int64_t V, int64_t stride,
+                                  void* dst) {
+  Impl& m = *impl_;
+  if (!dtype_is_float(dtype)) fail("cuda backend: argmax: the logits are {}, not a float dtype", dtype_name(dtype));
+  m.flush();
+  if (rows > m.argmax_cap) {  // grow the ring: wait for the copies into the old one first
+    BMSYS_CUDA(cudaStreamSynchronize(m.compute), "argmax ids");
+    if (m.argmax_host) cudaFreeHost(m.argmax_host);
+    m.argmax_host = nullptr;
+    m.argmax_cap = std::max<int64_t>(rows, 64);
+    BMSYS_CUDA(cudaHostAlloc(reinterpret_cast<void**>(&m.argmax_host),
+                             Backend::kArgmaxTickets * m.argmax_cap * sizeof(int64_t), cudaHostAllocDefault),
+               "allocating the argmax ids");
+    for (cudaEvent_t& e : m.argmax_ev)
+      if (!e) BMSYS_CUDA(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "creating events");
+  }
+  const uint64_t ticket = ++argmax_issued_;
+  const size_t slot = ticket % Backend::kArgmaxTickets;
+  m.argmax_rows[slot] = rows;
+  if (rows > 0) {
+    cuda::argmax_rows(m.launch_cfg(-1), dtype, static_cast<int64_t*>(dst), x, rows, V, stride);
+    BMSYS_CUDA(cudaMemcpyAsync(m.argmax_host + slot * m.argmax_cap, dst, rows * sizeof(int64_t),
+                               cudaMemcpyDeviceToHost, m.compute),
+               "copying the argmax ids");
+  }
+  BMSYS_CUDA(cudaEventRecord(m.argmax_ev[slot], m.compute), "argmax ids");
+  return ticket;
+}
+
+std::vector<int64_t> CudaBackend::argmax_ids(uint64_t ticket) {
+  Impl& m = *impl_;
+  check_argmax_ticket(ticket);
+  const size_t slot = ticket % Backend::kArgmaxTickets;
+  cudaError_t e = cudaEventSynchronize(m.argmax_ev[slot]);
+  if (e != cudaSuccess) {
+    m.check_stream(m.compute, "argmax ids");  // names the failing kernel or copy
+    fail("cuda backend: waiting for the argmax ids: {}", cudaGetErrorString(e));
+  }
+  m.check_device_error();
+  const int64_t* p = m.argmax_host + slot * m.argmax_cap;
+  return std::vector<int64_t>(p, p + m.argmax_rows[slot]);
 }
 
 void CudaBackend::argmax_rows(const TensorView& x, int64_t* host_out) {

@@ -66,11 +66,17 @@ class CudaBackend : public Backend {
                                                     std::shared_ptr<RendezvousStore> store) override;
   // Attention with a cache honours LaunchContext::batch_offset (batched generation).
   bool supports_batch_offset() const override { return true; }
+  // Greedy decoding fed on the device: the argmax kernel after the queued launches, the
+  // ids copied into a ring of pinned slots on the compute stream, an event per slot.
+  uint64_t queue_argmax(const void* x, DType dtype, int64_t rows, int64_t V, int64_t stride,
+                        void* dst) override;
+  std::vector<int64_t> argmax_ids(uint64_t ticket) override;
 
   // --- Beyond the Backend interface (tests, benchmarks) ---
   struct Stats {
     int64_t flushes = 0, eager_flushes = 0, graph_captures = 0, graph_replays = 0;
     int64_t ops = 0, launches_saved = 0;  // ops queued; launches saved by fusion
+    int64_t forked_linears = 0;           // linears run beside another (BMSYS_CUDA_FORK)
     double launch_host_us = 0;            // host time spent queueing launches
     double last_flush_ms = 0;             // device time of the last flush
     // bmsys-offload: copies on the offload copy stream, and CPU optimizer steps.

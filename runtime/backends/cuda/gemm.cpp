@@ -137,7 +137,7 @@ bool Gemm::supported(const GemmArgs& a) {
   return plan(a)->ok;
 }
 
-void Gemm::run(const GemmArgs& g, cudaStream_t stream) {
+void Gemm::run(const GemmArgs& g, cudaStream_t stream, void* workspace) {
   Plan* p = plan(g);
   if (!p->ok) fail("cuda backend: {}: cuBLASLt has no algorithm for this GEMM", p->what);
   const std::string& op = p->what;
@@ -147,7 +147,7 @@ void Gemm::run(const GemmArgs& g, cudaStream_t stream) {
     BMSYS_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &g.gelu_aux, sizeof(g.gelu_aux)), op);
   const float alpha = 1.f, beta = 0.f;
   BMSYS_CUBLAS(cublasLtMatmul(handle_, p->desc, &alpha, g.w, p->a, g.x, p->b, &beta, g.y, p->c, g.y,
-                              p->c, &p->algo, workspace_, workspace_bytes_, stream),
+                              p->c, &p->algo, workspace ? workspace : workspace_, workspace_bytes_, stream),
                op);
 }
 

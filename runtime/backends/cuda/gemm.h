@@ -49,8 +49,10 @@ class Gemm {
   // Whether cuBLASLt has an algorithm for these arguments (queries and caches it).
   bool supported(const GemmArgs& a);
   // Enqueues the GEMM on `stream`; throws naming the op when cuBLASLt fails or has no
-  // algorithm (call supported() first to fall back).
-  void run(const GemmArgs& a, cudaStream_t stream);
+  // algorithm (call supported() first to fall back). GEMMs running concurrently on
+  // several streams each need their own `workspace` (workspace_bytes(); null: the one
+  // set_workspace gave), so that the same algorithm runs whatever the stream.
+  void run(const GemmArgs& a, cudaStream_t stream, void* workspace = nullptr);
 
  private:
   struct Plan;

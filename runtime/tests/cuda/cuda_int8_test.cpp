@@ -129,6 +129,41 @@ TEST(CudaInt8, ZeroRows) {
   }
 }
 
+// Weight-only INT8 GEMVs sharing x (decode's q/k/v) run concurrently on fork streams,
+// bit-identical to the same calls one after the other (eager, captured, replayed).
+TEST(CudaInt8, ForkedGemvs) {
+  BMSYS_SKIP_WITHOUT_GPU();
+  std::unique_ptr<CudaBackend> serial;
+  {
+    ScopedEnv env("BMSYS_CUDA_FORK", "0");
+    serial = std::make_unique<CudaBackend>(BackendOptions{});
+  }
+  CudaBackend forked{BackendOptions{}};
+  std::mt19937 rng(43);
+  for (DType t : {DType::F32, DType::BF16})
+    for (int64_t M : {1, 4}) {
+      const int64_t K = 256, N[3] = {192, 64, 64};
+      std::vector<HostTensor> ts = {random_tensor(t, {M, K}, rng)};
+      for (int j = 0; j < 3; ++j) {
+        ts.push_back(random_int8({N[j], K}, rng));
+        ts.push_back(random_tensor(DType::F32, {N[j]}, rng, 0.001f, 0.02f));
+      }
+      for (int j = 0; j < 3; ++j) ts.push_back(poison(t, {M, N[j]}));
+      std::vector<Call> calls;
+      for (int j = 0; j < 3; ++j)
+        calls.push_back({KernelId::LinearInt8, attrs({{"activations", str_attr("float")}}),
+                         {0, 1 + 2 * j, 2 + 2 * j}, {7 + j}});
+      auto before = forked.stats().forked_linears;
+      run_calls(forked, ts, calls, LaunchContext{});  // one flush, run eagerly
+      EXPECT_EQ(forked.stats().forked_linears - before, 2) << "the three GEMVs did not fork";
+      std::vector<HostTensor> a = run_calls(forked, ts, calls, LaunchContext{}, 3);
+      std::vector<HostTensor> b = run_calls(*serial, ts, calls, LaunchContext{});
+      for (int i = 7; i < 10; ++i)
+        EXPECT_EQ(a[i].data, b[i].data) << dtype_name(t) << " M=" << M << ": differs from serial, tensor " << i;
+    }
+  EXPECT_EQ(serial->stats().forked_linears, 0);
+}
+
 // --- golden models ----------------------------------------------------------------------
 std::string artifact_dir() {
   const char* e = std::getenv("BMSYS_GPU_ARTIFACTS");

@@ -139,6 +139,42 @@ TEST(CudaKernels, GroupedGemv) {
   }
 }
 
+// Decode-sized linears sharing x (q/k/v, gate/up) through cuBLASLt (the default, own
+// GEMVs off) run concurrently on fork streams: the same results as the CPU, bit-identical
+// to the same calls one after the other, eagerly, captured into a graph and replayed; an
+// op after them reading two branches' outputs sees them complete.
+TEST(CudaKernels, ForkedLinears) {
+  BMSYS_SKIP_WITHOUT_GPU();
+  std::unique_ptr<CudaBackend> serial;
+  {
+    ScopedEnv env("BMSYS_CUDA_FORK", "0");
+    serial = std::make_unique<CudaBackend>(BackendOptions{});
+  }
+  CudaBackend forked{BackendOptions{}};
+  std::mt19937 rng(41);
+  for (DType t : kFloatTypes)
+    for (int64_t M : {1, 3, 8}) {
+      const int64_t K = 520, N[3] = {512, 136, 136};
+      Case c;
+      c.tensors.push_back(random_tensor(t, {1, M, K}, rng));
+      for (int j = 0; j < 3; ++j) c.tensors.push_back(random_tensor(t, {N[j], K}, rng, -0.1f, 0.1f));
+      for (int j = 0; j < 3; ++j) c.tensors.push_back(poison(t, {1, M, N[j]}));
+      c.tensors.push_back(poison(t, {1, M, N[1]}));
+      for (int j = 0; j < 3; ++j) c.calls.push_back({KernelId::Linear, attrs({}), {0, 1 + j}, {4 + j}});
+      c.calls.push_back({KernelId::Add, attrs({}), {5, 6}, {7}});
+      c.check = {4, 5, 6, 7};
+      const std::string what = fmt::format("forked linears {} M={}", dtype_name(t), M);
+      auto before = forked.stats().forked_linears;
+      expect_matches_cpu(c, t == DType::F32 ? 3e-5 : tol_for(t), &forked, what);
+      EXPECT_EQ(forked.stats().forked_linears - before, 2) << what << ": q/k/v did not fork";
+      std::vector<HostTensor> a = run_calls(forked, c.tensors, c.calls, c.ctx, 3);
+      std::vector<HostTensor> b = run_calls(*serial, c.tensors, c.calls, c.ctx);
+      for (int i : c.check) EXPECT_EQ(a[i].data, b[i].data) << what << ": differs from serial, tensor " << i;
+    }
+  EXPECT_EQ(serial->stats().forked_linears, 0);
+  EXPECT_GE(forked.stats().graph_replays, 1) << "the forked flush was not replayed from a graph";
+}
+
 // A decode GEMV followed by the elementwise op that consumes its output runs as one
 // launch (the op as the GEMV's epilogue); both outputs are written.
 TEST(CudaKernels, GemvEpilogues) {
