@@ -268,6 +268,13 @@ void expect_rank_at_least(const TensorView& t, size_t r, const char* what) {
     fail("{} has shape {}, expected rank >= {}", what, shape_str(t.shape), r);
 }
 
+// A 0/1 attribute; an optional one (not `required`) defaults to 0.
+int64_t expect_flag(const Attrs& a, const char* name, bool required = false) {
+  const int64_t v = required ? a.get_int(name) : a.get_int(name, 0);
+  if (v != 0 && v != 1) fail("attribute '{}' must be 0 or 1, not {}", name, v);
+  return v;
+}
+
 Shape with_last(Shape s, int64_t last) {
   s.back() = last;
   return s;
@@ -329,10 +336,82 @@ void check_vocab_shards(const KernelLaunch& l) {
 
 // `loss_scaling` is 0 or 1, and the call's loss scale L a positive number.
 void check_loss_scaling(const KernelLaunch& l) {
-  int64_t ls = l.attrs->get_int("loss_scaling", 0);
-  if (ls != 0 && ls != 1) fail("attribute 'loss_scaling' must be 0 or 1, not {}", ls);
+  int64_t ls = expect_flag(*l.attrs, "loss_scaling");
   if (ls && !(l.ctx.loss_scale > 0))
     fail("the loss scale must be a positive number, not {}", l.ctx.loss_scale);
+}
+
+// A float input 0 and an output 0 of its dtype and shape (copies, collectives).
+void expect_float_copy(const KernelLaunch& l) {
+  expect_float(l.inputs[0], "input 0");
+  expect_dtype(l.outputs[0], l.inputs[0].dtype, "output 0");
+  expect_shape(l.outputs[0], l.inputs[0].shape, "output 0");
+}
+
+void expect_gelu_approximate(const Attrs& a) {
+  std::string ap = a.get_string("approximate");
+  if (ap != "tanh" && ap != "none") fail("attribute 'approximate' must be \"tanh\" or \"none\", not \"{}\"", ap);
+}
+
+// linear and linear_grad_input: a float activation of rank >= 1 (x, or dy for the
+// gradient) and a float matrix w (input 1); returns weight_transposed.
+int64_t check_act_weight(const KernelLaunch& l, const char* act) {
+  const int64_t wt = expect_flag(*l.attrs, "weight_transposed");
+  expect_float(l.inputs[0], act);
+  expect_float(l.inputs[1], "w (input 1)");
+  expect_rank_at_least(l.inputs[0], 1, act);
+  if (l.inputs[1].shape.size() != 2) fail("w (input 1) must be rank 2, got {}", shape_str(l.inputs[1].shape));
+  return wt;
+}
+
+// layer/RMS norm and their gradients: x [..., H], gamma [H], eps >= 0; returns H.
+int64_t check_norm_input(const KernelLaunch& l) {
+  expect_float(l.inputs[0], "x (input 0)");
+  expect_rank_at_least(l.inputs[0], 1, "x (input 0)");
+  const int64_t H = l.inputs[0].shape.back();
+  expect_shape(l.inputs[1], {H}, "gamma (input 1)");
+  if (!(l.attrs->get_float("eps") >= 0)) fail("attribute 'eps' must be >= 0");
+  return H;
+}
+
+// rope and rope_grad: the rotated tensor [B,S,N*D] (x, or dy for the gradient) with
+// head_dim D, and pos [B,S].
+void check_rope_input(const KernelLaunch& l, const char* what) {
+  const TensorView& x = l.inputs[0];
+  expect_float(x, what);
+  int64_t rest = trailing(x, what);
+  int64_t D = l.attrs->get_int("head_dim");
+  if (D <= 0 || D % 2 != 0) fail("attribute 'head_dim' must be positive and even, not {}", D);
+  if (rest % D != 0) fail("{} {}: N*D is not a multiple of head_dim {}", what, shape_str(x.shape), D);
+  expect_dtype(l.inputs[1], DType::I64, "pos (input 1)");
+  expect_shape(l.inputs[1], {x.shape[0], x.shape[1]}, "pos (input 1)");
+}
+
+struct Heads {
+  int64_t Nq, Nkv, D;
+};
+
+// attention and attention_grad: the head counts, head_dim, causal and scale.
+Heads check_attention_attrs(const Attrs& a) {
+  const Heads h{a.get_int("num_heads"), a.get_int("num_kv_heads"), a.get_int("head_dim")};
+  if (h.Nq <= 0 || h.Nkv <= 0 || h.D <= 0) fail("num_heads, num_kv_heads and head_dim must be positive");
+  if (h.Nq % h.Nkv != 0) fail("num_heads {} is not a multiple of num_kv_heads {}", h.Nq, h.Nkv);
+  expect_flag(a, "causal", true);
+  a.get_float("scale");
+  return h;
+}
+
+// cross_entropy and its gradient: logits [B,S,V] and labels [B,S] with at least one
+// token to score (shift: each position predicts the next label).
+void check_logits_labels(const KernelLaunch& l) {
+  check_vocab_shards(l);
+  const int64_t shift = expect_flag(*l.attrs, "shift");
+  const TensorView& logits = l.inputs[0];
+  expect_float(logits, "logits (input 0)");
+  if (logits.shape.size() != 3) fail("logits (input 0) must be [B,S,V], got {}", shape_str(logits.shape));
+  expect_dtype(l.inputs[1], DType::I64, "labels (input 1)");
+  expect_shape(l.inputs[1], {logits.shape[0], logits.shape[1]}, "labels (input 1)");
+  if (logits.shape[0] * (logits.shape[1] - shift) <= 0) fail("no tokens to score");
 }
 
 }  // namespace
@@ -366,12 +445,7 @@ void check_launch(const KernelLaunch& l) {
       break;
     }
     case KernelId::Linear: {
-      int64_t wt = a.get_int("weight_transposed", 0);
-      if (wt != 0 && wt != 1) fail("attribute 'weight_transposed' must be 0 or 1, not {}", wt);
-      expect_float(in[0], "x (input 0)");
-      expect_float(in[1], "w (input 1)");
-      expect_rank_at_least(in[0], 1, "x (input 0)");
-      if (in[1].shape.size() != 2) fail("w (input 1) must be rank 2, got {}", shape_str(in[1].shape));
+      int64_t wt = check_act_weight(l, "x (input 0)");
       int64_t K = in[0].shape.back();
       int64_t N = wt ? in[1].shape[1] : in[1].shape[0];
       int64_t wk = wt ? in[1].shape[0] : in[1].shape[1];
@@ -427,33 +501,17 @@ void check_launch(const KernelLaunch& l) {
     }
     case KernelId::LayerNorm:
     case KernelId::RmsNorm: {
-      expect_float(in[0], "x (input 0)");
-      expect_rank_at_least(in[0], 1, "x (input 0)");
-      int64_t H = in[0].shape.back();
-      expect_shape(in[1], {H}, "gamma (input 1)");
+      int64_t H = check_norm_input(l);
       if (l.kernel == KernelId::LayerNorm) expect_shape(in[2], {H}, "beta (input 2)");
-      if (!(a.get_float("eps") >= 0)) fail("attribute 'eps' must be >= 0");
       expect_shape(y, in[0].shape, "y (output 0)");
       break;
     }
-    case KernelId::Rope: {
-      expect_float(in[0], "x (input 0)");
-      int64_t rest = trailing(in[0], "x (input 0)");
-      int64_t D = a.get_int("head_dim");
-      if (D <= 0 || D % 2 != 0) fail("attribute 'head_dim' must be positive and even, not {}", D);
-      if (rest % D != 0) fail("x (input 0) {}: N*D is not a multiple of head_dim {}", shape_str(in[0].shape), D);
-      expect_dtype(in[1], DType::I64, "pos (input 1)");
-      expect_shape(in[1], {in[0].shape[0], in[0].shape[1]}, "pos (input 1)");
+    case KernelId::Rope:
+      check_rope_input(l, "x (input 0)");
       expect_shape(y, in[0].shape, "y (output 0)");
       break;
-    }
     case KernelId::Attention: {
-      int64_t Nq = a.get_int("num_heads"), Nkv = a.get_int("num_kv_heads"), D = a.get_int("head_dim");
-      int64_t causal = a.get_int("causal");
-      if (Nq <= 0 || Nkv <= 0 || D <= 0) fail("num_heads, num_kv_heads and head_dim must be positive");
-      if (Nq % Nkv != 0) fail("num_heads {} is not a multiple of num_kv_heads {}", Nq, Nkv);
-      if (causal != 0 && causal != 1) fail("attribute 'causal' must be 0 or 1, not {}", causal);
-      a.get_float("scale");
+      const auto [Nq, Nkv, D] = check_attention_attrs(a);
       const char* names[] = {"q (input 0)", "k (input 1)", "v (input 2)", "k_cache (input 3)", "v_cache (input 4)"};
       for (int i = 0; i < nin; ++i) expect_float(in[i], names[i]);
       if (trailing(in[0], names[0]) != Nq * D) fail("q (input 0) {} is not [B,S,{}*{}]", shape_str(in[0].shape), Nq, D);
@@ -480,11 +538,9 @@ void check_launch(const KernelLaunch& l) {
       expect_shape(y, in[0].shape, "y (output 0)");
       break;
     }
-    case KernelId::Gelu: {
-      std::string ap = a.get_string("approximate");
-      if (ap != "tanh" && ap != "none") fail("attribute 'approximate' must be \"tanh\" or \"none\", not \"{}\"", ap);
+    case KernelId::Gelu:
+      expect_gelu_approximate(a);
       [[fallthrough]];
-    }
     case KernelId::Silu:
       expect_float(in[0], "x (input 0)");
       expect_shape(y, in[0].shape, "y (output 0)");
@@ -495,19 +551,11 @@ void check_launch(const KernelLaunch& l) {
       expect_shape(in[1], in[0].shape, "b (input 1)");
       expect_shape(y, in[0].shape, "y (output 0)");
       break;
-    case KernelId::CrossEntropy: {
-      check_vocab_shards(l);
-      int64_t shift = a.get_int("shift", 0);
-      if (shift != 0 && shift != 1) fail("attribute 'shift' must be 0 or 1, not {}", shift);
-      expect_float(in[0], "logits (input 0)");
-      if (in[0].shape.size() != 3) fail("logits (input 0) must be [B,S,V], got {}", shape_str(in[0].shape));
-      expect_dtype(in[1], DType::I64, "labels (input 1)");
-      expect_shape(in[1], {in[0].shape[0], in[0].shape[1]}, "labels (input 1)");
-      if (in[0].shape[0] * (in[0].shape[1] - shift) <= 0) fail("no tokens to score");
+    case KernelId::CrossEntropy:
+      check_logits_labels(l);
       expect_float(y, "loss (output 0)");
       if (y.numel() != 1) fail("loss (output 0) must have one element, has shape {}", shape_str(y.shape));
       break;
-    }
     // --- Training kernels ---
     case KernelId::EmbeddingGrad: {
       check_vocab_shards(l);
@@ -525,12 +573,7 @@ void check_launch(const KernelLaunch& l) {
       break;
     }
     case KernelId::LinearGradInput: {
-      int64_t wt = a.get_int("weight_transposed", 0);
-      if (wt != 0 && wt != 1) fail("attribute 'weight_transposed' must be 0 or 1, not {}", wt);
-      expect_float(in[0], "dy (input 0)");
-      expect_float(in[1], "w (input 1)");
-      expect_rank_at_least(in[0], 1, "dy (input 0)");
-      if (in[1].shape.size() != 2) fail("w (input 1) must be rank 2, got {}", shape_str(in[1].shape));
+      int64_t wt = check_act_weight(l, "dy (input 0)");
       int64_t N = wt ? in[1].shape[1] : in[1].shape[0];
       int64_t K = wt ? in[1].shape[0] : in[1].shape[1];
       if (in[0].shape.back() != N)
@@ -541,8 +584,7 @@ void check_launch(const KernelLaunch& l) {
       break;
     }
     case KernelId::LinearGradWeight: {
-      int64_t wt = a.get_int("weight_transposed", 0);
-      if (wt != 0 && wt != 1) fail("attribute 'weight_transposed' must be 0 or 1, not {}", wt);
+      int64_t wt = expect_flag(a, "weight_transposed");
       expect_float(in[0], "dy (input 0)");
       expect_float(in[1], "x (input 1)");
       expect_rank_at_least(in[0], 1, "dy (input 0)");
@@ -572,13 +614,9 @@ void check_launch(const KernelLaunch& l) {
     }
     case KernelId::LayerNormGrad:
     case KernelId::RmsNormGrad: {
-      expect_float(in[0], "x (input 0)");
-      expect_rank_at_least(in[0], 1, "x (input 0)");
-      int64_t H = in[0].shape.back();
-      expect_shape(in[1], {H}, "gamma (input 1)");
+      int64_t H = check_norm_input(l);
       expect_float(in[2], "dy (input 2)");
       expect_shape(in[2], in[0].shape, "dy (input 2)");
-      if (!(a.get_float("eps") >= 0)) fail("attribute 'eps' must be >= 0");
       expect_float(y, "dx (output 0)");
       expect_shape(y, in[0].shape, "dx (output 0)");
       expect_float(l.outputs[1], "dgamma (output 1)");
@@ -589,25 +627,13 @@ void check_launch(const KernelLaunch& l) {
       }
       break;
     }
-    case KernelId::RopeGrad: {
-      expect_float(in[0], "dy (input 0)");
-      int64_t rest = trailing(in[0], "dy (input 0)");
-      int64_t D = a.get_int("head_dim");
-      if (D <= 0 || D % 2 != 0) fail("attribute 'head_dim' must be positive and even, not {}", D);
-      if (rest % D != 0) fail("dy (input 0) {}: N*D is not a multiple of head_dim {}", shape_str(in[0].shape), D);
-      expect_dtype(in[1], DType::I64, "pos (input 1)");
-      expect_shape(in[1], {in[0].shape[0], in[0].shape[1]}, "pos (input 1)");
+    case KernelId::RopeGrad:
+      check_rope_input(l, "dy (input 0)");
       expect_float(y, "dx (output 0)");
       expect_shape(y, in[0].shape, "dx (output 0)");
       break;
-    }
     case KernelId::AttentionGrad: {
-      int64_t Nq = a.get_int("num_heads"), Nkv = a.get_int("num_kv_heads"), D = a.get_int("head_dim");
-      int64_t causal = a.get_int("causal");
-      if (Nq <= 0 || Nkv <= 0 || D <= 0) fail("num_heads, num_kv_heads and head_dim must be positive");
-      if (Nq % Nkv != 0) fail("num_heads {} is not a multiple of num_kv_heads {}", Nq, Nkv);
-      if (causal != 0 && causal != 1) fail("attribute 'causal' must be 0 or 1, not {}", causal);
-      a.get_float("scale");
+      const auto [Nq, Nkv, D] = check_attention_attrs(a);
       const char* names[] = {"q (input 0)", "k (input 1)", "v (input 2)", "dy (input 3)"};
       for (int i = 0; i < 4; ++i) expect_float(in[i], names[i]);
       if (trailing(in[0], names[0]) != Nq * D || in[0].shape.size() != 3)
@@ -622,11 +648,9 @@ void check_launch(const KernelLaunch& l) {
       }
       break;
     }
-    case KernelId::GeluGrad: {
-      std::string ap = a.get_string("approximate");
-      if (ap != "tanh" && ap != "none") fail("attribute 'approximate' must be \"tanh\" or \"none\", not \"{}\"", ap);
+    case KernelId::GeluGrad:
+      expect_gelu_approximate(a);
       [[fallthrough]];
-    }
     case KernelId::SiluGrad:
       expect_float(in[0], "x (input 0)");
       expect_float(in[1], "dy (input 1)");
@@ -634,20 +658,12 @@ void check_launch(const KernelLaunch& l) {
       expect_float(y, "dx (output 0)");
       expect_shape(y, in[0].shape, "dx (output 0)");
       break;
-    case KernelId::CrossEntropyGrad: {
-      check_vocab_shards(l);
-      int64_t shift = a.get_int("shift", 0);
-      if (shift != 0 && shift != 1) fail("attribute 'shift' must be 0 or 1, not {}", shift);
+    case KernelId::CrossEntropyGrad:
+      check_logits_labels(l);
       check_loss_scaling(l);
-      expect_float(in[0], "logits (input 0)");
-      if (in[0].shape.size() != 3) fail("logits (input 0) must be [B,S,V], got {}", shape_str(in[0].shape));
-      expect_dtype(in[1], DType::I64, "labels (input 1)");
-      expect_shape(in[1], {in[0].shape[0], in[0].shape[1]}, "labels (input 1)");
-      if (in[0].shape[0] * (in[0].shape[1] - shift) <= 0) fail("no tokens to score");
       expect_float(y, "dlogits (output 0)");
       expect_shape(y, in[0].shape, "dlogits (output 0)");
       break;
-    }
     case KernelId::GlobalNorm:
       if (a.has("ranks")) check_ranks(l, a.get_int("ranks"), true);
       if (a.get_int("pp_stages", 0) > 1 && a.get_int("pp_stages", 0) != l.ctx.pp_size)
@@ -692,8 +708,7 @@ void check_launch(const KernelLaunch& l) {
       if (in[norm_index].numel() != 1)
         fail("norm (input {}) must have one element, has shape {}", norm_index, shape_str(in[norm_index].shape));
       if (l.ctx.step < 1) fail("the training step T must be >= 1, not {}", l.ctx.step);
-      if (const int64_t off = a.get_int("offload", 0); off != 0 && off != 1)
-        fail("attribute 'offload' must be 0 or 1, not {}", off);
+      expect_flag(a, "offload");
       if (a.get_int("offload", 0) && zr > 1 && !param_sharded)
         fail("an offloaded update (offload = 1) with zero_ranks {} updates the master's shard: it needs param_sharded",
              zr);
@@ -713,9 +728,7 @@ void check_launch(const KernelLaunch& l) {
       break;
     }
     case KernelId::ToHost:
-      expect_float(in[0], "input 0");
-      expect_dtype(y, in[0].dtype, "output 0");
-      expect_shape(y, in[0].shape, "output 0");
+      expect_float_copy(l);
       break;
     case KernelId::UploadMaster: {
       // The f32 master (this rank's flat shard with zero_ranks = R > 1) into the device
@@ -757,9 +770,7 @@ void check_launch(const KernelLaunch& l) {
     }
     case KernelId::PpMean:
       if (a.get_int("micro_batches") < 1) fail("attribute 'micro_batches' must be >= 1");
-      expect_float(in[0], "input 0");
-      expect_dtype(y, in[0].dtype, "output 0");
-      expect_shape(y, in[0].shape, "output 0");
+      expect_float_copy(l);
       break;
     case KernelId::TpAllReduce: {
       int64_t R = a.get_int("ranks");
@@ -767,17 +778,13 @@ void check_launch(const KernelLaunch& l) {
       if (R != l.ctx.tp_size)
         fail("compiled for {} tensor-parallel ranks (attribute 'ranks'), but this run has {}", R, l.ctx.tp_size);
       if (!l.ctx.tp_comm) fail("tp_all_reduce needs a tensor-parallel communicator, and the launch has none");
-      expect_float(in[0], "input 0");
-      expect_dtype(y, in[0].dtype, "output 0");
-      expect_shape(y, in[0].shape, "output 0");
+      expect_float_copy(l);
       break;
     }
     case KernelId::AllReduce:
       check_ranks(l, a.get_int("ranks"), false);
       reduce_op_from_name(a.get_string("reduction"));
-      expect_float(in[0], "input 0");
-      expect_dtype(y, in[0].dtype, "output 0");
-      expect_shape(y, in[0].shape, "output 0");
+      expect_float_copy(l);
       break;
     case KernelId::ReduceScatter: {
       int64_t R = a.get_int("ranks");

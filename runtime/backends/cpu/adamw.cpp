@@ -56,54 +56,46 @@ void range_scalar(float* param, const float* grad, float* m, float* v, int64_t b
   for (int64_t i = begin; i < end; ++i) step_scalar(param, grad, m, v, i, c);
 }
 
-// 8 elements per iteration: floats widened to 8 doubles in one zmm register.
-__attribute__((target("avx512f"))) void range_avx512(float* param, const float* grad, float* m, float* v,
-                                                     int64_t begin, int64_t end, const Coef& c) {
-  const __m512d lr = _mm512_set1_pd(c.lr), b1 = _mm512_set1_pd(c.beta1), ob1 = _mm512_set1_pd(c.one_minus_beta1),
-                b2 = _mm512_set1_pd(c.beta2), ob2 = _mm512_set1_pd(c.one_minus_beta2), eps = _mm512_set1_pd(c.eps),
-                clip = _mm512_set1_pd(c.clip), decay = _mm512_set1_pd(c.decay), bc1 = _mm512_set1_pd(c.bc1),
-                bc2 = _mm512_set1_pd(c.bc2);
-  int64_t i = begin;
-  for (; i + 8 <= end; i += 8) {
-    __m512d g = _mm512_mul_pd(clip, _mm512_cvtps_pd(_mm256_loadu_ps(grad + i)));
-    __m512d w = _mm512_mul_pd(_mm512_cvtps_pd(_mm256_loadu_ps(param + i)), decay);
-    __m512d mi = _mm512_add_pd(_mm512_mul_pd(b1, _mm512_cvtps_pd(_mm256_loadu_ps(m + i))), _mm512_mul_pd(ob1, g));
-    __m512d vi = _mm512_add_pd(_mm512_mul_pd(b2, _mm512_cvtps_pd(_mm256_loadu_ps(v + i))),
-                               _mm512_mul_pd(_mm512_mul_pd(ob2, g), g));
-    __m512d num = _mm512_mul_pd(lr, _mm512_div_pd(mi, bc1));
-    __m512d den = _mm512_add_pd(_mm512_sqrt_pd(_mm512_div_pd(vi, bc2)), eps);
-    w = _mm512_sub_pd(w, _mm512_div_pd(num, den));
-    _mm256_storeu_ps(m + i, _mm512_cvtpd_ps(mi));
-    _mm256_storeu_ps(v + i, _mm512_cvtpd_ps(vi));
-    _mm256_storeu_ps(param + i, _mm512_cvtpd_ps(w));
+// The vector loop, written once for both widths: W floats widened to W doubles in
+// one register per step, each operation the reference's, in its order. P is the
+// intrinsics' prefix of the double register (512: zmm, 256: ymm), H that of the
+// register holding W floats (256: ymm, empty: xmm). A macro, not a template: the
+// intrinsics need the function's target attribute, which cannot depend on a
+// template parameter, and GCC does not inline them into a function without it.
+#define BMSYS_ADAMW_RANGE(name, isa, P, H, W)                                                                     \
+  __attribute__((target(isa))) void name(float* param, const float* grad, float* m, float* v, int64_t begin,     \
+                                         int64_t end, const Coef& c) {                                           \
+    using Vd = __m##P##d;                                                                                        \
+    const Vd lr = _mm##P##_set1_pd(c.lr), b1 = _mm##P##_set1_pd(c.beta1),                                        \
+             ob1 = _mm##P##_set1_pd(c.one_minus_beta1), b2 = _mm##P##_set1_pd(c.beta2),                          \
+             ob2 = _mm##P##_set1_pd(c.one_minus_beta2), eps = _mm##P##_set1_pd(c.eps),                           \
+             clip = _mm##P##_set1_pd(c.clip), decay = _mm##P##_set1_pd(c.decay), bc1 = _mm##P##_set1_pd(c.bc1), \
+             bc2 = _mm##P##_set1_pd(c.bc2);                                                                      \
+    int64_t i = begin;                                                                                           \
+    for (; i + W <= end; i += W) {                                                                               \
+      Vd g = _mm##P##_mul_pd(clip, _mm##P##_cvtps_pd(_mm##H##_loadu_ps(grad + i)));                              \
+      Vd w = _mm##P##_mul_pd(_mm##P##_cvtps_pd(_mm##H##_loadu_ps(param + i)), decay);                            \
+      Vd mi = _mm##P##_add_pd(_mm##P##_mul_pd(b1, _mm##P##_cvtps_pd(_mm##H##_loadu_ps(m + i))),                  \
+                              _mm##P##_mul_pd(ob1, g));                                                          \
+      Vd vi = _mm##P##_add_pd(_mm##P##_mul_pd(b2, _mm##P##_cvtps_pd(_mm##H##_loadu_ps(v + i))),                  \
+                              _mm##P##_mul_pd(_mm##P##_mul_pd(ob2, g), g));                                      \
+      Vd num = _mm##P##_mul_pd(lr, _mm##P##_div_pd(mi, bc1));                                                    \
+      Vd den = _mm##P##_add_pd(_mm##P##_sqrt_pd(_mm##P##_div_pd(vi, bc2)), eps);                                 \
+      w = _mm##P##_sub_pd(w, _mm##P##_div_pd(num, den));                                                         \
+      _mm##H##_storeu_ps(m + i, _mm##P##_cvtpd_ps(mi));                                                          \
+      _mm##H##_storeu_ps(v + i, _mm##P##_cvtpd_ps(vi));                                                          \
+      _mm##H##_storeu_ps(param + i, _mm##P##_cvtpd_ps(w));                                                       \
+    }                                                                                                            \
+    range_scalar(param, grad, m, v, i, end, c);                                                                  \
   }
-  range_scalar(param, grad, m, v, i, end, c);
-}
 
-// 4 elements per iteration: floats widened to 4 doubles in one ymm register.
-// "avx2" without "fma": nothing to contract even if the flag were missing.
-__attribute__((target("avx2"))) void range_avx2(float* param, const float* grad, float* m, float* v, int64_t begin,
-                                                int64_t end, const Coef& c) {
-  const __m256d lr = _mm256_set1_pd(c.lr), b1 = _mm256_set1_pd(c.beta1), ob1 = _mm256_set1_pd(c.one_minus_beta1),
-                b2 = _mm256_set1_pd(c.beta2), ob2 = _mm256_set1_pd(c.one_minus_beta2), eps = _mm256_set1_pd(c.eps),
-                clip = _mm256_set1_pd(c.clip), decay = _mm256_set1_pd(c.decay), bc1 = _mm256_set1_pd(c.bc1),
-                bc2 = _mm256_set1_pd(c.bc2);
-  int64_t i = begin;
-  for (; i + 4 <= end; i += 4) {
-    __m256d g = _mm256_mul_pd(clip, _mm256_cvtps_pd(_mm_loadu_ps(grad + i)));
-    __m256d w = _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(param + i)), decay);
-    __m256d mi = _mm256_add_pd(_mm256_mul_pd(b1, _mm256_cvtps_pd(_mm_loadu_ps(m + i))), _mm256_mul_pd(ob1, g));
-    __m256d vi = _mm256_add_pd(_mm256_mul_pd(b2, _mm256_cvtps_pd(_mm_loadu_ps(v + i))),
-                               _mm256_mul_pd(_mm256_mul_pd(ob2, g), g));
-    __m256d num = _mm256_mul_pd(lr, _mm256_div_pd(mi, bc1));
-    __m256d den = _mm256_add_pd(_mm256_sqrt_pd(_mm256_div_pd(vi, bc2)), eps);
-    w = _mm256_sub_pd(w, _mm256_div_pd(num, den));
-    _mm_storeu_ps(m + i, _mm256_cvtpd_ps(mi));
-    _mm_storeu_ps(v + i, _mm256_cvtpd_ps(vi));
-    _mm_storeu_ps(param + i, _mm256_cvtpd_ps(w));
-  }
-  range_scalar(param, grad, m, v, i, end, c);
-}
+// 8 elements per iteration in zmm registers.
+BMSYS_ADAMW_RANGE(range_avx512, "avx512f", 512, 256, 8)
+// 4 elements per iteration in ymm registers. "avx2" without "fma": nothing to
+// contract even if the flag were missing.
+BMSYS_ADAMW_RANGE(range_avx2, "avx2", 256, , 4)
+
+#undef BMSYS_ADAMW_RANGE
 
 using RangeFn = void (*)(float*, const float*, float*, float*, int64_t, int64_t, const Coef&);
 

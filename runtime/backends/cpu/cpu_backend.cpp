@@ -94,6 +94,30 @@ ZeroSlice zero_slice(const KernelLaunch& l) {
   return {off, std::min(S, n - off)};
 }
 
+// attention and attention_grad: the sizes and attributes; attention adds its cache.
+cpu::AttentionParams attention_params(const KernelLaunch& l) {
+  const Attrs& a = *l.attrs;
+  cpu::AttentionParams p;
+  p.B = l.inputs[0].shape[0];
+  p.S = l.inputs[0].shape[1];
+  p.Nq = a.get_int("num_heads");
+  p.Nkv = a.get_int("num_kv_heads");
+  p.D = a.get_int("head_dim");
+  p.scale = a.get_float("scale");
+  p.causal = a.get_int("causal") != 0;
+  return p;
+}
+
+// rope and rope_grad: x (or dy) [B,S,N*D] as T = B*S tokens of N heads.
+void rope_like(const KernelLaunch& l,
+               void (*fn)(float*, const float*, const int64_t*, int64_t, int64_t, int64_t, double)) {
+  const TensorView& x = l.inputs[0];
+  const int64_t D = l.attrs->get_int("head_dim");
+  const int64_t T = x.shape[0] * x.shape[1];
+  const int64_t N = T ? x.numel() / T / D : 0;
+  fn(l.outputs[0].as<float>(), x.as<float>(), l.inputs[1].as<int64_t>(), T, N, D, l.attrs->get_float("theta"));
+}
+
 }  // namespace
 
 void CpuBackend::launch(const KernelLaunch& l) {
@@ -160,23 +184,11 @@ void CpuBackend::launch(const KernelLaunch& l) {
                     H ? in[0].numel() / H : 0, H, a.get_float("eps"));
       return;
     }
-    case KernelId::Rope: {
-      int64_t D = a.get_int("head_dim");
-      int64_t T = in[0].shape[0] * in[0].shape[1];
-      int64_t N = T ? in[0].numel() / T / D : 0;
-      cpu::rope(y.as<float>(), in[0].as<float>(), in[1].as<int64_t>(), T, N, D,
-                a.get_float("theta"));
+    case KernelId::Rope:
+      rope_like(l, cpu::rope);
       return;
-    }
     case KernelId::Attention: {
-      cpu::AttentionParams p;
-      p.B = in[0].shape[0];
-      p.S = in[0].shape[1];
-      p.Nq = a.get_int("num_heads");
-      p.Nkv = a.get_int("num_kv_heads");
-      p.D = a.get_int("head_dim");
-      p.scale = a.get_float("scale");
-      p.causal = a.get_int("causal") != 0;
+      cpu::AttentionParams p = attention_params(l);
       p.P = l.ctx.start_pos;
       if (in.size() == 5) {  // rows batch_offset.. of the cache
         const int64_t row = in[3].shape[1] * in[3].shape[2] * in[3].shape[3];
@@ -265,28 +277,14 @@ void CpuBackend::launch(const KernelLaunch& l) {
                          a.get_float("eps"));
       return;
     }
-    case KernelId::RopeGrad: {
-      int64_t D = a.get_int("head_dim");
-      int64_t T = in[0].shape[0] * in[0].shape[1];
-      int64_t N = T ? in[0].numel() / T / D : 0;
-      cpu::rope_grad(y.as<float>(), in[0].as<float>(), in[1].as<int64_t>(), T, N, D,
-                     a.get_float("theta"));
+    case KernelId::RopeGrad:
+      rope_like(l, cpu::rope_grad);
       return;
-    }
-    case KernelId::AttentionGrad: {
-      cpu::AttentionParams p;
-      p.B = in[0].shape[0];
-      p.S = in[0].shape[1];
-      p.Nq = a.get_int("num_heads");
-      p.Nkv = a.get_int("num_kv_heads");
-      p.D = a.get_int("head_dim");
-      p.scale = a.get_float("scale");
-      p.causal = a.get_int("causal") != 0;
+    case KernelId::AttentionGrad:
       cpu::attention_grad(y.as<float>(), l.outputs[1].as<float>(), l.outputs[2].as<float>(),
                           in[0].as<float>(), in[1].as<float>(), in[2].as<float>(),
-                          in[3].as<float>(), p);
+                          in[3].as<float>(), attention_params(l));
       return;
-    }
     case KernelId::GeluGrad:
       cpu::gelu_grad(y.as<float>(), in[0].as<float>(), in[1].as<float>(), in[0].numel(),
                      a.get_string("approximate") == "tanh");

@@ -11,15 +11,60 @@
 
 namespace bmsys::rt::cpu {
 
+void check_ids(const int64_t* ids, int64_t n, int64_t V) {
+  for (int64_t i = 0; i < n; ++i)
+    if (ids[i] < 0 || ids[i] >= V)
+      fail("token id {} at position {} is outside the vocabulary [0, {})", ids[i], i, V);
+}
+
+int64_t check_labels(const int64_t* labels, int64_t B, int64_t S, int64_t V, bool shift) {
+  const int64_t terms_per_row = shift ? S - 1 : S;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t s = 0; s < terms_per_row; ++s) {
+      int64_t lab = labels[b * S + s + (shift ? 1 : 0)];
+      if (lab < 0 || lab >= V)
+        fail("label {} at [{},{}] is outside the vocabulary [0, {})", lab, b, s + (shift ? 1 : 0), V);
+    }
+  return terms_per_row;
+}
+
+namespace {
+
+// rope's rotation of each pair (x_i, x_{i+half}) by the angle pos·theta^(-2i/D), times
+// `sign`: 1 for rope, -1 for its gradient (the transpose of [[c, −s], [s, c]]).
+// Negating sin is exact, so both compute exactly what they would written apart.
+void rotate(float* y, const float* x, const int64_t* pos, int64_t T, int64_t N, int64_t D, double theta,
+            double sign) {
+  const int64_t half = D / 2;
+  std::vector<double> freq(static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i)
+    freq[i] = std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(D));
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < T; ++t) {
+    double p = static_cast<double>(pos[t]);
+    for (int64_t i = 0; i < half; ++i) {
+      double ang = p * freq[i];
+      double c = std::cos(ang), s = sign * std::sin(ang);
+      for (int64_t h = 0; h < N; ++h) {
+        const float* xh = x + (t * N + h) * D;
+        float* yh = y + (t * N + h) * D;
+        double a = xh[i], b = xh[i + half];
+        yh[i] = static_cast<float>(a * c - b * s);
+        yh[i + half] = static_cast<float>(b * c + a * s);
+      }
+    }
+  }
+}
+
+}  // namespace
+
 void positions(int64_t* pos, int64_t B, int64_t S, int64_t P) {
   for (int64_t b = 0; b < B; ++b)
     for (int64_t s = 0; s < S; ++s) pos[b * S + s] = P + s;
 }
 
 void embedding(float* y, const int64_t* ids, int64_t n, const float* table, int64_t V, int64_t H) {
-  for (int64_t i = 0; i < n; ++i)
-    if (ids[i] < 0 || ids[i] >= V)
-      fail("token id {} at position {} is outside the vocabulary [0, {})", ids[i], i, V);
+  check_ids(ids, n, V);
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i)
     std::memcpy(y + i * H, table + ids[i] * H, static_cast<size_t>(H) * sizeof(float));
@@ -131,25 +176,7 @@ void rms_norm(float* y, const float* x, const float* gamma, int64_t rows, int64_
 
 void rope(float* y, const float* x, const int64_t* pos, int64_t T, int64_t N, int64_t D,
           double theta) {
-  const int64_t half = D / 2;
-  std::vector<double> freq(static_cast<size_t>(half));
-  for (int64_t i = 0; i < half; ++i)
-    freq[i] = std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(D));
-#pragma omp parallel for schedule(static)
-  for (int64_t t = 0; t < T; ++t) {
-    double p = static_cast<double>(pos[t]);
-    for (int64_t i = 0; i < half; ++i) {
-      double ang = p * freq[i];
-      double c = std::cos(ang), s = std::sin(ang);
-      for (int64_t h = 0; h < N; ++h) {
-        const float* xh = x + (t * N + h) * D;
-        float* yh = y + (t * N + h) * D;
-        double a = xh[i], b = xh[i + half];
-        yh[i] = static_cast<float>(a * c - b * s);
-        yh[i + half] = static_cast<float>(b * c + a * s);
-      }
-    }
-  }
+  rotate(y, x, pos, T, N, D, theta, 1.0);
 }
 
 void attention(float* y, const float* q, const float* k, const float* v, const AttentionParams& p) {
@@ -244,14 +271,7 @@ void mul(float* y, const float* a, const float* b, int64_t n) {
 
 double cross_entropy(const float* logits, const int64_t* labels, int64_t B, int64_t S, int64_t V,
                      bool shift) {
-  const int64_t terms_per_row = shift ? S - 1 : S;
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t s = 0; s < terms_per_row; ++s) {
-      int64_t lab = labels[b * S + s + (shift ? 1 : 0)];
-      if (lab < 0 || lab >= V)
-        fail("label {} at [{},{}] is outside the vocabulary [0, {})", lab, b,
-             s + (shift ? 1 : 0), V);
-    }
+  const int64_t terms_per_row = check_labels(labels, B, S, V, shift);
   double total = 0;
 #pragma omp parallel for collapse(2) reduction(+ : total) schedule(static)
   for (int64_t b = 0; b < B; ++b)
@@ -282,9 +302,7 @@ constexpr int64_t kSumBlock = 8192;   // elements per partial sum of sum_squares
 
 void embedding_grad(float* dtable, const int64_t* ids, int64_t n, const float* dy, int64_t V,
                     int64_t H) {
-  for (int64_t i = 0; i < n; ++i)
-    if (ids[i] < 0 || ids[i] >= V)
-      fail("token id {} at position {} is outside the vocabulary [0, {})", ids[i], i, V);
+  check_ids(ids, n, V);
   // Positions grouped by id (a stable counting sort), so each row of dtable is
   // summed by one thread in position order.
   std::vector<int64_t> start(static_cast<size_t>(V) + 1, 0), order(static_cast<size_t>(n));
@@ -462,26 +480,7 @@ void rms_norm_grad(float* dx, float* dgamma, const float* x, const float* gamma,
 
 void rope_grad(float* dx, const float* dy, const int64_t* pos, int64_t T, int64_t N, int64_t D,
                double theta) {
-  const int64_t half = D / 2;
-  std::vector<double> freq(static_cast<size_t>(half));
-  for (int64_t i = 0; i < half; ++i)
-    freq[i] = std::pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(D));
-#pragma omp parallel for schedule(static)
-  for (int64_t t = 0; t < T; ++t) {
-    double p = static_cast<double>(pos[t]);
-    for (int64_t i = 0; i < half; ++i) {
-      double ang = p * freq[i];
-      double c = std::cos(ang), s = std::sin(ang);
-      for (int64_t h = 0; h < N; ++h) {
-        const float* g = dy + (t * N + h) * D;
-        float* o = dx + (t * N + h) * D;
-        double a = g[i], b = g[i + half];
-        // The transpose of [[c, −s], [s, c]].
-        o[i] = static_cast<float>(a * c + b * s);
-        o[i + half] = static_cast<float>(b * c - a * s);
-      }
-    }
-  }
+  rotate(dx, dy, pos, T, N, D, theta, -1.0);
 }
 
 void attention_grad(float* dq, float* dk, float* dv, const float* q, const float* k, const float* v,
@@ -582,13 +581,7 @@ void silu_grad(float* dx, const float* x, const float* dy, int64_t n) {
 
 void cross_entropy_grad(float* dlogits, const float* logits, const int64_t* labels, int64_t B,
                         int64_t S, int64_t V, bool shift, double scale) {
-  const int64_t terms_per_row = shift ? S - 1 : S;
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t s = 0; s < terms_per_row; ++s) {
-      int64_t lab = labels[b * S + s + (shift ? 1 : 0)];
-      if (lab < 0 || lab >= V)
-        fail("label {} at [{},{}] is outside the vocabulary [0, {})", lab, b, s + (shift ? 1 : 0), V);
-    }
+  const int64_t terms_per_row = check_labels(labels, B, S, V, shift);
   const double count = static_cast<double>(B * terms_per_row);
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t b = 0; b < B; ++b)

@@ -9,6 +9,13 @@
 
 namespace bmsys::rt::cpu {
 
+// Input checks shared by the kernels and their tensor-parallel forms: they throw
+// bmsys::rt::Error naming the first token id outside [0, V) ...
+void check_ids(const int64_t* ids, int64_t n, int64_t V);
+// ... or the first scored label outside [0, V) (shift: position s is scored against
+// label s+1); returns the scored positions per row, S - shift.
+int64_t check_labels(const int64_t* labels, int64_t B, int64_t S, int64_t V, bool shift);
+
 void positions(int64_t* pos, int64_t B, int64_t S, int64_t P);
 // Throws bmsys::rt::Error naming the first id outside [0, V).
 void embedding(float* y, const int64_t* ids, int64_t n, const float* table, int64_t V, int64_t H);

@@ -12,25 +12,11 @@ namespace bmsys::rt::cpu {
 
 namespace {
 
-void check_ids(const int64_t* ids, int64_t n, int64_t vocab) {
-  for (int64_t i = 0; i < n; ++i)
-    if (ids[i] < 0 || ids[i] >= vocab)
-      fail("token id {} at position {} is outside the vocabulary [0, {})", ids[i], i, vocab);
-}
-
 // The rows the loss scores: (b, s) for s < S - shift, in order, with their label.
 struct ScoredRows {
   int64_t terms_per_row = 0, count = 0;
-  ScoredRows(const int64_t* labels, int64_t B, int64_t S, int64_t vocab, bool shift) {
-    terms_per_row = shift ? S - 1 : S;
-    count = B * terms_per_row;
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t s = 0; s < terms_per_row; ++s) {
-        int64_t lab = labels[b * S + s + (shift ? 1 : 0)];
-        if (lab < 0 || lab >= vocab)
-          fail("label {} at [{},{}] is outside the vocabulary [0, {})", lab, b, s + (shift ? 1 : 0), vocab);
-      }
-  }
+  ScoredRows(const int64_t* labels, int64_t B, int64_t S, int64_t vocab, bool shift)
+      : terms_per_row(check_labels(labels, B, S, vocab, shift)), count(B * terms_per_row) {}
 };
 
 // Row maxima over the whole vocabulary (all-reduce max) and, in `sums`, the sums
