@@ -43,8 +43,7 @@ __global__ void cache_write_kernel(Launch L, AttnK<T> a) {
   const int64_t P = start_pos(L);
   const int64_t row = a.Nkv * a.D;
   const int64_t n = a.B * a.S * row;
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-       i += (int64_t)gridDim.x * blockDim.x) {
+  for (int64_t i = gtid(); i < n; i += gstride()) {
     const int64_t e = i % row, bs = i / row;
     const int64_t b = bs / a.S, s = bs - b * a.S;
     const int64_t dst = (b * a.Smax + P + s) * row + e;

@@ -31,6 +31,43 @@ struct Params {
   bool causal;
 };
 
+// Rows j0 .. j0+kTile-1 of x and y ([B,S,heads,D] at batch b, head hd) into the shared
+// tiles xt, yt (f32, row stride Dp); rows past S are zero.
+template <class T>
+__device__ __forceinline__ void stage_tile(float* xt, float* yt, const T* x, const T* y, const Params& p, int64_t b,
+                                           int64_t heads, int64_t hd, int64_t j0) {
+  const int64_t D = p.D, Dp = p.Dp, S = p.S;
+  for (int64_t idx = threadIdx.x; idx < kTile * D; idx += blockDim.x) {
+    const int64_t r = idx / D, d = idx - r * D, j = j0 + r;
+    const int64_t src = ((b * S + j) * heads + hd) * D + d;
+    xt[r * Dp + d] = j < S ? to_f(x[src]) : 0.f;
+    yt[r * Dp + d] = j < S ? to_f(y[src]) : 0.f;
+  }
+}
+
+// The warp's own row (D elements of x and y from `offset`) into xs, ys as f32; zeros
+// for an inactive warp.
+template <class T>
+__device__ __forceinline__ void stage_row(float* xs, float* ys, const T* x, const T* y, int64_t offset, int64_t D,
+                                          bool active, int lane) {
+  for (int64_t d = lane; d < D; d += 32) {
+    xs[d] = active ? to_f(x[offset + d]) : 0.f;
+    ys[d] = active ? to_f(y[offset + d]) : 0.f;
+  }
+}
+
+// The lane's two dot products over D: a . b and c . e.
+__device__ __forceinline__ void dot2(const float* a, const float* b, const float* c, const float* e, int64_t D,
+                                     float* ab, float* ce) {
+  float x = 0.f, y = 0.f;
+  for (int64_t d = 0; d < D; ++d) {
+    x += a[d] * b[d];
+    y += c[d] * e[d];
+  }
+  *ab = x;
+  *ce = y;
+}
+
 template <class T>
 __global__ void attn_grad_q_kernel(Params p, const T* q, const T* k, const T* v, const T* dy, T* dq,
                                    float* lse_out, float* delta_out) {
@@ -48,10 +85,7 @@ __global__ void attn_grad_q_kernel(Params p, const T* q, const T* k, const T* v,
   const int64_t s = s_first + warp;
   const bool active = s < S;
   const int64_t q_row = ((b * S + s) * p.Nq + h) * D;
-  for (int64_t d = lane; d < D; d += 32) {
-    qs[warp * D + d] = active ? to_f(q[q_row + d]) : 0.f;
-    gs[warp * D + d] = active ? to_f(dy[q_row + d]) : 0.f;
-  }
+  stage_row(qs + warp * D, gs + warp * D, q, dy, q_row, D, active, lane);
   const int64_t kmax = p.causal ? min(S, s_first + kWarps) : S;  // keys any row of the block sees
   const int64_t Ls = p.causal ? s + 1 : S;                       // keys this row sees
   const float* qr = qs + warp * D;
@@ -59,24 +93,13 @@ __global__ void attn_grad_q_kernel(Params p, const T* q, const T* k, const T* v,
 
   auto load_tile = [&](int64_t j0) {
     __syncthreads();
-    for (int64_t idx = threadIdx.x; idx < kTile * D; idx += blockDim.x) {
-      const int64_t r = idx / D, d = idx - r * D, j = j0 + r;
-      const int64_t src = ((b * S + j) * p.Nkv + kvh) * D + d;
-      Ks[r * Dp + d] = j < S ? to_f(k[src]) : 0.f;
-      Vs[r * Dp + d] = j < S ? to_f(v[src]) : 0.f;
-    }
+    stage_tile(Ks, Vs, k, v, p, b, p.Nkv, kvh, j0);
     __syncthreads();
   };
   auto scores = [&](float* sv, float* dp) {
-    float a = 0.f, c = 0.f;
-    const float* kr = Ks + lane * Dp;
-    const float* vr = Vs + lane * Dp;
-    for (int64_t d = 0; d < D; ++d) {
-      a += qr[d] * kr[d];
-      c += gr[d] * vr[d];
-    }
+    float a;
+    dot2(qr, Ks + lane * Dp, gr, Vs + lane * Dp, D, &a, dp);
     *sv = a * p.scale;
-    *dp = c;
   };
 
   // Sweep 1: log-sum-exp and delta.
@@ -152,10 +175,7 @@ __global__ void attn_grad_kv_kernel(Params p, const T* q, const T* k, const T* v
   const int64_t j = j_first + warp;
   const bool active = j < S;
   const int64_t kv_row = ((b * S + j) * p.Nkv + kvh) * D;
-  for (int64_t d = lane; d < D; d += 32) {
-    ks[warp * D + d] = active ? to_f(k[kv_row + d]) : 0.f;
-    vs[warp * D + d] = active ? to_f(v[kv_row + d]) : 0.f;
-  }
+  stage_row(ks + warp * D, vs + warp * D, k, v, kv_row, D, active, lane);
   const float* kr = ks + warp * D;
   const float* vr = vs + warp * D;
   float ak[kMaxChunks], av[kMaxChunks];
@@ -165,12 +185,7 @@ __global__ void attn_grad_kv_kernel(Params p, const T* q, const T* k, const T* v
   for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
     for (int64_t s0 = s_begin; s0 < S; s0 += kTile) {
       __syncthreads();
-      for (int64_t idx = threadIdx.x; idx < kTile * D; idx += blockDim.x) {
-        const int64_t r = idx / D, d = idx - r * D, s = s0 + r;
-        const int64_t src = ((b * S + s) * p.Nq + h) * D + d;
-        Qs[r * Dp + d] = s < S ? to_f(q[src]) : 0.f;
-        Gs[r * Dp + d] = s < S ? to_f(dy[src]) : 0.f;
-      }
+      stage_tile(Qs, Gs, q, dy, p, b, p.Nq, h, s0);
       if (threadIdx.x < kTile) {
         const int64_t s = s0 + threadIdx.x;
         lse_s[threadIdx.x] = s < S ? lse_in[(b * p.Nq + h) * S + s] : 0.f;
@@ -180,13 +195,8 @@ __global__ void attn_grad_kv_kernel(Params p, const T* q, const T* k, const T* v
       if (!active) continue;
       const int64_t s = s0 + lane;
       const bool valid = s < S && (!p.causal || s >= j);
-      float a = 0.f, c = 0.f;
-      const float* qrow = Qs + lane * Dp;
-      const float* grow = Gs + lane * Dp;
-      for (int64_t d = 0; d < D; ++d) {
-        a += qrow[d] * kr[d];
-        c += grow[d] * vr[d];
-      }
+      float a, c;
+      dot2(Qs + lane * Dp, kr, Gs + lane * Dp, vr, D, &a, &c);
       const float pr = valid ? expf(a * p.scale - lse_s[lane]) : 0.f;
       const float ds = pr * (c - delta_s[lane]) * p.scale;
       for (int r = 0; r < kTile; ++r) {

@@ -56,6 +56,27 @@ __device__ __forceinline__ void store_pack(T* p, const Pack<T>& v) {
 
 inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
+// A grid-stride loop's first index (this thread's) and step (all threads of the grid).
+__device__ __forceinline__ int64_t gtid() { return blockIdx.x * (int64_t)blockDim.x + threadIdx.x; }
+__device__ __forceinline__ int64_t gstride() { return (int64_t)gridDim.x * blockDim.x; }
+
+// The grid-stride loop of the elementwise kernels over n elements of T: with `vec` (every
+// pointer 16-byte aligned), pack(e) for the first element e of each whole 16-byte pack,
+// then one(i) for each element after the packs (every element without `vec`).
+template <class T, class PackFn, class OneFn>
+__device__ __forceinline__ void for_each_packed(int64_t n, bool vec, PackFn&& pack, OneFn&& one) {
+  const int64_t tid = gtid();
+  const int64_t stride = gstride();
+  constexpr int PN = Pack<T>::N;
+  int64_t done = 0;
+  if (vec) {
+    const int64_t nv = n / PN;
+    for (int64_t i = tid; i < nv; i += stride) pack(i * PN);
+    done = nv * PN;
+  }
+  for (int64_t i = done + tid; i < n; i += stride) one(i);
+}
+
 // Programmatic dependent launch (sm_90). Every kernel calls pdl_trigger() first (its
 // dependents may then be scheduled once all its blocks run) and pdl_wait() before it
 // reads or writes any memory that an earlier kernel may use. Both are no-ops for a
@@ -185,6 +206,19 @@ inline unsigned grid_for(int64_t work, int threads, int64_t cap = 132 * 16) {
   if (g < 1) g = 1;
   if (g > cap) g = cap;
   return static_cast<unsigned>(g);
+}
+
+// Calls f(E{}) with E the unsigned integer type of `es` bytes (1, 2, 4 or 8): kernels that
+// only move elements (slice and its gradient) exist once per element size.
+template <class F>
+void dispatch_element_size(size_t es, const char* opname, F&& f) {
+  switch (es) {
+    case 1: f(uint8_t{}); break;
+    case 2: f(uint16_t{}); break;
+    case 4: f(uint32_t{}); break;
+    case 8: f(uint64_t{}); break;
+    default: fail("cuda backend: {}: element size {} is not supported", opname, es);
+  }
 }
 
 #define BMSYS_DISPATCH_FLOAT(dtype, T, opname, ...)                                      \

@@ -17,8 +17,7 @@ __global__ void positions_kernel(Launch L, int64_t* pos, int64_t B, int64_t S) {
   pdl_wait();
   const int64_t P = start_pos(L);
   const int64_t n = B * S;
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-       i += (int64_t)gridDim.x * blockDim.x)
+  for (int64_t i = gtid(); i < n; i += gstride())
     pos[i] = P + i % S;
 }
 
@@ -52,8 +51,7 @@ __global__ void slice_kernel(E* y, const E* x, int64_t rows, int64_t K, int64_t 
   pdl_trigger();
   pdl_wait();
   const int64_t n = rows * N;
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-       i += (int64_t)gridDim.x * blockDim.x) {
+  for (int64_t i = gtid(); i < n; i += gstride()) {
     const int64_t r = i / N, c = i - r * N;
     y[i] = x[r * K + off + c];
   }
@@ -83,42 +81,30 @@ template <class T, class F>
 __global__ void unary_kernel(T* y, const T* x, int64_t n, F f, bool vec) {
   pdl_trigger();
   pdl_wait();
-  const int64_t tid = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-  const int64_t stride = (int64_t)gridDim.x * blockDim.x;
-  constexpr int PN = Pack<T>::N;
-  int64_t done = 0;
-  if (vec) {
-    const int64_t nv = n / PN;
-    for (int64_t i = tid; i < nv; i += stride) {
-      Pack<T> p = load_pack(x + i * PN);
+  for_each_packed<T>(
+      n, vec,
+      [&](int64_t e) {
+        Pack<T> p = load_pack(x + e);
 #pragma unroll
-      for (int j = 0; j < PN; ++j) p.v[j] = from_f<T>(f(to_f(p.v[j])));
-      store_pack(y + i * PN, p);
-    }
-    done = nv * PN;
-  }
-  for (int64_t i = done + tid; i < n; i += stride) y[i] = from_f<T>(f(to_f(x[i])));
+        for (int j = 0; j < Pack<T>::N; ++j) p.v[j] = from_f<T>(f(to_f(p.v[j])));
+        store_pack(y + e, p);
+      },
+      [&](int64_t i) { y[i] = from_f<T>(f(to_f(x[i]))); });
 }
 
 template <class T, class F>
 __global__ void binary_kernel(T* y, const T* a, const T* b, int64_t n, F f, bool vec) {
   pdl_trigger();
   pdl_wait();
-  const int64_t tid = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-  const int64_t stride = (int64_t)gridDim.x * blockDim.x;
-  constexpr int PN = Pack<T>::N;
-  int64_t done = 0;
-  if (vec) {
-    const int64_t nv = n / PN;
-    for (int64_t i = tid; i < nv; i += stride) {
-      Pack<T> pa = load_pack(a + i * PN), pb = load_pack(b + i * PN);
+  for_each_packed<T>(
+      n, vec,
+      [&](int64_t e) {
+        Pack<T> pa = load_pack(a + e), pb = load_pack(b + e);
 #pragma unroll
-      for (int j = 0; j < PN; ++j) pa.v[j] = from_f<T>(f(to_f(pa.v[j]), to_f(pb.v[j])));
-      store_pack(y + i * PN, pa);
-    }
-    done = nv * PN;
-  }
-  for (int64_t i = done + tid; i < n; i += stride) y[i] = from_f<T>(f(to_f(a[i]), to_f(b[i])));
+        for (int j = 0; j < Pack<T>::N; ++j) pa.v[j] = from_f<T>(f(to_f(pa.v[j]), to_f(pb.v[j])));
+        store_pack(y + e, pa);
+      },
+      [&](int64_t i) { y[i] = from_f<T>(f(to_f(a[i]), to_f(b[i]))); });
 }
 
 // act = silu(gate) (optional), y = act * up. The product uses the activation rounded
@@ -127,30 +113,24 @@ template <class T>
 __global__ void silu_mul_kernel(T* act, T* y, const T* g, const T* u, int64_t n, bool vec) {
   pdl_trigger();
   pdl_wait();
-  const int64_t tid = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-  const int64_t stride = (int64_t)gridDim.x * blockDim.x;
-  constexpr int PN = Pack<T>::N;
   SiluF silu;
-  int64_t done = 0;
-  if (vec) {
-    const int64_t nv = n / PN;
-    for (int64_t i = tid; i < nv; i += stride) {
-      Pack<T> pg = load_pack(g + i * PN), pu = load_pack(u + i * PN);
+  for_each_packed<T>(
+      n, vec,
+      [&](int64_t e) {
+        Pack<T> pg = load_pack(g + e), pu = load_pack(u + e);
 #pragma unroll
-      for (int j = 0; j < PN; ++j) {
-        pg.v[j] = from_f<T>(silu(to_f(pg.v[j])));
-        pu.v[j] = from_f<T>(to_f(pg.v[j]) * to_f(pu.v[j]));
-      }
-      if (act) store_pack(act + i * PN, pg);
-      store_pack(y + i * PN, pu);
-    }
-    done = nv * PN;
-  }
-  for (int64_t i = done + tid; i < n; i += stride) {
-    T s = from_f<T>(silu(to_f(g[i])));
-    if (act) act[i] = s;
-    y[i] = from_f<T>(to_f(s) * to_f(u[i]));
-  }
+        for (int j = 0; j < Pack<T>::N; ++j) {
+          pg.v[j] = from_f<T>(silu(to_f(pg.v[j])));
+          pu.v[j] = from_f<T>(to_f(pg.v[j]) * to_f(pu.v[j]));
+        }
+        if (act) store_pack(act + e, pg);
+        store_pack(y + e, pu);
+      },
+      [&](int64_t i) {
+        T s = from_f<T>(silu(to_f(g[i])));
+        if (act) act[i] = s;
+        y[i] = from_f<T>(to_f(s) * to_f(u[i]));
+      });
 }
 
 // --- cross-entropy --------------------------------------------------------------------
@@ -295,8 +275,7 @@ __global__ void convert_kernel(Launch L, void* dst, int dt, const void* src, int
                                bool is_float) {
   pdl_trigger();
   pdl_wait();
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-       i += (int64_t)gridDim.x * blockDim.x) {
+  for (int64_t i = gtid(); i < n; i += gstride()) {
     if (is_float) {
       if (st == (int)DType::F64 || dt == (int)DType::F64) {
         store_float(dst, dt, i, load_float(src, st, i));
@@ -328,8 +307,7 @@ template <class T>
 __global__ void fill_random_kernel(T* dst, int64_t n, uint64_t seed, float scale) {
   pdl_trigger();
   pdl_wait();
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-       i += (int64_t)gridDim.x * blockDim.x) {
+  for (int64_t i = gtid(); i < n; i += gstride()) {
     uint64_t h = splitmix64(seed * 0x2545f4914f6cdd1dull + (uint64_t)i);
     float u = (float)(h >> 40) * (1.0f / 16777216.0f);  // [0,1)
     dst[i] = from_f<T>((2.f * u - 1.f) * scale);
@@ -357,26 +335,11 @@ void embedding(const Launch& L, DType t, void* y, const int64_t* ids, int64_t n,
 void slice(const Launch& L, void* y, const void* x, size_t es, int64_t rows, int64_t K,
            int64_t off, int64_t N) {
   unsigned grid = grid_for(rows * N, kThreads);
-  switch (es) {
-    case 1:
-      launch_kernel(L, "slice", grid, kThreads, 0, slice_kernel<uint8_t>, static_cast<uint8_t*>(y),
-                    static_cast<const uint8_t*>(x), rows, K, off, N);
-      break;
-    case 2:
-      launch_kernel(L, "slice", grid, kThreads, 0, slice_kernel<uint16_t>,
-                    static_cast<uint16_t*>(y), static_cast<const uint16_t*>(x), rows, K, off, N);
-      break;
-    case 4:
-      launch_kernel(L, "slice", grid, kThreads, 0, slice_kernel<uint32_t>,
-                    static_cast<uint32_t*>(y), static_cast<const uint32_t*>(x), rows, K, off, N);
-      break;
-    case 8:
-      launch_kernel(L, "slice", grid, kThreads, 0, slice_kernel<uint64_t>,
-                    static_cast<uint64_t*>(y), static_cast<const uint64_t*>(x), rows, K, off, N);
-      break;
-    default:
-      fail("cuda backend: slice: element size {} is not supported", es);
-  }
+  dispatch_element_size(es, "slice", [&](auto e) {
+    using E = decltype(e);
+    launch_kernel(L, "slice", grid, kThreads, 0, slice_kernel<E>, static_cast<E*>(y), static_cast<const E*>(x),
+                  rows, K, off, N);
+  });
 }
 
 void unary(const Launch& L, DType t, UnaryOp op, void* y, const void* x, int64_t n) {

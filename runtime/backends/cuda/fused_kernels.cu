@@ -16,27 +16,21 @@ template <class T>
 __global__ void swiglu_kernel(T* y, const T* g, const T* u, int64_t n, bool vec) {
   pdl_trigger();
   pdl_wait();
-  const int64_t tid = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-  const int64_t stride = (int64_t)gridDim.x * blockDim.x;
-  constexpr int PN = Pack<T>::N;
-  int64_t done = 0;
-  if (vec) {
-    const int64_t nv = n / PN;
-    for (int64_t i = tid; i < nv; i += stride) {
-      Pack<T> pg = load_pack_nc(g + i * PN), pu = load_pack_nc(u + i * PN), py;
+  for_each_packed<T>(
+      n, vec,
+      [&](int64_t e) {
+        Pack<T> pg = load_pack_nc(g + e), pu = load_pack_nc(u + e), py;
 #pragma unroll
-      for (int j = 0; j < PN; ++j) {
-        const float v = to_f(pg.v[j]);
-        py.v[j] = from_f<T>(v * sigmoid_f(v) * to_f(pu.v[j]));
-      }
-      store_pack(y + i * PN, py);
-    }
-    done = nv * PN;
-  }
-  for (int64_t i = done + tid; i < n; i += stride) {
-    const float v = to_f(g[i]);
-    y[i] = from_f<T>(v * sigmoid_f(v) * to_f(u[i]));
-  }
+        for (int j = 0; j < Pack<T>::N; ++j) {
+          const float v = to_f(pg.v[j]);
+          py.v[j] = from_f<T>(v * sigmoid_f(v) * to_f(pu.v[j]));
+        }
+        store_pack(y + e, py);
+      },
+      [&](int64_t i) {
+        const float v = to_f(g[i]);
+        y[i] = from_f<T>(v * sigmoid_f(v) * to_f(u[i]));
+      });
 }
 
 __device__ __forceinline__ void swiglu_grad_one(float v, float u, float d, float& dg, float& du) {
@@ -49,33 +43,27 @@ template <class T>
 __global__ void swiglu_grad_kernel(T* dg, T* du, const T* g, const T* u, const T* dy, int64_t n, bool vec) {
   pdl_trigger();
   pdl_wait();
-  const int64_t tid = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
-  const int64_t stride = (int64_t)gridDim.x * blockDim.x;
-  constexpr int PN = Pack<T>::N;
-  int64_t done = 0;
-  if (vec) {
-    const int64_t nv = n / PN;
-    for (int64_t i = tid; i < nv; i += stride) {
-      Pack<T> pg = load_pack_nc(g + i * PN), pu = load_pack_nc(u + i * PN), pd = load_pack_nc(dy + i * PN);
-      Pack<T> og, ou;
+  for_each_packed<T>(
+      n, vec,
+      [&](int64_t e) {
+        Pack<T> pg = load_pack_nc(g + e), pu = load_pack_nc(u + e), pd = load_pack_nc(dy + e);
+        Pack<T> og, ou;
 #pragma unroll
-      for (int j = 0; j < PN; ++j) {
+        for (int j = 0; j < Pack<T>::N; ++j) {
+          float a, b;
+          swiglu_grad_one(to_f(pg.v[j]), to_f(pu.v[j]), to_f(pd.v[j]), a, b);
+          og.v[j] = from_f<T>(a);
+          ou.v[j] = from_f<T>(b);
+        }
+        store_pack(dg + e, og);
+        store_pack(du + e, ou);
+      },
+      [&](int64_t i) {
         float a, b;
-        swiglu_grad_one(to_f(pg.v[j]), to_f(pu.v[j]), to_f(pd.v[j]), a, b);
-        og.v[j] = from_f<T>(a);
-        ou.v[j] = from_f<T>(b);
-      }
-      store_pack(dg + i * PN, og);
-      store_pack(du + i * PN, ou);
-    }
-    done = nv * PN;
-  }
-  for (int64_t i = done + tid; i < n; i += stride) {
-    float a, b;
-    swiglu_grad_one(to_f(g[i]), to_f(u[i]), to_f(dy[i]), a, b);
-    dg[i] = from_f<T>(a);
-    du[i] = from_f<T>(b);
-  }
+        swiglu_grad_one(to_f(g[i]), to_f(u[i]), to_f(dy[i]), a, b);
+        dg[i] = from_f<T>(a);
+        du[i] = from_f<T>(b);
+      });
 }
 
 // One block per row: pass 1 writes the rounded sum and sums its squares; pass 2 reads

@@ -23,6 +23,33 @@ inline void check_cublas(cublasStatus_t st, const char* call, const std::string&
 }
 #define BMSYS_CUBLAS(call, op) ::bmsys::rt::cuda::check_cublas((call), #call, (op))
 
+// One cuBLASLt matmul as the GEMMs of the backend cache it (Gemm, GemmInt8 and the
+// backward pass's): its descriptor, the A, B and C layouts (D uses C's) and the
+// heuristic's algorithm.
+struct LtPlan {
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+  bool ok = false;   // the heuristic found an algorithm
+  std::string what;  // names the GEMM in errors
+
+  LtPlan() = default;
+  LtPlan(const LtPlan&) = delete;
+  LtPlan& operator=(const LtPlan&) = delete;
+  ~LtPlan();
+  // Creates the descriptor: compute and scale types, and the operations on A and B.
+  void create_desc(cublasComputeType_t compute, cudaDataType_t scale, cublasOperation_t ta, cublasOperation_t tb);
+  // Asks the heuristic for the best algorithm within `workspace_bytes` for operands
+  // aligned to al_a, al_b and al_c (C and D) bytes; sets algo and ok.
+  void choose_algo(cublasLtHandle_t handle, uint64_t workspace_bytes, uint32_t al_a, uint32_t al_b, uint32_t al_c);
+};
+
+// The alignment cuBLASLt is told of: the largest power of two up to 256 dividing the
+// address (256 for null).
+uint32_t lt_alignment(const void* p);
+// The cuBLASLt type of a compute dtype (f32, f16, bf16); others are an error naming `op`.
+cudaDataType_t lt_type(DType t, const char* op);
+
 struct GemmArgs {
   DType dtype = DType::F32;
   const void* x = nullptr;
@@ -55,7 +82,7 @@ class Gemm {
   void run(const GemmArgs& a, cudaStream_t stream, void* workspace = nullptr);
 
  private:
-  struct Plan;
+  using Plan = LtPlan;
   Plan* plan(const GemmArgs& a);
 
   cublasLtHandle_t handle_ = nullptr;

@@ -9,13 +9,6 @@ namespace bmsys::rt::cuda {
 
 namespace {
 
-uint32_t alignment(const void* p) {
-  uintptr_t v = reinterpret_cast<uintptr_t>(p);
-  uint32_t a = 256;
-  while (a > 1 && (v % a) != 0) a >>= 1;
-  return a;
-}
-
 size_t align_up(size_t v) { return (v + 255) / 256 * 256; }
 
 // Scratch layout of the INT8-activation path: xq [M,K] i8 | s [M] f32 | acc [M,N] i32.
@@ -52,20 +45,6 @@ GemmArgs dequant_gemm_args(const LinearInt8Args& a, void* scratch) {
 
 }  // namespace
 
-struct GemmInt8::Plan {
-  cublasLtMatmulDesc_t desc = nullptr;
-  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
-  cublasLtMatmulAlgo_t algo{};
-  bool ok = false;
-  std::string what;
-  ~Plan() {
-    if (desc) cublasLtMatmulDescDestroy(desc);
-    if (a) cublasLtMatrixLayoutDestroy(a);
-    if (b) cublasLtMatrixLayoutDestroy(b);
-    if (c) cublasLtMatrixLayoutDestroy(c);
-  }
-};
-
 GemmInt8::GemmInt8() { BMSYS_CUBLAS(cublasLtCreate(&handle_), "creating the cuBLASLt handle (int8)"); }
 
 GemmInt8::~GemmInt8() {
@@ -75,7 +54,7 @@ GemmInt8::~GemmInt8() {
 
 GemmInt8::Plan* GemmInt8::plan(const int8_t* xq, const int8_t* q, const int32_t* acc, int64_t M,
                                int64_t K, int64_t N) {
-  uint32_t al_a = alignment(q), al_b = alignment(xq), al_c = alignment(acc);
+  uint32_t al_a = lt_alignment(q), al_b = lt_alignment(xq), al_c = lt_alignment(acc);
   std::string key = fmt::format("{}x{}x{}:{}/{}/{}", M, N, K, al_a, al_b, al_c);
   auto it = plans_.find(key);
   if (it != plans_.end()) return it->second.get();
@@ -87,31 +66,12 @@ GemmInt8::Plan* GemmInt8::plan(const int8_t* xq, const int8_t* q, const int32_t*
   // dimensions and the m, k sizes multiples of 4, 4-byte aligned pointers.
   if (K % 4 != 0 || N % 4 != 0 || al_a < 4 || al_b < 4 || al_c < 4) return raw;
   const std::string& op = raw->what;
-  BMSYS_CUBLAS(cublasLtMatmulDescCreate(&raw->desc, CUBLAS_COMPUTE_32I, CUDA_R_32I), op);
   // Column-major view: acc^T [N,M] = q [N,K] (stored K x N, transposed) . xq^T [K,M].
-  cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-  BMSYS_CUBLAS(cublasLtMatmulDescSetAttribute(raw->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)), op);
-  BMSYS_CUBLAS(cublasLtMatmulDescSetAttribute(raw->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)), op);
+  raw->create_desc(CUBLAS_COMPUTE_32I, CUDA_R_32I, CUBLAS_OP_T, CUBLAS_OP_N);
   BMSYS_CUBLAS(cublasLtMatrixLayoutCreate(&raw->a, CUDA_R_8I, K, N, K), op);
   BMSYS_CUBLAS(cublasLtMatrixLayoutCreate(&raw->b, CUDA_R_8I, K, M, K), op);
   BMSYS_CUBLAS(cublasLtMatrixLayoutCreate(&raw->c, CUDA_R_32I, N, M, N), op);
-  cublasLtMatmulPreference_t pref = nullptr;
-  BMSYS_CUBLAS(cublasLtMatmulPreferenceCreate(&pref), op);
-  uint64_t ws = workspace_bytes_;
-  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
-  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof(al_a));
-  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof(al_b));
-  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof(al_c));
-  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, sizeof(al_c));
-  cublasLtMatmulHeuristicResult_t res{};
-  int count = 0;
-  cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(handle_, raw->desc, raw->a, raw->b, raw->c,
-                                                     raw->c, pref, 1, &res, &count);
-  cublasLtMatmulPreferenceDestroy(pref);
-  if (st == CUBLAS_STATUS_SUCCESS && count > 0 && res.state == CUBLAS_STATUS_SUCCESS) {
-    raw->algo = res.algo;
-    raw->ok = true;
-  }
+  raw->choose_algo(handle_, workspace_bytes_, al_a, al_b, al_c);
   return raw;
 }
 

@@ -44,8 +44,7 @@ __global__ void rescale_kernel(T* y, const int32_t* acc, const float* s, const f
   pdl_trigger();
   pdl_wait();
   const int64_t total = M * N;
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total;
-       i += (int64_t)gridDim.x * blockDim.x) {
+  for (int64_t i = gtid(); i < total; i += gstride()) {
     const int64_t m = i / N, n = i - m * N;
     float v = __fmul_rn(__fmul_rn(static_cast<float>(acc[i]), s[m]), scale[n]);
     v = __fadd_rn(v, bias ? to_f(bias[n]) : 0.f);
@@ -175,8 +174,7 @@ __global__ void dequantize_kernel(T* w, const int8_t* q, const float* scale, int
   pdl_trigger();
   pdl_wait();
   const int64_t total = N * K;
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total;
-       i += (int64_t)gridDim.x * blockDim.x)
+  for (int64_t i = gtid(); i < total; i += gstride())
     w[i] = from_f<T>(static_cast<float>(q[i]) * scale[i / K]);
 }
 
@@ -190,8 +188,7 @@ __device__ __forceinline__ uint64_t mix64(uint64_t x) {
 __global__ void fill_random_int8_kernel(int8_t* dst, int64_t n, uint64_t seed) {
   pdl_trigger();
   pdl_wait();
-  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-       i += (int64_t)gridDim.x * blockDim.x)
+  for (int64_t i = gtid(); i < n; i += gstride())
     dst[i] = static_cast<int8_t>(static_cast<int>(mix64(seed * 0x2545f4914f6cdd1dull + (uint64_t)i) % 255u) - 127);
 }
 

@@ -61,7 +61,7 @@ class GemmInt8 {
            cudaStream_t stream);
 
  private:
-  struct Plan;
+  using Plan = LtPlan;
   Plan* plan(const int8_t* xq, const int8_t* q, const int32_t* acc, int64_t M, int64_t K, int64_t N);
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;

@@ -81,8 +81,7 @@ __global__ void rope_kernel(RopeArgs<T> a, const int64_t* pos, int64_t T_, int64
   const int64_t half = D / 2;
   const int64_t groups = (N + 7) / 8;
   const int64_t n = T_ * groups * half;
-  for (int64_t idx = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; idx < n;
-       idx += (int64_t)gridDim.x * blockDim.x) {
+  for (int64_t idx = gtid(); idx < n; idx += gstride()) {
     const int64_t i = idx % half;
     const int64_t rest = idx / half;
     const int64_t h0 = (rest % groups) * 8;

@@ -18,26 +18,6 @@
 
 namespace bmsys::rt::cuda {
 
-namespace {
-
-cudaDataType_t lt_type(DType t) {
-  switch (t) {
-    case DType::F32: return CUDA_R_32F;
-    case DType::F16: return CUDA_R_16F;
-    case DType::BF16: return CUDA_R_16BF;
-    default: fail("cuda backend: backward GEMM: dtype {} is not a compute dtype", dtype_name(t));
-  }
-}
-
-uint32_t alignment(const void* p) {
-  uintptr_t v = reinterpret_cast<uintptr_t>(p);
-  uint32_t a = 256;
-  while (a > 1 && (v % a) != 0) a >>= 1;
-  return a;
-}
-
-}  // namespace
-
 class TrainGemm {
  public:
   TrainGemm() { BMSYS_CUBLAS(cublasLtCreate(&handle_), "creating the cuBLASLt handle (training)"); }
@@ -67,23 +47,11 @@ class TrainGemm {
   }
 
  private:
-  struct Plan {
-    cublasLtMatmulDesc_t desc = nullptr;
-    cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
-    cublasLtMatmulAlgo_t algo{};
-    bool ok = false;
-    std::string what;
-    ~Plan() {
-      if (desc) cublasLtMatmulDescDestroy(desc);
-      if (a) cublasLtMatrixLayoutDestroy(a);
-      if (b) cublasLtMatrixLayoutDestroy(b);
-      if (c) cublasLtMatrixLayoutDestroy(c);
-    }
-  };
+  using Plan = LtPlan;
 
   Plan* plan(const TrainEnv& env, const char* what, DType t, void* C, const void* A, const void* B,
              int64_t m, int64_t n, int64_t k, bool tA, bool tB) {
-    uint32_t al_a = alignment(B), al_b = alignment(A), al_c = alignment(C);
+    uint32_t al_a = lt_alignment(B), al_b = lt_alignment(A), al_c = lt_alignment(C);
     std::string key = fmt::format("{}:{}x{}x{}:{}{}:{}/{}/{}", static_cast<int>(t), m, n, k, tA ? 1 : 0,
                                   tB ? 1 : 0, al_a, al_b, al_c);
     auto it = plans_.find(key);
@@ -91,14 +59,11 @@ class TrainGemm {
     auto p = std::make_unique<Plan>();
     p->what = fmt::format("{} {}x{}x{} {} (cuBLASLt)", what, m, n, k, dtype_name(t));
     const std::string& op = p->what;
-    const cudaDataType_t dt = lt_type(t);
-    BMSYS_CUBLAS(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F), op);
+    const cudaDataType_t dt = lt_type(t, "backward GEMM");
     // The first cuBLASLt operand is B (op(B)ᵀ), the second A (op(A)ᵀ).
     // B row-major [k,n] is column-major [n,k] (ld n), used as is; transposed [n,k] is
     // column-major [k,n] (ld k), used transposed. Likewise A.
-    cublasOperation_t opa = tB ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tA ? CUBLAS_OP_T : CUBLAS_OP_N;
-    BMSYS_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof(opa)), op);
-    BMSYS_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof(opb)), op);
+    p->create_desc(CUBLAS_COMPUTE_32F, CUDA_R_32F, tB ? CUBLAS_OP_T : CUBLAS_OP_N, tA ? CUBLAS_OP_T : CUBLAS_OP_N);
     if (tB)
       BMSYS_CUBLAS(cublasLtMatrixLayoutCreate(&p->a, dt, k, n, k), op);
     else
@@ -109,23 +74,7 @@ class TrainGemm {
       BMSYS_CUBLAS(cublasLtMatrixLayoutCreate(&p->b, dt, k, m, k), op);
     BMSYS_CUBLAS(cublasLtMatrixLayoutCreate(&p->c, dt, n, m, n), op);
 
-    cublasLtMatmulPreference_t pref = nullptr;
-    BMSYS_CUBLAS(cublasLtMatmulPreferenceCreate(&pref), op);
-    uint64_t ws = env.workspace_bytes;
-    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
-    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_a, sizeof(al_a));
-    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_b, sizeof(al_b));
-    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof(al_c));
-    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, sizeof(al_c));
-    cublasLtMatmulHeuristicResult_t res{};
-    int count = 0;
-    cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(handle_, p->desc, p->a, p->b, p->c, p->c, pref, 1,
-                                                       &res, &count);
-    cublasLtMatmulPreferenceDestroy(pref);
-    if (st == CUBLAS_STATUS_SUCCESS && count > 0 && res.state == CUBLAS_STATUS_SUCCESS) {
-      p->algo = res.algo;
-      p->ok = true;
-    }
+    p->choose_algo(handle_, env.workspace_bytes, al_a, al_b, al_c);
     Plan* raw = p.get();
     plans_.emplace(key, std::move(p));
     return raw;

@@ -32,9 +32,6 @@ __device__ __forceinline__ float load_any(const void* p, int t, int64_t i) {
   }
 }
 
-__device__ __forceinline__ int64_t gtid() { return blockIdx.x * (int64_t)blockDim.x + threadIdx.x; }
-__device__ __forceinline__ int64_t gstride() { return (int64_t)gridDim.x * blockDim.x; }
-
 size_t align_up(size_t v, size_t a = 256) { return (v + a - 1) / a * a; }
 
 // --- embedding_grad -------------------------------------------------------------------
@@ -554,26 +551,11 @@ void sum_rows(const Launch& L, DType t, void* db, const void* dy, int64_t rows, 
 void slice_grad(const Launch& L, void* dx, const void* dy, size_t es, int64_t rows, int64_t N,
                 int64_t off, int64_t K) {
   const unsigned grid = grid_for(rows * K, kThreads);
-  switch (es) {
-    case 1:
-      launch_kernel(L, "slice_grad", grid, kThreads, 0, slice_grad_kernel<uint8_t>, static_cast<uint8_t*>(dx),
-                    static_cast<const uint8_t*>(dy), rows, N, off, K);
-      break;
-    case 2:
-      launch_kernel(L, "slice_grad", grid, kThreads, 0, slice_grad_kernel<uint16_t>,
-                    static_cast<uint16_t*>(dx), static_cast<const uint16_t*>(dy), rows, N, off, K);
-      break;
-    case 4:
-      launch_kernel(L, "slice_grad", grid, kThreads, 0, slice_grad_kernel<uint32_t>,
-                    static_cast<uint32_t*>(dx), static_cast<const uint32_t*>(dy), rows, N, off, K);
-      break;
-    case 8:
-      launch_kernel(L, "slice_grad", grid, kThreads, 0, slice_grad_kernel<uint64_t>,
-                    static_cast<uint64_t*>(dx), static_cast<const uint64_t*>(dy), rows, N, off, K);
-      break;
-    default:
-      fail("cuda backend: slice_grad: element size {} is not supported", es);
-  }
+  dispatch_element_size(es, "slice_grad", [&](auto e) {
+    using E = decltype(e);
+    launch_kernel(L, "slice_grad", grid, kThreads, 0, slice_grad_kernel<E>, static_cast<E*>(dx),
+                  static_cast<const E*>(dy), rows, N, off, K);
+  });
 }
 
 size_t norm_grad_scratch_bytes(int64_t rows, int64_t H) {
