@@ -71,6 +71,25 @@ public:
       functions.push_back(*f);
     }
 
+    // Pipeline parallelism: each stage's pools (bmsys-plan-memory), both or neither.
+    auto stageActivation = module->getAttrOfType<DenseI64ArrayAttr>("bmsys_rt.stage_activation_bytes");
+    auto stageState = module->getAttrOfType<DenseI64ArrayAttr>("bmsys_rt.stage_state_bytes");
+    flatbuffers::Offset<flatbuffers::Vector<uint64_t>> stageActivationVec = 0, stageStateVec = 0;
+    if (stageActivation || stageState) {
+      int64_t stages = intAttr("bmsys_rt.pipeline_stages").value_or(0);
+      if (!stageActivation || !stageState || static_cast<int64_t>(stageActivation.size()) != stages ||
+          static_cast<int64_t>(stageState.size()) != stages)
+        return module.emitError() << "bmsys-to-artifact: bmsys_rt.stage_activation_bytes and "
+                                     "bmsys_rt.stage_state_bytes must both have one size per pipeline "
+                                     "stage (bmsys_rt.pipeline_stages = "
+                                  << stages << "); run bmsys-plan-memory";
+      auto sizes = [&](DenseI64ArrayAttr a) {
+        return fbb.CreateVector(std::vector<uint64_t>(a.asArrayRef().begin(), a.asArrayRef().end()));
+      };
+      stageActivationVec = sizes(stageActivation);
+      stageStateVec = sizes(stageState);
+    }
+
     std::string config;
     if (auto c = module->getAttrOfType<StringAttr>("bmsys.config"))
       config = c.str();
@@ -80,7 +99,7 @@ public:
         intAttr("bmsys_rt.data_parallel").value_or(0), memorySchedule(module),
         intAttr("bmsys_rt.tensor_parallel").value_or(0),
         intAttr("bmsys_rt.pipeline_stages").value_or(0),
-        intAttr("bmsys_rt.pipeline_micro_batches").value_or(0));
+        intAttr("bmsys_rt.pipeline_micro_batches").value_or(0), stageActivationVec, stageStateVec);
     fb::FinishArtifactBuffer(fbb, artifact);
     os.write(reinterpret_cast<const char *>(fbb.GetBufferPointer()), fbb.GetSize());
     return success();

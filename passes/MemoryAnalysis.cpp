@@ -8,6 +8,7 @@
 #include "llvm/Support/Format.h"
 
 #include <cmath>
+#include <optional>
 #include <map>
 
 using namespace mlir;
@@ -145,7 +146,44 @@ int64_t MemoryBreakdown::category(StringRef name) const {
   return t;
 }
 
-FailureOr<MemoryBreakdown> analyzeMemory(ModuleOp module, int64_t workspace) {
+namespace {
+/// Pipeline parallelism: the stage of a symbol (`pp_stage`) or function
+/// (`bmsys_rt.pipeline_stage`); -1: none.
+int64_t stageAttr(Operation *op, StringRef name) {
+  auto a = op->getAttrOfType<IntegerAttr>(name);
+  return a ? a.getInt() : -1;
+}
+
+FailureOr<MemoryBreakdown> analyzeStage(ModuleOp module, int64_t workspace, int64_t stage);
+} // namespace
+
+FailureOr<MemoryBreakdown> analyzeMemory(ModuleOp module, int64_t workspace, int64_t stage) {
+  auto stagePools = module->getAttrOfType<DenseI64ArrayAttr>("bmsys_rt.stage_state_bytes");
+  const int64_t stages = stagePools ? static_cast<int64_t>(stagePools.size()) : 0;
+  if (stages == 0)
+    return analyzeStage(module, workspace, -1);
+  if (stage >= stages) {
+    module.emitError() << "bmsys-memory-report: pipeline stage " << stage << " outside the module's "
+                       << stages << " stages";
+    return failure();
+  }
+  // Every stage's total; the one asked for, or the largest.
+  std::optional<MemoryBreakdown> chosen;
+  std::vector<int64_t> totals;
+  for (int64_t s = 0; s < stages; ++s) {
+    FailureOr<MemoryBreakdown> m = analyzeStage(module, workspace, s);
+    if (failed(m))
+      return failure();
+    totals.push_back(m->total());
+    if (stage == s || (stage < 0 && (!chosen || m->total() > chosen->total())))
+      chosen = std::move(*m);
+  }
+  chosen->stageTotals = std::move(totals);
+  return std::move(*chosen);
+}
+
+namespace {
+FailureOr<MemoryBreakdown> analyzeStage(ModuleOp module, int64_t workspace, int64_t stage) {
   auto attr = [&](StringRef name) -> int64_t {
     auto a = module->getAttrOfType<IntegerAttr>(name);
     return a ? a.getInt() : -1;
@@ -163,6 +201,39 @@ FailureOr<MemoryBreakdown> analyzeMemory(ModuleOp module, int64_t workspace) {
   }
   m.ranks = std::max<int64_t>(1, attr("bmsys_rt.data_parallel")) *
             std::max<int64_t>(1, attr("bmsys_rt.tensor_parallel"));
+  // Pipeline parallelism: a rank of `stage` holds its stage's pools, weights,
+  // states and function inputs, and the inputs of functions of no stage, as the
+  // runtime allocates them (Artifact::held_by); states of no stage's function
+  // (the KV cache of `forward`) are in no stage's pool.
+  if (stage >= 0) {
+    m.stage = stage;
+    m.stages = attr("bmsys_rt.pipeline_stages");
+    m.ranks *= m.stages;
+    auto pools = [&](StringRef name) {
+      auto a = module->getAttrOfType<DenseI64ArrayAttr>(name);
+      return a && stage < static_cast<int64_t>(a.size()) ? a[stage] : int64_t(-1);
+    };
+    m.activationPool = pools("bmsys_rt.stage_activation_bytes");
+    m.statePool = pools("bmsys_rt.stage_state_bytes");
+    if (m.activationPool < 0 || m.statePool < 0) {
+      module.emitError("bmsys-memory-report: a pipelined module needs one pool size per stage "
+                       "(bmsys_rt.stage_activation_bytes / bmsys_rt.stage_state_bytes; run "
+                       "bmsys-plan-memory)");
+      return failure();
+    }
+  }
+  // A symbol or function this rank holds: with a stage, its own and (but for
+  // states) those of no stage.
+  auto heldSymbol = [&](Operation *op, bool unstagedHeld) {
+    if (stage < 0)
+      return true;
+    int64_t s = stageAttr(op, "pp_stage");
+    return s < 0 ? unstagedHeld : s == stage;
+  };
+  auto heldFunction = [&](Operation *func) {
+    int64_t s = stageAttr(func, "bmsys_rt.pipeline_stage");
+    return stage < 0 || s < 0 || s == stage;
+  };
 
   // Persistent memory: weights, states, inputs. Weights of layers a memory
   // schedule swaps (bmsys-memory-schedule: `swap_group`) live on the host and
@@ -176,6 +247,8 @@ FailureOr<MemoryBreakdown> analyzeMemory(ModuleOp module, int64_t workspace) {
   };
   int64_t hostMasters = 0, hostOptimizer = 0, hostGrads = 0;
   for (auto w : module.getOps<rt::WeightOp>()) {
+    if (!heldSymbol(w, true))
+      continue;
     int64_t n = rt::elementBytes(w.getDtype());
     for (int64_t d : w.getShape())
       n *= d;
@@ -199,6 +272,8 @@ FailureOr<MemoryBreakdown> analyzeMemory(ModuleOp module, int64_t workspace) {
   int64_t kv = 0, optimizer = 0, states = 0;
   llvm::StringMap<int64_t> otherRoles;
   for (auto s : module.getOps<rt::StateOp>()) {
+    if (!heldSymbol(s, false))
+      continue;
     if (onHost(s)) {
       (s.getRole() == "optimizer" ? hostOptimizer : hostGrads) += s.getBytes();
       continue;
@@ -213,7 +288,8 @@ FailureOr<MemoryBreakdown> analyzeMemory(ModuleOp module, int64_t workspace) {
   }
   int64_t inputs = 0;
   module.walk([&](rt::InputOp in) {
-    inputs += rt::maxBytes(in.getDtype(), in.getShape(), m.maxBatch, m.maxSeq);
+    if (heldFunction(in->getParentOfType<rt::FuncOp>()))
+      inputs += rt::maxBytes(in.getDtype(), in.getShape(), m.maxBatch, m.maxSeq);
   });
 
   // The function whose plan sets the pool, and the allocation reaching it.
@@ -221,6 +297,8 @@ FailureOr<MemoryBreakdown> analyzeMemory(ModuleOp module, int64_t workspace) {
   rt::AllocOp peakAlloc;
   int64_t peakEnd = -1;
   for (auto func : module.getOps<rt::FuncOp>()) {
+    if (stage >= 0 && stageAttr(func, "bmsys_rt.pipeline_stage") != stage)
+      continue; // another stage's, or `forward` (not run on a pipelined artifact)
     FunctionFacts facts(func);
     for (rt::AllocOp alloc : facts.allocs) {
       if (!alloc.getOffset() || !alloc.getBytes()) {
@@ -385,6 +463,7 @@ FailureOr<MemoryBreakdown> analyzeMemory(ModuleOp module, int64_t workspace) {
   }
   return m;
 }
+} // namespace
 
 std::string formatBytes(int64_t bytes) {
   double b = static_cast<double>(bytes);
@@ -445,7 +524,10 @@ void printMemoryTable(const MemoryBreakdown &m, raw_ostream &os) {
     os << "\n";
   };
   os << "bmsys memory report (max_batch=" << m.maxBatch << ", max_seq=" << m.maxSeq
-     << ", per rank of " << m.ranks << ")\n";
+     << ", per rank of " << m.ranks;
+  if (m.stage >= 0)
+    os << ", pipeline stage " << m.stage << " of " << m.stages;
+  os << ")\n";
   if (!m.peakFunction.empty())
     os << "  peak of the activation pool: function '" << m.peakFunction << "', op " << m.peakOp
        << " (" << m.peakKernel << ")\n";
@@ -493,7 +575,13 @@ llvm::json::Value memoryToJSON(const MemoryBreakdown &m) {
   llvm::json::Object categories;
   for (const MemoryRow &r : m.rows)
     categories[r.category] = m.category(r.category);
+  llvm::json::Array stageTotals;
+  for (int64_t t : m.stageTotals)
+    stageTotals.push_back(t);
   return llvm::json::Object{
+      {"pipeline_stage", m.stage},
+      {"pipeline_stages", m.stages},
+      {"stage_total_bytes", std::move(stageTotals)},
       {"max_batch", m.maxBatch},
       {"max_seq", m.maxSeq},
       {"ranks", m.ranks},

@@ -47,6 +47,11 @@ struct BlockMemory {
 
 struct MemoryBreakdown {
   int64_t maxBatch = 0, maxSeq = 0, ranks = 1;
+  /// Pipeline parallelism (per-stage pools of bmsys-plan-memory): the stage whose
+  /// rank this is, of `stages`, and every stage's total (by stage); -1 / 0 / empty
+  /// without. The rows then count only that stage's weights, states, inputs and pools.
+  int64_t stage = -1, stages = 0;
+  std::vector<int64_t> stageTotals;
   int64_t activationPool = 0; // bmsys_rt.activation_bytes
   int64_t statePool = 0;      // bmsys_rt.state_bytes
   int64_t workspace = 0;      // backend workspace (an input of the analysis)
@@ -68,8 +73,11 @@ struct MemoryBreakdown {
 
 /// Analyses a module after bmsys-plan-memory. `workspace` is added as its own
 /// row (the backend's scratch memory, from the calibration file). Emits an
-/// error on the module and fails when the module is not planned.
-mlir::FailureOr<MemoryBreakdown> analyzeMemory(mlir::ModuleOp module, int64_t workspace = 0);
+/// error on the module and fails when the module is not planned. A pipelined
+/// module is analysed for the ranks of pipeline stage `stage` (each holds only
+/// its stage's memory); with stage -1, for the stage whose ranks need the most.
+mlir::FailureOr<MemoryBreakdown> analyzeMemory(mlir::ModuleOp module, int64_t workspace = 0,
+                                               int64_t stage = -1);
 
 /// The table bmsys-memory-report prints.
 void printMemoryTable(const MemoryBreakdown &m, llvm::raw_ostream &os);

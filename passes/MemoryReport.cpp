@@ -36,6 +36,15 @@ struct MemoryReport : bmsys::impl::BmsysMemoryReportBase<MemoryReport> {
     FailureOr<MemoryBreakdown> m = analyzeMemory(module, workspaceBytes);
     if (failed(m))
       return signalPassFailure();
+    // Pipeline parallelism: each stage's ranks hold different memory; one table
+    // per stage (the JSON's top level is the stage that needs the most).
+    std::vector<MemoryBreakdown> stages;
+    for (int64_t s = 0; s < m->stages; ++s) {
+      FailureOr<MemoryBreakdown> ms = analyzeMemory(module, workspaceBytes, s);
+      if (failed(ms))
+        return signalPassFailure();
+      stages.push_back(std::move(*ms));
+    }
 
     auto write = [&](StringRef path, auto &&print) -> LogicalResult {
       std::string error;
@@ -74,12 +83,21 @@ struct MemoryReport : bmsys::impl::BmsysMemoryReportBase<MemoryReport> {
       }
     }
     if (failed(write(output, [&](raw_ostream &os) {
-          printMemoryTable(*m, os);
+          if (stages.empty())
+            printMemoryTable(*m, os);
+          for (const MemoryBreakdown &ms : stages)
+            printMemoryTable(ms, os);
           os << timeTable;
         })))
       return signalPassFailure();
     if (!json.empty() && failed(write(json, [&](raw_ostream &os) {
           llvm::json::Value v = memoryToJSON(*m);
+          if (!stages.empty()) {
+            llvm::json::Array all;
+            for (const MemoryBreakdown &ms : stages)
+              all.push_back(memoryToJSON(ms));
+            (*v.getAsObject())["stages"] = std::move(all);
+          }
           if (!times.empty())
             (*v.getAsObject())["time"] = std::move(times);
           os << llvm::formatv("{0:2}", v) << "\n";

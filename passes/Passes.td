@@ -670,10 +670,28 @@ def BmsysPlanMemory : Pass<"bmsys-plan-memory", "mlir::ModuleOp"> {
     recorded as the module attribute `bmsys_rt.activation_bytes`. Outputs
     live until the end of the function.
 
+    Pipeline parallelism (`bmsys_rt.pipeline_stages` = P > 1): a rank runs
+    only its stage's function, so each stage gets pools of its own. Stage s's
+    activation pool is the largest peak of its functions
+    (`bmsys_rt.pipeline_stage = s`); its state pool holds the states its
+    functions reference (`pp_stage = s` on the `bmsys_rt.state`), laid out
+    from offset 0, so offsets of different stages overlap. States that no
+    stage function references (the KV cache of `forward`, which a pipelined
+    artifact does not run) belong to no stage's pool. The sizes are recorded
+    as `bmsys_rt.stage_activation_bytes` and `bmsys_rt.stage_state_bytes`
+    (one per stage); `bmsys_rt.activation_bytes` and `bmsys_rt.state_bytes`
+    stay the largest extents, which every offset fits. A state referenced by
+    two stages is an error.
+
     ```mlir
     %a = bmsys_rt.alloc {dtype = f32, shape = ["B", "S", 64], offset = 0 : i64, bytes = 16384 : i64}
     ...
     bmsys_rt.dealloc %a
+    // pipelined: stage 0's and stage 1's AdamW states both start at offset 0
+    module attributes {bmsys_rt.stage_activation_bytes = array<i64: 4096, 6400>,
+                       bmsys_rt.stage_state_bytes = array<i64: 2048, 2560>, ...}
+    bmsys_rt.state @embed.exp_avg {offset = 0 : i64, pp_stage = 0 : i64, role = "optimizer", ...}
+    bmsys_rt.state @ln1.exp_avg {offset = 0 : i64, pp_stage = 1 : i64, role = "optimizer", ...}
     ```
   }];
   let options = [
@@ -699,6 +717,11 @@ def BmsysMemoryReport : Pass<"bmsys-memory-report", "mlir::ModuleOp"> {
     the cost model's predicted time of one call of each function at the
     bounds (the step time bmsys-fit uses). With `json` the same is written as
     JSON (docs/autofit.md). The IR is not changed.
+
+    A pipelined module (per-stage pools of `bmsys-plan-memory`) gets one table
+    per stage: a rank of stage s holds only stage s's weights, states, inputs
+    and pools. The JSON's top level is the stage that needs the most (what
+    `bmsys-fit` compares with the device), with every stage under `stages`.
 
     ```
     bmsys memory report (max_batch=4, max_seq=32, per rank of 1)

@@ -66,6 +66,7 @@ std::string Artifact::describe(size_t index, const InstructionDesc& inst) {
 
 namespace {
 void check_placement(const std::vector<BufferDesc>& buffers, const InstructionDesc& id, const std::string& where);
+void check_stage_pools(const fb::Artifact* root, Artifact& a);
 
 std::string str(const flatbuffers::String* s) { return s ? s->str() : std::string(); }
 
@@ -417,7 +418,64 @@ std::shared_ptr<Artifact> decode_and_validate(const fb::Artifact* root, const st
       a->functions.push_back(std::move(fd));
     }
   }
+  check_stage_pools(root, *a);
   return a;
+}
+
+// Pipeline parallelism: which stage uses each buffer, and the per-stage pools
+// (bmsys-plan-memory). A rank of stage s allocates only stage s's pools, so each
+// pool buffer of stage s must lie within them, and belong to one stage only.
+void check_stage_pools(const fb::Artifact* root, Artifact& a) {
+  if (a.pipeline_stages <= 1) {
+    if (root->stage_activation_pool_bytes() || root->stage_state_pool_bytes())
+      fail("{}: per-stage pool sizes, but the artifact has no pipeline stages", a.path);
+    return;
+  }
+  check_aligned(root->stage_activation_pool_bytes(), a.path, "stage_activation_pool_bytes");
+  check_aligned(root->stage_state_pool_bytes(), a.path, "stage_state_pool_bytes");
+  a.stage_activation_pool_bytes = vec(root->stage_activation_pool_bytes());
+  a.stage_state_pool_bytes = vec(root->stage_state_pool_bytes());
+  const bool per_stage = !a.stage_activation_pool_bytes.empty() || !a.stage_state_pool_bytes.empty();
+  if (per_stage && (a.stage_activation_pool_bytes.size() != a.pipeline_stages ||
+                    a.stage_state_pool_bytes.size() != a.pipeline_stages))
+    fail("{}: {} stage activation pool sizes and {} stage state pool sizes for {} pipeline stages", a.path,
+         a.stage_activation_pool_bytes.size(), a.stage_state_pool_bytes.size(), a.pipeline_stages);
+  for (uint32_t s = 0; per_stage && s < a.pipeline_stages; ++s)
+    if (a.stage_activation_pool_bytes[s] > a.activation_pool_bytes ||
+        a.stage_state_pool_bytes[s] > a.state_pool_bytes)
+      fail("{}: pipeline stage {}'s pools ({} / {} bytes) are larger than the artifact's activation / state "
+           "pools ({} / {} bytes)",
+           a.path, s, a.stage_activation_pool_bytes[s], a.stage_state_pool_bytes[s], a.activation_pool_bytes,
+           a.state_pool_bytes);
+  a.buffer_stage.assign(a.buffers.size(), -1);
+  for (const FunctionDesc& f : a.functions) {
+    if (f.pipeline_stage < 0) continue;
+    auto mark = [&](uint32_t i) {
+      int32_t& st = a.buffer_stage[i];
+      const BufferDesc& b = a.buffers[i];
+      if (per_stage && b.pooled() && st >= 0 && st != f.pipeline_stage)
+        fail("{}: buffer '{}' is used by pipeline stages {} and {} (function '{}'), but each stage has pools "
+             "of its own",
+             a.path, b.name, st, f.pipeline_stage, f.name);
+      st = f.pipeline_stage;
+    };
+    for (uint32_t i : f.inputs) mark(i);
+    for (uint32_t i : f.outputs) mark(i);
+    for (const InstructionDesc& inst : f.instructions) {
+      for (uint32_t i : inst.inputs) mark(i);
+      for (uint32_t i : inst.outputs) mark(i);
+    }
+  }
+  for (size_t i = 0; per_stage && i < a.buffers.size(); ++i) {
+    const BufferDesc& b = a.buffers[i];
+    const int32_t s = a.buffer_stage[i];
+    if (!b.pooled() || s < 0) continue;
+    const bool act = b.kind == BufferKind::Activation;
+    const uint64_t pool = act ? a.stage_activation_pool_bytes[s] : a.stage_state_pool_bytes[s];
+    if (b.offset > pool || b.bytes > pool - b.offset)
+      fail("{}: buffer {} ('{}'): [offset {}, +{} bytes) is outside pipeline stage {}'s {} pool ({} bytes)", a.path,
+           i, b.name, b.offset, b.bytes, s, act ? "activation" : "state", pool);
+  }
 }
 
 

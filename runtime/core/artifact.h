@@ -61,6 +61,11 @@ struct BufferDesc {
   Placement placement = Placement::Device;
 
   bool host() const { return placement == Placement::Host; }
+  // Lives in the activation pool or the state pool (not its own allocation).
+  bool pooled() const {
+    return !host() && (kind == BufferKind::Activation || kind == BufferKind::State ||
+                       kind == BufferKind::OptimizerState);
+  }
   bool sharded() const { return shard_ranks > 1; }
   bool tp_sliced() const { return tp_ranks > 1; }
   // The tensor this rank's buffer stands for: full_shape when ZeRO-sharded,
@@ -128,8 +133,35 @@ struct Artifact {
   // pipeline_stages x data_parallel_ranks x tensor_parallel_ranks, stage outermost.
   uint32_t pipeline_stages = 0;
   uint32_t pipeline_micro_batches = 0;
+  // Pipeline parallelism (bmsys-plan-memory): the pools of stage s's ranks, indexed by
+  // stage; empty in artifacts planned before per-stage pools (every rank then allocates
+  // activation_pool_bytes and state_pool_bytes).
+  std::vector<uint64_t> stage_activation_pool_bytes;
+  std::vector<uint64_t> stage_state_pool_bytes;
+  // Pipelined artifacts: the stage of the function that uses each buffer (an operand
+  // of its instructions, an input or an output); -1: no stage's function uses it.
+  // Empty without pipeline parallelism.
+  std::vector<int32_t> buffer_stage;
 
   const FunctionDesc* find_function(const std::string& name) const;
+  bool stage_pools() const { return !stage_state_pool_bytes.empty(); }
+  // The pools a rank of pipeline stage `stage` allocates (0 without pipelining).
+  uint64_t activation_pool_for(int stage) const {
+    return stage_pools() ? stage_activation_pool_bytes.at(static_cast<size_t>(stage)) : activation_pool_bytes;
+  }
+  uint64_t state_pool_for(int stage) const {
+    return stage_pools() ? stage_state_pool_bytes.at(static_cast<size_t>(stage)) : state_pool_bytes;
+  }
+  // Whether a rank of pipeline stage `stage` holds buffer `index` (allocates, loads or
+  // addresses it): every buffer without pipelining; otherwise those of its stage's
+  // functions and those of no stage's function, except, with per-stage pools, the
+  // pool buffers of no stage's function (a pipelined artifact runs only the stages).
+  bool held_by(uint32_t index, int stage) const {
+    if (buffer_stage.empty()) return true;
+    const int32_t s = buffer_stage.at(index);
+    if (s >= 0) return s == stage;
+    return !(stage_pools() && buffers.at(index).pooled());
+  }
   // Index of the buffer named `name`, or -1.
   int64_t find_buffer(const std::string& name) const;
   // "instruction 12 (kernel 'rope', at "loc")" for messages.

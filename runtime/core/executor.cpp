@@ -112,21 +112,18 @@ Executor::Executor(std::shared_ptr<const Artifact> artifact, std::shared_ptr<Bac
       fail("{}: buffer '{}' has dtype {}, which the {} backend does not compute with", a.path,
            b.name, dtype_name(b.dtype), backend_->name());
 
-  // Pipeline parallelism: which stage uses each buffer (its stage function's operands).
+  // Pipeline parallelism: which stage uses each buffer (its stage function's operands),
+  // and this stage's pools only (bmsys-plan-memory plans them per stage).
   buffer_stage_.assign(a.buffers.size(), -1);
-  if (mesh.pp > 1)
-    for (const FunctionDesc& f : a.functions)
-      if (f.pipeline_stage >= 0)
-        for (const InstructionDesc& inst : f.instructions) {
-          for (uint32_t i : inst.inputs) buffer_stage_[i] = f.pipeline_stage;
-          for (uint32_t i : inst.outputs) buffer_stage_[i] = f.pipeline_stage;
-        }
-  activation_pool_ = backend_->allocate(a.activation_pool_bytes, "the activation pool");
-  state_pool_ = backend_->allocate(a.state_pool_bytes, "the state pool");
-  backend_->fill_zero(state_pool_->data(), a.state_pool_bytes);
+  if (mesh.pp > 1) buffer_stage_.assign(a.buffer_stage.begin(), a.buffer_stage.end());
+  const uint64_t activation_bytes = a.activation_pool_for(pp_stage()), state_bytes = a.state_pool_for(pp_stage());
+  activation_pool_ = backend_->allocate(activation_bytes, "the activation pool");
+  state_pool_ = backend_->allocate(state_bytes, "the state pool");
+  backend_->fill_zero(state_pool_->data(), state_bytes);
   owned_.resize(a.buffers.size());
   for (size_t i = 0; i < a.buffers.size(); ++i) {
     const BufferDesc& b = a.buffers[i];
+    if (!a.held_by(static_cast<uint32_t>(i), pp_stage())) continue;  // another pipeline stage's
     if (b.host() && (b.kind == BufferKind::State || b.kind == BufferKind::OptimizerState)) {
       // bmsys-offload: host memory of its own (pinned on CUDA), zeroed like the pool.
       owned_[i] = backend_->allocate_host(b.bytes, fmt::format("host buffer '{}'", b.name));
@@ -216,6 +213,9 @@ const FunctionDesc& Executor::function_for(const std::string& name) const {
     const FunctionDesc* f = a.find_function(fmt::format("{}.stage{}", name, pp_stage()));
     if (f && f->pipeline_stage == pp_stage()) return *f;
     const FunctionDesc* g = a.find_function(name);
+    if (g && g->pipeline_stage >= 0 && g->pipeline_stage != pp_stage())
+      fail("{}: function '{}' is pipeline stage {}'s; this rank runs stage {} (and holds only its memory)", a.path,
+           name, g->pipeline_stage, pp_stage());
     if (g && g->pipeline_stage < 0)
       fail("{}: function '{}' cannot run on a pipeline-parallel artifact: each rank holds only its stage's "
            "weights (only the stages' training step '{}.stage<s>' runs; resume its checkpoint with an artifact "
@@ -262,6 +262,10 @@ void Executor::upload_slice(uint32_t index, const void* src, DType src_dtype, in
 
 void* Executor::address(uint32_t buffer) const {
   const BufferDesc& b = artifact_->buffers[buffer];
+  if (!artifact_->held_by(buffer, pp_stage()))
+    fail("{}: buffer '{}' is not held by this rank (pipeline stage {}): {}", artifact_->path, b.name, pp_stage(),
+         buffer_stage_[buffer] >= 0 ? fmt::format("it is stage {}'s", buffer_stage_[buffer])
+                                    : std::string("no stage's function uses it"));
   switch (b.kind) {
     case BufferKind::Activation:
       return static_cast<uint8_t*>(activation_pool_->data()) + b.offset;
@@ -279,7 +283,7 @@ void* Executor::address(uint32_t buffer) const {
 
 void Executor::reset_state() {
   for (uint32_t i = 0; i < artifact_->buffers.size(); ++i)
-    if (artifact_->buffers[i].kind == BufferKind::State) {
+    if (artifact_->buffers[i].kind == BufferKind::State && artifact_->held_by(i, pp_stage())) {
       if (artifact_->buffers[i].host())
         std::memset(address(i), 0, artifact_->buffers[i].bytes);
       else

@@ -9,7 +9,9 @@
 // instructions in order with start_pos P and training step T and copies the outputs
 // back. OptimizerState buffers live in the state pool too (zeroed at load, kept by
 // reset_state()); read_buffer()/write_buffer() give checkpoints access to them and
-// to the weights.
+// to the weights. A rank of a pipelined artifact holds only its stage's buffers:
+// its stage's weights and inputs, and its stage's pools (Artifact::held_by,
+// activation_pool_for, state_pool_for; docs/distributed.md).
 #pragma once
 
 #include <map>

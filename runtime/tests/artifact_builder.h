@@ -53,6 +53,7 @@ class ArtifactBuilder {
     std::vector<uint32_t> inputs, outputs;
     std::vector<std::string> output_names;
     std::vector<Inst> insts;
+    int32_t pipeline_stage = -1;  // bmsys-pipeline-schedule's stage function
   };
 
   uint32_t format_version = 1;
@@ -61,6 +62,9 @@ class ArtifactBuilder {
   std::string model_config = "{}";
   std::vector<Buf> buffers;
   std::vector<Fn> functions;
+  // Pipeline parallelism: stages, micro-batches and each stage's pools (empty: none).
+  uint32_t pipeline_stages = 0, pipeline_micro_batches = 0;
+  std::vector<uint64_t> stage_activation_pool_bytes, stage_state_pool_bytes;
 
   ArtifactBuilder(int64_t mb, int64_t ms) : max_batch(mb), max_seq(ms) {}
 
@@ -84,7 +88,7 @@ class ArtifactBuilder {
     return pooled(name, std::move(dims), dt, fba::BufferKind_OptimizerState, state_pool_bytes);
   }
   Fn& function(const std::string& name) {
-    functions.push_back({name, {}, {}, {}, {}});
+    functions.push_back({name, {}, {}, {}, {}, -1});
     return functions.back();
   }
 
@@ -111,10 +115,14 @@ class ArtifactBuilder {
       }
       std::vector<flatbuffers::Offset<flatbuffers::String>> names;
       for (const std::string& n : f.output_names) names.push_back(b.CreateString(n));
-      fns.push_back(fba::CreateFunctionDirect(b, f.name.c_str(), &f.inputs, &f.outputs, &names, &insts));
+      fns.push_back(
+          fba::CreateFunctionDirect(b, f.name.c_str(), &f.inputs, &f.outputs, &names, &insts, f.pipeline_stage));
     }
     auto root = fba::CreateArtifactDirect(b, format_version, "artifact_builder (test)", model_config.c_str(), max_batch,
-                                          max_seq, activation_pool_bytes, state_pool_bytes, &bufs, &fns);
+                                          max_seq, activation_pool_bytes, state_pool_bytes, &bufs, &fns, 0, 0, 0,
+                                          pipeline_stages, pipeline_micro_batches,
+                                          stage_activation_pool_bytes.empty() ? nullptr : &stage_activation_pool_bytes,
+                                          stage_state_pool_bytes.empty() ? nullptr : &stage_state_pool_bytes);
     fba::FinishArtifactBuffer(b, root);
     return std::vector<uint8_t>(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());
   }

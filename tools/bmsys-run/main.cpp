@@ -108,8 +108,15 @@ std::unique_ptr<Executor> make_executor(const Common& c, const DistributedEnv* e
     fail("--trace and --random-weights need --device cuda");
   std::fprintf(stderr, "bmsys-run: device: %s\n", backend->description().c_str());
   // The whole memory plan against what the device has, before anything is allocated.
+  // A rank of a pipelined artifact holds only its stage's weights, inputs and pools.
+  const int stage = env && artifact->pipeline_stages > 1 ? Mesh::of(*artifact).pp_rank(env->rank) : 0;
+  const uint64_t activation_pool = artifact->activation_pool_for(stage), state_pool = artifact->state_pool_for(stage);
+  const std::string stage_note =
+      artifact->pipeline_stages > 1 ? fmt::format("pipeline stage {} of {}: ", stage, artifact->pipeline_stages) : "";
   uint64_t weights = 0, inputs = 0;
-  for (const BufferDesc& b : artifact->buffers) {
+  for (uint32_t i = 0; i < artifact->buffers.size(); ++i) {
+    const BufferDesc& b = artifact->buffers[i];
+    if (!artifact->held_by(i, stage)) continue;
     if (b.kind == BufferKind::Weight && b.swap_group < 0)  // swapped layers live in host memory
       weights += static_cast<uint64_t>(shape_numel(b.resolve(0, 0))) * dtype_size(b.dtype);
     else if (b.kind == BufferKind::Input)
@@ -119,10 +126,9 @@ std::unique_ptr<Executor> make_executor(const Common& c, const DistributedEnv* e
   // bmsys-memory-schedule: its swap slots instead (2, or 1 for a single swapped layer).
   if (artifact->schedule.present())
     weights += (artifact->schedule.groups.size() > 1 ? 2 : 1) * artifact->schedule.slot_bytes;
-  backend->check_memory_plan(
-      weights + artifact->activation_pool_bytes + artifact->state_pool_bytes + inputs,
-      fmt::format("weights {} B, activation pool {} B, state pool {} B, inputs {} B", weights,
-                  artifact->activation_pool_bytes, artifact->state_pool_bytes, inputs));
+  backend->check_memory_plan(weights + activation_pool + state_pool + inputs,
+                             fmt::format("{}weights {} B, activation pool {} B, state pool {} B, inputs {} B",
+                                         stage_note, weights, activation_pool, state_pool, inputs));
   ExecutorOptions eo;
   eo.weights = c.weights;
   if (env) {
@@ -132,12 +138,10 @@ std::unique_ptr<Executor> make_executor(const Common& c, const DistributedEnv* e
   }
   auto executor = std::make_unique<Executor>(artifact, backend, eo);
   if (c.memory_plan)  // compared with bmsys-memory-report's total (docs/autofit.md)
-    std::fprintf(stderr, "bmsys-run: memory plan: %llu B (weights %llu B, activation pool %llu B, state pool %llu B, inputs %llu B)\nbmsys-run: memory held: %s\n",
-                 static_cast<unsigned long long>(weights + artifact->activation_pool_bytes +
-                                                 artifact->state_pool_bytes + inputs),
-                 static_cast<unsigned long long>(weights),
-                 static_cast<unsigned long long>(artifact->activation_pool_bytes),
-                 static_cast<unsigned long long>(artifact->state_pool_bytes),
+    std::fprintf(stderr, "bmsys-run: memory plan: %llu B (%sweights %llu B, activation pool %llu B, state pool %llu B, inputs %llu B)\nbmsys-run: memory held: %s\n",
+                 static_cast<unsigned long long>(weights + activation_pool + state_pool + inputs),
+                 stage_note.c_str(), static_cast<unsigned long long>(weights),
+                 static_cast<unsigned long long>(activation_pool), static_cast<unsigned long long>(state_pool),
                  static_cast<unsigned long long>(inputs), backend->memory_report().c_str());
   return executor;
 }
@@ -277,6 +281,10 @@ void inspect(const Artifact& a) {
   std::printf("activation_pool_bytes: %llu\nstate_pool_bytes: %llu\n",
               static_cast<unsigned long long>(a.activation_pool_bytes),
               static_cast<unsigned long long>(a.state_pool_bytes));
+  for (size_t s = 0; s < a.stage_state_pool_bytes.size(); ++s)
+    std::printf("pipeline stage %zu: activation_pool_bytes %llu, state_pool_bytes %llu\n", s,
+                static_cast<unsigned long long>(a.stage_activation_pool_bytes[s]),
+                static_cast<unsigned long long>(a.stage_state_pool_bytes[s]));
   if (a.schedule.present()) {
     const MemoryScheduleDesc& s = a.schedule;
     auto list = [](const std::vector<int64_t>& v) {
