@@ -30,6 +30,54 @@ for p in $PARTS; do
   case $p in golden | bench | int8 | dist | fsdp | tp4 | pp4) ;; *) echo "prepare.sh: unknown part '$p' (golden bench int8 dist fsdp tp4 pp4)" >&2; exit 2 ;; esac
 done
 
+# to_artifact OUT [IN]: the bmsys_rt module IN (default: stdin) as the artifact OUT.
+to_artifact() { "$CBIN/bmsys-translate" --bmsys-to-artifact "${2:--}" -o "$1"; }
+# train_lowered SHAPES [bmsys-opt args...] [-- args after]: bmsys-opt with the given
+# input and passes, then the passes bmsys-train-pipeline ends with (inline the blocks,
+# bound the shapes to SHAPES, KV cache, canonicalize, lower to bmsys_rt, plan memory),
+# then the args after `--`: the training pipelines written out pass by pass below.
+train_lowered() {
+  local shapes=$1 front=()
+  shift
+  while (($#)) && [[ $1 != -- ]]; do front+=("$1"); shift; done
+  (($#)) && shift
+  "$CBIN/bmsys-opt" "${front[@]}" --bmsys-inline-blocks "--bmsys-bound-shapes=$shapes" --bmsys-add-kv-cache \
+    --canonicalize --bmsys-lower-to-rt --bmsys-plan-memory "$@"
+}
+# The benchmark training model of fsdp, pp4 and tp4: the Llama-shaped 0.94B of the FSDP2
+# peer (hidden 2048, 16 layers, intermediate 5504, 16 heads, vocab 32000), header-only
+# weights (bench/make_model.py; --random-weights) in a fresh $TMPM, imported as
+# $TMPM/m.mlir; model_094b DIR also copies its config.json into DIR.
+model_094b() {
+  mkdir -p "$1"
+  TMPM=$(mktemp -d)
+  python3 bench/make_model.py "$TMPM/llama-0.94b" --hidden 2048 --layers 16 --inter 5504 --heads 16 --kv-heads 16 \
+    --vocab 32000 --max-pos 2048 --dtype F32 >/dev/null
+  "$CBIN/bmsys-import-hf" "$TMPM/llama-0.94b" -o "$TMPM/m.mlir"
+  cp "$TMPM/llama-0.94b/config.json" "$1/config.json"
+}
+# train_variant NAME DIR OPTIONS: the 0.94B through bmsys-train-pipeline in bf16 (lr 1e-4,
+# gradient clipping 1.0, max-seq 2048) with OPTIONS: DIR/NAME.bmsys, its memory report
+# DIR/NAME.memory-report.txt; the lowered module stays in $TMPM/NAME.rt.mlir.
+train_variant() {
+  "$CBIN/bmsys-opt" "$TMPM/m.mlir" "--bmsys-train-pipeline=max-seq=2048 mixed-precision=bf16 lr=1e-4 max-grad-norm=1.0 $3 memory-report=1" \
+    -o "$TMPM/$1.rt.mlir" > "$2/$1.memory-report.txt"
+  to_artifact "$2/$1.bmsys" "$TMPM/$1.rt.mlir"
+}
+# tp_variant NAME DIR DEGREE ROWS [passes...]: the 0.94B with tensor parallelism DEGREE,
+# checkpointing every block, bf16, ROWS x 2048 per rank and the passes (ZeRO) before the
+# lowering. bmsys-train-pipeline has no tensor-parallel option: its passes, in its order,
+# with bmsys-tensor-parallel first (it runs on the forward, before autodiff).
+tp_variant() {
+  local name=$1 dir=$2 degree=$3 rows=$4
+  shift 4
+  train_lowered "max-batch=$rows max-seq=2048" "$TMPM/m.mlir" --bmsys-tensor-parallel=degree=$degree \
+    --bmsys-checkpoint=policy=every --bmsys-mixed-precision=dtype=bf16 --bmsys-autodiff \
+    "--bmsys-optimizer=lr=1e-4 max-grad-norm=1.0" "$@" -- --bmsys-memory-report -o "$TMPM/$name.rt.mlir" \
+    > "$dir/$name.memory-report.txt"
+  to_artifact "$dir/$name.bmsys" "$TMPM/$name.rt.mlir"
+}
+
 cmake -S . -B "$BUILD" -G Ninja -DBMSYS_BUILD_COMPILER=OFF -DBMSYS_ENABLE_CUDA=ON >/dev/null
 ninja -C "$BUILD" -j"$JOBS" bmsys-run bmsys-cuda-tests bmsys-bench bmsys-bench-int8
 
@@ -54,7 +102,7 @@ if want golden; then
 for m in llama-tiny gpt2-tiny; do
   "$CBIN/bmsys-import-hf" --hidden-states "test/data/$m" -o "$G/artifacts/$m.mlir"
   "$CBIN/bmsys-opt" --bmsys-infer-pipeline="max-batch=2 max-seq=64" "$G/artifacts/$m.mlir" -o "$G/artifacts/$m.rt.mlir"
-  "$CBIN/bmsys-translate" --bmsys-to-artifact "$G/artifacts/$m.rt.mlir" -o "$G/artifacts/$m.bmsys"
+  to_artifact "$G/artifacts/$m.bmsys" "$G/artifacts/$m.rt.mlir"
   rm "$G/artifacts/$m.mlir" "$G/artifacts/$m.rt.mlir"
 done
 # Training (bmsys-cuda-tests CudaTrain.*, run_all.sh e2e): the golden models' train_step
@@ -74,7 +122,7 @@ else
       o=${v#*:}
       "$CBIN/bmsys-opt" "$G/artifacts/$m.train.mlir" \
         --bmsys-train-pipeline="max-batch=4 max-seq=32 lr=1e-3 beta1=0.9 beta2=0.95 eps=1e-8 weight-decay=0.1 max-grad-norm=1.0 ${o//+/ }" |
-        "$CBIN/bmsys-translate" --bmsys-to-artifact -o "$G/artifacts/$m.${v%%:*}.bmsys"
+        to_artifact "$G/artifacts/$m.${v%%:*}.bmsys"
     done
     rm "$G/artifacts/$m.train.mlir"
   done
@@ -89,7 +137,7 @@ for m in llama-tiny gpt2-tiny; do
   "$CBIN/bmsys-import-hf" "test/data/$m" -o "$D/m.mlir"
   for v in w8:float w8a8:int8; do
     "$CBIN/bmsys-opt" --bmsys-infer-pipeline="max-batch=2 max-seq=64 quantize=int8 activations=${v#*:} quantize-output=$D/model.int8.safetensors" \
-      "$D/m.mlir" | "$CBIN/bmsys-translate" --bmsys-to-artifact -o "$D/${v%%:*}.bmsys"
+      "$D/m.mlir" | to_artifact "$D/${v%%:*}.bmsys"
   done
   rm "$D/m.mlir"
 done
@@ -100,9 +148,9 @@ mkdir -p "$S"
 python3 test/tools/make_tiny_llama.py "$S" --layers 6
 "$CBIN/bmsys-import-hf" "$S" -o "$S/m.mlir"
 "$CBIN/bmsys-opt" --bmsys-infer-pipeline="max-batch=1 max-seq=32" "$S/m.mlir" -o "$S/m.rt.mlir"
-"$CBIN/bmsys-translate" --bmsys-to-artifact "$S/m.rt.mlir" -o "$S/plain.bmsys"
+to_artifact "$S/plain.bmsys" "$S/m.rt.mlir"
 "$CBIN/bmsys-opt" "--bmsys-memory-schedule=budget=240000 workspace=0 report=$S/schedule.txt" "$S/m.rt.mlir" |
-  "$CBIN/bmsys-translate" --bmsys-to-artifact -o "$S/sched.bmsys"
+  to_artifact "$S/sched.bmsys"
 rm "$S/m.mlir" "$S/m.rt.mlir"
 fi  # golden
 # The benchmark model: Llama-shaped 6.7B (hidden 4096, 32 layers, intermediate 11008,
@@ -115,7 +163,7 @@ python3 bench/make_model.py "$TMPM/llama-6.7b" >/dev/null
 if want bench; then
   "$CBIN/bmsys-opt" --bmsys-infer-pipeline="max-batch=1 max-seq=4096 memory-report=1" "$TMPM/m.mlir" -o "$TMPM/m.rt.mlir" \
     | tee "$G/artifacts/llama-6.7b.memory-report.txt"
-  "$CBIN/bmsys-translate" --bmsys-to-artifact "$TMPM/m.rt.mlir" -o "$G/artifacts/llama-6.7b.bmsys"
+  to_artifact "$G/artifacts/llama-6.7b.bmsys" "$TMPM/m.rt.mlir"
 fi
 # INT8 (run_all.sh int8): the same model with weight-only INT8 linears. Nothing is
 # quantized here: bmsys-quantize header-only declares the tensors a quantization would
@@ -131,10 +179,9 @@ fi
 if want int8; then
   Q="max-batch=1 quantize=int8 activations=float quantize-header-only=1 quantize-output=$TMPM/q/model.int8.safetensors"
   mkdir -p "$TMPM/q" "$TMPM/ref"
-  "$CBIN/bmsys-opt" "$TMPM/m.mlir" --bmsys-infer-pipeline="$Q max-seq=4096" |
-    "$CBIN/bmsys-translate" --bmsys-to-artifact -o "$G/artifacts/llama-6.7b-w8.bmsys"
+  "$CBIN/bmsys-opt" "$TMPM/m.mlir" --bmsys-infer-pipeline="$Q max-seq=4096" | to_artifact "$G/artifacts/llama-6.7b-w8.bmsys"
   "$CBIN/bmsys-opt" "$TMPM/m.mlir" --bmsys-infer-pipeline="$Q max-seq=256 memory-budget=6GiB memory-dtype=bf16 memory-workspace=192MiB schedule-report=$G/artifacts/llama-6.7b-w8-6g.schedule.txt" |
-    "$CBIN/bmsys-translate" --bmsys-to-artifact -o "$G/artifacts/llama-6.7b-w8-6g.bmsys"
+    to_artifact "$G/artifacts/llama-6.7b-w8-6g.bmsys"
   cat "$G/artifacts/llama-6.7b-w8-6g.schedule.txt"
   python3 bench/make_model.py "$TMPM/ref" --int8 >/dev/null
   python3 - "$TMPM/q/model.int8.safetensors" "$TMPM/ref/model.int8.safetensors" <<'PY'
@@ -161,75 +208,46 @@ D="$G/artifacts/dist"
 mkdir -p "$D"
 "$CBIN/bmsys-import-hf" test/data/llama-tiny -o "$D/m.mlir"
 python3 test/tools/write_tokens.py test/data/llama-tiny/golden.safetensors train.input_ids "$D/tokens.bin"
-"$CBIN/bmsys-opt" "$D/m.mlir" --bmsys-autodiff "--bmsys-optimizer=lr=1e-3 beta2=0.95 weight-decay=0.1 max-grad-norm=1.0" \
-  --bmsys-inline-blocks "--bmsys-bound-shapes=max-batch=4 max-seq=32" --bmsys-add-kv-cache --canonicalize \
-  --bmsys-lower-to-rt --bmsys-plan-memory | "$CBIN/bmsys-translate" --bmsys-to-artifact -o "$D/single.bmsys"
+# Every dist artifact: AdamW as recipe.json's, batch 4 x seq 32 per rank (pp2dp2: micro-batches of 1 row).
+OPTIM="--bmsys-optimizer=lr=1e-3 beta2=0.95 weight-decay=0.1 max-grad-norm=1.0"
+SHAPES="max-batch=4 max-seq=32"
+train_lowered "$SHAPES" "$D/m.mlir" --bmsys-autodiff "$OPTIM" | to_artifact "$D/single.bmsys"
 for s in 0 1 2 3; do
-  "$CBIN/bmsys-opt" "$D/m.mlir" --bmsys-autodiff "--bmsys-optimizer=lr=1e-3 beta2=0.95 weight-decay=0.1 max-grad-norm=1.0" \
-    "--bmsys-zero=stage=$s ranks=2" --bmsys-inline-blocks "--bmsys-bound-shapes=max-batch=4 max-seq=32" \
-    --bmsys-add-kv-cache --canonicalize --bmsys-lower-to-rt --bmsys-plan-memory |
-    "$CBIN/bmsys-translate" --bmsys-to-artifact -o "$D/z$s.bmsys"
+  train_lowered "$SHAPES" "$D/m.mlir" --bmsys-autodiff "$OPTIM" "--bmsys-zero=stage=$s ranks=2" | to_artifact "$D/z$s.bmsys"
   # The same with optimizer offload (bmsys-offload: each rank's shard on the host).
-  "$CBIN/bmsys-opt" "$D/m.mlir" --bmsys-autodiff "--bmsys-optimizer=lr=1e-3 beta2=0.95 weight-decay=0.1 max-grad-norm=1.0" \
-    "--bmsys-zero=stage=$s ranks=2" --bmsys-offload --bmsys-inline-blocks "--bmsys-bound-shapes=max-batch=4 max-seq=32" \
-    --bmsys-add-kv-cache --canonicalize --bmsys-lower-to-rt --bmsys-plan-memory |
-    "$CBIN/bmsys-translate" --bmsys-to-artifact -o "$D/zo$s.bmsys"
+  train_lowered "$SHAPES" "$D/m.mlir" --bmsys-autodiff "$OPTIM" "--bmsys-zero=stage=$s ranks=2" --bmsys-offload |
+    to_artifact "$D/zo$s.bmsys"
 done
 # Tensor parallelism (the lit test distributed_tp's passes): tp2, TP=2 on 2 GPUs; tp2z1,
 # TP=2 x ZeRO-1 over 2 data-parallel ranks (4 GPUs, 2 rows each).
-TPOPT="lr=1e-3 beta2=0.95 weight-decay=0.1 max-grad-norm=1.0"
-"$CBIN/bmsys-opt" "$D/m.mlir" --bmsys-tensor-parallel=degree=2 --bmsys-autodiff "--bmsys-optimizer=$TPOPT" \
-  --bmsys-inline-blocks "--bmsys-bound-shapes=max-batch=4 max-seq=32" --bmsys-add-kv-cache --canonicalize \
-  --bmsys-lower-to-rt --bmsys-plan-memory | "$CBIN/bmsys-translate" --bmsys-to-artifact -o "$D/tp2.bmsys"
-"$CBIN/bmsys-opt" "$D/m.mlir" --bmsys-tensor-parallel=degree=2 --bmsys-autodiff "--bmsys-optimizer=$TPOPT" \
-  "--bmsys-zero=stage=1 ranks=2" --bmsys-inline-blocks "--bmsys-bound-shapes=max-batch=4 max-seq=32" \
-  --bmsys-add-kv-cache --canonicalize --bmsys-lower-to-rt --bmsys-plan-memory |
-  "$CBIN/bmsys-translate" --bmsys-to-artifact -o "$D/tp2z1.bmsys"
+train_lowered "$SHAPES" "$D/m.mlir" --bmsys-tensor-parallel=degree=2 --bmsys-autodiff "$OPTIM" | to_artifact "$D/tp2.bmsys"
+train_lowered "$SHAPES" "$D/m.mlir" --bmsys-tensor-parallel=degree=2 --bmsys-autodiff "$OPTIM" "--bmsys-zero=stage=1 ranks=2" |
+  to_artifact "$D/tp2z1.bmsys"
 # Pipeline parallelism (the lit test distributed_pp's passes): pp2, 2 stages of one layer,
 # 2 micro-batches of 2 rows (1F1B, NCCL point-to-point); pp2dp2, the same with ZeRO-1
 # over 2 data-parallel ranks per stage (4 GPUs; micro-batches of 1 row).
-PPOPT="lr=1e-3 beta2=0.95 weight-decay=0.1 max-grad-norm=1.0"
-"$CBIN/bmsys-opt" "$D/m.mlir" "--bmsys-pipeline-parallel=stages=2 micro-batches=2" --bmsys-autodiff \
-  "--bmsys-optimizer=$PPOPT" --bmsys-pipeline-schedule --bmsys-inline-blocks "--bmsys-bound-shapes=max-batch=2 max-seq=32" \
-  --bmsys-add-kv-cache --canonicalize --bmsys-lower-to-rt --bmsys-plan-memory |
-  "$CBIN/bmsys-translate" --bmsys-to-artifact -o "$D/pp2.bmsys"
-"$CBIN/bmsys-opt" "$D/m.mlir" "--bmsys-pipeline-parallel=stages=2 micro-batches=2" --bmsys-autodiff \
-  "--bmsys-optimizer=$PPOPT" --bmsys-pipeline-schedule "--bmsys-zero=stage=1 ranks=2" --bmsys-inline-blocks \
-  "--bmsys-bound-shapes=max-batch=1 max-seq=32" --bmsys-add-kv-cache --canonicalize --bmsys-lower-to-rt --bmsys-plan-memory |
-  "$CBIN/bmsys-translate" --bmsys-to-artifact -o "$D/pp2dp2.bmsys"
+PP=("--bmsys-pipeline-parallel=stages=2 micro-batches=2" --bmsys-autodiff "$OPTIM" --bmsys-pipeline-schedule)
+train_lowered "max-batch=2 max-seq=32" "$D/m.mlir" "${PP[@]}" | to_artifact "$D/pp2.bmsys"
+train_lowered "max-batch=1 max-seq=32" "$D/m.mlir" "${PP[@]}" "--bmsys-zero=stage=1 ranks=2" | to_artifact "$D/pp2dp2.bmsys"
 rm "$D/m.mlir"
 fi  # dist
-# fsdp: the Llama-shaped 0.94B of the FSDP2 peer (hidden 2048, 16 layers, intermediate
-# 5504, 16 heads, vocab 32000), bf16 mixed precision with f32 master weights, AdamW,
+# fsdp: the 0.94B (model_094b) in bf16 mixed precision with f32 master weights, AdamW,
 # 2 ranks of micro-batch 4 x 2048: ZeRO-3 with and without per-block checkpointing,
-# ZeRO-2 and ZeRO-1 with it (bench/fsdp_bench.py runs them). Header-only weights (bench/make_model.py; --random-weights).
+# ZeRO-2 and ZeRO-1 with it (bench/fsdp_bench.py runs them).
 if want fsdp; then
 F="$G/artifacts/fsdp"
-mkdir -p "$F"
-TMPM=$(mktemp -d)
-python3 bench/make_model.py "$TMPM/llama-0.94b" --hidden 2048 --layers 16 --inter 5504 --heads 16 --kv-heads 16 \
-  --vocab 32000 --max-pos 2048 --dtype F32 >/dev/null
-"$CBIN/bmsys-import-hf" "$TMPM/llama-0.94b" -o "$TMPM/m.mlir"
-cp "$TMPM/llama-0.94b/config.json" "$F/config.json"
-# z3-ckpt-pf9: the gathers issued one block (9 parameters) ahead (bmsys-zero prefetch;
-# only with a compiler that has the option).
+model_094b "$F"
 # tp2-ckpt: tensor parallel 2 with checkpointing, no ZeRO: both GPUs share the rows, so
 # the global batch of 8 x 2048 (4 per GPU, as the ZeRO variants) is one rank's batch.
-# bmsys-train-pipeline has no tensor-parallel option: its passes, in its order, with
-# bmsys-tensor-parallel first (it runs on forward before autodiff).
-"$CBIN/bmsys-opt" "$TMPM/m.mlir" --bmsys-tensor-parallel=degree=2 --bmsys-checkpoint=policy=every \
-  --bmsys-mixed-precision=dtype=bf16 --bmsys-autodiff "--bmsys-optimizer=lr=1e-4 max-grad-norm=1.0" --bmsys-inline-blocks \
-  "--bmsys-bound-shapes=max-batch=8 max-seq=2048" --bmsys-add-kv-cache --canonicalize --bmsys-lower-to-rt \
-  --bmsys-plan-memory --bmsys-memory-report -o "$TMPM/tp2-ckpt.rt.mlir" > "$F/tp2-ckpt.memory-report.txt"
-"$CBIN/bmsys-translate" --bmsys-to-artifact "$TMPM/tp2-ckpt.rt.mlir" -o "$F/tp2-ckpt.bmsys"
+tp_variant tp2-ckpt "$F" 2 8
+# z3-ckpt-pf9: the gathers issued one block (9 parameters) ahead (bmsys-zero prefetch;
+# only with a compiler that has the option).
 VARIANTS="z3-ckpt:3:every:0 z3-none:3:none:0 z2-ckpt:2:every:0 z1-ckpt:1:every:0"
 "$CBIN/bmsys-opt" --help | grep -c zero-prefetch >/dev/null && VARIANTS="z3-ckpt-pf9:3:every:9 $VARIANTS"
 for v in $VARIANTS; do
   IFS=: read -r name stage ck pf <<<"$v"
   PF=$([ "$pf" = 0 ] || echo " zero-prefetch=$pf")
-  "$CBIN/bmsys-opt" "$TMPM/m.mlir" "--bmsys-train-pipeline=max-batch=4 max-seq=2048 checkpoint=$ck mixed-precision=bf16 lr=1e-4 max-grad-norm=1.0 zero-stage=$stage ranks=2$PF memory-report=1" \
-    -o "$TMPM/$name.rt.mlir" > "$F/$name.memory-report.txt"
-  "$CBIN/bmsys-translate" --bmsys-to-artifact "$TMPM/$name.rt.mlir" -o "$F/$name.bmsys"
+  train_variant "$name" "$F" "max-batch=4 checkpoint=$ck zero-stage=$stage ranks=2$PF"
 done
 # z3-ckpt-pf9-nofuse: z3-ckpt-pf9 without bmsys-fuse-elementwise (fuse=0), to measure
 # the fused kernels against the unfused ones in one run (FSDP_ARGS="--variants
@@ -238,7 +256,7 @@ done
 if "$CBIN/bmsys-opt" --help | grep -c bmsys-fuse-elementwise >/dev/null; then
   "$CBIN/bmsys-opt" "$TMPM/m.mlir" "--bmsys-train-pipeline=max-batch=4 max-seq=2048 checkpoint=every mixed-precision=bf16 lr=1e-4 max-grad-norm=1.0 zero-stage=3 ranks=2 zero-prefetch=9 fuse=0" \
     -o "$TMPM/z3-ckpt-pf9-nofuse.rt.mlir"
-  "$CBIN/bmsys-translate" --bmsys-to-artifact "$TMPM/z3-ckpt-pf9-nofuse.rt.mlir" -o "$F/z3-ckpt-pf9-nofuse.bmsys"
+  to_artifact "$F/z3-ckpt-pf9-nofuse.bmsys" "$TMPM/z3-ckpt-pf9-nofuse.rt.mlir"
   for n in z3-ckpt-pf9 z3-ckpt-pf9-nofuse; do
     python3 bench/kernel_bytes.py "$TMPM/$n.rt.mlir" --batch 4 --seq 2048 > "$F/$n.kernel-bytes.txt"
   done
@@ -247,9 +265,7 @@ fi
 # batch of 8 (4 x 2048 per GPU) as 8 micro-batches of 1 x 2048 in the 1F1B order (bubble
 # (P-1)/(M+P-1) = 1/9). Only with a compiler whose train pipeline has pipeline-stages.
 if "$CBIN/bmsys-opt" --help | grep -c pipeline-stages >/dev/null; then
-  "$CBIN/bmsys-opt" "$TMPM/m.mlir" "--bmsys-train-pipeline=max-batch=1 max-seq=2048 checkpoint=every mixed-precision=bf16 lr=1e-4 max-grad-norm=1.0 pipeline-stages=2 micro-batches=8 memory-report=1" \
-    -o "$TMPM/pp2-ckpt.rt.mlir" > "$F/pp2-ckpt.memory-report.txt"
-  "$CBIN/bmsys-translate" --bmsys-to-artifact "$TMPM/pp2-ckpt.rt.mlir" -o "$F/pp2-ckpt.bmsys"
+  train_variant pp2-ckpt "$F" "max-batch=1 checkpoint=every pipeline-stages=2 micro-batches=8"
 fi
 rm -rf "$TMPM"
 fi  # fsdp
@@ -260,19 +276,9 @@ fi  # fsdp
 # of 16 as 2 data-parallel x 8 micro-batches of 1 x 2048).
 if want pp4; then
 F="$G/artifacts/fsdp4"
-mkdir -p "$F"
-TMPM=$(mktemp -d)
-python3 bench/make_model.py "$TMPM/llama-0.94b" --hidden 2048 --layers 16 --inter 5504 --heads 16 --kv-heads 16 \
-  --vocab 32000 --max-pos 2048 --dtype F32 >/dev/null
-"$CBIN/bmsys-import-hf" "$TMPM/llama-0.94b" -o "$TMPM/m.mlir"
-cp "$TMPM/llama-0.94b/config.json" "$F/config.json"
-for v in "z3-ckpt:max-batch=4 zero-stage=3 ranks=4" \
-  "pp2z1-ckpt:max-batch=1 pipeline-stages=2 micro-batches=8 zero-stage=1 ranks=2"; do
-  name=${v%%:*}
-  "$CBIN/bmsys-opt" "$TMPM/m.mlir" "--bmsys-train-pipeline=max-seq=2048 checkpoint=every mixed-precision=bf16 lr=1e-4 max-grad-norm=1.0 ${v#*:} memory-report=1" \
-    -o "$TMPM/$name.rt.mlir" > "$F/$name.memory-report.txt"
-  "$CBIN/bmsys-translate" --bmsys-to-artifact "$TMPM/$name.rt.mlir" -o "$F/$name.bmsys"
-done
+model_094b "$F"
+train_variant z3-ckpt "$F" "max-batch=4 checkpoint=every zero-stage=3 ranks=4"
+train_variant pp2z1-ckpt "$F" "max-batch=1 checkpoint=every pipeline-stages=2 micro-batches=8 zero-stage=1 ranks=2"
 rm -rf "$TMPM"
 fi  # pp4
 # tp4 (not in the default): tensor parallelism on 4 GPUs (`bench/scaling.sh tp`), the
@@ -281,21 +287,9 @@ fi  # pp4
 # (16 rows on every rank); bf16, checkpointing (passes as for fsdp's tp2-ckpt).
 if want tp4; then
 F="$G/artifacts/fsdp4"
-mkdir -p "$F"
-TMPM=$(mktemp -d)
-python3 bench/make_model.py "$TMPM/llama-0.94b" --hidden 2048 --layers 16 --inter 5504 --heads 16 --kv-heads 16 \
-  --vocab 32000 --max-pos 2048 --dtype F32 >/dev/null
-"$CBIN/bmsys-import-hf" "$TMPM/llama-0.94b" -o "$TMPM/m.mlir"
-cp "$TMPM/llama-0.94b/config.json" "$F/config.json"
-for v in "tp2z3-ckpt:2:8:--bmsys-zero=stage=3 ranks=2" "tp4-ckpt:4:16:"; do
-  IFS=: read -r name degree mb zero <<<"$v"
-  "$CBIN/bmsys-opt" "$TMPM/m.mlir" --bmsys-tensor-parallel=degree=$degree --bmsys-checkpoint=policy=every \
-    --bmsys-mixed-precision=dtype=bf16 --bmsys-autodiff "--bmsys-optimizer=lr=1e-4 max-grad-norm=1.0" \
-    ${zero:+"$zero"} --bmsys-inline-blocks "--bmsys-bound-shapes=max-batch=$mb max-seq=2048" --bmsys-add-kv-cache \
-    --canonicalize --bmsys-lower-to-rt --bmsys-plan-memory --bmsys-memory-report -o "$TMPM/$name.rt.mlir" \
-    > "$F/$name.memory-report.txt"
-  "$CBIN/bmsys-translate" --bmsys-to-artifact "$TMPM/$name.rt.mlir" -o "$F/$name.bmsys"
-done
+model_094b "$F"
+tp_variant tp2z3-ckpt "$F" 2 8 "--bmsys-zero=stage=3 ranks=2"
+tp_variant tp4-ckpt "$F" 4 16
 rm -rf "$TMPM"
 fi  # tp4
 du -sh "$G" "$G"/* "$G"/artifacts/*
