@@ -55,6 +55,11 @@ struct InferPipelineOptions : PassPipelineOptions<InferPipelineOptions> {
       *this, "schedule-report",
       llvm::cl::desc("with memory-budget: file for the schedule report ('-' = stdout)"),
       llvm::cl::init("-")};
+  Option<bool> fuse{*this, "fuse",
+                    llvm::cl::desc("bmsys-fuse-elementwise: SwiGLU and residual add + RMS norm "
+                                   "as single-pass kernels (decode: fewer launches, and the "
+                                   "gate and up linears adjacent, so they run concurrently)"),
+                    llvm::cl::init(true)};
 };
 struct CompressPipelineOptions : PassPipelineOptions<CompressPipelineOptions> {
   Option<std::string> config{*this, "config",
@@ -141,8 +146,8 @@ void addLowering(OpPassManager &pm, int64_t maxBatch, int64_t maxSeq, bool memor
   // Canonicalization removes dead ops; CSE is deliberately absent: it would
   // merge the recomputed copies of checkpointed blocks with their originals.
   pm.addPass(createCanonicalizerPass());
-  // Training only: fused kernels across the flattened blocks (after inlining, so a
-  // residual add and the next block's norm are in one function body).
+  // Fused kernels across the flattened blocks (after inlining, so a residual add and
+  // the next block's norm are in one function body).
   if (fuse)
     pm.addPass(bmsys::createBmsysFuseElementwise());
   pm.addPass(bmsys::createBmsysLowerToRt());
@@ -174,7 +179,7 @@ void bmsys::registerPipelines() {
           q.headerOnly = options.quantizeHeaderOnly;
           pm.addPass(createBmsysQuantize(q));
         }
-        addLowering(pm, options.maxBatch, options.maxSeq, options.memoryReport);
+        addLowering(pm, options.maxBatch, options.maxSeq, options.memoryReport, options.fuse);
         if (!options.memoryBudget.empty()) {
           bmsys::BmsysMemoryScheduleOptions m;
           m.budget = options.memoryBudget;
