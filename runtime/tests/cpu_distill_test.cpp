@@ -9,8 +9,10 @@
 #include <vector>
 
 #include "runtime/backends/cpu/cpu_distill.h"
+#include "test_util.h"
 
 using namespace bmsys::rt;
+using namespace bmsys::rt::test;
 
 namespace {
 using Vec = std::vector<double>;
@@ -52,20 +54,6 @@ double mse_ref(const Vec& s, const Vec& t, int64_t N, int64_t H, double eps, dou
     for (int64_t i = 0; i < H; ++i) total += (ns[i] - nt[i]) * (ns[i] - nt[i]);
   }
   return scale * total / (N * H);
-}
-
-Vec fd_grad(const std::function<double(const Vec&)>& f, Vec x, double h = 1e-5) {
-  Vec g(x.size());
-  for (size_t i = 0; i < x.size(); ++i) {
-    double keep = x[i];
-    x[i] = keep + h;
-    double up = f(x);
-    x[i] = keep - h;
-    double down = f(x);
-    x[i] = keep;
-    g[i] = (up - down) / (2 * h);
-  }
-  return g;
 }
 
 double rel_err(const std::vector<float>& got, const Vec& want) {

@@ -120,37 +120,6 @@ TEST(CpuKernels, RopeRandom) {
   expect_near_rel(y, ref, 1e-6);
 }
 
-namespace {
-
-// Naive attention without a cache (keys = this call's positions).
-std::vector<double> ref_attention(const std::vector<float>& q, const std::vector<float>& k,
-                                  const std::vector<float>& v, int64_t B, int64_t S, int64_t Nq,
-                                  int64_t Nkv, int64_t D, double scale, bool causal) {
-  std::vector<double> y(B * S * Nq * D);
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t s = 0; s < S; ++s)
-      for (int64_t h = 0; h < Nq; ++h) {
-        int64_t kh = h / (Nq / Nkv), L = causal ? s + 1 : S;
-        std::vector<double> sc(L);
-        double mx = -1e300, sum = 0;
-        for (int64_t j = 0; j < L; ++j) {
-          double d = 0;
-          for (int64_t i = 0; i < D; ++i) d += double(q[((b * S + s) * Nq + h) * D + i]) * k[((b * S + j) * Nkv + kh) * D + i];
-          sc[j] = d * scale;
-          mx = std::max(mx, sc[j]);
-        }
-        for (double& e : sc) sum += (e = std::exp(e - mx));
-        for (int64_t i = 0; i < D; ++i) {
-          double acc = 0;
-          for (int64_t j = 0; j < L; ++j) acc += sc[j] * v[((b * S + j) * Nkv + kh) * D + i];
-          y[((b * S + s) * Nq + h) * D + i] = acc / sum;
-        }
-      }
-  return y;
-}
-
-}  // namespace
-
 TEST(CpuKernels, AttentionHandChecked) {
   // B=1, S=2, one head, D=1, causal, scale 1: q=[1,1], k=[0,ln 3], v=[2,6].
   std::vector<float> q = {1, 1}, k = {0, static_cast<float>(std::log(3.0))}, v = {2, 6}, y(2);

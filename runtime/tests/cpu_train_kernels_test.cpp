@@ -25,21 +25,6 @@ double dot(const Vec& a, const Vec& b) {
   return s;
 }
 
-// Central differences of a scalar function of `x`.
-Vec fd_grad(const std::function<double(const Vec&)>& f, Vec x, double h = 1e-5) {
-  Vec g(x.size());
-  for (size_t i = 0; i < x.size(); ++i) {
-    double x0 = x[i];
-    x[i] = x0 + h;
-    double fp = f(x);
-    x[i] = x0 - h;
-    double fm = f(x);
-    x[i] = x0;
-    g[i] = (fp - fm) / (2 * h);
-  }
-  return g;
-}
-
 // --- float64 forwards --------------------------------------------------------------
 
 Vec layer_norm_d(const Vec& x, const Vec& g, const Vec& b, int64_t rows, int64_t H, double eps) {
@@ -75,31 +60,6 @@ Vec rope_d(const Vec& x, const std::vector<int64_t>& pos, int64_t T, int64_t N, 
         const double* xh = &x[(t * N + h) * D];
         y[(t * N + h) * D + i] = xh[i] * std::cos(a) - xh[i + D / 2] * std::sin(a);
         y[(t * N + h) * D + i + D / 2] = xh[i + D / 2] * std::cos(a) + xh[i] * std::sin(a);
-      }
-  return y;
-}
-
-Vec attention_d(const Vec& q, const Vec& k, const Vec& v, int64_t B, int64_t S, int64_t Nq, int64_t Nkv,
-                int64_t D, double scale, bool causal) {
-  Vec y(B * S * Nq * D);
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t s = 0; s < S; ++s)
-      for (int64_t h = 0; h < Nq; ++h) {
-        int64_t kh = h / (Nq / Nkv), L = causal ? s + 1 : S;
-        Vec sc(L);
-        double mx = -1e300, sum = 0;
-        for (int64_t j = 0; j < L; ++j) {
-          double d = 0;
-          for (int64_t i = 0; i < D; ++i) d += q[((b * S + s) * Nq + h) * D + i] * k[((b * S + j) * Nkv + kh) * D + i];
-          sc[j] = d * scale;
-          mx = std::max(mx, sc[j]);
-        }
-        for (double& e : sc) sum += (e = std::exp(e - mx));
-        for (int64_t i = 0; i < D; ++i) {
-          double acc = 0;
-          for (int64_t j = 0; j < L; ++j) acc += sc[j] * v[((b * S + j) * Nkv + kh) * D + i];
-          y[((b * S + s) * Nq + h) * D + i] = acc / sum;
-        }
       }
   return y;
 }
@@ -233,7 +193,7 @@ TEST(CpuTrainKernels, AttentionGradGqaMatchesFiniteDifferences) {
     cpu::attention_grad(dq.data(), dk.data(), dv.data(), q.data(), k.data(), v.data(), dy.data(), p);
     Vec dyd = dbl(dy);
     Vec all = fd_grad([&](const Vec& x) {
-      return dot(dyd, attention_d(part(x, 0, nq), part(x, nq, nk), part(x, nq + nk, nk), B, S, Nq, Nkv, D, scale, causal));
+      return dot(dyd, ref_attention(part(x, 0, nq), part(x, nq, nk), part(x, nq + nk, nk), B, S, Nq, Nkv, D, scale, causal));
     }, concat({dbl(q), dbl(k), dbl(v)}));
     expect_near_rel(dq, part(all, 0, nq), 1e-5);
     expect_near_rel(dk, part(all, nq, nk), 1e-5);

@@ -3,8 +3,6 @@
 // plus the KV-cache generate loop and the bmsys-run CLI.
 #include "runtime/core/executor.h"
 
-#include <sys/wait.h>
-
 #include <cmath>
 
 #include "models.h"
@@ -170,21 +168,6 @@ TEST(Executor, LossFunctionSharesWeightsWithForward) {
 
 // --- bmsys-run ---------------------------------------------------------------------
 
-namespace {
-
-struct Cmd {
-  int rc;
-  std::string out, err;
-};
-
-Cmd run_cli(const TempDir& dir, const std::string& args) {
-  std::string cmd = std::string(BMSYS_RUN) + " " + args + " > '" + dir.file("stdout") + "' 2> '" + dir.file("stderr") + "'";
-  int st = std::system(cmd.c_str());
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, read_bytes(dir.file("stdout")), read_bytes(dir.file("stderr"))};
-}
-
-}  // namespace
-
 TEST(BmsysRun, InferGenerateInspect) {
   TempDir dir;
   std::string art = save(dir, llama_tiny(2, 32), "llama.bmsys");
@@ -192,7 +175,7 @@ TEST(BmsysRun, InferGenerateInspect) {
   auto golden = SafetensorsFile::open(w + "/golden.safetensors");
   write_safetensors(dir.file("in.safetensors"), {{"input_ids", golden->read("input_ids")}});
 
-  Cmd c = run_cli(dir, "infer " + art + " --input " + dir.file("in.safetensors") + " --output " +
+  CliResult c = run_cli(dir, "infer " + art + " --input " + dir.file("in.safetensors") + " --output " +
                            dir.file("out.safetensors") + " --weights " + w);
   ASSERT_EQ(c.rc, 0) << c.err;
   auto out = SafetensorsFile::open(dir.file("out.safetensors"));

@@ -14,6 +14,17 @@ struct TinyConfig {
   double eps = 1e-5, theta = 10000.0;
 };
 
+// The outputs of both models' forward: logits, then hidden.0 .. hidden.L (the hidden
+// states as transformers returns them).
+inline void set_forward_outputs(ArtifactBuilder::Fn& f, uint32_t logits, const std::vector<uint32_t>& hidden) {
+  f.outputs = {logits};
+  f.output_names = {"logits"};
+  for (size_t i = 0; i < hidden.size(); ++i) {
+    f.outputs.push_back(hidden[i]);
+    f.output_names.push_back("hidden." + std::to_string(i));
+  }
+}
+
 // forward(input_ids [B,S]) -> logits [B,S,V], hidden.0 .. hidden.L.
 inline ArtifactBuilder llama_tiny(int64_t max_batch, int64_t max_seq, const TinyConfig& c = {}) {
   ArtifactBuilder a(max_batch, max_seq);
@@ -67,12 +78,7 @@ inline ArtifactBuilder llama_tiny(int64_t max_batch, int64_t max_seq, const Tiny
   hidden.back() = hf;  // transformers' last hidden state is after the final norm
   auto logits = act("logits", c.V);
   add_inst(f, "linear", {hf, a.weight("lm_head", {C(c.V), C(c.H)}, wf, "lm_head.weight")}, {logits});
-  f.outputs = {logits};
-  f.output_names = {"logits"};
-  for (size_t i = 0; i < hidden.size(); ++i) {
-    f.outputs.push_back(hidden[i]);
-    f.output_names.push_back("hidden." + std::to_string(i));
-  }
+  set_forward_outputs(f, logits, hidden);
   return a;
 }
 
@@ -127,12 +133,7 @@ inline ArtifactBuilder gpt2_tiny(int64_t max_batch, int64_t max_seq) {
   hidden.back() = hf;
   auto logits = act("logits", V);
   add_inst(f, "linear", {hf, wte}, {logits});  // tied embeddings
-  f.outputs = {logits};
-  f.output_names = {"logits"};
-  for (size_t i = 0; i < hidden.size(); ++i) {
-    f.outputs.push_back(hidden[i]);
-    f.output_names.push_back("hidden." + std::to_string(i));
-  }
+  set_forward_outputs(f, logits, hidden);
   return a;
 }
 

@@ -2,10 +2,14 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -71,5 +75,66 @@ inline void expect_near_rel(const std::vector<float>& got, const std::vector<dou
   for (size_t i = 0; i < got.size(); ++i)
     ASSERT_NEAR(got[i], want[i], tol * (1.0 + std::abs(want[i]))) << "at element " << i;
 }
+
+// The gradient of a scalar function f at x by central differences of step h: the
+// reference for the gradients of the training and distillation kernels.
+inline std::vector<double> fd_grad(const std::function<double(const std::vector<double>&)>& f,
+                                   std::vector<double> x, double h = 1e-5) {
+  std::vector<double> g(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double x0 = x[i];
+    x[i] = x0 + h;
+    const double fp = f(x);
+    x[i] = x0 - h;
+    const double fm = f(x);
+    x[i] = x0;
+    g[i] = (fp - fm) / (2 * h);
+  }
+  return g;
+}
+
+// Naive attention without a cache (keys: this call's positions), in double: q
+// [B,S,Nq*D], k and v [B,S,Nkv*D] of float or double.
+template <class T>
+std::vector<double> ref_attention(const std::vector<T>& q, const std::vector<T>& k, const std::vector<T>& v,
+                                  int64_t B, int64_t S, int64_t Nq, int64_t Nkv, int64_t D, double scale,
+                                  bool causal) {
+  std::vector<double> y(B * S * Nq * D);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t s = 0; s < S; ++s)
+      for (int64_t h = 0; h < Nq; ++h) {
+        int64_t kh = h / (Nq / Nkv), L = causal ? s + 1 : S;
+        std::vector<double> sc(L);
+        double mx = -1e300, sum = 0;
+        for (int64_t j = 0; j < L; ++j) {
+          double d = 0;
+          for (int64_t i = 0; i < D; ++i)
+            d += static_cast<double>(q[((b * S + s) * Nq + h) * D + i]) * k[((b * S + j) * Nkv + kh) * D + i];
+          sc[j] = d * scale;
+          mx = std::max(mx, sc[j]);
+        }
+        for (double& e : sc) sum += (e = std::exp(e - mx));
+        for (int64_t i = 0; i < D; ++i) {
+          double acc = 0;
+          for (int64_t j = 0; j < L; ++j) acc += sc[j] * v[((b * S + j) * Nkv + kh) * D + i];
+          y[((b * S + s) * Nq + h) * D + i] = acc / sum;
+        }
+      }
+  return y;
+}
+
+#ifdef BMSYS_RUN
+// bmsys-run (the build's) with `args`: its exit status and output, through files in `dir`.
+struct CliResult {
+  int rc;
+  std::string out, err;
+};
+
+inline CliResult run_cli(const TempDir& dir, const std::string& args) {
+  std::string cmd = std::string(BMSYS_RUN) + " " + args + " > '" + dir.file("stdout") + "' 2> '" + dir.file("stderr") + "'";
+  int st = std::system(cmd.c_str());
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, read_bytes(dir.file("stdout")), read_bytes(dir.file("stderr"))};
+}
+#endif
 
 }  // namespace bmsys::rt::test

@@ -1,8 +1,6 @@
 // Training end to end on the CPU backend: the executor's step T and optimizer state,
 // token files, the training loop, checkpoints (layout, atomic replacement, corruption)
 // and bit-exact resume, and `bmsys-run train` / `tokenize`.
-#include <sys/wait.h>
-
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -365,26 +363,11 @@ TEST(Train, ArtifactRulesForOptimizerKernels) {
 
 // --- bmsys-run train / tokenize --------------------------------------------------------
 
-namespace {
-
-struct Cmd {
-  int rc;
-  std::string out, err;
-};
-
-Cmd run_cli(const TempDir& dir, const std::string& args) {
-  std::string cmd = std::string(BMSYS_RUN) + " " + args + " > '" + dir.file("stdout") + "' 2> '" + dir.file("stderr") + "'";
-  int st = std::system(cmd.c_str());
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, read_bytes(dir.file("stdout")), read_bytes(dir.file("stderr"))};
-}
-
-}  // namespace
-
 TEST(BmsysRunTrain, TrainResumeAndTokenize) {
   TrainSetup s;
   write_bytes(s.dir.file("a.txt"), "hello ");
   write_bytes(s.dir.file("b.txt"), std::string("w\0rld\xff", 6));
-  Cmd c = run_cli(s.dir, "tokenize " + s.dir.file("a.txt") + " " + s.dir.file("b.txt") + " -o " + s.dir.file("t.bin"));
+  CliResult c = run_cli(s.dir, "tokenize " + s.dir.file("a.txt") + " " + s.dir.file("b.txt") + " -o " + s.dir.file("t.bin"));
   ASSERT_EQ(c.rc, 0) << c.err;
   EXPECT_EQ(c.out, "12 tokens\n");
   auto t = TokenFile::open(s.dir.file("t.bin"), TokenDtype::U16);

@@ -10,15 +10,6 @@
 namespace bmsys::rt::cudatest {
 namespace {
 
-CudaBackend& gpu() {
-  static CudaBackend* be = new CudaBackend(BackendOptions{});  // never destroyed (exit order)
-  return *be;
-}
-CpuBackend& cpu() {
-  static CpuBackend be;
-  return be;
-}
-
 void expect_matches_cpu(const std::vector<HostTensor>& ts, const std::vector<Call>& calls,
                         const std::vector<int>& check, double tol, const std::string& what) {
   std::vector<HostTensor> f32;

@@ -16,15 +16,6 @@
 namespace bmsys::rt::cudatest {
 namespace {
 
-CudaBackend& gpu() {
-  static CudaBackend* be = new CudaBackend(BackendOptions{});  // never destroyed (exit order)
-  return *be;
-}
-CpuBackend& cpu() {
-  static CpuBackend be;
-  return be;
-}
-
 HostTensor random_int8(const Shape& s, std::mt19937& rng) {
   HostTensor t(DType::I8, s);
   std::uniform_int_distribution<int> d(-127, 127);

@@ -14,11 +14,6 @@
 namespace bmsys::rt::cudatest {
 namespace {
 
-CudaBackend& gpu() {
-  // Never destroyed: no CUDA calls during static destruction at exit.
-  static CudaBackend* be = new CudaBackend(BackendOptions{});
-  return *be;
-}
 // The own GEMVs and their fusions (BMSYS_CUDA_GEMV=1: tuned per shape; 2, 3: one
 // kernel; the default is cuBLASLt).
 CudaBackend& gpu_gemv(int variant = 1) {
@@ -29,10 +24,6 @@ CudaBackend& gpu_gemv(int variant = 1) {
     be = new CudaBackend(BackendOptions{});
   }
   return *be;
-}
-CpuBackend& cpu() {
-  static CpuBackend be;
-  return be;
 }
 
 struct Case {

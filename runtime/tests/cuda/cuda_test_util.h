@@ -20,6 +20,18 @@
 
 namespace bmsys::rt::cudatest {
 
+// This test file's backends (`static`: each file keeps its own, so a test that leaves an
+// error behind affects only its file): the CUDA backend, never destroyed (no CUDA calls
+// during static destruction at exit), and the CPU reference.
+static inline CudaBackend& gpu() {
+  static CudaBackend* be = new CudaBackend(BackendOptions{});
+  return *be;
+}
+static inline CpuBackend& cpu() {
+  static CpuBackend be;
+  return be;
+}
+
 #define BMSYS_SKIP_WITHOUT_GPU()                                    \
   do {                                                              \
     if (::bmsys::rt::cuda_device_count() == 0)                      \
@@ -83,9 +95,11 @@ struct Call {
 // Runs a sequence of launches over a shared list of tensors on `be`: every tensor is
 // uploaded (outputs poisoned with 0xFF bytes: NaN for floats), the calls are launched
 // in order, then everything is synchronized and copied back. Returns the tensors after.
+// With repeat > 1 the sequence runs that many times, one flush each, on the same memory;
+// with count_steps, at training steps ctx.step = 1..repeat.
 inline std::vector<HostTensor> run_calls(Backend& be, const std::vector<HostTensor>& tensors,
                                          const std::vector<Call>& calls, LaunchContext ctx,
-                                         int repeat = 1) {
+                                         int repeat = 1, bool count_steps = false) {
   std::vector<std::unique_ptr<DeviceMemory>> mem;
   for (const HostTensor& t : tensors) {
     mem.push_back(be.allocate(t.bytes(), "test tensor"));
@@ -93,6 +107,7 @@ inline std::vector<HostTensor> run_calls(Backend& be, const std::vector<HostTens
   }
   std::vector<HostTensor> out = tensors;
   for (int r = 0; r < repeat; ++r) {
+    if (count_steps) ctx.step = r + 1;
     for (const Call& c : calls) {
       KernelLaunch l;
       l.kernel = c.kernel;

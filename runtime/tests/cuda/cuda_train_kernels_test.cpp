@@ -9,15 +9,6 @@
 namespace bmsys::rt::cudatest {
 namespace {
 
-CudaBackend& gpu() {
-  static CudaBackend* be = new CudaBackend(BackendOptions{});  // never destroyed (exit order)
-  return *be;
-}
-CpuBackend& cpu() {
-  static CpuBackend be;
-  return be;
-}
-
 struct Case {
   std::vector<HostTensor> tensors;
   std::vector<Call> calls;
@@ -310,28 +301,7 @@ TEST(CudaTrainKernels, GlobalNorm) {
 // reach the kernels through the device scalars.
 std::vector<HostTensor> run_steps(Backend& be, const std::vector<HostTensor>& tensors,
                                   const std::vector<Call>& calls, LaunchContext ctx, int steps) {
-  std::vector<std::unique_ptr<DeviceMemory>> mem;
-  for (const HostTensor& t : tensors) {
-    mem.push_back(be.allocate(t.bytes(), "test tensor"));
-    be.upload(mem.back()->data(), t.dtype, t.data.data(), t.dtype, t.numel());
-  }
-  for (int T = 1; T <= steps; ++T) {
-    ctx.step = T;
-    for (const Call& c : calls) {
-      KernelLaunch l;
-      l.kernel = c.kernel;
-      l.attrs = &c.attrs;
-      l.ctx = ctx;
-      for (int i : c.inputs) l.inputs.push_back({mem[i]->data(), tensors[i].dtype, tensors[i].shape});
-      for (int i : c.outputs) l.outputs.push_back({mem[i]->data(), tensors[i].dtype, tensors[i].shape});
-      check_launch(l);
-      be.launch(l);
-    }
-    be.synchronize();
-  }
-  std::vector<HostTensor> out = tensors;
-  for (size_t i = 0; i < tensors.size(); ++i) be.copy_to_host(out[i].data.data(), mem[i]->data(), out[i].bytes());
-  return out;
+  return run_calls(be, tensors, calls, ctx, steps, /*count_steps=*/true);
 }
 
 Attrs adamw_attrs(const std::string& schedule, int loss_scaling) {
