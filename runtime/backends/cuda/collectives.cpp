@@ -11,15 +11,6 @@
 
 namespace bmsys::rt::cuda {
 
-namespace {
-
-bool overlaps(const Range& a, const Range& b) {
-  auto a0 = reinterpret_cast<uintptr_t>(a.p), b0 = reinterpret_cast<uintptr_t>(b.p);
-  return a.bytes && b.bytes && a0 < b0 + b.bytes && b0 < a0 + a.bytes;
-}
-
-}  // namespace
-
 CollectiveStream::~CollectiveStream() {
   for (auto& p : pending_) pool_.push_back(p.done);
   for (cudaEvent_t e : pool_) cudaEventDestroy(e);

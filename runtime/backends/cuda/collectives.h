@@ -51,6 +51,12 @@ struct Range {
   size_t bytes = 0;
 };
 
+// Whether two device ranges share a byte (an empty range overlaps nothing).
+inline bool overlaps(const Range& a, const Range& b) {
+  auto a0 = reinterpret_cast<uintptr_t>(a.p), b0 = reinterpret_cast<uintptr_t>(b.p);
+  return a.bytes && b.bytes && a0 < b0 + b.bytes && b0 < a0 + a.bytes;
+}
+
 // One collective instruction, as the backend queued it.
 struct CollectiveOp {
   KernelId kernel = KernelId::kCount;  // AllReduce, ReduceScatter, AllGather, SyncParam

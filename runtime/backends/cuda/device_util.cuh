@@ -133,6 +133,20 @@ __device__ __forceinline__ float block_max(float v, float* sh) {
   return r;
 }
 
+// A row's softmax statistics across the block, in f32: its maximum mx and the sum of
+// exp(x - mx) (thread t takes elements t, t + blockDim, ...); every thread gets both.
+// `sh` as for block_sum. The cross-entropy kernels and their gradients share it.
+template <class T>
+__device__ __forceinline__ void row_softmax_stats(const T* x, int64_t V, float* sh, float& mx, float& sum) {
+  float m = -INFINITY;
+  for (int64_t i = threadIdx.x; i < V; i += blockDim.x) m = fmaxf(m, to_f(x[i]));
+  m = block_max(m, sh);
+  float s = 0.f;
+  for (int64_t i = threadIdx.x; i < V; i += blockDim.x) s += expf(to_f(x[i]) - m);
+  mx = m;
+  sum = block_sum(s, sh);
+}
+
 // Sum over a row of (x - mean)^2 across the block, in one fixed order: thread t takes
 // 16-byte packs t, t + blockDim, ... (elements in order), then block_sum. The RMS norm
 // kernel and the GEMV with a fused RMS norm both use it with 128 threads, so the fused

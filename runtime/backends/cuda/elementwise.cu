@@ -147,12 +147,8 @@ __global__ void xent_rows_kernel(Launch L, double* row_loss, const T* logits,
     const int64_t b = r / per, s = r - b * per;
     const T* x = logits + (b * S + s) * V;
     const int64_t lab = labels[b * S + s + shift];
-    float mx = -INFINITY;
-    for (int64_t i = threadIdx.x; i < V; i += blockDim.x) mx = fmaxf(mx, to_f(x[i]));
-    mx = block_max(mx, sh);
-    float sum = 0.f;
-    for (int64_t i = threadIdx.x; i < V; i += blockDim.x) sum += expf(to_f(x[i]) - mx);
-    sum = block_sum(sum, sh);
+    float mx, sum;
+    row_softmax_stats(x, V, sh, mx, sum);
     if (threadIdx.x == 0) {
       if (lab < 0 || lab >= V) {
         report_error(L, kErrLabel, lab, b * S + s + shift, V);

@@ -10,13 +10,6 @@
 
 namespace bmsys::rt::cuda {
 
-namespace {
-bool overlaps(const Range& a, const Range& b) {
-  auto a0 = reinterpret_cast<uintptr_t>(a.p), b0 = reinterpret_cast<uintptr_t>(b.p);
-  return a.bytes && b.bytes && a0 < b0 + b.bytes && b0 < a0 + a.bytes;
-}
-}  // namespace
-
 OffloadCopies::~OffloadCopies() {
   if (stream_) cudaStreamSynchronize(stream_);
   for (Pending& p : device_pending_) pool_.push_back(p.done);

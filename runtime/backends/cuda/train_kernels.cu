@@ -323,12 +323,8 @@ __global__ void xent_grad_kernel(Launch L, T* out, const T* logits, const int64_
     }
     const int64_t lab = labels[b * S + s + shift];
     if (threadIdx.x == 0 && (lab < 0 || lab >= V)) report_error(L, kErrLabel, lab, b * S + s + shift, V);
-    float mx = -INFINITY;
-    for (int64_t i = threadIdx.x; i < V; i += blockDim.x) mx = fmaxf(mx, to_f(x[i]));
-    mx = block_max(mx, sh);
-    float sum = 0.f;
-    for (int64_t i = threadIdx.x; i < V; i += blockDim.x) sum += expf(to_f(x[i]) - mx);
-    sum = block_sum(sum, sh);
+    float mx, sum;
+    row_softmax_stats(x, V, sh, mx, sum);
     for (int64_t i = threadIdx.x; i < V; i += blockDim.x) {
       const double p = static_cast<double>(expf(to_f(x[i]) - mx)) / sum;
       o[i] = from_f<T>(static_cast<float>((p - (i == lab ? 1.0 : 0.0)) / count * scale));
