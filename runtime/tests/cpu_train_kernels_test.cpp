@@ -64,21 +64,6 @@ Vec rope_d(const Vec& x, const std::vector<int64_t>& pos, int64_t T, int64_t N, 
   return y;
 }
 
-double cross_entropy_d(const Vec& logits, const std::vector<int64_t>& labels, int64_t B, int64_t S, int64_t V,
-                       bool shift) {
-  double total = 0;
-  int64_t n = 0;
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t s = 0; s < S - (shift ? 1 : 0); ++s) {
-      const double* row = &logits[(b * S + s) * V];
-      double mx = *std::max_element(row, row + V), sum = 0;
-      for (int64_t i = 0; i < V; ++i) sum += std::exp(row[i] - mx);
-      total += mx + std::log(sum) - row[labels[b * S + s + (shift ? 1 : 0)]];
-      ++n;
-    }
-  return total / n;
-}
-
 // Slices [off, off+n) of a flat vector.
 Vec part(const Vec& x, size_t off, size_t n) { return Vec(x.begin() + off, x.begin() + off + n); }
 Vec concat(std::initializer_list<Vec> vs) {
@@ -231,7 +216,7 @@ TEST(CpuTrainKernels, CrossEntropyGradMatchesFiniteDifferences) {
   for (bool shift : {false, true}) {
     std::vector<float> d(logits.size(), 7.f);
     cpu::cross_entropy_grad(d.data(), logits.data(), labels.data(), B, S, V, shift);
-    Vec ref = fd_grad([&](const Vec& p) { return cross_entropy_d(p, labels, B, S, V, shift); }, dbl(logits));
+    Vec ref = fd_grad([&](const Vec& p) { return ref_cross_entropy(p, labels, B, S, V, shift); }, dbl(logits));
     expect_near_rel(d, ref, 1e-6);
     if (shift)  // the last position of each row is not scored
       for (int64_t b = 0; b < B; ++b)

@@ -123,6 +123,24 @@ std::vector<double> ref_attention(const std::vector<T>& q, const std::vector<T>&
   return y;
 }
 
+// Mean cross-entropy of logits [B,S,V] (float or double) against labels [B,S], in
+// double; shift: position s is scored against label s+1.
+template <class T>
+double ref_cross_entropy(const std::vector<T>& logits, const std::vector<int64_t>& labels, int64_t B, int64_t S,
+                         int64_t V, bool shift) {
+  double total = 0;
+  int64_t n = 0;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t s = 0; s < S - (shift ? 1 : 0); ++s) {
+      const T* row = &logits[(b * S + s) * V];
+      double mx = *std::max_element(row, row + V), sum = 0;
+      for (int64_t i = 0; i < V; ++i) sum += std::exp(row[i] - mx);
+      total += mx + std::log(sum) - row[labels[b * S + s + (shift ? 1 : 0)]];
+      ++n;
+    }
+  return total / n;
+}
+
 #ifdef BMSYS_RUN
 // bmsys-run (the build's) with `args`: its exit status and output, through files in `dir`.
 struct CliResult {
