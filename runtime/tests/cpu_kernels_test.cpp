@@ -65,15 +65,7 @@ TEST(CpuKernels, LayerNormAndRmsNorm) {
   auto g = random_floats(H, 6), b = random_floats(H, 7);
   std::vector<float> y(rows * H);
   cpu::layer_norm(y.data(), x.data(), g.data(), b.data(), rows, H, 1e-5);
-  std::vector<double> ref(rows * H);
-  for (int64_t r = 0; r < rows; ++r) {
-    double mu = 0, var = 0;
-    for (int64_t i = 0; i < H; ++i) mu += x[r * H + i];
-    mu /= H;
-    for (int64_t i = 0; i < H; ++i) var += (x[r * H + i] - mu) * (x[r * H + i] - mu);
-    var /= H;
-    for (int64_t i = 0; i < H; ++i) ref[r * H + i] = (x[r * H + i] - mu) / std::sqrt(var + 1e-5) * g[i] + b[i];
-  }
+  std::vector<double> ref = ref_layer_norm(x, g, b, rows, H, 1e-5);
   expect_near_rel(y, ref, 1e-5);
 
   auto x2 = random_floats(rows * H, 8);

@@ -27,19 +27,6 @@ double dot(const Vec& a, const Vec& b) {
 
 // --- float64 forwards --------------------------------------------------------------
 
-Vec layer_norm_d(const Vec& x, const Vec& g, const Vec& b, int64_t rows, int64_t H, double eps) {
-  Vec y(x.size());
-  for (int64_t r = 0; r < rows; ++r) {
-    double mu = 0, var = 0;
-    for (int64_t i = 0; i < H; ++i) mu += x[r * H + i];
-    mu /= H;
-    for (int64_t i = 0; i < H; ++i) var += (x[r * H + i] - mu) * (x[r * H + i] - mu);
-    var /= H;
-    for (int64_t i = 0; i < H; ++i) y[r * H + i] = (x[r * H + i] - mu) / std::sqrt(var + eps) * g[i] + b[i];
-  }
-  return y;
-}
-
 Vec rms_norm_d(const Vec& x, const Vec& g, int64_t rows, int64_t H, double eps) {
   Vec y(x.size());
   for (int64_t r = 0; r < rows; ++r) {
@@ -133,7 +120,7 @@ TEST(CpuTrainKernels, LayerNormGradMatchesFiniteDifferences) {
   cpu::layer_norm_grad(dx.data(), dg.data(), dbeta.data(), x.data(), g.data(), dy.data(), rows, H, eps);
   Vec dyd = dbl(dy);
   Vec all = fd_grad([&](const Vec& p) {
-    return dot(dyd, layer_norm_d(part(p, 0, rows * H), part(p, rows * H, H), part(p, rows * H + H, H), rows, H, eps));
+    return dot(dyd, ref_layer_norm(part(p, 0, rows * H), part(p, rows * H, H), part(p, rows * H + H, H), rows, H, eps));
   }, concat({dbl(x), dbl(g), dbl(b)}));
   expect_near_rel(dx, part(all, 0, rows * H), 1e-5);
   expect_near_rel(dg, part(all, rows * H, H), 1e-5);

@@ -123,6 +123,22 @@ std::vector<double> ref_attention(const std::vector<T>& q, const std::vector<T>&
   return y;
 }
 
+// Layer norm of rows of H elements (float or double), in double.
+template <class T>
+std::vector<double> ref_layer_norm(const std::vector<T>& x, const std::vector<T>& g, const std::vector<T>& b,
+                                   int64_t rows, int64_t H, double eps) {
+  std::vector<double> y(x.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    double mu = 0, var = 0;
+    for (int64_t i = 0; i < H; ++i) mu += x[r * H + i];
+    mu /= H;
+    for (int64_t i = 0; i < H; ++i) var += (x[r * H + i] - mu) * (x[r * H + i] - mu);
+    var /= H;
+    for (int64_t i = 0; i < H; ++i) y[r * H + i] = (x[r * H + i] - mu) / std::sqrt(var + eps) * g[i] + b[i];
+  }
+  return y;
+}
+
 // Mean cross-entropy of logits [B,S,V] (float or double) against labels [B,S], in
 // double; shift: position s is scored against label s+1.
 template <class T>
