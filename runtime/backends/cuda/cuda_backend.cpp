@@ -440,7 +440,7 @@ struct CudaBackend::Impl {
   }
 
   // --- queue -> steps ---
-  enum StepKind { kSingle, kGemvGroup, kSiluMul, kRopePair, kLinearGelu, kLinearFork };
+  enum StepKind { kSingle, kGemvGroup, kSiluMul, kRopePair, kLinearGelu, kLinearFork, kInt8Group };
   struct Step {
     StepKind kind = kSingle;
     int idx[3] = {0, 0, 0};
@@ -481,7 +481,8 @@ struct CudaBackend::Impl {
 
   // A decode-sized linear (M <= kGemvMaxRows) that one library call or kernel runs:
   // cuBLASLt (the own GEMVs off) or the weight-only INT8 GEMV. Such a call streams its
-  // weights with too few blocks to keep the memory system busy through its ramp and tail.
+  // weights with too few blocks to keep the memory system busy through its ramp and tail:
+  // those sharing an input run concurrently (cuBLASLt) or as one launch (INT8).
   bool forkable(const Op& o) const {
     if (!use_fork || gemv_ok(o)) return false;
     const int64_t M = linear_M(o);
@@ -518,7 +519,8 @@ struct CudaBackend::Impl {
       if (q.train || overlaps(q.out, o.in[0])) break;  // x is rewritten: nothing later shares it
     }
     if (s.n > 1) {
-      s.kind = kLinearFork;
+      // cuBLASLt calls run on fork streams; the own INT8 GEMV takes all weights at once.
+      s.kind = o.kernel == KernelId::LinearInt8 ? kInt8Group : kLinearFork;
       stats.forked_linears += s.n - 1;
       for (int k = 1; k < s.n; ++k) used[s.idx[k]] = 1;
     }
@@ -634,7 +636,7 @@ struct CudaBackend::Impl {
       s.idx[0] = i;
       if (use_fuse && gemv_ok(o)) {
         s = gemv_group(i, used);
-      } else if (use_fuse && forkable(o) && (s = linear_fork(i, used)).kind == kLinearFork) {
+      } else if (use_fuse && forkable(o) && (s = linear_fork(i, used)).kind != kSingle) {
         // the step is made
       } else if (use_fuse && o.kernel == KernelId::RmsNorm && norm_fusable(i, used)) {
         const int k = next_unused(i, used);
@@ -1005,7 +1007,9 @@ struct CudaBackend::Impl {
       case kRopePair: return "rope x2";
       case kLinearGelu: return "linear+gelu (cuBLASLt)";
       case kLinearFork:
-        return fmt::format("{} x{} (concurrent)", o.kernel == KernelId::Linear ? "linear" : "linear_int8", s.n);
+        return fmt::format("linear x{} (concurrent)", s.n);
+      case kInt8Group:
+        return fmt::format("linear_int8 x{} (grouped gemv)", s.n);
       case kSingle: break;
     }
     if (o.kernel == KernelId::Attention)
@@ -1106,6 +1110,19 @@ struct CudaBackend::Impl {
       case kLinearFork:
         run_fork(s, L);
         return;
+      case kInt8Group: {
+        Int8GemvJob jobs[kGemvMaxJobs];
+        for (int k = 0; k < s.n; ++k) {
+          const LinearInt8Args a = int8_args(ops[s.idx[k]]);
+          jobs[k].q = a.q;
+          jobs[k].scale = a.scale;
+          jobs[k].bias = a.bias;
+          jobs[k].y = a.y;
+          jobs[k].N = a.N;
+        }
+        gemv_int8(L, o.ft, o.in[0].data, linear_M(o), o.in[0].last(), jobs, s.n);
+        return;
+      }
     }
   }
 
@@ -1138,16 +1155,22 @@ struct CudaBackend::Impl {
   // The fork streams, events and workspaces, made before the first flush that may fork
   // (never while a graph is captured).
   void ensure_fork() {
-    if (fork_ev) return;
-    bool any = false;
-    for (const Op& o : ops) any = any || forkable(o);
-    if (!any) return;
-    for (int k = 0; k < kForkBranches; ++k) {
-      BMSYS_CUDA(cudaStreamCreateWithFlags(&fork_stream[k], cudaStreamNonBlocking), "creating streams");
-      BMSYS_CUDA(cudaEventCreateWithFlags(&join_ev[k], cudaEventDisableTiming), "creating events");
-      fork_workspace[k] = device_alloc(kWorkspaceBytes, "cuBLASLt workspace (forked linears)", kOther);
+    bool any = false, cublas = false;
+    for (const Op& o : ops) {
+      const bool f = forkable(o);
+      any = any || f;
+      cublas = cublas || (f && o.kernel == KernelId::Linear);
     }
-    BMSYS_CUDA(cudaEventCreateWithFlags(&fork_ev, cudaEventDisableTiming), "creating events");
+    if (any && !fork_ev) {
+      for (int k = 0; k < kForkBranches; ++k) {
+        BMSYS_CUDA(cudaStreamCreateWithFlags(&fork_stream[k], cudaStreamNonBlocking), "creating streams");
+        BMSYS_CUDA(cudaEventCreateWithFlags(&join_ev[k], cudaEventDisableTiming), "creating events");
+      }
+      BMSYS_CUDA(cudaEventCreateWithFlags(&fork_ev, cudaEventDisableTiming), "creating events");
+    }
+    if (cublas && !fork_workspace[0])  // only cuBLASLt needs a workspace per stream
+      for (int k = 0; k < kForkBranches; ++k)
+        fork_workspace[k] = device_alloc(kWorkspaceBytes, "cuBLASLt workspace (forked linears)", kOther);
   }
 
   static bool is_collective(KernelId k) {

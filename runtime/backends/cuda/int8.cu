@@ -100,17 +100,39 @@ __device__ __forceinline__ float dot16(const float* wf, const T* xp, float acc) 
 
 constexpr int kGemvI8Warps = 8;
 
-// One warp per output row n; each lane streams 16-byte packs of q[n,:] (U in flight,
-// 512 contiguous bytes per warp-wide load). The first packs are loaded before
-// griddepcontrol.wait: weights are never written by the preceding kernels.
+// The weights of one launch: up to kGemvMaxJobs sharing x, their rows one after another.
+struct Int8Jobs {
+  Int8GemvJob j[kGemvMaxJobs];
+  int n = 0;
+};
+
+// One warp per output row n of the jobs' rows laid end to end; each lane streams 16-byte
+// packs of q[n,:] (U in flight, 512 contiguous bytes per warp-wide load). The first packs
+// are loaded before griddepcontrol.wait: weights are never written by the preceding
+// kernels. A job's rows compute exactly what they compute in a launch of their own.
 template <class T, int MT, bool VEC>
-__global__ void __launch_bounds__(kGemvI8Warps * 32) gemv_int8_kernel(
-    T* y, const T* x, const int8_t* q, const float* scale, const T* bias, int M, int64_t K,
-    int64_t N) {
+__global__ void __launch_bounds__(kGemvI8Warps * 32) gemv_int8_kernel(const Int8Jobs jobs, const T* x, int M,
+                                                                      int64_t K) {
   pdl_trigger();
-  constexpr int U = 4;
+  constexpr int U = 4;  // 8 or 16 packs in flight per lane measured slower (docs/inference.md)
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int64_t n = (int64_t)blockIdx.x * kGemvI8Warps + warp;
+  int64_t n = (int64_t)blockIdx.x * kGemvI8Warps + warp;
+  // The warp's job, by constant indices only (a dynamic index would copy the parameter
+  // struct to local memory).
+  int jb = 0;
+  if (jobs.n > 1 && n >= jobs.j[0].N) {
+    n -= jobs.j[0].N;
+    jb = 1;
+    if (jobs.n > 2 && n >= jobs.j[1].N) {
+      n -= jobs.j[1].N;
+      jb = 2;
+    }
+  }
+  const int64_t N = jb == 0 ? jobs.j[0].N : jb == 1 ? jobs.j[1].N : jobs.j[2].N;
+  T* y = static_cast<T*>(jb == 0 ? jobs.j[0].y : jb == 1 ? jobs.j[1].y : jobs.j[2].y);
+  const float* scale = jb == 0 ? jobs.j[0].scale : jb == 1 ? jobs.j[1].scale : jobs.j[2].scale;
+  const T* bias = static_cast<const T*>(jb == 0 ? jobs.j[0].bias : jb == 1 ? jobs.j[1].bias : jobs.j[2].bias);
+  const int8_t* q = jb == 0 ? jobs.j[0].q : jb == 1 ? jobs.j[1].q : jobs.j[2].q;
   const bool active = n < N;
   const int8_t* wr = q + (active ? n : 0) * K;
   float acc[MT];
@@ -193,15 +215,16 @@ __global__ void fill_random_int8_kernel(int8_t* dst, int64_t n, uint64_t seed) {
 }
 
 template <class T, int MT>
-void launch_gemv_int8(const Launch& L, T* y, const T* x, const int8_t* q, const float* scale,
-                      const T* bias, int64_t M, int64_t K, int64_t N, bool vec) {
-  const unsigned grid = static_cast<unsigned>((N + kGemvI8Warps - 1) / kGemvI8Warps);
+void launch_gemv_int8(const Launch& L, const Int8Jobs& jobs, const T* x, int64_t M, int64_t K, bool vec) {
+  int64_t total = 0;  // a warp per row of all jobs; a block may span two jobs
+  for (int i = 0; i < jobs.n; ++i) total += jobs.j[i].N;
+  const unsigned grid = static_cast<unsigned>((total + kGemvI8Warps - 1) / kGemvI8Warps);
   if (vec)
-    launch_kernel(L, "linear_int8(gemv)", grid, kGemvI8Warps * 32, 0, gemv_int8_kernel<T, MT, true>,
-                  y, x, q, scale, bias, static_cast<int>(M), K, N);
+    launch_kernel(L, "linear_int8(gemv)", grid, kGemvI8Warps * 32, 0, gemv_int8_kernel<T, MT, true>, jobs, x,
+                  static_cast<int>(M), K);
   else
-    launch_kernel(L, "linear_int8(gemv)", grid, kGemvI8Warps * 32, 0, gemv_int8_kernel<T, MT, false>,
-                  y, x, q, scale, bias, static_cast<int>(M), K, N);
+    launch_kernel(L, "linear_int8(gemv)", grid, kGemvI8Warps * 32, 0, gemv_int8_kernel<T, MT, false>, jobs, x,
+                  static_cast<int>(M), K);
 }
 
 }  // namespace
@@ -230,19 +253,35 @@ void gemm_int8_simt(const Launch& L, int32_t* acc, const int8_t* xq, const int8_
                 M, K, N);
 }
 
+void gemv_int8(const Launch& L, DType t, const void* x, int64_t M, int64_t K, const Int8GemvJob* jobs,
+               int njobs) {
+  if (M < 1 || M > kGemvMaxRows) fail("cuda backend: linear_int8 gemv: {} rows (at most {})", M, kGemvMaxRows);
+  if (njobs < 1 || njobs > kGemvMaxJobs) fail("cuda backend: linear_int8 gemv: {} weights (1 to {})", njobs, kGemvMaxJobs);
+  Int8Jobs js;
+  js.n = njobs;
+  bool vec = K % 16 == 0 && aligned16(x);
+  for (int i = 0; i < njobs; ++i) {
+    js.j[i] = jobs[i];
+    vec = vec && aligned16(jobs[i].q);
+  }
+  BMSYS_DISPATCH_FLOAT(t, T, "linear_int8(gemv)", {
+    const T* xt = static_cast<const T*>(x);
+    if (M == 1) launch_gemv_int8<T, 1>(L, js, xt, M, K, vec);
+    else if (M == 2) launch_gemv_int8<T, 2>(L, js, xt, M, K, vec);
+    else if (M <= 4) launch_gemv_int8<T, 4>(L, js, xt, M, K, vec);
+    else launch_gemv_int8<T, 8>(L, js, xt, M, K, vec);
+  });
+}
+
 void gemv_int8(const Launch& L, DType t, void* y, const void* x, const int8_t* q,
                const float* scale, const void* bias, int64_t M, int64_t K, int64_t N) {
-  if (M < 1 || M > kGemvMaxRows) fail("cuda backend: linear_int8 gemv: {} rows (at most {})", M, kGemvMaxRows);
-  BMSYS_DISPATCH_FLOAT(t, T, "linear_int8(gemv)", {
-    const bool vec = K % 16 == 0 && aligned16(x) && aligned16(q);
-    T* yt = static_cast<T*>(y);
-    const T* xt = static_cast<const T*>(x);
-    const T* bt = static_cast<const T*>(bias);
-    if (M == 1) launch_gemv_int8<T, 1>(L, yt, xt, q, scale, bt, M, K, N, vec);
-    else if (M == 2) launch_gemv_int8<T, 2>(L, yt, xt, q, scale, bt, M, K, N, vec);
-    else if (M <= 4) launch_gemv_int8<T, 4>(L, yt, xt, q, scale, bt, M, K, N, vec);
-    else launch_gemv_int8<T, 8>(L, yt, xt, q, scale, bt, M, K, N, vec);
-  });
+  Int8GemvJob j;
+  j.q = q;
+  j.scale = scale;
+  j.bias = bias;
+  j.y = y;
+  j.N = N;
+  gemv_int8(L, t, x, M, K, &j, 1);
 }
 
 void dequantize_rows(const Launch& L, DType t, void* w, const int8_t* q, const float* scale,

@@ -90,6 +90,17 @@ void gemm_int8_simt(const Launch& L, int32_t* acc, const int8_t* xq, const int8_
 // Weight-only: y[m,n] = (sum_k x[m,k] q[n,k]) * scale[n] + bias[n], M <= kGemvMaxRows.
 void gemv_int8(const Launch& L, DType t, void* y, const void* x, const int8_t* q,
                const float* scale, const void* bias, int64_t M, int64_t K, int64_t N);
+// The same for up to kGemvMaxJobs weights sharing x (q/k/v, gate/up) in one launch: each
+// job's outputs equal those of its own launch.
+struct Int8GemvJob {
+  const int8_t* q = nullptr;
+  const float* scale = nullptr;
+  const void* bias = nullptr;  // [N] in the dtype, or null
+  void* y = nullptr;
+  int64_t N = 0;
+};
+void gemv_int8(const Launch& L, DType t, const void* x, int64_t M, int64_t K, const Int8GemvJob* jobs,
+               int njobs);
 // w[n,k] = q[n,k] * scale[n] in the dtype.
 void dequantize_rows(const Launch& L, DType t, void* w, const int8_t* q, const float* scale,
                      int64_t N, int64_t K);

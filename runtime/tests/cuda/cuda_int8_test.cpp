@@ -120,9 +120,9 @@ TEST(CudaInt8, ZeroRows) {
   }
 }
 
-// Weight-only INT8 GEMVs sharing x (decode's q/k/v) run concurrently on fork streams,
+// Weight-only INT8 GEMVs sharing x (decode's q/k/v) run as one grouped launch,
 // bit-identical to the same calls one after the other (eager, captured, replayed).
-TEST(CudaInt8, ForkedGemvs) {
+TEST(CudaInt8, GroupedGemvs) {
   BMSYS_SKIP_WITHOUT_GPU();
   std::unique_ptr<CudaBackend> serial;
   {
@@ -146,7 +146,7 @@ TEST(CudaInt8, ForkedGemvs) {
                          {0, 1 + 2 * j, 2 + 2 * j}, {7 + j}});
       auto before = forked.stats().forked_linears;
       run_calls(forked, ts, calls, LaunchContext{});  // one flush, run eagerly
-      EXPECT_EQ(forked.stats().forked_linears - before, 2) << "the three GEMVs did not fork";
+      EXPECT_EQ(forked.stats().forked_linears - before, 2) << "the three GEMVs were not grouped";
       std::vector<HostTensor> a = run_calls(forked, ts, calls, LaunchContext{}, 3);
       std::vector<HostTensor> b = run_calls(*serial, ts, calls, LaunchContext{});
       for (int i = 7; i < 10; ++i)
