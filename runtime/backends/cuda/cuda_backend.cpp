@@ -2102,14 +2102,20 @@ uint64_t CudaBackend::queue_argmax(const void* x, DType dtype, int64_t rows, int
   Impl& m = *impl_;
   if (!dtype_is_float(dtype)) fail("cuda backend: argmax: the logits are {}, not a float dtype", dtype_name(dtype));
   m.flush();
-  if (rows > m.argmax_cap) {  // grow the ring: wait for the copies into the old one first
+  if (rows > m.argmax_cap) {  // grow the ring: wait for the copies into the old one, keep them
     BMSYS_CUDA(cudaStreamSynchronize(m.compute), "argmax ids");
-    if (m.argmax_host) cudaFreeHost(m.argmax_host);
-    m.argmax_host = nullptr;
-    m.argmax_cap = std::max<int64_t>(rows, 64);
-    BMSYS_CUDA(cudaHostAlloc(reinterpret_cast<void**>(&m.argmax_host),
-                             Backend::kArgmaxTickets * m.argmax_cap * sizeof(int64_t), cudaHostAllocDefault),
+    const int64_t cap = std::max<int64_t>(rows, 64);
+    int64_t* ring = nullptr;
+    BMSYS_CUDA(cudaHostAlloc(reinterpret_cast<void**>(&ring), Backend::kArgmaxTickets * cap * sizeof(int64_t),
+                             cudaHostAllocDefault),
                "allocating the argmax ids");
+    if (m.argmax_host) {
+      for (size_t k = 0; k < Backend::kArgmaxTickets; ++k)
+        std::memcpy(ring + k * cap, m.argmax_host + k * m.argmax_cap, m.argmax_rows[k] * sizeof(int64_t));
+      cudaFreeHost(m.argmax_host);
+    }
+    m.argmax_host = ring;
+    m.argmax_cap = cap;
     for (cudaEvent_t& e : m.argmax_ev)
       if (!e) BMSYS_CUDA(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "creating events");
   }

@@ -580,6 +580,36 @@ TEST(CudaKernels, Argmax) {
   }
 }
 
+// queue_argmax (greedy decoding fed on the device): the ids land in device memory and,
+// per ticket, on the host; an unread ticket survives the ring of host slots growing for
+// a larger batch; tickets too old or never issued are refused.
+TEST(CudaKernels, QueuedArgmaxTickets) {
+  BMSYS_SKIP_WITHOUT_GPU();
+  CudaBackend be{BackendOptions{}};
+  std::mt19937 rng(28);
+  const int64_t rows = 100, V = 1000;
+  HostTensor x = random_tensor(DType::BF16, {rows, V}, rng);
+  std::vector<float> v = as_f32(x).to_f32();
+  std::vector<int64_t> want(rows);
+  for (int64_t r = 0; r < rows; ++r)
+    want[r] = std::max_element(v.begin() + r * V, v.begin() + (r + 1) * V) - (v.begin() + r * V);
+  auto mem = be.allocate(x.bytes(), "logits");
+  be.upload(mem->data(), DType::BF16, x.data.data(), DType::BF16, x.numel());
+  auto dst = be.allocate(rows * sizeof(int64_t), "ids");
+  // Rows 1..2 (a stride of V) first, then all 100: more than the ring's first 64 per slot.
+  const auto* row1 = static_cast<const uint8_t*>(mem->data()) + V * dtype_size(DType::BF16);
+  const uint64_t t1 = be.queue_argmax(row1, DType::BF16, 2, V, V, dst->data());
+  const uint64_t t2 = be.queue_argmax(mem->data(), DType::BF16, rows, V, V, dst->data());
+  EXPECT_EQ(be.argmax_ids(t1), std::vector<int64_t>(want.begin() + 1, want.begin() + 3));
+  EXPECT_EQ(be.argmax_ids(t2), want);
+  std::vector<int64_t> on_device(rows);
+  be.copy_to_host(on_device.data(), dst->data(), rows * sizeof(int64_t));
+  EXPECT_EQ(on_device, want);
+  for (uint64_t k = 0; k < Backend::kArgmaxTickets; ++k) be.queue_argmax(mem->data(), DType::BF16, 1, V, V, dst->data());
+  EXPECT_THROW(be.argmax_ids(t2), Error);
+  EXPECT_THROW(be.argmax_ids(t2 + 100), Error);
+}
+
 TEST(CudaKernels, UploadConversions) {
   BMSYS_SKIP_WITHOUT_GPU();
   std::mt19937 rng(19);
