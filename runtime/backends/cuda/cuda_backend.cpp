@@ -187,8 +187,18 @@ struct CudaBackend::Impl {
   size_t tune_bytes = 0;
   cudaEvent_t tune_ev[2] = {nullptr, nullptr};
   bool capturing = false;
-  int* counters = nullptr;  // zeroed ints for the decode attention's split merge
-  static constexpr int64_t kCounters = 16384;
+  // rope's cosines and sines per (theta, head_dim) for positions < kRopePositions (4 MiB
+  // for head_dim 128), so a rope launch reads its angles instead of computing f64 sines
+  // (5.7 us per decode launch, H200). Built at the first rope that runs eagerly (the
+  // first run of every op sequence is eager); a launch during a capture before that
+  // computes its angles.
+  struct RopeTable {
+    double theta;
+    int64_t D;
+    void* data;
+  };
+  std::vector<RopeTable> rope_tables;
+  static constexpr int64_t kRopePositions = 8192;
   bool sync_each = false;
 
   cudaStream_t compute = nullptr, copy = nullptr;
@@ -705,7 +715,6 @@ struct CudaBackend::Impl {
       if (o.train) need = std::max(need, train_scratch_bytes(*o.train));
       if (o.kernel == KernelId::CrossEntropy)
         need = std::max(need, cross_entropy_scratch_bytes(o.in[0].dims[0], o.in[0].dims[1], o.p.shift));
-      if (o.kernel == KernelId::Attention) need = std::max(need, attention_scratch_bytes(attn_args(o), prop.multiProcessorCount));
       if (o.kernel == KernelId::LinearInt8) need = std::max(need, linear_int8_scratch_bytes(int8_args(o)));
     }
     return need;
@@ -752,6 +761,16 @@ struct CudaBackend::Impl {
   // BMSYS_CUDA_GEMV=1 the fastest of the pipelined kernel, the register kernel and (for a
   // lone weight without epilogue) cuBLASLt, timed once per shape on the first eager run
   // (into scratch outputs) and cached. A fused rms_norm needs the pipelined kernel.
+  const void* rope_table(const Launch& L, double theta, int64_t D) {
+    for (const RopeTable& r : rope_tables)
+      if (r.theta == theta && r.D == D) return r.data;
+    if (capturing) return nullptr;
+    RopeTable r{theta, D, device_alloc(kRopePositions * (D / 2) * 2 * sizeof(float), "rope table", kOther)};
+    cuda::rope_table(L, r.data, kRopePositions, D, theta);
+    rope_tables.push_back(r);
+    return r.data;
+  }
+
   int pick_gemv(const Launch& L, DType t, const void* x, int64_t M, int64_t K, const GemvJob* jobs,
                 int njobs, bool norm, bool cublas_ok) {
     if (gemv_variant != 1) return gemv_variant;
@@ -965,11 +984,12 @@ struct CudaBackend::Impl {
         t.x = in[0].data;
         t.y = y.data;
         t.heads = T ? in[0].numel / T / D : 0;
-        rope(L, o.ft, &t, 1, static_cast<const int64_t*>(in[1].data), T, D, o.p.theta);
+        rope(L, o.ft, &t, 1, static_cast<const int64_t*>(in[1].data), T, D, o.p.theta,
+             rope_table(L, o.p.theta, D), kRopePositions);
         return;
       }
       case KernelId::Attention:
-        attention(L, attn_args(o), scratch, prop.multiProcessorCount, use_flash, counters, kCounters);
+        attention(L, attn_args(o), prop.multiProcessorCount, use_flash);
         return;
       case KernelId::Gelu:
         unary(L, o.ft, o.p.gelu_tanh ? UnaryOp::GeluTanh : UnaryOp::GeluErf, y.data, in[0].data,
@@ -1095,7 +1115,8 @@ struct CudaBackend::Impl {
         t[1].x = q.in[0].data;
         t[1].y = q.out.data;
         t[1].heads = T ? q.in[0].numel / T / D : 0;
-        rope(L, o.ft, t, 2, static_cast<const int64_t*>(o.in[1].data), T, D, o.p.theta);
+        rope(L, o.ft, t, 2, static_cast<const int64_t*>(o.in[1].data), T, D, o.p.theta,
+             rope_table(L, o.p.theta, D), kRopePositions);
         return;
       }
       case kLinearGelu: {
@@ -1635,8 +1656,6 @@ CudaBackend::CudaBackend(const BackendOptions& opts) : impl_(std::make_unique<Im
              "mapping the error record");
   m.err_gate = static_cast<int*>(m.device_alloc(sizeof(int), "error gate", kOther));
   m.scalars = static_cast<int64_t*>(m.device_alloc(64, "device scalars", kOther));
-  m.counters = static_cast<int*>(m.device_alloc(Impl::kCounters * sizeof(int), "attention counters", kOther));
-  BMSYS_CUDA(cudaMemsetAsync(m.counters, 0, Impl::kCounters * sizeof(int), m.compute), "clearing counters");
   BMSYS_CUDA(cudaMemsetAsync(m.err_gate, 0, sizeof(int), m.compute), "clearing the error gate");
   BMSYS_CUDA(cudaMemsetAsync(m.scalars, 0, 64, m.compute), "clearing the device scalars");
   BMSYS_CUDA(cudaStreamSynchronize(m.compute), "initializing the device");
@@ -1685,9 +1704,10 @@ CudaBackend::~CudaBackend() {
   // until its owner frees it (the pool outlives the backend).
   for (cudaEvent_t e : m.tune_ev)
     if (e) cudaEventDestroy(e);
-  for (void* p : {m.scratch, m.tune_buf, m.tp_buf, m.workspace, static_cast<void*>(m.err_gate), static_cast<void*>(m.counters),
+  for (void* p : {m.scratch, m.tune_buf, m.tp_buf, m.workspace, static_cast<void*>(m.err_gate),
                   static_cast<void*>(m.scalars), m.dstage[0], m.dstage[1]})
     if (p) m.pool->release(p);
+  for (const Impl::RopeTable& r : m.rope_tables) m.pool->release(r.data);
   for (int k = 0; k < Impl::kForkBranches; ++k) {
     if (m.fork_workspace[k]) m.pool->release(m.fork_workspace[k]);
     if (m.fork_stream[k]) {

@@ -35,8 +35,13 @@ struct RopeTensor {
   void* y = nullptr;
   int64_t heads = 0;  // N: x is [T, N*D]
 };
+// `table` (null: none) holds rope_table's cosines and sines for positions < table_len;
+// other positions compute theirs.
 void rope(const Launch& L, DType t, const RopeTensor* tensors, int count, const int64_t* pos,
-          int64_t T, int64_t D, double theta);
+          int64_t T, int64_t D, double theta, const void* table = nullptr, int64_t table_len = 0);
+// Fills `table` (len * D/2 float pairs) with the cosine and sine of rope's angle for each
+// position < len and pair i < D/2, the values rope computes for them.
+void rope_table(const Launch& L, void* table, int64_t len, int64_t D, double theta);
 
 enum class UnaryOp { GeluTanh, GeluErf, Silu };
 void unary(const Launch& L, DType t, UnaryOp op, void* y, const void* x, int64_t n);
@@ -80,11 +85,7 @@ struct AttentionArgs {
 };
 // Which kernel attention() will use, for traces: "decode", "flash-tc", "flash-simt".
 const char* attention_impl(const AttentionArgs& a, bool allow_tc);
-size_t attention_scratch_bytes(const AttentionArgs& a, int num_sms);
-// `counters` (zeroed device ints, left zeroed): with them the decode kernel merges its
-// key splits itself (the last block of each head group); without, a second kernel does.
-void attention(const Launch& L, const AttentionArgs& a, void* scratch, int num_sms,
-               bool allow_tc, int* counters = nullptr, int64_t num_counters = 0);
+void attention(const Launch& L, const AttentionArgs& a, int num_sms, bool allow_tc);
 
 // --- Matrix-vector products for few rows (decode) ------------------------------------
 // y_j[m, n] = sum_k x[m,k] * w_j[n,k] (+ bias_j[n]) for every job j: up to 3 weights

@@ -64,14 +64,34 @@ struct RopeArgs {
   int64_t heads[2];
 };
 
-// Thread per (token, group of eight heads, i < D/2) of the tensor blockIdx.y: the angle
-// (in f64, as the CPU reference computes it: positions reach thousands of radians) and
-// its sine and cosine are computed by each thread and applied to its eight heads, whose
-// loads are issued together. A decode step (one token) thus has D/2 x heads/8 threads
-// and one round of load latency instead of heads/8.
+// The cosine and sine of rope's angle for position p and pair i < D/2: the angle in f64,
+// as the CPU reference computes it (positions reach thousands of radians), rounded to
+// f32 once it is known.
+__device__ __forceinline__ float2 rope_angle(int64_t p, int64_t i, int64_t D, double log2_theta) {
+  const double freq = exp2(-2.0 * static_cast<double>(i) / static_cast<double>(D) * log2_theta);
+  double sn, cs;
+  sincos(static_cast<double>(p) * freq, &sn, &cs);
+  return make_float2(static_cast<float>(cs), static_cast<float>(sn));
+}
+
+// table[p * D/2 + i] = rope_angle(p, i) for p < len.
+__global__ void rope_table_kernel(float2* table, int64_t len, int64_t D, double log2_theta) {
+  pdl_trigger();
+  pdl_wait();
+  const int64_t half = D / 2;
+  for (int64_t idx = gtid(); idx < len * half; idx += gstride())
+    table[idx] = rope_angle(idx / half, idx % half, D, log2_theta);
+}
+
+// Thread per (token, group of eight heads, i < D/2) of the tensor blockIdx.y: the cosine
+// and sine of its angle come from the table (built by rope_table_kernel with the same
+// arithmetic, so the bits are those computed here) or, for a position outside it, are
+// computed; they are applied to the thread's eight heads, whose loads are issued
+// together. A decode step (one token) thus has D/2 x heads/8 threads and one round of
+// load latency instead of heads/8, and no f64 sine in its critical path.
 template <class T>
 __global__ void rope_kernel(RopeArgs<T> a, const int64_t* pos, int64_t T_, int64_t D,
-                            double log2_theta) {
+                            double log2_theta, const float2* table, int64_t table_len) {
   pdl_trigger();
   pdl_wait();
   const int which = blockIdx.y;
@@ -86,10 +106,7 @@ __global__ void rope_kernel(RopeArgs<T> a, const int64_t* pos, int64_t T_, int64
     const int64_t rest = idx / half;
     const int64_t h0 = (rest % groups) * 8;
     const int64_t t = rest / groups;
-    const double freq = exp2(-2.0 * static_cast<double>(i) / static_cast<double>(D) * log2_theta);
-    double sn, cs;
-    sincos(static_cast<double>(pos[t]) * freq, &sn, &cs);
-    const float c = static_cast<float>(cs), s = static_cast<float>(sn);
+    // The loads of x first: they do not wait for the position, the table's load does.
     float av[8], bv[8];
 #pragma unroll
     for (int k = 0; k < 8; ++k) {
@@ -99,6 +116,9 @@ __global__ void rope_kernel(RopeArgs<T> a, const int64_t* pos, int64_t T_, int64
         bv[k] = to_f(xh[i + half]);
       }
     }
+    const int64_t p = pos[t];
+    const float2 cs = p >= 0 && p < table_len ? table[p * half + i] : rope_angle(p, i, D, log2_theta);
+    const float c = cs.x, s = cs.y;
 #pragma unroll
     for (int k = 0; k < 8; ++k) {
       if (h0 + k < N) {
@@ -137,8 +157,13 @@ void rms_norm(const Launch& L, DType t, void* y, const void* x, const void* gamm
   });
 }
 
+void rope_table(const Launch& L, void* table, int64_t len, int64_t D, double theta) {
+  launch_kernel(L, "rope(table)", grid_for(len * (D / 2), 256), 256, 0, rope_table_kernel,
+                static_cast<float2*>(table), len, D, std::log2(theta));
+}
+
 void rope(const Launch& L, DType t, const RopeTensor* tensors, int count, const int64_t* pos,
-          int64_t T_, int64_t D, double theta) {
+          int64_t T_, int64_t D, double theta, const void* table, int64_t table_len) {
   if (count < 1 || count > 2) fail("cuda backend: rope: {} tensors in one launch", count);
   BMSYS_DISPATCH_FLOAT(t, T, "rope", {
     RopeArgs<T> a{};
@@ -150,7 +175,8 @@ void rope(const Launch& L, DType t, const RopeTensor* tensors, int count, const 
       if (tensors[i].heads > maxN) maxN = tensors[i].heads;
     }
     dim3 grid(grid_for(T_ * ((maxN + 7) / 8) * (D / 2), 128, 132 * 32), count);
-    launch_kernel(L, "rope", grid, 128, 0, rope_kernel<T>, a, pos, T_, D, std::log2(theta));
+    launch_kernel(L, "rope", grid, 128, 0, rope_kernel<T>, a, pos, T_, D, std::log2(theta),
+                  static_cast<const float2*>(table), table ? table_len : 0);
   });
 }
 

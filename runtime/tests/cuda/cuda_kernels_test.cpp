@@ -288,7 +288,8 @@ TEST(CudaKernels, Rope) {
         const int64_t B = s[0], S = s[1], N = s[2], D = s[3];
         Case c;
         HostTensor pos(DType::I64, {B, S});
-        std::uniform_int_distribution<int64_t> pd(0, 3000);
+        // Positions below and above the backend's table of angles (8192 positions).
+        std::uniform_int_distribution<int64_t> pd(0, 12000);
         for (int64_t i = 0; i < B * S; ++i) pos.as<int64_t>()[i] = pd(rng);
         c.tensors = {random_tensor(t, {B, S, N * D}, rng), pos, poison(t, {B, S, N * D})};
         c.calls.push_back({KernelId::Rope, attrs({{"head_dim", int_attr(D)}, {"theta", float_attr(theta)}}),
@@ -383,6 +384,8 @@ const AttnCase kAttnCases[] = {
     {1, 1, 24, 2, 64, true, true, 77, 100},
     {2, 1, 4, 4, 80, false, true, 50, 128},
     {3, 1, 2, 2, 36, true, true, 63, 64},
+    {1, 1, 16, 2, 256, true, true, 500, 1024},  // 4-warp blocks (8 heads of 256)
+    {16, 1, 32, 32, 32, true, true, 40, 64},    // no key split (enough blocks without)
 };
 
 TEST(CudaKernels, Attention) {
