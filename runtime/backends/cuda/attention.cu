@@ -1,6 +1,7 @@
 // Attention kernels (docs/kernels.md `attention`):
 //  - decode: one new token per sequence (S == 1) with a KV cache; split over the keys
-//    (flash-decoding), each warp scoring 32 keys at a time, then a combine kernel.
+//    (flash-decoding) by the blocks of a thread-block cluster, merged through
+//    distributed shared memory.
 //    Writes the new key/value row into the cache itself.
 //  - flash-tc: prefill in f16/bf16 for head_dim 16/32/64/128: a FlashAttention-2 style
 //    kernel on mma.sync m16n8k16 tensor-core instructions (64 queries x 64 keys tiles,
@@ -8,6 +9,8 @@
 //  - flash-simt: every other case (f32, other head sizes): one warp per query row,
 //    online softmax, f32 accumulation.
 // Start_pos P is read from device memory so CUDA graphs can replay decode steps.
+#include <cooperative_groups.h>
+
 #include <cfloat>
 
 #include "runtime/backends/cuda/device_util.cuh"
@@ -21,6 +24,7 @@ namespace {
 constexpr int kMaxD = 256;     // largest head_dim of the SIMT / decode kernels
 constexpr int kMaxE = kMaxD / 32;
 constexpr int kDecodeG = 8;    // query heads per decode block
+constexpr int kDecodeMaxSplits = 8;  // decode key splits: the blocks of one cluster
 
 template <class T>
 struct AttnK {
@@ -110,24 +114,30 @@ __global__ void attn_simt_kernel(Launch L, AttnK<T> a) {
 }
 
 // --- decode (S == 1, with cache) --------------------------------------------------------
-// grid (Nkv * ngroups, B, nsplit); block 128 = 4 warps. A block serves up to GC query
-// heads of one kv head (their q in registers, lanes over head dims: d = lane + 32 e,
-// e < E) over the keys of its split; each warp takes 4 keys per step (their k and v rows
-// loaded together), scores them with warp reductions and updates an online softmax.
-// The 4 warps are merged in shared memory; the splits by the last block to finish (or
-// by attn_combine_kernel without counters).
-template <class T, int GC, int E>
-__global__ void __launch_bounds__(128) attn_decode_kernel(Launch L, AttnK<T> a, int nsplit,
-                                                          int ngroups, float* part_ml,
-                                                          float* part_o, int* counters) {
+// grid (Nkv * ngroups * nsplit, B) in clusters of the nsplit blocks (at most 8, the
+// portable cluster size) that split the keys of one (b, kv head group); W warps a block.
+// A block serves up to GC query heads of one kv head (their q in registers, lanes over
+// head dims: d = lane + 32 e, e < E) over the keys of its split; each warp takes 4 keys
+// per step (their k and v rows loaded together), scores them with warp reductions and
+// updates an online softmax. The warps are merged in shared memory, then the splits by
+// the cluster's first block, which reads the others' shared memory (distributed shared
+// memory): one launch, and no partial results, fences or atomics in global memory.
+template <class T, int GC, int E, int W>
+__global__ void __launch_bounds__(W * 32) attn_decode_kernel(Launch L, AttnK<T> a, int nsplit,
+                                                             int ngroups) {
   pdl_trigger();
   pdl_wait();
-  __shared__ float red[4][GC][2];
-  __shared__ float reo[4][GC][E * 32];
+  namespace cg = cooperative_groups;
+  const cg::cluster_group cluster = cg::this_cluster();
+  __shared__ float red[W][GC][2];
+  __shared__ float reo[W][GC][E * 32];
+  __shared__ float part_ml[GC][2];      // this split's running max and sum per head
+  __shared__ float part_o[GC][E * 32];  // and its output, not yet divided by the sum
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int64_t kvh = blockIdx.x / ngroups, grp = blockIdx.x % ngroups;
+  const int z = static_cast<int>(cluster.block_rank());
+  const int64_t hg = blockIdx.x / nsplit;
+  const int64_t kvh = hg / ngroups, grp = hg % ngroups;
   const int64_t b = blockIdx.y;
-  const int z = blockIdx.z;
   const int64_t D = a.D, G = a.Nq / a.Nkv, row = a.Nkv * D;
   const int64_t h0 = kvh * G + grp * GC;
   const int Gc = static_cast<int>(G - grp * GC < GC ? G - grp * GC : GC);
@@ -169,7 +179,7 @@ __global__ void __launch_bounds__(128) attn_decode_kernel(Launch L, AttnK<T> a, 
     for (int e = 0; e < E; ++e) acc[g][e] = 0.f;
   }
 
-  for (int64_t j = j0 + warp * 4; j < j1; j += 16) {
+  for (int64_t j = j0 + warp * 4; j < j1; j += 4 * W) {
     float kv[4][E], vv[4][E];
     bool valid[4];
 #pragma unroll
@@ -219,7 +229,7 @@ __global__ void __launch_bounds__(128) attn_decode_kernel(Launch L, AttnK<T> a, 
     }
   }
 
-  // Merge the 4 warps.
+  // Merge the warps into this split's part.
 #pragma unroll
   for (int g = 0; g < GC; ++g) {
     if (g >= Gc) continue;
@@ -235,92 +245,67 @@ __global__ void __launch_bounds__(128) attn_decode_kernel(Launch L, AttnK<T> a, 
     const int g = static_cast<int>(i / D);
     const int64_t d = i - g * D;
     float M = -INFINITY;
-    for (int w = 0; w < 4; ++w) M = fmaxf(M, red[w][g][0]);
+    for (int w = 0; w < W; ++w) M = fmaxf(M, red[w][g][0]);
     float Ls = 0.f, O = 0.f;
     if (M != -INFINITY) {
-      for (int w = 0; w < 4; ++w) {
+      for (int w = 0; w < W; ++w) {
         const float f = expf(red[w][g][0] - M);
         Ls += red[w][g][1] * f;
         O += reo[w][g][d] * f;
       }
     }
-    const int64_t h = h0 + g;
-    if (nsplit == 1) {
-      a.y[(b * a.Nq + h) * D + d] = from_f<T>(Ls > 0.f ? O / Ls : 0.f);
-    } else {
-      const int64_t slot = (b * a.Nq + h) * nsplit + z;
-      part_o[slot * D + d] = O;
-      if (d == 0) {
-        part_ml[slot * 2] = M;
-        part_ml[slot * 2 + 1] = Ls;
+    part_o[g][d] = O;
+    if (d == 0) {
+      part_ml[g][0] = M;
+      part_ml[g][1] = Ls;
+    }
+  }
+  // Merge the splits: the first block reads every block's part.
+  cluster.sync();
+  if (z == 0) {
+    for (int64_t i = threadIdx.x; i < (int64_t)Gc * D; i += blockDim.x) {
+      const int g = static_cast<int>(i / D);
+      const int64_t d = i - g * D;
+      float M = -INFINITY;
+      for (int r = 0; r < nsplit; ++r) M = fmaxf(M, cluster.map_shared_rank(&part_ml[g][0], r)[0]);
+      float Ls = 0.f, O = 0.f;
+      for (int r = 0; r < nsplit; ++r) {
+        const float* ml = cluster.map_shared_rank(&part_ml[g][0], r);
+        if (ml[0] == -INFINITY) continue;
+        const float f = expf(ml[0] - M);
+        Ls += ml[1] * f;
+        O += cluster.map_shared_rank(&part_o[g][0], r)[d] * f;
       }
+      a.y[(b * a.Nq + h0 + g) * D + d] = from_f<T>(Ls > 0.f ? O / Ls : 0.f);
     }
   }
-  if (nsplit == 1 || !counters) return;
-  // The last split block of this (b, kv head group) merges the splits (no second kernel).
-  __shared__ int is_last;
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    int* ctr = counters + b * gridDim.x + blockIdx.x;
-    const int ticket = atomicAdd(ctr, 1);
-    is_last = ticket == nsplit - 1;
-    if (is_last) *ctr = 0;  // ready for the next launch
-  }
-  __syncthreads();
-  if (!is_last) return;
-  __threadfence();
-  for (int64_t i = threadIdx.x; i < (int64_t)Gc * D; i += blockDim.x) {
-    const int g = static_cast<int>(i / D);
-    const int64_t d = i - g * D;
-    const int64_t base = (b * a.Nq + h0 + g) * nsplit;
-    float M = -INFINITY;
-    for (int zz = 0; zz < nsplit; ++zz) M = fmaxf(M, __ldcg(&part_ml[(base + zz) * 2]));
-    float Ls = 0.f, O = 0.f;
-    for (int zz = 0; zz < nsplit; ++zz) {
-      const float mz = __ldcg(&part_ml[(base + zz) * 2]);
-      if (mz == -INFINITY) continue;
-      const float f = expf(mz - M);
-      Ls += __ldcg(&part_ml[(base + zz) * 2 + 1]) * f;
-      O += __ldcg(&part_o[(base + zz) * D + d]) * f;
-    }
-    a.y[(b * a.Nq + h0 + g) * D + d] = from_f<T>(Ls > 0.f ? O / Ls : 0.f);
-  }
+  // A block's shared memory must outlive the first block's reads of it.
+  cluster.sync();
+}
+
+// Warps per decode block: 8, or 4 where 8 would need more than 48 KB of shared memory.
+template <int GC, int E>
+constexpr int decode_warps() {
+  return GC * E <= 16 ? 8 : 4;
+}
+
+template <class T, int GC, int E>
+void launch_decode_e(const Launch& L, dim3 grid, unsigned cluster, const AttnK<T>& k, int ns, int ng) {
+  constexpr int W = decode_warps<GC, E>();
+  launch_kernel_cluster(L, "attention(decode)", grid, W * 32, 0, cluster, attn_decode_kernel<T, GC, E, W>, L, k,
+                        ns, ng);
 }
 
 template <class T, int GC>
-void launch_decode_e(const Launch& L, dim3 grid, const AttnK<T>& k, int ns, int ng, float* pml,
-                     float* po, int* ctr) {
+void launch_decode_g(const Launch& L, dim3 grid, unsigned cluster, const AttnK<T>& k, int ns, int ng) {
   if (k.D <= 32)
-    launch_kernel(L, "attention(decode)", grid, 128, 0, attn_decode_kernel<T, GC, 1>, L, k, ns, ng, pml, po, ctr);
+    launch_decode_e<T, GC, 1>(L, grid, cluster, k, ns, ng);
   else if (k.D <= 64)
-    launch_kernel(L, "attention(decode)", grid, 128, 0, attn_decode_kernel<T, GC, 2>, L, k, ns, ng, pml, po, ctr);
+    launch_decode_e<T, GC, 2>(L, grid, cluster, k, ns, ng);
   else if (k.D <= 128)
-    launch_kernel(L, "attention(decode)", grid, 128, 0, attn_decode_kernel<T, GC, 4>, L, k, ns, ng, pml, po, ctr);
+    launch_decode_e<T, GC, 4>(L, grid, cluster, k, ns, ng);
   else
-    launch_kernel(L, "attention(decode)", grid, 128, 0, attn_decode_kernel<T, GC, 8>, L, k, ns, ng, pml, po, ctr);
-}
-
-template <class T>
-__global__ void attn_combine_kernel(AttnK<T> a, int nsplit, const float* part_ml,
-                                    const float* part_o) {
-  pdl_trigger();
-  pdl_wait();
-  const int64_t h = blockIdx.x, b = blockIdx.y, D = a.D;
-  const int64_t base = (b * a.Nq + h) * nsplit;
-  float M = -INFINITY;
-  for (int z = 0; z < nsplit; ++z) M = fmaxf(M, part_ml[(base + z) * 2]);
-  for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
-    float Ls = 0.f, O = 0.f;
-    for (int z = 0; z < nsplit; ++z) {
-      const float mz = part_ml[(base + z) * 2];
-      if (mz == -INFINITY) continue;
-      const float f = expf(mz - M);
-      Ls += part_ml[(base + z) * 2 + 1] * f;
-      O += part_o[(base + z) * D + d] * f;
-    }
-    a.y[(b * a.Nq + h) * D + d] = from_f<T>(Ls > 0.f ? O / Ls : 0.f);
-  }
+    launch_decode_e<T, GC, 8>(L, grid, cluster, k, ns, ng);
 }
 
 // --- tensor-core flash attention (f16 / bf16) -------------------------------------------
@@ -516,12 +501,14 @@ int decode_groups(const AttentionArgs& a) {
   return static_cast<int>((G + gc - 1) / gc);
 }
 
+// Key splits per (b, kv head group): enough blocks for two per SM, at least 32 keys a
+// split at full length, and a cluster's worth at most.
 int decode_splits(const AttentionArgs& a, int num_sms) {
   const int64_t blocks = a.Nkv * decode_groups(a) * a.B;
   int64_t want = (2 * static_cast<int64_t>(num_sms) + blocks - 1) / blocks;
-  int64_t cap = (a.Smax + 31) / 32;  // at least a tile of keys per split at full length
+  int64_t cap = (a.Smax + 31) / 32;
   if (want > cap) want = cap;
-  if (want > 64) want = 64;
+  if (want > kDecodeMaxSplits) want = kDecodeMaxSplits;
   if (want < 1) want = 1;
   return static_cast<int>(want);
 }
@@ -584,37 +571,21 @@ const char* attention_impl(const AttentionArgs& a, bool allow_tc) {
   return "flash-simt";
 }
 
-size_t attention_scratch_bytes(const AttentionArgs& a, int num_sms) {
-  if (!use_decode(a)) return 0;
-  const int ns = decode_splits(a, num_sms);
-  if (ns == 1) return 0;
-  return static_cast<size_t>(a.B * a.Nq * ns) * (2 + a.D) * sizeof(float);
-}
-
-void attention(const Launch& L, const AttentionArgs& a, void* scratch, int num_sms,
-               bool allow_tc, int* counters, int64_t num_counters) {
+void attention(const Launch& L, const AttentionArgs& a, int num_sms, bool allow_tc) {
   if (a.D > kMaxD && !use_tc(a, allow_tc))
     fail("cuda backend: attention: head_dim {} is larger than {}", a.D, kMaxD);
   BMSYS_DISPATCH_FLOAT(a.dtype, T, "attention", {
     AttnK<T> k = make_args<T>(a);
     if (use_decode(a)) {
       const int ns = decode_splits(a, num_sms), ng = decode_groups(a);
-      float* part_ml = static_cast<float*>(scratch);
-      float* part_o = part_ml ? part_ml + a.B * a.Nq * ns * 2 : nullptr;
-      dim3 grid(static_cast<unsigned>(a.Nkv * ng), static_cast<unsigned>(a.B),
-                static_cast<unsigned>(ns));
-      int* ctr = counters && a.B * a.Nkv * ng <= num_counters ? counters : nullptr;
+      const dim3 grid(static_cast<unsigned>(a.Nkv * ng * ns), static_cast<unsigned>(a.B));
+      const unsigned cl = static_cast<unsigned>(ns);
       switch (decode_gc(a)) {
-        case 1: launch_decode_e<T, 1>(L, grid, k, ns, ng, part_ml, part_o, ctr); break;
-        case 2: launch_decode_e<T, 2>(L, grid, k, ns, ng, part_ml, part_o, ctr); break;
-        case 4: launch_decode_e<T, 4>(L, grid, k, ns, ng, part_ml, part_o, ctr); break;
-        default: launch_decode_e<T, kDecodeG>(L, grid, k, ns, ng, part_ml, part_o, ctr); break;
+        case 1: launch_decode_g<T, 1>(L, grid, cl, k, ns, ng); break;
+        case 2: launch_decode_g<T, 2>(L, grid, cl, k, ns, ng); break;
+        case 4: launch_decode_g<T, 4>(L, grid, cl, k, ns, ng); break;
+        default: launch_decode_g<T, kDecodeG>(L, grid, cl, k, ns, ng); break;
       }
-      if (ns > 1 && !ctr)
-        launch_kernel(L, "attention(combine)", dim3(static_cast<unsigned>(a.Nq),
-                                                    static_cast<unsigned>(a.B)),
-                      128, 0, attn_combine_kernel<T>, k, ns,
-                      static_cast<const float*>(part_ml), static_cast<const float*>(part_o));
       return;
     }
     if (a.k_cache) {

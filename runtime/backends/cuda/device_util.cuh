@@ -194,25 +194,40 @@ __device__ __forceinline__ int64_t start_pos(const Launch& L) {
   return L.scalars ? L.scalars[0] : 0;
 }
 
-// Launches `kernel` with `L`'s stream and PDL setting; throws naming `name`.
+// Launches `kernel` with `L`'s stream and PDL setting, in clusters of `cluster` blocks
+// along x (1: no cluster); throws naming `name`.
 template <typename... KArgs, typename... Args>
-void launch_kernel(const Launch& L, const char* name, dim3 grid, dim3 block, size_t smem,
-                   void (*kernel)(KArgs...), Args&&... args) {
+void launch_kernel_cluster(const Launch& L, const char* name, dim3 grid, dim3 block, size_t smem,
+                           unsigned cluster, void (*kernel)(KArgs...), Args&&... args) {
   if (grid.x == 0 || grid.y == 0 || grid.z == 0) return;
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = grid;
   cfg.blockDim = block;
   cfg.dynamicSmemBytes = smem;
   cfg.stream = L.stream;
-  cudaLaunchAttribute attr[1];
+  cudaLaunchAttribute attr[2];
+  cfg.attrs = attr;
   if (L.pdl) {
-    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = 1;
+    attr[cfg.numAttrs].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[cfg.numAttrs].val.programmaticStreamSerializationAllowed = 1;
+    ++cfg.numAttrs;
+  }
+  if (cluster > 1) {
+    attr[cfg.numAttrs].id = cudaLaunchAttributeClusterDimension;
+    attr[cfg.numAttrs].val.clusterDim.x = cluster;
+    attr[cfg.numAttrs].val.clusterDim.y = 1;
+    attr[cfg.numAttrs].val.clusterDim.z = 1;
+    ++cfg.numAttrs;
   }
   check_cuda(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...), "cudaLaunchKernelEx",
              name);
+}
+
+// Launches `kernel` with `L`'s stream and PDL setting; throws naming `name`.
+template <typename... KArgs, typename... Args>
+void launch_kernel(const Launch& L, const char* name, dim3 grid, dim3 block, size_t smem,
+                   void (*kernel)(KArgs...), Args&&... args) {
+  launch_kernel_cluster(L, name, grid, block, smem, 1, kernel, std::forward<Args>(args)...);
 }
 
 inline unsigned grid_for(int64_t work, int threads, int64_t cap = 132 * 16) {
