@@ -66,24 +66,69 @@ __global__ void swiglu_grad_kernel(T* dg, T* du, const T* g, const T* u, const T
       });
 }
 
-// One block per row: pass 1 writes the rounded sum and sums its squares; pass 2 reads
-// the row back (still in L1/L2) and writes the normalized row. DRAM traffic: a and b
-// read once, sum and y written once.
+// One block per row: pass 1 writes the rounded sum and sums its squares; pass 2 writes
+// the normalized row. DRAM traffic: a and b read once, sum and y written once. Where a
+// row is at most kNormRegPacks packs per thread (H <= 8192 in f16/bf16), pass 2 takes
+// the sum from registers, and gamma (a weight: no earlier kernel writes it) is loaded
+// before griddepcontrol.wait, so a decode step's norm waits for one round of loads;
+// otherwise pass 2 reads the row back (still in L1/L2).
+constexpr int kNormRegPacks = 4;
+
 template <class T>
 __global__ void add_rms_norm_kernel(T* sum, T* y, const T* a, const T* b, const T* gamma, int64_t rows,
                                     int64_t H, float eps, bool vec) {
   pdl_trigger();
-  pdl_wait();
   __shared__ float sh[33];
   constexpr int PN = Pack<T>::N;
+  const int64_t np = H / PN;
+  const bool in_regs = vec && np <= static_cast<int64_t>(kNormRegPacks) * blockDim.x;
+  Pack<T> gp[kNormRegPacks];
+  if (in_regs) {
+#pragma unroll
+    for (int u = 0; u < kNormRegPacks; ++u) {
+      const int64_t j = threadIdx.x + static_cast<int64_t>(u) * blockDim.x;
+      if (j < np) gp[u] = load_pack_nc(gamma + j * PN);
+    }
+  }
+  pdl_wait();
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const T* ar = a + r * H;
     const T* br = b + r * H;
     T* sr = sum + r * H;
     T* yr = y + r * H;
     float ss = 0.f;
+    if (in_regs) {
+      Pack<T> sp[kNormRegPacks];
+#pragma unroll
+      for (int u = 0; u < kNormRegPacks; ++u) {
+        const int64_t j = threadIdx.x + static_cast<int64_t>(u) * blockDim.x;
+        if (j < np) {
+          Pack<T> pa = load_pack_nc(ar + j * PN), pb = load_pack_nc(br + j * PN);
+#pragma unroll
+          for (int e = 0; e < PN; ++e) {
+            pa.v[e] = from_f<T>(to_f(pa.v[e]) + to_f(pb.v[e]));
+            const float v = to_f(pa.v[e]);
+            ss += v * v;
+          }
+          store_pack(sr + j * PN, pa);
+          sp[u] = pa;
+        }
+      }
+      const float inv = rsqrtf(block_sum(ss, sh) / static_cast<float>(H) + eps);
+#pragma unroll
+      for (int u = 0; u < kNormRegPacks; ++u) {
+        const int64_t j = threadIdx.x + static_cast<int64_t>(u) * blockDim.x;
+        if (j < np) {
+          Pack<T> p = sp[u];
+#pragma unroll
+          for (int e = 0; e < PN; ++e) p.v[e] = from_f<T>(to_f(p.v[e]) * inv * to_f(gp[u].v[e]));
+          store_pack(yr + j * PN, p);
+        }
+      }
+      continue;
+    }
     if (vec) {
-      for (int64_t j = threadIdx.x; j < H / PN; j += blockDim.x) {
+      for (int64_t j = threadIdx.x; j < np; j += blockDim.x) {
         Pack<T> pa = load_pack_nc(ar + j * PN), pb = load_pack_nc(br + j * PN);
 #pragma unroll
         for (int e = 0; e < PN; ++e) {
@@ -103,7 +148,7 @@ __global__ void add_rms_norm_kernel(T* sum, T* y, const T* a, const T* b, const 
     const float inv = rsqrtf(block_sum(ss, sh) / static_cast<float>(H) + eps);
     // Each thread reads back only the elements it wrote: no barrier needed.
     if (vec) {
-      for (int64_t j = threadIdx.x; j < H / PN; j += blockDim.x) {
+      for (int64_t j = threadIdx.x; j < np; j += blockDim.x) {
         Pack<T> p = load_pack(sr + j * PN), g = load_pack_nc(gamma + j * PN);
 #pragma unroll
         for (int e = 0; e < PN; ++e) p.v[e] = from_f<T>(to_f(p.v[e]) * inv * to_f(g.v[e]));

@@ -23,7 +23,8 @@ void expect_matches_cpu(const std::vector<HostTensor>& ts, const std::vector<Cal
 }
 
 const DType kFloatTypes[] = {DType::F32, DType::BF16, DType::F16};
-const Shape kShapes[] = {{1, 1, 1}, {2, 3, 7}, {3, 5, 129}, {2, 9, 64}, {1, 33, 2048}, {4, 7, 5504}};
+// Rows of up to 4 packs per thread (add_rms_norm keeps them in registers) and longer.
+const Shape kShapes[] = {{1, 1, 1}, {2, 3, 7}, {3, 5, 129}, {2, 9, 64}, {1, 33, 2048}, {4, 7, 5504}, {1, 1, 4096}, {2, 3, 16384}};
 
 TEST(CudaFused, SwiGlu) {
   BMSYS_SKIP_WITHOUT_GPU();
