@@ -1,4 +1,4 @@
-//===- BmsysFusedOps.cpp - verifiers of the fused elementwise ops ---------===//
+//===- BmsysFusedOps.cpp - verifiers of the fused ops ---------------------===//
 #include "dialects/bmsys/BmsysDialect.h"
 
 using namespace mlir;
@@ -28,4 +28,37 @@ LogicalResult AddRmsNormOp::verify() {
 
 LogicalResult RmsNormGradAddOp::verify() {
   return verifyNormOperands(*this, getX(), getGamma(), getEps().convertToDouble());
+}
+
+// rope_attention: attention's checks (shared with bmsys.attention, BmsysOps.cpp), and
+// rope's: an even head_dim and positions [batch, seq] of the queries' batch and seq.
+LogicalResult RopeAttentionOp::verify() {
+  if (failed(verifyAttentionOperands(*this, getQ(), getK(), getV(), getResult(), getNumHeads(),
+                                     getNumKvHeads(), getHeadDim())))
+    return failure();
+  if (getHeadDim() % 2)
+    return emitOpError() << "head_dim must be even (rope rotates pairs), got " << getHeadDim();
+  auto q = cast<RankedTensorType>(getQ().getType());
+  auto pos = cast<RankedTensorType>(getPositions().getType());
+  if (pos.getRank() != 2)
+    return emitOpError() << "positions must be [batch, seq], got " << pos;
+  for (int i = 0; i < 2; ++i) {
+    int64_t a = pos.getDimSize(i), b = q.getDimSize(i);
+    if (!ShapedType::isDynamic(a) && !ShapedType::isDynamic(b) && a != b)
+      return emitOpError() << "positions " << pos << " differ from q " << q << " in dimension " << i;
+  }
+  return success();
+}
+
+LogicalResult RopeAttentionOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  return verifyAttentionCache(*this, symbolTable, getCacheAttr(), getNumKvHeads(), getHeadDim());
+}
+
+void RopeAttentionOp::getEffects(
+    SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>> &effects) {
+  // As bmsys.attention: a pure function of its operands unless it writes a cache.
+  if (getCache()) {
+    effects.emplace_back(MemoryEffects::Read::get());
+    effects.emplace_back(MemoryEffects::Write::get());
+  }
 }

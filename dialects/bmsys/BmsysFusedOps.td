@@ -3,13 +3,16 @@
 // The ops bmsys-fuse-elementwise rewrites chains of memory-bound ops into: each is
 // one kernel launch (docs/kernels.md "Fused kernels") that reads its operands once
 // and writes its results once, where the ops it replaces each made a pass over
-// memory. They appear after bmsys-autodiff and are not differentiated.
+// memory (bmsys.rope_attention folds the memory-bound ropes of the queries and keys
+// into the attention that reads them). They appear after bmsys-autodiff and are
+// not differentiated.
 //
 //===----------------------------------------------------------------------===//
 #ifndef BMSYS_FUSED_OPS_TD
 #define BMSYS_FUSED_OPS_TD
 
 include "dialects/bmsys/BmsysBase.td"
+include "mlir/IR/SymbolInterfaces.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 
 class Bmsys_FusedOp<string mnemonic, string summaryText, string descr, list<Trait> traits = []>
@@ -88,6 +91,40 @@ def Bmsys_RmsNormGradAddOp : Bmsys_FusedOp<"rms_norm_grad_add",
                        RankedTensorOf<[AnyFloat]>:$dy, RankedTensorOf<[AnyFloat]>:$residual,
                        F64Attr:$eps);
   let results = (outs RankedTensorOf<[AnyFloat]>:$dx, RankedTensorOf<[AnyFloat]>:$dgamma);
+  let hasVerifier = 1;
+}
+
+def Bmsys_RopeAttentionOp : Bmsys_Op<"rope_attention", [
+    DeclareOpInterfaceMethods<SymbolUserOpInterface>,
+    DeclareOpInterfaceMethods<MemoryEffectsOpInterface>]> {
+  let summary = "attention of rotary-embedded queries and keys in one kernel";
+  let description = [{
+    `attention(rope(q, positions), rope(k, positions), v)`: `bmsys.rope` of the
+    queries and of the keys (with `head_dim` and `theta`), then `bmsys.attention`
+    with the same attributes, as one kernel. The rotated queries and keys are
+    never stored: a decode step saves the two rope launches and their round trip
+    through memory (docs/kernels.md "Fused kernels"). With `cache @sym` the
+    rotated keys (and `v`) are written to the `bmsys.kv_cache` first, exactly as
+    the unfused attention writes them, so the op is not pure.
+
+    Operands as `bmsys.attention`'s, then `positions` `[batch, seq]` (i64);
+    `head_dim` is even.
+
+    ```mlir
+    %o = bmsys.rope_attention %q, %k, %v, %pos cache @layers.0.kv
+         {num_heads = 4, num_kv_heads = 2, head_dim = 16, scale = 0.25 : f64, causal, theta = 1.0e+04 : f64}
+         : (tensor<?x?x64xf32>, tensor<?x?x32xf32>, tensor<?x?x32xf32>, tensor<?x?xi64>) -> tensor<?x?x64xf32>
+    ```
+  }];
+  let arguments = (ins RankedTensorOf<[AnyFloat]>:$q, RankedTensorOf<[AnyFloat]>:$k,
+                       RankedTensorOf<[AnyFloat]>:$v, RankedTensorOf<[I64]>:$positions,
+                       I64Attr:$num_heads, I64Attr:$num_kv_heads, I64Attr:$head_dim,
+                       F64Attr:$scale, UnitAttr:$causal, F64Attr:$theta,
+                       OptionalAttr<FlatSymbolRefAttr>:$cache);
+  let results = (outs RankedTensorOf<[AnyFloat]>:$result);
+  let assemblyFormat = [{
+    $q `,` $k `,` $v `,` $positions (`cache` $cache^)? attr-dict `:` functional-type(operands, results)
+  }];
   let hasVerifier = 1;
 }
 

@@ -215,37 +215,46 @@ LogicalResult RopeOp::verify() {
   return success();
 }
 
-LogicalResult AttentionOp::verify() {
-  int64_t heads = getNumHeads(), kvHeads = getNumKvHeads(), d = getHeadDim();
+LogicalResult bmsys::verifyAttentionOperands(Operation *op, Value q, Value k, Value v, Value result,
+                                             int64_t heads, int64_t kvHeads, int64_t d) {
   if (heads <= 0 || kvHeads <= 0 || d <= 0)
-    return emitOpError() << "num_heads, num_kv_heads and head_dim must be positive";
+    return op->emitOpError() << "num_heads, num_kv_heads and head_dim must be positive";
   if (heads % kvHeads)
-    return emitOpError() << "num_heads (" << heads << ") must be a multiple of num_kv_heads ("
-                         << kvHeads << ")";
-  auto check = [&](StringRef what, Value v, int64_t width) -> LogicalResult {
-    auto t = ranked(v);
+    return op->emitOpError() << "num_heads (" << heads << ") must be a multiple of num_kv_heads ("
+                             << kvHeads << ")";
+  auto check = [&](StringRef what, Value x, int64_t width) -> LogicalResult {
+    auto t = ranked(x);
     if (t.getRank() != 3 || !dimsCompatible(t.getShape().back(), width))
-      return emitOpError() << what << " must be [batch, seq, " << width << "], got " << t;
+      return op->emitOpError() << what << " must be [batch, seq, " << width << "], got " << t;
     return success();
   };
-  if (failed(check("q", getQ(), heads * d)) || failed(check("k", getK(), kvHeads * d)) ||
-      failed(check("v", getV(), kvHeads * d)) ||
-      failed(check("result", getResult(), heads * d)))
+  if (failed(check("q", q, heads * d)) || failed(check("k", k, kvHeads * d)) ||
+      failed(check("v", v, kvHeads * d)) || failed(check("result", result, heads * d)))
     return failure();
   return success();
 }
 
-LogicalResult AttentionOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
-  if (!getCache())
+LogicalResult bmsys::verifyAttentionCache(Operation *op, SymbolTableCollection &symbolTable,
+                                          FlatSymbolRefAttr cacheRef, int64_t kvHeads, int64_t d) {
+  if (!cacheRef)
     return success();
-  auto cache = symbolTable.lookupNearestSymbolFrom<KVCacheOp>(*this, getCacheAttr());
+  auto cache = symbolTable.lookupNearestSymbolFrom<KVCacheOp>(op, cacheRef);
   if (!cache)
-    return emitOpError() << "'" << *getCache() << "' does not name a bmsys.kv_cache";
-  if (cache.getNumKvHeads() != getNumKvHeads() || cache.getHeadDim() != getHeadDim())
-    return emitOpError() << "cache '" << *getCache() << "' holds " << cache.getNumKvHeads()
-                         << " heads of " << cache.getHeadDim() << ", attention needs "
-                         << getNumKvHeads() << " of " << getHeadDim();
+    return op->emitOpError() << "'" << cacheRef.getValue() << "' does not name a bmsys.kv_cache";
+  if (cache.getNumKvHeads() != kvHeads || cache.getHeadDim() != d)
+    return op->emitOpError() << "cache '" << cacheRef.getValue() << "' holds " << cache.getNumKvHeads()
+                             << " heads of " << cache.getHeadDim() << ", attention needs "
+                             << kvHeads << " of " << d;
   return success();
+}
+
+LogicalResult AttentionOp::verify() {
+  return verifyAttentionOperands(*this, getQ(), getK(), getV(), getResult(), getNumHeads(),
+                                 getNumKvHeads(), getHeadDim());
+}
+
+LogicalResult AttentionOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  return verifyAttentionCache(*this, symbolTable, getCacheAttr(), getNumKvHeads(), getHeadDim());
 }
 
 void AttentionOp::getEffects(

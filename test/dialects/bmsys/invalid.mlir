@@ -150,3 +150,78 @@ func.func @f(%x: tensor<?x?x8xf32>) -> tensor<?x?x8xf32> {
   %y = bmsys.nonsense %x : tensor<?x?x8xf32>
   return %y : tensor<?x?x8xf32>
 }
+
+// -----
+
+// bmsys.rope_attention: attention's checks, then rope's.
+func.func @f(%q: tensor<?x?x12xf32>, %k: tensor<?x?x8xf32>, %p: tensor<?x?xi64>) -> tensor<?x?x12xf32> {
+  // expected-error @+1 {{num_heads (3) must be a multiple of num_kv_heads (2)}}
+  %y = bmsys.rope_attention %q, %k, %k, %p {num_heads = 3, num_kv_heads = 2, head_dim = 4, scale = 0.5 : f64, causal, theta = 1.0e4 : f64} : (tensor<?x?x12xf32>, tensor<?x?x8xf32>, tensor<?x?x8xf32>, tensor<?x?xi64>) -> tensor<?x?x12xf32>
+  return %y : tensor<?x?x12xf32>
+}
+
+// -----
+
+func.func @f(%q: tensor<?x?x16xf32>, %k: tensor<?x?x8xf32>, %v: tensor<?x?x4xf32>, %p: tensor<?x?xi64>) -> tensor<?x?x16xf32> {
+  // expected-error @+1 {{v must be [batch, seq, 8], got 'tensor<?x?x4xf32>'}}
+  %y = bmsys.rope_attention %q, %k, %v, %p {num_heads = 4, num_kv_heads = 2, head_dim = 4, scale = 0.5 : f64, theta = 1.0e4 : f64} : (tensor<?x?x16xf32>, tensor<?x?x8xf32>, tensor<?x?x4xf32>, tensor<?x?xi64>) -> tensor<?x?x16xf32>
+  return %y : tensor<?x?x16xf32>
+}
+
+// -----
+
+func.func @f(%q: tensor<?x?x6xf32>, %k: tensor<?x?x3xf32>, %p: tensor<?x?xi64>) -> tensor<?x?x6xf32> {
+  // expected-error @+1 {{head_dim must be even (rope rotates pairs), got 3}}
+  %y = bmsys.rope_attention %q, %k, %k, %p {num_heads = 2, num_kv_heads = 1, head_dim = 3, scale = 0.5 : f64, theta = 1.0e4 : f64} : (tensor<?x?x6xf32>, tensor<?x?x3xf32>, tensor<?x?x3xf32>, tensor<?x?xi64>) -> tensor<?x?x6xf32>
+  return %y : tensor<?x?x6xf32>
+}
+
+// -----
+
+func.func @f(%q: tensor<?x?x8xf32>, %k: tensor<?x?x4xf32>, %p: tensor<?xi64>) -> tensor<?x?x8xf32> {
+  // expected-error @+1 {{positions must be [batch, seq], got 'tensor<?xi64>'}}
+  %y = bmsys.rope_attention %q, %k, %k, %p {num_heads = 2, num_kv_heads = 1, head_dim = 4, scale = 0.5 : f64, theta = 1.0e4 : f64} : (tensor<?x?x8xf32>, tensor<?x?x4xf32>, tensor<?x?x4xf32>, tensor<?xi64>) -> tensor<?x?x8xf32>
+  return %y : tensor<?x?x8xf32>
+}
+
+// -----
+
+func.func @f(%q: tensor<2x3x8xf32>, %k: tensor<2x3x4xf32>, %p: tensor<2x5xi64>) -> tensor<2x3x8xf32> {
+  // expected-error @+1 {{positions 'tensor<2x5xi64>' differ from q 'tensor<2x3x8xf32>' in dimension 1}}
+  %y = bmsys.rope_attention %q, %k, %k, %p {num_heads = 2, num_kv_heads = 1, head_dim = 4, scale = 0.5 : f64, theta = 1.0e4 : f64} : (tensor<2x3x8xf32>, tensor<2x3x4xf32>, tensor<2x3x4xf32>, tensor<2x5xi64>) -> tensor<2x3x8xf32>
+  return %y : tensor<2x3x8xf32>
+}
+
+// -----
+
+func.func @f(%q: tensor<?x?x8xf32>, %k: tensor<?x?x4xf32>, %p: tensor<?x?xf32>) -> tensor<?x?x8xf32> {
+  // expected-error @+1 {{operand #3 must be ranked tensor of 64-bit signless integer values}}
+  %y = bmsys.rope_attention %q, %k, %k, %p {num_heads = 2, num_kv_heads = 1, head_dim = 4, scale = 0.5 : f64, theta = 1.0e4 : f64} : (tensor<?x?x8xf32>, tensor<?x?x4xf32>, tensor<?x?x4xf32>, tensor<?x?xf32>) -> tensor<?x?x8xf32>
+  return %y : tensor<?x?x8xf32>
+}
+
+// -----
+
+func.func @f(%q: tensor<?x?x8xf32>, %k: tensor<?x?x4xf32>, %p: tensor<?x?xi64>) -> tensor<?x?x8xf32> {
+  // expected-error @+1 {{requires attribute 'theta'}}
+  %y = bmsys.rope_attention %q, %k, %k, %p {num_heads = 2, num_kv_heads = 1, head_dim = 4, scale = 0.5 : f64} : (tensor<?x?x8xf32>, tensor<?x?x4xf32>, tensor<?x?x4xf32>, tensor<?x?xi64>) -> tensor<?x?x8xf32>
+  return %y : tensor<?x?x8xf32>
+}
+
+// -----
+
+bmsys.kv_cache @kv {head_dim = 8 : i64, max_batch = 1 : i64, max_seq = 16 : i64, num_kv_heads = 2 : i64}
+func.func @f(%q: tensor<?x?x16xf32>, %k: tensor<?x?x8xf32>, %p: tensor<?x?xi64>) -> tensor<?x?x16xf32> {
+  // expected-error @+1 {{cache 'kv' holds 2 heads of 8, attention needs 2 of 4}}
+  %y = bmsys.rope_attention %q, %k, %k, %p cache @kv {num_heads = 4, num_kv_heads = 2, head_dim = 4, scale = 0.5 : f64, theta = 1.0e4 : f64} : (tensor<?x?x16xf32>, tensor<?x?x8xf32>, tensor<?x?x8xf32>, tensor<?x?xi64>) -> tensor<?x?x16xf32>
+  return %y : tensor<?x?x16xf32>
+}
+
+// -----
+
+bmsys.param @kv : tensor<8xf32> from "m.safetensors"["kv"]
+func.func @f(%q: tensor<?x?x16xf32>, %k: tensor<?x?x8xf32>, %p: tensor<?x?xi64>) -> tensor<?x?x16xf32> {
+  // expected-error @+1 {{'kv' does not name a bmsys.kv_cache}}
+  %y = bmsys.rope_attention %q, %k, %k, %p cache @kv {num_heads = 4, num_kv_heads = 2, head_dim = 4, scale = 0.5 : f64, theta = 1.0e4 : f64} : (tensor<?x?x16xf32>, tensor<?x?x8xf32>, tensor<?x?x8xf32>, tensor<?x?xi64>) -> tensor<?x?x16xf32>
+  return %y : tensor<?x?x16xf32>
+}
