@@ -631,8 +631,10 @@ std::map<std::string, HostTensor> Executor::run(const std::string& function,
       }
       KernelLaunch& l = records->launches[i];
       l.ctx.start_pos = ctx.start_pos;
-      // Only attention with a cache reads start_pos in its checks.
-      if (!cached || (l.kernel == KernelId::Attention && l.inputs.size() == 5)) check_launch(l);
+      // Only attention with a cache (also rope_attention's) reads start_pos in its checks.
+      if (!cached || (l.kernel == KernelId::Attention && l.inputs.size() == 5) ||
+          (l.kernel == KernelId::RopeAttention && l.inputs.size() == 6))
+        check_launch(l);
       if (swap_) swap_->before(*f, i);
       backend_->launch(l);
       if (swap_) swap_->after(*f, i);

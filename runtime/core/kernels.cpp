@@ -138,6 +138,8 @@ const std::vector<KernelSpec>& table() {
       {KernelId::SwiGluGrad, "swiglu_grad", 3, 3, 2, {}, {}},
       {KernelId::AddRmsNorm, "add_rms_norm", 3, 3, 2, {{"eps", AttrType::Float, true}}, {}},
       {KernelId::RmsNormGradAdd, "rms_norm_grad_add", 4, 4, 2, {{"eps", AttrType::Float, true}}, {}},
+      {KernelId::RopeAttention, "rope_attention", 4, 6, 1, cat(attention, {{"theta", AttrType::Float, true}}),
+       {4, 5}},
   };
   return t;
 }
@@ -391,6 +393,42 @@ Heads check_attention_attrs(const Attrs& a) {
   return h;
 }
 
+// attention and rope_attention: q [B,S,Nq*D], k and v [B,S,Nkv*D], y as q, and either
+// no cache or k_cache, v_cache [Bmax,Smax,Nkv,D] at inputs `cache_at`, `cache_at` + 1
+// (rows batch_offset.. and positions P..P+S-1 within them).
+void check_attention(const KernelLaunch& l, int cache_at) {
+  const auto& in = l.inputs;
+  const int nin = static_cast<int>(in.size());
+  const auto [Nq, Nkv, D] = check_attention_attrs(*l.attrs);
+  const std::string kc = fmt::format("k_cache (input {})", cache_at), vc = fmt::format("v_cache (input {})", cache_at + 1);
+  const char* names[] = {"q (input 0)", "k (input 1)", "v (input 2)"};
+  for (int i = 0; i < 3; ++i) expect_float(in[i], names[i]);
+  if (trailing(in[0], names[0]) != Nq * D) fail("q (input 0) {} is not [B,S,{}*{}]", shape_str(in[0].shape), Nq, D);
+  for (int i = 1; i < 3; ++i) {
+    if (trailing(in[i], names[i]) != Nkv * D || in[i].shape[0] != in[0].shape[0] || in[i].shape[1] != in[0].shape[1])
+      fail("{} has shape {}, expected [{},{},{}*{}]", names[i], shape_str(in[i].shape), in[0].shape[0], in[0].shape[1], Nkv, D);
+  }
+  if (nin == cache_at + 1) fail("{} takes both k_cache and v_cache or neither", kernel_name(l.kernel));
+  if (nin == cache_at + 2) {
+    for (int i = cache_at; i < cache_at + 2; ++i) {
+      const char* what = i == cache_at ? kc.c_str() : vc.c_str();
+      expect_float(in[i], what);
+      const Shape& c = in[i].shape;
+      if (c.size() != 4 || c[2] != Nkv || c[3] != D)
+        fail("{} has shape {}, expected [Bmax,Smax,{},{}]", what, shape_str(c), Nkv, D);
+      if (c != in[cache_at].shape) fail("k_cache and v_cache shapes differ");
+      const int64_t off = l.ctx.batch_offset;
+      if (off < 0 || in[0].shape[0] + off > c[0])
+        fail("batch {}{} exceeds the cache's {}", in[0].shape[0],
+             off ? fmt::format(" at cache row offset {}", off) : std::string(), c[0]);
+      int64_t P = l.ctx.start_pos, S = in[0].shape[1];
+      if (P < 0 || P + S > c[1])
+        fail("start_pos {} + seq {} exceeds the cache length {}", P, S, c[1]);
+    }
+  }
+  expect_shape(l.outputs[0], in[0].shape, "y (output 0)");
+}
+
 // cross_entropy and its gradient: logits [B,S,V] and labels [B,S] with at least one
 // token to score (shift: each position predicts the next label).
 void check_logits_labels(const KernelLaunch& l) {
@@ -500,34 +538,9 @@ void check_launch(const KernelLaunch& l) {
       check_rope_input(l, "x (input 0)");
       expect_shape(y, in[0].shape, "y (output 0)");
       break;
-    case KernelId::Attention: {
-      const auto [Nq, Nkv, D] = check_attention_attrs(a);
-      const char* names[] = {"q (input 0)", "k (input 1)", "v (input 2)", "k_cache (input 3)", "v_cache (input 4)"};
-      for (int i = 0; i < nin; ++i) expect_float(in[i], names[i]);
-      if (trailing(in[0], names[0]) != Nq * D) fail("q (input 0) {} is not [B,S,{}*{}]", shape_str(in[0].shape), Nq, D);
-      for (int i = 1; i < 3; ++i) {
-        if (trailing(in[i], names[i]) != Nkv * D || in[i].shape[0] != in[0].shape[0] || in[i].shape[1] != in[0].shape[1])
-          fail("{} has shape {}, expected [{},{},{}*{}]", names[i], shape_str(in[i].shape), in[0].shape[0], in[0].shape[1], Nkv, D);
-      }
-      if (nin == 4) fail("attention takes both k_cache and v_cache or neither");
-      if (nin == 5) {
-        for (int i = 3; i < 5; ++i) {
-          const Shape& c = in[i].shape;
-          if (c.size() != 4 || c[2] != Nkv || c[3] != D)
-            fail("{} has shape {}, expected [Bmax,Smax,{},{}]", names[i], shape_str(c), Nkv, D);
-          if (c != in[3].shape) fail("k_cache and v_cache shapes differ");
-          const int64_t off = l.ctx.batch_offset;
-          if (off < 0 || in[0].shape[0] + off > c[0])
-            fail("batch {}{} exceeds the cache's {}", in[0].shape[0],
-                 off ? fmt::format(" at cache row offset {}", off) : std::string(), c[0]);
-          int64_t P = l.ctx.start_pos, S = in[0].shape[1];
-          if (P < 0 || P + S > c[1])
-            fail("start_pos {} + seq {} exceeds the cache length {}", P, S, c[1]);
-        }
-      }
-      expect_shape(y, in[0].shape, "y (output 0)");
+    case KernelId::Attention:
+      check_attention(l, 3);
       break;
-    }
     case KernelId::Gelu:
       expect_gelu_approximate(a);
       [[fallthrough]];
@@ -890,6 +903,16 @@ void check_launch(const KernelLaunch& l) {
       expect_shape(y, in[0].shape, fwd ? "sum (output 0)" : "dx (output 0)");
       expect_dtype(l.outputs[1], t, fwd ? "y (output 1)" : "dgamma (output 1)");
       expect_shape(l.outputs[1], fwd ? in[0].shape : Shape{H}, fwd ? "y (output 1)" : "dgamma (output 1)");
+      break;
+    }
+    case KernelId::RopeAttention: {
+      // attention's operands and rope's: pos [B,S] i64, an even head_dim (rotated pairs).
+      check_attention(l, 4);
+      const int64_t D = a.get_int("head_dim");
+      if (D % 2 != 0) fail("attribute 'head_dim' must be even (rope rotates pairs), not {}", D);
+      a.get_float("theta");
+      expect_dtype(in[3], DType::I64, "pos (input 3)");
+      expect_shape(in[3], {in[0].shape[0], in[0].shape[1]}, "pos (input 3)");
       break;
     }
     case KernelId::kCount:

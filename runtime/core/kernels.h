@@ -86,6 +86,9 @@ enum class KernelId : uint16_t {
   SwiGluGrad,
   AddRmsNorm,
   RmsNormGradAdd,
+  // rope of q and k inside attention (bmsys.rope_attention): inputs q, k, v, pos and,
+  // with a KV cache, k_cache, v_cache (4 and 5).
+  RopeAttention,
   kCount
 };
 
@@ -129,7 +132,8 @@ struct KernelSpec {
   int max_inputs;
   int outputs;
   std::vector<AttrSpec> attrs;
-  // Input indices the kernel writes (attention writes its KV cache inputs 3 and 4).
+  // Input indices the kernel writes (attention writes its KV cache inputs 3 and 4,
+  // rope_attention 4 and 5).
   std::vector<int> mutated_inputs;
   // Optimizer kernels update in place: output i is the same buffer as input
   // in_place[i] (adamw: param, m, v = inputs 0, 2, 3). Empty for every other kernel,

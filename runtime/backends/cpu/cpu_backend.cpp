@@ -94,7 +94,8 @@ ZeroSlice zero_slice(const KernelLaunch& l) {
   return {off, std::min(S, n - off)};
 }
 
-// attention and attention_grad: the sizes and attributes; attention adds its cache.
+// attention, rope_attention and attention_grad: the sizes and attributes (set_cache adds
+// the cache of the first two).
 cpu::AttentionParams attention_params(const KernelLaunch& l) {
   const Attrs& a = *l.attrs;
   cpu::AttentionParams p;
@@ -106,6 +107,19 @@ cpu::AttentionParams attention_params(const KernelLaunch& l) {
   p.scale = a.get_float("scale");
   p.causal = a.get_int("causal") != 0;
   return p;
+}
+
+// attention and rope_attention with a cache (inputs cache_at, cache_at + 1): start_pos
+// and the cache rows batch_offset.. of this call.
+void set_cache(cpu::AttentionParams& p, const KernelLaunch& l, size_t cache_at) {
+  p.P = l.ctx.start_pos;
+  if (l.inputs.size() != cache_at + 2) return;
+  const TensorView &kc = l.inputs[cache_at], &vc = l.inputs[cache_at + 1];
+  const int64_t row = kc.shape[1] * kc.shape[2] * kc.shape[3];
+  p.k_cache = kc.as<float>() + l.ctx.batch_offset * row;
+  p.v_cache = vc.as<float>() + l.ctx.batch_offset * row;
+  p.Bmax = kc.shape[0] - l.ctx.batch_offset;
+  p.Smax = kc.shape[1];
 }
 
 // rope and rope_grad: x (or dy) [B,S,N*D] as T = B*S tokens of N heads.
@@ -189,14 +203,7 @@ void CpuBackend::launch(const KernelLaunch& l) {
       return;
     case KernelId::Attention: {
       cpu::AttentionParams p = attention_params(l);
-      p.P = l.ctx.start_pos;
-      if (in.size() == 5) {  // rows batch_offset.. of the cache
-        const int64_t row = in[3].shape[1] * in[3].shape[2] * in[3].shape[3];
-        p.k_cache = in[3].as<float>() + l.ctx.batch_offset * row;
-        p.v_cache = in[4].as<float>() + l.ctx.batch_offset * row;
-        p.Bmax = in[3].shape[0] - l.ctx.batch_offset;
-        p.Smax = in[3].shape[1];
-      }
+      set_cache(p, l, 3);
       cpu::attention(y.as<float>(), in[0].as<float>(), in[1].as<float>(), in[2].as<float>(), p);
       return;
     }
@@ -459,6 +466,13 @@ void CpuBackend::launch(const KernelLaunch& l) {
       cpu::rms_norm_grad_add(y.as<float>(), l.outputs[1].as<float>(), in[0].as<float>(), in[1].as<float>(),
                              in[2].as<float>(), in[3].as<float>(), H ? in[0].numel() / H : 0, H,
                              a.get_float("eps"));
+      return;
+    }
+    case KernelId::RopeAttention: {
+      cpu::AttentionParams p = attention_params(l);
+      set_cache(p, l, 4);
+      cpu::rope_attention(y.as<float>(), in[0].as<float>(), in[1].as<float>(), in[2].as<float>(),
+                          in[3].as<int64_t>(), a.get_float("theta"), p);
       return;
     }
     case KernelId::kCount:

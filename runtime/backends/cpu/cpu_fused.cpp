@@ -1,6 +1,7 @@
 #include "runtime/backends/cpu/cpu_fused.h"
 
 #include <cmath>
+#include <vector>
 
 #include "runtime/backends/cpu/cpu_kernels.h"
 
@@ -43,6 +44,17 @@ void rms_norm_grad_add(float* dx, float* dgamma, const float* x, const float* ga
   const int64_t n = rows * H;
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) dx[i] = residual[i] + dx[i];
+}
+
+void rope_attention(float* y, const float* q, const float* k, const float* v, const int64_t* pos,
+                    double theta, const AttentionParams& p) {
+  // The reference rotates into memory as the unfused rope launches do; what the fused
+  // kernel saves (the round trip of the rotated q and k) is a device matter.
+  const int64_t T = p.B * p.S;
+  std::vector<float> qr(static_cast<size_t>(T * p.Nq * p.D)), kr(static_cast<size_t>(T * p.Nkv * p.D));
+  rope(qr.data(), q, pos, T, p.Nq, p.D, theta);
+  rope(kr.data(), k, pos, T, p.Nkv, p.D, theta);
+  attention(y, qr.data(), kr.data(), v, p);
 }
 
 }  // namespace bmsys::rt::cpu

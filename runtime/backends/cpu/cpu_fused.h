@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "runtime/backends/cpu/cpu_kernels.h"
+
 namespace bmsys::rt::cpu {
 
 // y = silu(gate) · up  (silu rounded to float first, as bmsys.silu then bmsys.mul).
@@ -20,5 +22,10 @@ void add_rms_norm(float* sum, float* y, const float* a, const float* b, const fl
 // dx = residual + rms_norm_grad's dx; dgamma as rms_norm_grad.
 void rms_norm_grad_add(float* dx, float* dgamma, const float* x, const float* gamma, const float* dy,
                        const float* residual, int64_t rows, int64_t H, double eps);
+// y = attention(rope(q, pos), rope(k, pos), v) with rope's head_dim p.D: q and k are
+// rotated into temporaries by cpu::rope, then cpu::attention runs on them (writing the
+// rotated k to p's cache, if any). q [B,S,Nq*D], k, v [B,S,Nkv*D], pos [B,S].
+void rope_attention(float* y, const float* q, const float* k, const float* v, const int64_t* pos,
+                    double theta, const AttentionParams& p);
 
 }  // namespace bmsys::rt::cpu
