@@ -322,7 +322,10 @@ FailureOr<StepEstimate> estimateStep(ModuleOp module, StringRef function,
           t = std::max(t, ins[1].bytes() / machine.gemvRate(ins[1].bytes()));
       e.gemm += t;
       e.flops += flops;
-    } else if (k == "attention" || k == "attention_grad") {
+    } else if (k == "attention" || k == "attention_grad" || k == "rope_attention") {
+      // rope_attention: attention's time, then the two ropes' below.
+      const bool rope = k == "rope_attention";
+      const size_t cacheAt = rope ? 4 : 3;
       const Operand &q = ins[0];
       int64_t heads = intParam(launch, "num_heads", 1), dim = intParam(launch, "head_dim", 1);
       int64_t kvHeads = intParam(launch, "num_kv_heads", heads);
@@ -334,13 +337,15 @@ FailureOr<StepEstimate> estimateStep(ModuleOp module, StringRef function,
       if (k == "attention_grad")
         flops *= 4.5; // the CUDA kernels' 9 tile products against the forward's 2: the scores
                       // and dP twice on the query side (lse/delta, then dq), four on the key side
-      if (k == "attention" && ins.size() > 3) {
+      if (k != "attention_grad" && ins.size() > cacheAt) {
         // With a cache only the rows written so far are read, not the whole state.
         bytes = 0;
         for (size_t i = 0; i < 3; ++i)
           bytes += ins[i].bytes();
         bytes += outs[0].bytes() +
-                 2.0 * b * (startPos + s) * kvHeads * dim * rt::elementBytes(ins[3].dtype);
+                 2.0 * b * (startPos + s) * kvHeads * dim * rt::elementBytes(ins[cacheAt].dtype);
+      } else if (rope) {
+        bytes = ins[0].bytes() + ins[1].bytes() + ins[2].bytes() + outs[0].bytes();
       }
       double rate = machine.attentionRate(dtypeName(q.dtype));
       if (rate <= 0)
@@ -351,6 +356,17 @@ FailureOr<StepEstimate> estimateStep(ModuleOp module, StringRef function,
       t = std::max(flops / rate, bytes / bw);
       e.attention += t;
       e.flops += flops;
+      if (rope) {
+        // Priced as the ropes of q and k it replaces (each memory-bound: reads x and the
+        // positions, writes x's size) less their launches: the estimate does not credit
+        // the fused kernel with the round trip it saves until calibration measures it.
+        for (size_t i = 0; i < 2; ++i) {
+          double ropeBytes = 2 * ins[i].bytes() + ins[3].bytes();
+          double ropeTime = ropeBytes / bw + machine.streamRamp(ropeBytes);
+          e.memoryBound += ropeTime;
+          t += ropeTime;
+        }
+      }
     } else if (isCollectiveKernel(k)) {
       int64_t p = intParam(launch, "ranks", 1);
       double n = 0, f = 0;

@@ -6,6 +6,8 @@
 //   GEMMs (linear*, linear_int8)   launch latency + max(flops / gemm rate(flops, dtype),
 //                                                       bytes / memory bandwidth)
 //   attention, attention_grad      launch latency + max(flops / attention rate, bytes / bw)
+//   rope_attention                 attention's, plus the bytes / bw of the two ropes it
+//                                  replaces (one launch latency for all three)
 //   collectives (ring)             collective latency + n · f / bus bandwidth, with
 //                                  f = 2(p−1)/p (all_reduce), (p−1)/p (reduce_scatter,
 //                                  all_gather, sync_param), n the bytes of the whole tensor

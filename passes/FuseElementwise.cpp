@@ -49,7 +49,8 @@ public:
   Fuser(func::FuncOp func) : func(func), dom(func), b(func.getContext()) {}
 
   // What was fused (lossCasts: casts removed).
-  int64_t swiglu = 0, swigluGrad = 0, addRmsNorm = 0, rmsNormGradAdd = 0, lossCasts = 0;
+  int64_t swiglu = 0, swigluGrad = 0, addRmsNorm = 0, rmsNormGradAdd = 0, lossCasts = 0,
+          ropeAttention = 0;
 
   /// cross_entropy(cast(x)) -> cross_entropy(x); cast(cross_entropy_grad(cast(x)))
   /// -> cross_entropy_grad(x) of x's type.
@@ -239,6 +240,39 @@ public:
     }
   }
 
+  /// attention(rope(xq, pos), rope(xk, pos), v) -> rope_attention(xq, xk, v, pos) where
+  /// both ropes rotate by the same positions and theta, in heads of the attention's
+  /// head_dim, and the attention is the one use of each rotated tensor (in train_step
+  /// attention_grad reads them too: they stay).
+  void fuseRopeAttention() {
+    SmallVector<AttentionOp> cands;
+    func.walk([&](AttentionOp op) { cands.push_back(op); });
+    for (AttentionOp att : cands) {
+      auto rq = att.getQ().getDefiningOp<RopeOp>(), rk = att.getK().getDefiningOp<RopeOp>();
+      if (!rq || !rk || rq == rk || !rq->hasOneUse() || !rk->hasOneUse())
+        continue;
+      Value pos = rq.getPositions();
+      if (rk.getPositions() != pos || rq.getTheta() != rk.getTheta() ||
+          rq.getHeadDim() != att.getHeadDim() || rk.getHeadDim() != att.getHeadDim())
+        continue;
+      // At the attention: the ropes' operands are defined before the ropes, which
+      // come before it (checked all the same, as every pattern here does).
+      if (!placeable({rq.getX(), rk.getX(), att.getV(), pos}, att))
+        continue;
+      b.setInsertionPoint(att);
+      auto fused = RopeAttentionOp::create(b, att.getLoc(), att.getType(), rq.getX(), rk.getX(), att.getV(),
+                                           pos, att.getNumHeadsAttr(), att.getNumKvHeadsAttr(),
+                                           att.getHeadDimAttr(), att.getScaleAttr(), att.getCausalAttr(),
+                                           rq.getThetaAttr(), att.getCacheAttr());
+      copyRecompute(att, fused);
+      att.getResult().replaceAllUsesWith(fused.getResult());
+      att.erase();
+      rq.erase();
+      rk.erase();
+      ++ropeAttention;
+    }
+  }
+
 private:
   /// Whether every value is defined before `op` (dominates it).
   bool placeable(ArrayRef<Value> values, Operation *op) {
@@ -276,11 +310,14 @@ struct FuseElementwise : bmsys::impl::BmsysFuseElementwiseBase<FuseElementwise> 
         f.fuseRmsNormGradAdd();
         f.fuseAddRmsNorm();
       }
+      if (ropeAttention)
+        f.fuseRopeAttention();
       numSwiGlu += f.swiglu;
       numSwiGluGrad += f.swigluGrad;
       numAddRmsNorm += f.addRmsNorm;
       numRmsNormGradAdd += f.rmsNormGradAdd;
       numLossCasts += f.lossCasts;
+      numRopeAttention += f.ropeAttention;
     }
   }
 };

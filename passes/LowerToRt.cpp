@@ -173,10 +173,13 @@ private:
     }
 
     SmallVector<NamedAttribute> params = kernelParams(op, {"cache"});
-    if (auto attention = dyn_cast<AttentionOp>(op); attention && attention.getCache()) {
+    // attention and rope_attention with a KV cache: its key and value states follow
+    // the operands (the kernel writes them).
+    if (auto cache = op.getAttrOfType<FlatSymbolRefAttr>("cache");
+        cache && isa<AttentionOp, RopeAttentionOp>(op)) {
       for (StringRef suffix : {".k", ".v"}) {
-        auto ref = rt::StateRefOp::create(
-            b, op.getLoc(), bufferType(), FlatSymbolRefAttr::get(b.getStringAttr(*attention.getCache() + suffix)));
+        auto ref = rt::StateRefOp::create(b, op.getLoc(), bufferType(),
+                                          FlatSymbolRefAttr::get(b.getStringAttr(cache.getValue() + suffix)));
         inputs.push_back(ref.getBuffer());
       }
     }

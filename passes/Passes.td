@@ -890,6 +890,14 @@ def BmsysFuseElementwise : Pass<"bmsys-fuse-elementwise", "mlir::ModuleOp"> {
       `cast(cross_entropy_grad(cast(x)))` -> `cross_entropy_grad(x)` in x's
       type (the kernels compute in f32 whatever they read; the result is
       rounded once, as the cast did).
+    - `rope-attention`: `attention(rope(xq, pos), rope(xk, pos), v)` ->
+      `bmsys.rope_attention xq, xk, v, pos` when both ropes take the same
+      positions and theta, their head_dim is the attention's, and the
+      attention is the only use of each rotated tensor (in `train_step`,
+      where `attention_grad` reads them too, only the forward of a
+      checkpointed block fuses: its backward reads the recomputed copy). A
+      decode step's two rope launches per layer go; a cache receives the
+      rotated keys as before.
 
     A chain is fused only when the fused op can be placed where all its
     operands are defined and before all uses of what it replaces, and the
@@ -911,6 +919,8 @@ def BmsysFuseElementwise : Pass<"bmsys-fuse-elementwise", "mlir::ModuleOp"> {
            "fuse residual adds with the RMS norm after them and with rms_norm_grad">,
     Option<"lossCasts", "loss-casts", "bool", /*default=*/"true",
            "fold mixed precision's casts into cross_entropy and cross_entropy_grad">,
+    Option<"ropeAttention", "rope-attention", "bool", /*default=*/"true",
+           "fuse the ropes of the queries and keys into the attention (bmsys.rope_attention)">,
   ];
   let statistics = [
     Statistic<"numSwiGlu", "swiglu", "silu + mul pairs fused">,
@@ -918,6 +928,7 @@ def BmsysFuseElementwise : Pass<"bmsys-fuse-elementwise", "mlir::ModuleOp"> {
     Statistic<"numAddRmsNorm", "add-rms-norm", "add + rms_norm pairs fused">,
     Statistic<"numRmsNormGradAdd", "rms-norm-grad-add", "rms_norm_grad + add pairs fused">,
     Statistic<"numLossCasts", "loss-casts", "casts folded into the loss kernels">,
+    Statistic<"numRopeAttention", "rope-attention", "rope + rope + attention triples fused">,
   ];
 }
 

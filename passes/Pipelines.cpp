@@ -57,8 +57,9 @@ struct InferPipelineOptions : PassPipelineOptions<InferPipelineOptions> {
       llvm::cl::init("-")};
   Option<bool> fuse{*this, "fuse",
                     llvm::cl::desc("bmsys-fuse-elementwise: SwiGLU and residual add + RMS norm "
-                                   "as single-pass kernels (decode: fewer launches, and the "
-                                   "gate and up linears adjacent, so they run concurrently)"),
+                                   "as single-pass kernels, the ropes of q and k inside the "
+                                   "attention (decode: fewer launches, and the gate and up "
+                                   "linears adjacent, so they run concurrently)"),
                     llvm::cl::init(true)};
 };
 struct CompressPipelineOptions : PassPipelineOptions<CompressPipelineOptions> {
@@ -133,7 +134,8 @@ struct TrainPipelineOptions : PassPipelineOptions<TrainPipelineOptions> {
       llvm::cl::init(2)};
   Option<bool> fuse{*this, "fuse",
                     llvm::cl::desc("bmsys-fuse-elementwise: SwiGLU, residual add + RMS norm and the "
-                                   "loss's casts as single-pass kernels"),
+                                   "loss's casts as single-pass kernels, ropes into the attention "
+                                   "where it is their only reader"),
                     llvm::cl::init(true)};
 };
 

@@ -1,5 +1,5 @@
 // RUN: bmsys-opt %s --split-input-file --bmsys-fuse-elementwise | FileCheck %s
-// RUN: bmsys-opt %s --split-input-file --bmsys-fuse-elementwise="swiglu=0 residual-norm=0 loss-casts=0" | FileCheck %s --check-prefix=OFF
+// RUN: bmsys-opt %s --split-input-file --bmsys-fuse-elementwise="swiglu=0 residual-norm=0 loss-casts=0 rope-attention=0" | FileCheck %s --check-prefix=OFF
 
 // The MLP of a checkpointed block as bmsys-autodiff leaves it: the recomputed
 // forward silu * up and the backward (mul(dy, up), silu_grad, mul(dy, silu)).
@@ -127,4 +127,116 @@ func.func @loss_kept(%l: tensor<?x?x32xbf16>, %ids: tensor<?x?xi64>) -> (tensor<
   %dl = bmsys.cross_entropy_grad %c, %ids {shift} : (tensor<?x?x32xf32>, tensor<?x?xi64>) -> tensor<?x?x32xf32>
   %db = bmsys.cast %dl : tensor<?x?x32xf32> -> tensor<?x?x32xbf16>
   return %loss, %dl, %db : tensor<f32>, tensor<?x?x32xf32>, tensor<?x?x32xbf16>
+}
+
+// -----
+
+// Rope into attention. A decode step's attention with its KV cache: the ropes of
+// q and k (same positions, theta and head_dim, no other use) become one
+// rope_attention at the attention, which keeps the cache (it receives the
+// rotated keys) and every attribute.
+// CHECK: bmsys.kv_cache @kv
+// CHECK-LABEL: func.func @decode
+// CHECK-SAME: (%[[Q:.*]]: tensor<?x?x16xf32>, %[[K:.*]]: tensor<?x?x8xf32>, %[[V:.*]]: tensor<?x?x8xf32>, %[[P:.*]]: tensor<?x?xi64>)
+// CHECK-NEXT: %[[O:.*]] = bmsys.rope_attention %[[Q]], %[[K]], %[[V]], %[[P]] cache @kv {causal, head_dim = 4 : i64, num_heads = 4 : i64, num_kv_heads = 2 : i64, scale = 5.000000e-01 : f64, theta = 5.000000e+05 : f64} : (tensor<?x?x16xf32>, tensor<?x?x8xf32>, tensor<?x?x8xf32>, tensor<?x?xi64>) -> tensor<?x?x16xf32>
+// CHECK-NEXT: return %[[O]]
+// OFF-LABEL: func.func @decode
+// OFF-COUNT-2: bmsys.rope
+// OFF: bmsys.attention
+// OFF-NOT: rope_attention
+module attributes {bmsys.max_batch = 1 : i64, bmsys.max_seq = 16 : i64} {
+  bmsys.kv_cache @kv {head_dim = 4 : i64, max_batch = 1 : i64, max_seq = 16 : i64, num_kv_heads = 2 : i64}
+  func.func @decode(%q: tensor<?x?x16xf32>, %k: tensor<?x?x8xf32>, %v: tensor<?x?x8xf32>, %p: tensor<?x?xi64>) -> tensor<?x?x16xf32> {
+    %qr = bmsys.rope %q, %p {head_dim = 4, theta = 5.0e5 : f64} : (tensor<?x?x16xf32>, tensor<?x?xi64>) -> tensor<?x?x16xf32>
+    %kr = bmsys.rope %k, %p {head_dim = 4, theta = 5.0e5 : f64} : (tensor<?x?x8xf32>, tensor<?x?xi64>) -> tensor<?x?x8xf32>
+    %o = bmsys.attention %qr, %kr, %v cache @kv {num_heads = 4, num_kv_heads = 2, head_dim = 4, scale = 0.5 : f64, causal} : (tensor<?x?x16xf32>, tensor<?x?x8xf32>, tensor<?x?x8xf32>) -> tensor<?x?x16xf32>
+    return %o : tensor<?x?x16xf32>
+  }
+}
+
+// -----
+
+// Without a cache (the forward of a checkpointed block in train_step, whose
+// backward reads a recomputed copy), non-causal, bf16, the positions defined
+// between the ropes: fused the same way, where the attention was; a recomputed
+// attention's rope_attention keeps the bmsys.recompute marker.
+// CHECK-LABEL: func.func @prefill
+// CHECK-SAME: (%[[IDS:.*]]: tensor<?x?xi64>, %[[Q:.*]]: tensor<?x?x8xbf16>, %[[K:.*]]: tensor<?x?x8xbf16>, %[[V:.*]]: tensor<?x?x8xbf16>)
+// CHECK-NEXT: %[[P:.*]] = bmsys.positions %[[IDS]]
+// CHECK-NEXT: %[[S:.*]] = bmsys.silu %[[V]]
+// CHECK-NEXT: %[[O:.*]] = bmsys.rope_attention %[[Q]], %[[K]], %[[S]], %[[P]] {bmsys.recompute, head_dim = 4 : i64, num_heads = 2 : i64, num_kv_heads = 2 : i64, scale = 2.500000e-01 : f64, theta = 1.000000e+04 : f64} : (tensor<?x?x8xbf16>, tensor<?x?x8xbf16>, tensor<?x?x8xbf16>, tensor<?x?xi64>) -> tensor<?x?x8xbf16>
+// CHECK-NEXT: return %[[O]]
+func.func @prefill(%ids: tensor<?x?xi64>, %q: tensor<?x?x8xbf16>, %k: tensor<?x?x8xbf16>, %v: tensor<?x?x8xbf16>) -> tensor<?x?x8xbf16> {
+  %p = bmsys.positions %ids : (tensor<?x?xi64>) -> tensor<?x?xi64>
+  %kr = bmsys.rope %k, %p {bmsys.recompute, head_dim = 4, theta = 1.0e4 : f64} : (tensor<?x?x8xbf16>, tensor<?x?xi64>) -> tensor<?x?x8xbf16>
+  %s = bmsys.silu %v : tensor<?x?x8xbf16>
+  %qr = bmsys.rope %q, %p {bmsys.recompute, head_dim = 4, theta = 1.0e4 : f64} : (tensor<?x?x8xbf16>, tensor<?x?xi64>) -> tensor<?x?x8xbf16>
+  %o = bmsys.attention %qr, %kr, %s {bmsys.recompute, num_heads = 2, num_kv_heads = 2, head_dim = 4, scale = 0.25 : f64} : (tensor<?x?x8xbf16>, tensor<?x?x8xbf16>, tensor<?x?x8xbf16>) -> tensor<?x?x8xbf16>
+  return %o : tensor<?x?x8xbf16>
+}
+
+// -----
+
+// Left as they are: ropes of different positions (@positions), of different
+// theta (@theta), in heads of another head_dim than the attention's (@head_dim),
+// a rotated query used elsewhere too (@other_use), one rope for both q and k
+// (@same_rope), and the forward of train_step without checkpointing, where
+// attention_grad reads the rotated q and k (@train_step).
+// CHECK-LABEL: func.func @positions
+// CHECK-COUNT-2: bmsys.rope
+// CHECK: bmsys.attention
+// CHECK-LABEL: func.func @theta
+// CHECK-COUNT-2: bmsys.rope
+// CHECK: bmsys.attention
+// CHECK-LABEL: func.func @head_dim
+// CHECK-COUNT-2: bmsys.rope
+// CHECK: bmsys.attention
+// CHECK-LABEL: func.func @other_use
+// CHECK-COUNT-2: bmsys.rope
+// CHECK: bmsys.attention
+// CHECK-LABEL: func.func @same_rope
+// CHECK: bmsys.rope
+// CHECK: bmsys.attention
+// CHECK-LABEL: func.func @train_step
+// CHECK-COUNT-2: bmsys.rope
+// CHECK: bmsys.attention
+// CHECK: bmsys.attention_grad
+// CHECK-NOT: rope_attention
+func.func @positions(%q: tensor<?x?x8xf32>, %k: tensor<?x?x8xf32>, %p: tensor<?x?xi64>, %p2: tensor<?x?xi64>) -> tensor<?x?x8xf32> {
+  %qr = bmsys.rope %q, %p {head_dim = 4, theta = 1.0e4 : f64} : (tensor<?x?x8xf32>, tensor<?x?xi64>) -> tensor<?x?x8xf32>
+  %kr = bmsys.rope %k, %p2 {head_dim = 4, theta = 1.0e4 : f64} : (tensor<?x?x8xf32>, tensor<?x?xi64>) -> tensor<?x?x8xf32>
+  %o = bmsys.attention %qr, %kr, %k {num_heads = 2, num_kv_heads = 2, head_dim = 4, scale = 0.5 : f64, causal} : (tensor<?x?x8xf32>, tensor<?x?x8xf32>, tensor<?x?x8xf32>) -> tensor<?x?x8xf32>
+  return %o : tensor<?x?x8xf32>
+}
+func.func @theta(%q: tensor<?x?x8xf32>, %k: tensor<?x?x8xf32>, %p: tensor<?x?xi64>) -> tensor<?x?x8xf32> {
+  %qr = bmsys.rope %q, %p {head_dim = 4, theta = 1.0e4 : f64} : (tensor<?x?x8xf32>, tensor<?x?xi64>) -> tensor<?x?x8xf32>
+  %kr = bmsys.rope %k, %p {head_dim = 4, theta = 5.0e5 : f64} : (tensor<?x?x8xf32>, tensor<?x?xi64>) -> tensor<?x?x8xf32>
+  %o = bmsys.attention %qr, %kr, %k {num_heads = 2, num_kv_heads = 2, head_dim = 4, scale = 0.5 : f64, causal} : (tensor<?x?x8xf32>, tensor<?x?x8xf32>, tensor<?x?x8xf32>) -> tensor<?x?x8xf32>
+  return %o : tensor<?x?x8xf32>
+}
+func.func @head_dim(%q: tensor<?x?x8xf32>, %k: tensor<?x?x8xf32>, %p: tensor<?x?xi64>) -> tensor<?x?x8xf32> {
+  %qr = bmsys.rope %q, %p {head_dim = 8, theta = 1.0e4 : f64} : (tensor<?x?x8xf32>, tensor<?x?xi64>) -> tensor<?x?x8xf32>
+  %kr = bmsys.rope %k, %p {head_dim = 8, theta = 1.0e4 : f64} : (tensor<?x?x8xf32>, tensor<?x?xi64>) -> tensor<?x?x8xf32>
+  %o = bmsys.attention %qr, %kr, %k {num_heads = 2, num_kv_heads = 2, head_dim = 4, scale = 0.5 : f64, causal} : (tensor<?x?x8xf32>, tensor<?x?x8xf32>, tensor<?x?x8xf32>) -> tensor<?x?x8xf32>
+  return %o : tensor<?x?x8xf32>
+}
+func.func @other_use(%q: tensor<?x?x8xf32>, %k: tensor<?x?x8xf32>, %p: tensor<?x?xi64>) -> (tensor<?x?x8xf32>, tensor<?x?x8xf32>) {
+  %qr = bmsys.rope %q, %p {head_dim = 4, theta = 1.0e4 : f64} : (tensor<?x?x8xf32>, tensor<?x?xi64>) -> tensor<?x?x8xf32>
+  %kr = bmsys.rope %k, %p {head_dim = 4, theta = 1.0e4 : f64} : (tensor<?x?x8xf32>, tensor<?x?xi64>) -> tensor<?x?x8xf32>
+  %o = bmsys.attention %qr, %kr, %k {num_heads = 2, num_kv_heads = 2, head_dim = 4, scale = 0.5 : f64, causal} : (tensor<?x?x8xf32>, tensor<?x?x8xf32>, tensor<?x?x8xf32>) -> tensor<?x?x8xf32>
+  return %o, %qr : tensor<?x?x8xf32>, tensor<?x?x8xf32>
+}
+func.func @same_rope(%q: tensor<?x?x8xf32>, %p: tensor<?x?xi64>) -> tensor<?x?x8xf32> {
+  %qr = bmsys.rope %q, %p {head_dim = 4, theta = 1.0e4 : f64} : (tensor<?x?x8xf32>, tensor<?x?xi64>) -> tensor<?x?x8xf32>
+  %o = bmsys.attention %qr, %qr, %q {num_heads = 2, num_kv_heads = 2, head_dim = 4, scale = 0.5 : f64, causal} : (tensor<?x?x8xf32>, tensor<?x?x8xf32>, tensor<?x?x8xf32>) -> tensor<?x?x8xf32>
+  return %o : tensor<?x?x8xf32>
+}
+func.func @train_step(%q: tensor<?x?x8xf32>, %k: tensor<?x?x8xf32>, %v: tensor<?x?x8xf32>, %p: tensor<?x?xi64>, %dy: tensor<?x?x8xf32>)
+    -> (tensor<?x?x8xf32>, tensor<?x?x8xf32>, tensor<?x?x8xf32>, tensor<?x?x8xf32>) {
+  %qr = bmsys.rope %q, %p {head_dim = 4, theta = 1.0e4 : f64} : (tensor<?x?x8xf32>, tensor<?x?xi64>) -> tensor<?x?x8xf32>
+  %kr = bmsys.rope %k, %p {head_dim = 4, theta = 1.0e4 : f64} : (tensor<?x?x8xf32>, tensor<?x?xi64>) -> tensor<?x?x8xf32>
+  %o = bmsys.attention %qr, %kr, %v {num_heads = 2, num_kv_heads = 2, head_dim = 4, scale = 0.5 : f64, causal} : (tensor<?x?x8xf32>, tensor<?x?x8xf32>, tensor<?x?x8xf32>) -> tensor<?x?x8xf32>
+  %dq, %dk, %dv = bmsys.attention_grad %qr, %kr, %v, %dy {num_heads = 2, num_kv_heads = 2, head_dim = 4, scale = 0.5 : f64, causal}
+      : (tensor<?x?x8xf32>, tensor<?x?x8xf32>, tensor<?x?x8xf32>, tensor<?x?x8xf32>) -> (tensor<?x?x8xf32>, tensor<?x?x8xf32>, tensor<?x?x8xf32>)
+  return %o, %dq, %dk, %dv : tensor<?x?x8xf32>, tensor<?x?x8xf32>, tensor<?x?x8xf32>, tensor<?x?x8xf32>
 }

@@ -55,3 +55,29 @@ module attributes {bmsys.max_batch = 2 : i64, bmsys.max_seq = 16 : i64} {
     return %y : tensor<?x?x4xf32>
   }
 }
+
+// -----
+
+// rope_attention: q, k, v and the positions, then (with a cache) its two states,
+// as attention's; theta is a parameter beside attention's, the cache is not.
+// CHECK-LABEL: bmsys_rt.func @decode
+// CHECK: %[[IDS:.*]] = bmsys_rt.input "input_ids" {dtype = i64, shape = ["B", "S"]}
+// CHECK: %[[X:.*]] = bmsys_rt.input "x" {dtype = f32, shape = ["B", "S", 8]}
+// CHECK: %[[P:.*]] = bmsys_rt.alloc {dtype = i64, shape = ["B", "S"]}
+// CHECK: bmsys_rt.launch "positions"(%[[IDS]]) -> (%[[P]])
+// CHECK: %[[K:.*]] = bmsys_rt.state_ref @kv.k
+// CHECK: %[[V:.*]] = bmsys_rt.state_ref @kv.v
+// CHECK: %[[O:.*]] = bmsys_rt.alloc {dtype = f32, shape = ["B", "S", 8]}
+// CHECK: bmsys_rt.launch "rope_attention"(%[[X]], %[[X]], %[[X]], %[[P]], %[[K]], %[[V]]) -> (%[[O]]) with {causal = 1 : i64, head_dim = 4 : i64, num_heads = 2 : i64, num_kv_heads = 2 : i64, scale = 5.000000e-01 : f64, theta = 1.000000e+04 : f64}
+// CHECK: %[[O2:.*]] = bmsys_rt.alloc {dtype = f32, shape = ["B", "S", 8]}
+// CHECK: bmsys_rt.launch "rope_attention"(%[[O]], %[[X]], %[[X]], %[[P]]) -> (%[[O2]]) with {causal = 0 : i64, head_dim = 4 : i64, num_heads = 2 : i64, num_kv_heads = 2 : i64, scale = 5.000000e-01 : f64, theta = 5.000000e+05 : f64}
+// CHECK: bmsys_rt.output "y" %[[O2]]
+module attributes {bmsys.max_batch = 1 : i64, bmsys.max_seq = 16 : i64} {
+  bmsys.kv_cache @kv {head_dim = 4 : i64, max_batch = 1 : i64, max_seq = 16 : i64, num_kv_heads = 2 : i64}
+  func.func @decode(%ids: tensor<?x?xi64>, %x: tensor<?x?x8xf32> {bmsys.name = "x"}) -> (tensor<?x?x8xf32> {bmsys.name = "y"}) {
+    %p = bmsys.positions %ids : (tensor<?x?xi64>) -> tensor<?x?xi64>
+    %o = bmsys.rope_attention %x, %x, %x, %p cache @kv {num_heads = 2, num_kv_heads = 2, head_dim = 4, scale = 0.5 : f64, causal, theta = 1.0e4 : f64} : (tensor<?x?x8xf32>, tensor<?x?x8xf32>, tensor<?x?x8xf32>, tensor<?x?xi64>) -> tensor<?x?x8xf32>
+    %o2 = bmsys.rope_attention %o, %x, %x, %p {num_heads = 2, num_kv_heads = 2, head_dim = 4, scale = 0.5 : f64, theta = 5.0e5 : f64} : (tensor<?x?x8xf32>, tensor<?x?x8xf32>, tensor<?x?x8xf32>, tensor<?x?xi64>) -> tensor<?x?x8xf32>
+    return %o2 : tensor<?x?x8xf32>
+  }
+}
