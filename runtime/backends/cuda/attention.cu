@@ -25,6 +25,10 @@ constexpr int kMaxD = 256;     // largest head_dim of the SIMT / decode kernels
 constexpr int kMaxE = kMaxD / 32;
 constexpr int kDecodeG = 8;    // query heads per decode block
 constexpr int kDecodeMaxSplits = 8;  // decode key splits: the blocks of one cluster
+// Decode blocks an SM holds at least (registers capped to fit): a Llama-7B step has 32
+// clusters of 8 blocks, and with 2 blocks an SM only 30 clusters are resident at once
+// (H200), so two waited for a second wave (the rope variant at 99 registers: 20 us).
+constexpr int kDecodeMinBlocks = 3;
 
 template <class T>
 struct AttnK {
@@ -37,6 +41,11 @@ struct AttnK {
   int64_t B, S, Nq, Nkv, D, Smax;
   float scale;
   int causal;
+  // Decode with rope (rope_attention): positions [B], the table of angles, log2(theta).
+  const int64_t* rope_pos;
+  const float2* rope_table;
+  int64_t rope_table_len;
+  double rope_log2_theta;
 };
 
 // --- cache write: kc[b, P+s] = k[b, s] --------------------------------------------------
@@ -122,8 +131,27 @@ __global__ void attn_simt_kernel(Launch L, AttnK<T> a) {
 // updates an online softmax. The warps are merged in shared memory, then the splits by
 // the cluster's first block, which reads the others' shared memory (distributed shared
 // memory): one launch, and no partial results, fences or atomics in global memory.
-template <class T, int GC, int E, int W>
-__global__ void __launch_bounds__(W * 32) attn_decode_kernel(Launch L, AttnK<T> a, int nsplit,
+// With ROPE (rope_attention; D == 32 E, E even), q and the new key row are read before
+// their rotation: each lane rotates its pairs (d, d + D/2), which are its elements e and
+// e + E/2, rounds them to T as the rope kernel's output is, and the new row enters the
+// cache rotated.
+template <class T, int E>
+__device__ __forceinline__ void rotated_row(float (&out)[E], const T* x, int lane, int64_t p, const AttnK<T>& a) {
+  constexpr int EH = E / 2;
+  float raw[E];
+#pragma unroll
+  for (int e = 0; e < E; ++e) raw[e] = to_f(x[lane + 32 * e]);
+#pragma unroll
+  for (int e = 0; e < EH; ++e) {
+    const float2 r = rope_rotate(raw[e], raw[e + EH],
+                                 rope_cos_sin(p, lane + 32 * e, 32 * E, a.rope_log2_theta, a.rope_table, a.rope_table_len));
+    out[e] = to_f(from_f<T>(r.x));
+    out[e + EH] = to_f(from_f<T>(r.y));
+  }
+}
+
+template <class T, int GC, int E, int W, bool ROPE>
+__global__ void __launch_bounds__(W * 32, kDecodeMinBlocks) attn_decode_kernel(Launch L, AttnK<T> a, int nsplit,
                                                              int ngroups) {
   pdl_trigger();
   pdl_wait();
@@ -148,23 +176,43 @@ __global__ void __launch_bounds__(W * 32) attn_decode_kernel(Launch L, AttnK<T> 
   const T* kb = a.kc + b * a.Smax * row + kvh * D;
   const T* vb = a.vc + b * a.Smax * row + kvh * D;
 
+  const int64_t pos = ROPE ? a.rope_pos[b] : 0;
   // The new key/value row enters the cache; this launch reads it from k/v instead.
   if (z == 0 && grp == 0) {
     T* kd = a.kc + (b * a.Smax + P) * row + kvh * D;
     T* vd = a.vc + (b * a.Smax + P) * row + kvh * D;
+    const int64_t half = D / 2;
     for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
-      kd[d] = knew[d];
+      if (ROPE) {
+        const int64_t i = d < half ? d : d - half;
+        const float2 r = rope_rotate(to_f(knew[i]), to_f(knew[i + half]),
+                                     rope_cos_sin(pos, i, D, a.rope_log2_theta, a.rope_table, a.rope_table_len));
+        kd[d] = from_f<T>(d < half ? r.x : r.y);
+      } else {
+        kd[d] = knew[d];
+      }
       vd[d] = vnew[d];
     }
   }
   float qv[GC][E];
+  float kn[E];  // the rotated new key row (ROPE)
+  if constexpr (ROPE) {
 #pragma unroll
-  for (int g = 0; g < GC; ++g)
+    for (int g = 0; g < GC; ++g) {
+      if (g < Gc) rotated_row<T, E>(qv[g], a.q + (b * a.Nq + h0 + g) * D, lane, pos, a);
 #pragma unroll
-    for (int e = 0; e < E; ++e) {
-      const int64_t d = lane + 32 * e;
-      qv[g][e] = (g < Gc && d < D) ? to_f(a.q[(b * a.Nq + h0 + g) * D + d]) * a.scale : 0.f;
+      for (int e = 0; e < E; ++e) qv[g][e] = g < Gc ? qv[g][e] * a.scale : 0.f;
     }
+    rotated_row<T, E>(kn, knew, lane, pos, a);
+  } else {
+#pragma unroll
+    for (int g = 0; g < GC; ++g)
+#pragma unroll
+      for (int e = 0; e < E; ++e) {
+        const int64_t d = lane + 32 * e;
+        qv[g][e] = (g < Gc && d < D) ? to_f(a.q[(b * a.Nq + h0 + g) * D + d]) * a.scale : 0.f;
+      }
+  }
 
   const int64_t chunk = (nk + nsplit - 1) / nsplit;
   const int64_t j0 = z * chunk;
@@ -192,7 +240,10 @@ __global__ void __launch_bounds__(W * 32) attn_decode_kernel(Launch L, AttnK<T> 
 #pragma unroll
       for (int e = 0; e < E; ++e) {
         const int64_t d = lane + 32 * e;
-        kv[u][e] = d < D ? to_f(kr[d]) : 0.f;
+        if (ROPE && kc == P)
+          kv[u][e] = kn[e];
+        else
+          kv[u][e] = d < D ? to_f(kr[d]) : 0.f;
         vv[u][e] = d < D ? to_f(vr[d]) : 0.f;
       }
     }
@@ -292,8 +343,16 @@ constexpr int decode_warps() {
 template <class T, int GC, int E>
 void launch_decode_e(const Launch& L, dim3 grid, unsigned cluster, const AttnK<T>& k, int ns, int ng) {
   constexpr int W = decode_warps<GC, E>();
-  launch_kernel_cluster(L, "attention(decode)", grid, W * 32, 0, cluster, attn_decode_kernel<T, GC, E, W>, L, k,
-                        ns, ng);
+  if constexpr (E % 2 == 0) {
+    if (k.rope_pos) {
+      launch_kernel_cluster(L, "attention(decode+rope)", grid, W * 32, 0, cluster,
+                            attn_decode_kernel<T, GC, E, W, true>, L, k, ns, ng);
+      return;
+    }
+  }
+  if (k.rope_pos) fail("cuda backend: attention(decode): rope with head_dim {}", k.D);
+  launch_kernel_cluster(L, "attention(decode)", grid, W * 32, 0, cluster, attn_decode_kernel<T, GC, E, W, false>,
+                        L, k, ns, ng);
 }
 
 template <class T, int GC>
@@ -530,6 +589,10 @@ AttnK<T> make_args(const AttentionArgs& a) {
   k.Smax = a.Smax;
   k.scale = a.scale;
   k.causal = a.causal ? 1 : 0;
+  k.rope_pos = a.rope_pos;
+  k.rope_table = static_cast<const float2*>(a.rope_table);
+  k.rope_table_len = a.rope_table ? a.rope_table_len : 0;
+  k.rope_log2_theta = a.rope_pos ? std::log2(a.rope_theta) : 0.0;
   return k;
 }
 
@@ -565,6 +628,10 @@ bool launch_tc_any<float>(const Launch&, const AttnK<float>&) {
 
 }  // namespace
 
+bool attention_fuses_rope(const AttentionArgs& a) {
+  return use_decode(a) && (a.D == 64 || a.D == 128 || a.D == 256);
+}
+
 const char* attention_impl(const AttentionArgs& a, bool allow_tc) {
   if (use_decode(a)) return "decode";
   if (use_tc(a, allow_tc)) return "flash-tc";
@@ -574,6 +641,8 @@ const char* attention_impl(const AttentionArgs& a, bool allow_tc) {
 void attention(const Launch& L, const AttentionArgs& a, int num_sms, bool allow_tc) {
   if (a.D > kMaxD && !use_tc(a, allow_tc))
     fail("cuda backend: attention: head_dim {} is larger than {}", a.D, kMaxD);
+  if (a.rope_pos && !attention_fuses_rope(a))
+    fail("cuda backend: attention: rope inside attention needs a decode step with head_dim 64, 128 or 256");
   BMSYS_DISPATCH_FLOAT(a.dtype, T, "attention", {
     AttnK<T> k = make_args<T>(a);
     if (use_decode(a)) {

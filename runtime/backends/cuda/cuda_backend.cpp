@@ -129,7 +129,7 @@ struct Parsed {
 struct Op {
   KernelId kernel = KernelId::kCount;
   int nin = 0;
-  TRef in[5];
+  TRef in[6];
   TRef out;
   Parsed p;
   DType ft = DType::F32;  // the launch's float dtype
@@ -713,6 +713,7 @@ struct CudaBackend::Impl {
     size_t need = 0;
     for (const Op& o : ops) {
       if (o.train) need = std::max(need, train_scratch_bytes(*o.train));
+      if (o.kernel == KernelId::RopeAttention) need = std::max(need, rope_attention_scratch(o));
       if (o.kernel == KernelId::CrossEntropy)
         need = std::max(need, cross_entropy_scratch_bytes(o.in[0].dims[0], o.in[0].dims[1], o.p.shift));
       if (o.kernel == KernelId::LinearInt8) need = std::max(need, linear_int8_scratch_bytes(int8_args(o)));
@@ -749,12 +750,49 @@ struct CudaBackend::Impl {
     a.D = o.p.head_dim;
     a.scale = static_cast<float>(o.p.scale);
     a.causal = o.p.causal;
-    if (o.nin == 5) {
-      a.k_cache = o.in[3].data;
-      a.v_cache = o.in[4].data;
-      a.Smax = o.in[3].dims[1];
+    const int cache_in = o.kernel == KernelId::RopeAttention ? 4 : 3;
+    if (o.nin == cache_in + 2) {
+      a.k_cache = o.in[cache_in].data;
+      a.v_cache = o.in[cache_in + 1].data;
+      a.Smax = o.in[cache_in].dims[1];
     }
     return a;
+  }
+
+  // rope_attention's q and k rotated into scratch (when attention cannot apply the rope):
+  // their bytes, each rounded up to 256.
+  static size_t rope_attention_scratch(const Op& o) {
+    return (o.in[0].bytes() + 255) / 256 * 256 + (o.in[1].bytes() + 255) / 256 * 256;
+  }
+
+  // rope_attention: the decode kernel rotates q and the new key itself; every other case
+  // runs rope on q and k in one launch (into scratch), then attention.
+  void rope_attention(const Op& o, const Launch& L) {
+    AttentionArgs a = attn_args(o);
+    const int64_t* pos = static_cast<const int64_t*>(o.in[3].data);
+    const void* table = rope_table(L, o.p.theta, a.D);
+    if (attention_fuses_rope(a)) {
+      a.rope_pos = pos;
+      a.rope_theta = o.p.theta;
+      a.rope_table = table;
+      a.rope_table_len = kRopePositions;
+      attention(L, a, prop.multiProcessorCount, use_flash);
+      return;
+    }
+    char* qr = static_cast<char*>(scratch);
+    char* kr = qr + (o.in[0].bytes() + 255) / 256 * 256;
+    const int64_t T = a.B * a.S;
+    RopeTensor t[2];
+    t[0].x = a.q;
+    t[0].y = qr;
+    t[0].heads = a.Nq;
+    t[1].x = a.k;
+    t[1].y = kr;
+    t[1].heads = a.Nkv;
+    rope(L, o.ft, t, 2, pos, T, a.D, o.p.theta, table, kRopePositions);
+    a.q = qr;
+    a.k = kr;
+    attention(L, a, prop.multiProcessorCount, use_flash);
   }
 
   // Which GEMV implementation runs a step of `njobs` weights sharing x [M,K]: with
@@ -925,7 +963,7 @@ struct CudaBackend::Impl {
       for (int d = 0; d < r.rank; ++d) r.dims[d] = v.shape[d];
       r.numel = v.numel();
     };
-    op.nin = static_cast<int>(std::min<size_t>(t->in.size(), 5));
+    op.nin = static_cast<int>(std::min<size_t>(t->in.size(), std::size(op.in)));
     for (int i = 0; i < op.nin; ++i) view(t->in[i], op.in[i]);
     view(t->out.at(0), op.out);
     op.ft = t->out[0].dtype;
@@ -991,6 +1029,9 @@ struct CudaBackend::Impl {
       case KernelId::Attention:
         attention(L, attn_args(o), prop.multiProcessorCount, use_flash);
         return;
+      case KernelId::RopeAttention:
+        rope_attention(o, L);
+        return;
       case KernelId::Gelu:
         unary(L, o.ft, o.p.gelu_tanh ? UnaryOp::GeluTanh : UnaryOp::GeluErf, y.data, in[0].data,
               in[0].numel);
@@ -1034,6 +1075,11 @@ struct CudaBackend::Impl {
     }
     if (o.kernel == KernelId::Attention)
       return fmt::format("attention ({})", attention_impl(attn_args(o), use_flash));
+    if (o.kernel == KernelId::RopeAttention) {
+      const AttentionArgs a = attn_args(o);
+      return attention_fuses_rope(a) ? "rope_attention (decode, rope inside)"
+                                     : fmt::format("rope_attention (rope x2, {})", attention_impl(a, use_flash));
+    }
     if (o.kernel == KernelId::LinearInt8)
       return fmt::format("linear_int8 ({})", linear_int8_impl(int8_args(o), *gemm_i8, *gemm, scratch));
     if (o.kernel == KernelId::Linear) {
@@ -1753,6 +1799,7 @@ bool CudaBackend::supports(KernelId kernel) const {
     case KernelId::RmsNorm:
     case KernelId::Rope:
     case KernelId::Attention:
+    case KernelId::RopeAttention:
     case KernelId::Gelu:
     case KernelId::Silu:
     case KernelId::Add:
@@ -1928,7 +1975,8 @@ void CudaBackend::launch(const KernelLaunch& l) {
   Op op;
   op.kernel = l.kernel;
   op.nin = static_cast<int>(l.inputs.size());
-  if (op.nin > 5 || l.outputs.size() != 1) fail("cuda backend: unexpected operand count");
+  if (op.nin > static_cast<int>(std::size(op.in)) || l.outputs.size() != 1)
+    fail("cuda backend: unexpected operand count");
   bool have = false;
   auto ref = [&](const TensorView& t, TRef& r, const char* what, size_t i, bool float_check) {
     if (t.shape.size() > static_cast<size_t>(kMaxRank))
@@ -1955,10 +2003,11 @@ void CudaBackend::launch(const KernelLaunch& l) {
   for (int i = 0; i < op.nin; ++i)
     ref(l.inputs[i], op.in[i], "input", i, !(l.kernel == KernelId::LinearInt8 && i == 2));
   ref(l.outputs[0], op.out, "output", 0, l.kernel != KernelId::CrossEntropy);
-  if (l.kernel == KernelId::Attention && op.nin == 5 && l.ctx.batch_offset != 0) {
+  const int cache_in = l.kernel == KernelId::Attention ? 3 : l.kernel == KernelId::RopeAttention ? 4 : -1;
+  if (cache_in > 0 && op.nin == cache_in + 2 && l.ctx.batch_offset != 0) {
     // Batched generation: this call's rows are cache rows batch_offset.. (the graph
     // signature sees the offset views, so each offset has its own graph).
-    for (int i = 3; i < 5; ++i) {
+    for (int i = cache_in; i < cache_in + 2; ++i) {
       TRef& c = op.in[i];
       const int64_t row = c.dims[0] ? c.numel / c.dims[0] : 0;
       c.data = static_cast<char*>(c.data) + static_cast<size_t>(l.ctx.batch_offset * row) * dtype_size(c.dtype);
@@ -1981,6 +2030,9 @@ void CudaBackend::launch(const KernelLaunch& l) {
       p.head_dim = a.get_int("head_dim");
       p.theta = a.get_float("theta");
       break;
+    case KernelId::RopeAttention:
+      p.theta = a.get_float("theta");
+      [[fallthrough]];
     case KernelId::Attention:
       p.nq = a.get_int("num_heads");
       p.nkv = a.get_int("num_kv_heads");

@@ -92,6 +92,30 @@ __device__ __forceinline__ void pdl_trigger() {
 #endif
 }
 
+// Rotary embedding (rope and the decode attention that applies it): the cosine and sine
+// of the angle of position p and pair i < D/2, computed in f64 as the CPU reference does
+// (positions reach thousands of radians) and rounded to f32 once known (not inlined:
+// inlined, the compiler evaluated its f64 sine on the table path too, as a select) ...
+static __device__ __noinline__ float2 rope_angle(int64_t p, int64_t i, int64_t D, double log2_theta) {
+  const double freq = exp2(-2.0 * static_cast<double>(i) / static_cast<double>(D) * log2_theta);
+  double sn, cs;
+  sincos(static_cast<double>(p) * freq, &sn, &cs);
+  return make_float2(static_cast<float>(cs), static_cast<float>(sn));
+}
+// ... or read from a table of rope_angle's values for positions < table_len (the CUDA
+// backend's, built by rope_table; null: none).
+__device__ __forceinline__ float2 rope_cos_sin(int64_t p, int64_t i, int64_t D, double log2_theta,
+                                               const float2* table, int64_t table_len) {
+  return p >= 0 && p < table_len ? table[p * (D / 2) + i] : rope_angle(p, i, D, log2_theta);
+}
+// The rotation of the pair (a, b) = (x[i], x[i + D/2]): (a c - b s, b c + a s), each
+// product and sum rounded (no FMA contraction), so every kernel that rotates gives the
+// same bits.
+__device__ __forceinline__ float2 rope_rotate(float a, float b, float2 cs) {
+  return make_float2(__fsub_rn(__fmul_rn(a, cs.x), __fmul_rn(b, cs.y)),
+                     __fadd_rn(__fmul_rn(b, cs.x), __fmul_rn(a, cs.y)));
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

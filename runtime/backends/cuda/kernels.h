@@ -82,9 +82,19 @@ struct AttentionArgs {
   int64_t B = 1, S = 1, Nq = 1, Nkv = 1, D = 1, Smax = 0;
   float scale = 1.f;
   bool causal = true;
+  // rope_attention: rope(q) and rope(k) at these positions ([B,S]; null: no rope), with
+  // rope()'s table of angles (null: computed).
+  const int64_t* rope_pos = nullptr;
+  double rope_theta = 0;
+  const void* rope_table = nullptr;
+  int64_t rope_table_len = 0;
 };
 // Which kernel attention() will use, for traces: "decode", "flash-tc", "flash-simt".
 const char* attention_impl(const AttentionArgs& a, bool allow_tc);
+// Whether attention() applies the rope of `rope_pos` itself: the decode kernel does for
+// head_dim 64, 128 and 256 (each rotation pair within one lane). Otherwise the caller
+// runs rope first (rope_attention's other cases) and passes no rope_pos.
+bool attention_fuses_rope(const AttentionArgs& a);
 void attention(const Launch& L, const AttentionArgs& a, int num_sms, bool allow_tc);
 
 // --- Matrix-vector products for few rows (decode) ------------------------------------

@@ -64,16 +64,6 @@ struct RopeArgs {
   int64_t heads[2];
 };
 
-// The cosine and sine of rope's angle for position p and pair i < D/2: the angle in f64,
-// as the CPU reference computes it (positions reach thousands of radians), rounded to
-// f32 once it is known.
-__device__ __forceinline__ float2 rope_angle(int64_t p, int64_t i, int64_t D, double log2_theta) {
-  const double freq = exp2(-2.0 * static_cast<double>(i) / static_cast<double>(D) * log2_theta);
-  double sn, cs;
-  sincos(static_cast<double>(p) * freq, &sn, &cs);
-  return make_float2(static_cast<float>(cs), static_cast<float>(sn));
-}
-
 // table[p * D/2 + i] = rope_angle(p, i) for p < len.
 __global__ void rope_table_kernel(float2* table, int64_t len, int64_t D, double log2_theta) {
   pdl_trigger();
@@ -116,15 +106,14 @@ __global__ void rope_kernel(RopeArgs<T> a, const int64_t* pos, int64_t T_, int64
         bv[k] = to_f(xh[i + half]);
       }
     }
-    const int64_t p = pos[t];
-    const float2 cs = p >= 0 && p < table_len ? table[p * half + i] : rope_angle(p, i, D, log2_theta);
-    const float c = cs.x, s = cs.y;
+    const float2 cs = rope_cos_sin(pos[t], i, D, log2_theta, table, table_len);
 #pragma unroll
     for (int k = 0; k < 8; ++k) {
       if (h0 + k < N) {
         T* yh = y + (t * N + h0 + k) * D;
-        yh[i] = from_f<T>(av[k] * c - bv[k] * s);
-        yh[i + half] = from_f<T>(bv[k] * c + av[k] * s);
+        const float2 r = rope_rotate(av[k], bv[k], cs);
+        yh[i] = from_f<T>(r.x);
+        yh[i + half] = from_f<T>(r.y);
       }
     }
   }

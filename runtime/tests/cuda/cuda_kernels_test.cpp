@@ -325,33 +325,46 @@ struct AttnCase {
   int64_t P, Smax;
 };
 
-void attention_case(DType t, const AttnCase& a, std::mt19937& rng, Backend* be = nullptr) {
+// attention, or with `rope` rope_attention (positions drawn below and above the
+// backend's table of angles).
+void attention_case(DType t, const AttnCase& a, std::mt19937& rng, Backend* be = nullptr, bool rope = false) {
   Case c;
   c.tensors = {random_tensor(t, {a.B, a.S, a.Nq * a.D}, rng, -2.f, 2.f),
                random_tensor(t, {a.B, a.S, a.Nkv * a.D}, rng, -2.f, 2.f),
                random_tensor(t, {a.B, a.S, a.Nkv * a.D}, rng)};
   std::vector<int> in = {0, 1, 2};
+  if (rope) {
+    HostTensor pos(DType::I64, {a.B, a.S});
+    std::uniform_int_distribution<int64_t> pd(0, 12000);
+    for (int64_t i = 0; i < a.B * a.S; ++i) pos.as<int64_t>()[i] = pd(rng);
+    c.tensors.push_back(pos);
+    in.push_back(3);
+  }
   if (a.cache) {
     // History in the cache (rows < P) and garbage beyond, as after earlier calls.
     c.tensors.push_back(random_tensor(t, {a.B, a.Smax, a.Nkv, a.D}, rng, -2.f, 2.f));
     c.tensors.push_back(random_tensor(t, {a.B, a.Smax, a.Nkv, a.D}, rng));
-    in.push_back(3);
-    in.push_back(4);
+    in.push_back(static_cast<int>(c.tensors.size()) - 2);
+    in.push_back(static_cast<int>(c.tensors.size()) - 1);
   }
   c.tensors.push_back(poison(t, {a.B, a.S, a.Nq * a.D}));
   int y = static_cast<int>(c.tensors.size()) - 1;
-  c.calls.push_back({KernelId::Attention,
-                     attrs({{"num_heads", int_attr(a.Nq)},
-                            {"num_kv_heads", int_attr(a.Nkv)},
-                            {"head_dim", int_attr(a.D)},
-                            {"scale", float_attr(1.0 / std::sqrt(static_cast<double>(a.D)))},
-                            {"causal", int_attr(a.causal)}}),
-                     in,
-                     {y}});
+  Attrs at = attrs({{"num_heads", int_attr(a.Nq)},
+                    {"num_kv_heads", int_attr(a.Nkv)},
+                    {"head_dim", int_attr(a.D)},
+                    {"scale", float_attr(1.0 / std::sqrt(static_cast<double>(a.D)))},
+                    {"causal", int_attr(a.causal)}});
+  if (rope) at = attrs({{"num_heads", int_attr(a.Nq)},
+                        {"num_kv_heads", int_attr(a.Nkv)},
+                        {"head_dim", int_attr(a.D)},
+                        {"scale", float_attr(1.0 / std::sqrt(static_cast<double>(a.D)))},
+                        {"causal", int_attr(a.causal)},
+                        {"theta", float_attr(10000.0)}});
+  c.calls.push_back({rope ? KernelId::RopeAttention : KernelId::Attention, at, in, {y}});
   c.check = {y};
   if (a.cache) {
-    c.check.push_back(3);
-    c.check.push_back(4);
+    c.check.push_back(in[in.size() - 2]);
+    c.check.push_back(in[in.size() - 1]);
   }
   c.ctx.batch = a.B;
   c.ctx.seq = a.S;
@@ -359,8 +372,9 @@ void attention_case(DType t, const AttnCase& a, std::mt19937& rng, Backend* be =
   c.ctx.max_batch = a.B;
   c.ctx.max_seq = a.cache ? a.Smax : a.S;
   expect_matches_cpu(c, t == DType::F32 ? 2e-5 : tol_for(t), be,
-                     fmt::format("attention {} B={} S={} Nq={} Nkv={} D={} causal={} cache={} P={} Smax={}",
-                                 dtype_name(t), a.B, a.S, a.Nq, a.Nkv, a.D, a.causal, a.cache, a.P, a.Smax));
+                     fmt::format("{} {} B={} S={} Nq={} Nkv={} D={} causal={} cache={} P={} Smax={}",
+                                 rope ? "rope_attention" : "attention", dtype_name(t), a.B, a.S, a.Nq, a.Nkv,
+                                 a.D, a.causal, a.cache, a.P, a.Smax));
 }
 
 const AttnCase kAttnCases[] = {
@@ -402,6 +416,23 @@ TEST(CudaKernels, AttentionWithoutTensorCores) {
   std::mt19937 rng(9);
   for (DType t : {DType::BF16, DType::F16})
     for (int i = 0; i < 4; ++i) attention_case(t, kAttnCases[i], rng, &be);
+}
+
+// rope_attention: the decode kernel rotates q and the new key itself (head_dim 64, 128,
+// 256); every other case (prefill, no cache, head_dim 16/32/80/36) runs rope first.
+TEST(CudaKernels, RopeAttention) {
+  BMSYS_SKIP_WITHOUT_GPU();
+  std::mt19937 rng(11);
+  const AttnCase cases[] = {
+      {1, 1, 32, 32, 128, true, true, 300, 1024}, {2, 1, 8, 1, 64, true, true, 20, 64},
+      {1, 1, 24, 2, 64, true, true, 77, 100},     {1, 1, 16, 2, 256, true, true, 500, 1024},
+      {3, 1, 4, 4, 128, true, true, 0, 16},       {2, 1, 4, 2, 16, true, true, 20, 64},
+      {2, 1, 4, 4, 80, false, true, 50, 128},     {1, 1, 4, 4, 32, true, true, 9, 40},
+      {1, 70, 4, 4, 128, true, true, 5, 200},     {2, 16, 4, 2, 16, true, false, 0, 0},
+      {1, 37, 3, 3, 64, true, false, 0, 0},
+  };
+  for (DType t : kFloatTypes)
+    for (const AttnCase& a : cases) attention_case(t, a, rng, nullptr, true);
 }
 
 TEST(CudaKernels, AttentionRandomShapes) {
