@@ -11,6 +11,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "runtime/core/dtype.h"
@@ -101,6 +102,25 @@ struct AttrValue {
   std::vector<double> floats;
   std::string str;
 };
+// A value of each scalar type (for launches built in code: tests, bmsys-run calibrate).
+inline AttrValue int_attr(int64_t v) {
+  AttrValue a;
+  a.type = AttrType::Int;
+  a.ints = {v};
+  return a;
+}
+inline AttrValue float_attr(double v) {
+  AttrValue a;
+  a.type = AttrType::Float;
+  a.floats = {v};
+  return a;
+}
+inline AttrValue str_attr(std::string v) {
+  AttrValue a;
+  a.type = AttrType::String;
+  a.str = std::move(v);
+  return a;
+}
 
 // The attributes of one instruction. Getters throw bmsys::rt::Error naming the
 // attribute when it is missing or of another type (Float getters accept Int).

@@ -179,25 +179,6 @@ TEST(Collectives, RendezvousTimesOutWhenARankIsMissing) {
 
 // --- Kernels through the CPU backend ----------------------------------------------
 
-AttrValue int_attr(int64_t v) {
-  AttrValue a;
-  a.type = AttrType::Int;
-  a.ints = {v};
-  return a;
-}
-AttrValue float_attr(double v) {
-  AttrValue a;
-  a.type = AttrType::Float;
-  a.floats = {v};
-  return a;
-}
-AttrValue str_attr(const std::string& s) {
-  AttrValue a;
-  a.type = AttrType::String;
-  a.str = s;
-  return a;
-}
-
 TensorView view(std::vector<float>& v, Shape s) { return TensorView{v.data(), DType::F32, std::move(s)}; }
 
 void launch(CpuBackend& be, Communicator& c, KernelId k, const Attrs& attrs, std::vector<TensorView> in,

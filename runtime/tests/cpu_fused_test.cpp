@@ -136,20 +136,6 @@ struct AttnCase {
   double theta;
 };
 
-AttrValue int_attr(int64_t v) {
-  AttrValue a;
-  a.type = AttrType::Int;
-  a.ints = {v};
-  return a;
-}
-
-AttrValue float_attr(double v) {
-  AttrValue a;
-  a.type = AttrType::Float;
-  a.floats = {v};
-  return a;
-}
-
 // attention's attributes, and rope's head_dim and theta (with_theta: rope_attention's).
 Attrs attention_attrs(const AttnCase& c, bool with_theta) {
   Attrs a;

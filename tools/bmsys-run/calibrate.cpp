@@ -95,19 +95,6 @@ void run_launch(Backend& be, KernelId id, const Attrs& attrs, std::vector<Tensor
   be.launch(l);
 }
 
-AttrValue int_attr(int64_t v) {
-  AttrValue a;
-  a.type = AttrType::Int;
-  a.ints = {v};
-  return a;
-}
-AttrValue float_attr(double v) {
-  AttrValue a;
-  a.type = AttrType::Float;
-  a.floats = {v};
-  return a;
-}
-
 }  // namespace
 
 void calibrate(const CalibrateOptions& o, const DistributedEnv& env) {

@@ -74,6 +74,21 @@ __global__ void swiglu_grad_kernel(T* dg, T* du, const T* g, const T* u, const T
 // otherwise pass 2 reads the row back (still in L1/L2).
 constexpr int kNormRegPacks = 4;
 
+// Pack j of the rounded sum a + b, written to s; its squares added to ss.
+template <class T>
+__device__ __forceinline__ Pack<T> add_pack(const T* a, const T* b, T* s, int64_t j, float& ss) {
+  constexpr int PN = Pack<T>::N;
+  Pack<T> pa = load_pack_nc(a + j * PN), pb = load_pack_nc(b + j * PN);
+#pragma unroll
+  for (int e = 0; e < PN; ++e) {
+    pa.v[e] = from_f<T>(to_f(pa.v[e]) + to_f(pb.v[e]));
+    const float v = to_f(pa.v[e]);
+    ss += v * v;
+  }
+  store_pack(s + j * PN, pa);
+  return pa;
+}
+
 template <class T>
 __global__ void add_rms_norm_kernel(T* sum, T* y, const T* a, const T* b, const T* gamma, int64_t rows,
                                     int64_t H, float eps, bool vec) {
@@ -102,17 +117,7 @@ __global__ void add_rms_norm_kernel(T* sum, T* y, const T* a, const T* b, const 
 #pragma unroll
       for (int u = 0; u < kNormRegPacks; ++u) {
         const int64_t j = threadIdx.x + static_cast<int64_t>(u) * blockDim.x;
-        if (j < np) {
-          Pack<T> pa = load_pack_nc(ar + j * PN), pb = load_pack_nc(br + j * PN);
-#pragma unroll
-          for (int e = 0; e < PN; ++e) {
-            pa.v[e] = from_f<T>(to_f(pa.v[e]) + to_f(pb.v[e]));
-            const float v = to_f(pa.v[e]);
-            ss += v * v;
-          }
-          store_pack(sr + j * PN, pa);
-          sp[u] = pa;
-        }
+        if (j < np) sp[u] = add_pack(ar, br, sr, j, ss);
       }
       const float inv = rsqrtf(block_sum(ss, sh) / static_cast<float>(H) + eps);
 #pragma unroll
@@ -128,16 +133,7 @@ __global__ void add_rms_norm_kernel(T* sum, T* y, const T* a, const T* b, const 
       continue;
     }
     if (vec) {
-      for (int64_t j = threadIdx.x; j < np; j += blockDim.x) {
-        Pack<T> pa = load_pack_nc(ar + j * PN), pb = load_pack_nc(br + j * PN);
-#pragma unroll
-        for (int e = 0; e < PN; ++e) {
-          pa.v[e] = from_f<T>(to_f(pa.v[e]) + to_f(pb.v[e]));
-          const float v = to_f(pa.v[e]);
-          ss += v * v;
-        }
-        store_pack(sr + j * PN, pa);
-      }
+      for (int64_t j = threadIdx.x; j < np; j += blockDim.x) add_pack(ar, br, sr, j, ss);
     } else {
       for (int64_t j = threadIdx.x; j < H; j += blockDim.x) {
         const T s = from_f<T>(to_f(ar[j]) + to_f(br[j]));

@@ -137,24 +137,6 @@ inline Attrs attrs(std::initializer_list<std::pair<std::string, AttrValue>> kv) 
   for (auto& p : kv) a.set(p.first, p.second);
   return a;
 }
-inline AttrValue int_attr(int64_t v) {
-  AttrValue a;
-  a.type = AttrType::Int;
-  a.ints = {v};
-  return a;
-}
-inline AttrValue float_attr(double v) {
-  AttrValue a;
-  a.type = AttrType::Float;
-  a.floats = {v};
-  return a;
-}
-inline AttrValue str_attr(const std::string& v) {
-  AttrValue a;
-  a.type = AttrType::String;
-  a.str = v;
-  return a;
-}
 
 // Sets an environment variable for the lifetime of the object.
 class ScopedEnv {

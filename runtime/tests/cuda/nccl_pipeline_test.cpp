@@ -122,12 +122,6 @@ TEST(Nccl, PointToPointSendsDoNotWaitForReceives) {
   EXPECT_EQ(errors[1], "");
 }
 
-AttrValue int_attr(int64_t v) {
-  AttrValue a;
-  a.ints = {v};
-  return a;
-}
-
 TensorView view(const std::unique_ptr<DeviceMemory>& d, Shape shape) {
   TensorView v;
   v.data = d->data();
