@@ -760,10 +760,9 @@ struct CudaBackend::Impl {
   }
 
   // rope_attention's q and k rotated into scratch (when attention cannot apply the rope):
-  // their bytes, each rounded up to 256.
-  static size_t rope_attention_scratch(const Op& o) {
-    return (o.in[0].bytes() + 255) / 256 * 256 + (o.in[1].bytes() + 255) / 256 * 256;
-  }
+  // q's bytes rounded up to 256, then k's.
+  static size_t padded256(size_t bytes) { return (bytes + 255) / 256 * 256; }
+  static size_t rope_attention_scratch(const Op& o) { return padded256(o.in[0].bytes()) + padded256(o.in[1].bytes()); }
 
   // rope_attention: the decode kernel rotates q and the new key itself; every other case
   // runs rope on q and k in one launch (into scratch), then attention.
@@ -780,7 +779,7 @@ struct CudaBackend::Impl {
       return;
     }
     char* qr = static_cast<char*>(scratch);
-    char* kr = qr + (o.in[0].bytes() + 255) / 256 * 256;
+    char* kr = qr + padded256(o.in[0].bytes());
     const int64_t T = a.B * a.S;
     RopeTensor t[2];
     t[0].x = a.q;
@@ -795,10 +794,8 @@ struct CudaBackend::Impl {
     attention(L, a, prop.multiProcessorCount, use_flash);
   }
 
-  // Which GEMV implementation runs a step of `njobs` weights sharing x [M,K]: with
-  // BMSYS_CUDA_GEMV=1 the fastest of the pipelined kernel, the register kernel and (for a
-  // lone weight without epilogue) cuBLASLt, timed once per shape on the first eager run
-  // (into scratch outputs) and cached. A fused rms_norm needs the pipelined kernel.
+  // The table of rope's angles for (theta, D) (rope_tables), built on first use; null
+  // during a capture before that.
   const void* rope_table(const Launch& L, double theta, int64_t D) {
     for (const RopeTable& r : rope_tables)
       if (r.theta == theta && r.D == D) return r.data;
@@ -809,6 +806,10 @@ struct CudaBackend::Impl {
     return r.data;
   }
 
+  // Which GEMV implementation runs a step of `njobs` weights sharing x [M,K]: with
+  // BMSYS_CUDA_GEMV=1 the fastest of the pipelined kernel, the register kernel and (for a
+  // lone weight without epilogue) cuBLASLt, timed once per shape on the first eager run
+  // (into scratch outputs) and cached. A fused rms_norm needs the pipelined kernel.
   int pick_gemv(const Launch& L, DType t, const void* x, int64_t M, int64_t K, const GemvJob* jobs,
                 int njobs, bool norm, bool cublas_ok) {
     if (gemv_variant != 1) return gemv_variant;
