@@ -48,6 +48,8 @@ mkdir -p /tmp/bmsys-gpu && tar -C /tmp/bmsys-gpu -xzf "$G/carry.tar.gz"
 BIN=/tmp/bmsys-gpu/bin
 export LD_LIBRARY_PATH=/tmp/bmsys-gpu/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 export BMSYS_GPU_ARTIFACTS=$G/artifacts
+# The tests read test/data of this tree (they were built elsewhere: runtime/tests/cuda/cuda_test_util.h).
+export BMSYS_SOURCE_DIR=$PWD
 nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.sm,clocks.mem,temperature.gpu \
   --format=csv 2>&1 | tee "$OUT/summary.txt"
 

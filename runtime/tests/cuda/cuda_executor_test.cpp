@@ -16,16 +16,6 @@
 namespace bmsys::rt::cudatest {
 namespace {
 
-std::string artifact_dir() {
-  const char* e = std::getenv("BMSYS_GPU_ARTIFACTS");
-  return e ? e : std::string(BMSYS_SOURCE_DIR) + "/build-gpu/artifacts";
-}
-
-bool exists(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0;
-}
-
 #define BMSYS_NEED_ARTIFACT(path)                                                        \
   do {                                                                                   \
     if (!exists(path))                                                                   \
@@ -42,13 +32,12 @@ std::unique_ptr<Executor> make(const std::string& model, DType dtype, std::share
   auto art = load_artifact(artifact_dir() + "/" + model + ".bmsys");
   if (dtype != DType::F32) art = with_compute_dtype(art, dtype);
   ExecutorOptions eo;
-  eo.weights = std::string(BMSYS_SOURCE_DIR) + "/test/data/" + model + "/model.safetensors";
+  eo.weights = data_dir(model) + "/model.safetensors";
   return std::make_unique<Executor>(art, be, eo);
 }
 
 std::shared_ptr<SafetensorsFile> golden(const std::string& model) {
-  return SafetensorsFile::open(std::string(BMSYS_SOURCE_DIR) + "/test/data/" + model +
-                               "/golden.safetensors");
+  return SafetensorsFile::open(data_dir(model) + "/golden.safetensors");
 }
 
 TEST(CudaGolden, Forward) {

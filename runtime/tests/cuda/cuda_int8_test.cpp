@@ -156,16 +156,6 @@ TEST(CudaInt8, GroupedGemvs) {
 }
 
 // --- golden models ----------------------------------------------------------------------
-std::string artifact_dir() {
-  const char* e = std::getenv("BMSYS_GPU_ARTIFACTS");
-  return e ? e : std::string(BMSYS_SOURCE_DIR) + "/build-gpu/artifacts";
-}
-
-bool exists(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0;
-}
-
 // Top-1 agreement of logits [.., V] with the reference's, over all positions.
 std::pair<int64_t, int64_t> top1(const HostTensor& got, const HostTensor& want) {
   std::vector<float> a = got.to_f32(), b = want.to_f32();
@@ -188,8 +178,7 @@ TEST(CudaInt8, GoldenTop1) {
       const std::string dir = artifact_dir() + "/" + model + "-int8";
       const std::string path = dir + "/" + variant + ".bmsys";
       if (!exists(path)) GTEST_SKIP() << "artifact " << path << " not found (scripts/gpu/prepare.sh): skipped";
-      auto g = SafetensorsFile::open(std::string(BMSYS_SOURCE_DIR) + "/test/data/" + model +
-                                     "/golden.safetensors");
+      auto g = SafetensorsFile::open(data_dir(model) + "/golden.safetensors");
       HostTensor ids = g->read("input_ids");
       HostTensor want = g->read("logits", DType::F32);
       ExecutorOptions eo;

@@ -18,7 +18,29 @@
 #include "runtime/core/tensor.h"
 #include "runtime/io/convert.h"
 
+#include <sys/stat.h>
+
 namespace bmsys::rt::cudatest {
+
+// The tree the tests read test/data and build-gpu/artifacts from: $BMSYS_SOURCE_DIR
+// (scripts/gpu/run_all.sh sets it: the GPU machine runs a copy of the tree at another
+// path), else the one the tests were built from.
+inline std::string source_dir() {
+  const char* e = std::getenv("BMSYS_SOURCE_DIR");
+  return e && *e ? e : BMSYS_SOURCE_DIR;
+}
+// test/data/<model>: a golden model's weights and reference tensors.
+inline std::string data_dir(const std::string& model) { return source_dir() + "/test/data/" + model; }
+// The artifacts scripts/gpu/prepare.sh compiles: $BMSYS_GPU_ARTIFACTS, else
+// build-gpu/artifacts of source_dir().
+inline std::string artifact_dir() {
+  const char* e = std::getenv("BMSYS_GPU_ARTIFACTS");
+  return e ? e : source_dir() + "/build-gpu/artifacts";
+}
+inline bool exists(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0;
+}
 
 // This test file's backends (`static`: each file keeps its own, so a test that leaves an
 // error behind affects only its file): the CUDA backend, never destroyed (no CUDA calls

@@ -25,17 +25,6 @@
 namespace bmsys::rt::cudatest {
 namespace {
 
-std::string artifact_dir() {
-  const char* e = std::getenv("BMSYS_GPU_ARTIFACTS");
-  return e ? e : std::string(BMSYS_SOURCE_DIR) + "/build-gpu/artifacts";
-}
-std::string data_dir(const std::string& model) { return std::string(BMSYS_SOURCE_DIR) + "/test/data/" + model; }
-
-bool exists(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0;
-}
-
 #define BMSYS_NEED_TRAIN_ARTIFACT(path)                                                  \
   do {                                                                                   \
     if (!exists(path))                                                                   \
