@@ -179,7 +179,7 @@ struct CudaBackend::Impl {
   cudaDeviceProp prop{};
   bool use_graphs = true, use_pdl = true, use_gemv = true, use_fuse = true, use_flash = true;
   bool use_fork = true;  // BMSYS_CUDA_FORK: linears sharing their input run concurrently
-  // BMSYS_CUDA_GEMV: 1 tuned per shape, 2 register kernel, 3 pipelined kernel, 0 off
+  // BMSYS_CUDA_GEMV: 1 tuned per shape, 2 row kernel, 3 pipelined kernel, 0 off
   // (cuBLASLt; the default, see below).
   int gemv_variant = 1;
   std::unordered_map<std::string, int> gemv_pick;  // shape -> variant (0 cuBLASLt, 2, 3)
@@ -539,7 +539,6 @@ struct CudaBackend::Impl {
 
   // The rms_norm op i can be the prologue of the GEMV(s) that follow it.
   bool norm_fusable(int i, const std::vector<char>& used) const {
-    if (gemv_variant != 1 && gemv_variant != 3) return false;
     const Op& r = ops[i];
     const int k = next_unused(i, used);
     if (k < 0 || !gemv_ok(ops[k])) return false;
@@ -548,7 +547,7 @@ struct CudaBackend::Impl {
     if (overlaps(r.out, r.in[0]) || overlaps(r.out, r.in[1])) return false;
     GemvJob j;
     j.w = g.in[1].data;
-    if (!gemv_pipelined(g.ft, g.in[0].data, linear_M(g), g.in[0].last(), &j, 1)) return false;
+    if (!gemv_stages_x(g.ft, g.in[0].data, linear_M(g), g.in[0].last(), &j, 1)) return false;
     const int64_t pn = 16 / static_cast<int64_t>(dtype_size(r.ft));
     auto a16 = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; };
     return r.in[0].last() % pn == 0 && a16(r.in[0].data) && a16(r.in[1].data);
@@ -807,21 +806,19 @@ struct CudaBackend::Impl {
   }
 
   // Which GEMV implementation runs a step of `njobs` weights sharing x [M,K]: with
-  // BMSYS_CUDA_GEMV=1 the fastest of the pipelined kernel, the register kernel and (for a
-  // lone weight without epilogue) cuBLASLt, timed once per shape on the first eager run
-  // (into scratch outputs) and cached. A fused rms_norm needs the pipelined kernel.
+  // BMSYS_CUDA_GEMV=1 (the default) the fastest of the row kernel, the pipelined kernel
+  // and (for a lone weight without epilogue or fused norm: cublas_ok) cuBLASLt, timed once
+  // per shape on the first eager run (into scratch outputs) and cached.
   int pick_gemv(const Launch& L, DType t, const void* x, int64_t M, int64_t K, const GemvJob* jobs,
-                int njobs, bool norm, bool cublas_ok) {
+                int njobs, bool cublas_ok) {
     if (gemv_variant != 1) return gemv_variant;
     int64_t totalN = 0;
     for (int j = 0; j < njobs; ++j) totalN += jobs[j].N;
     const std::string key = fmt::format("{}:{}:{}:{}:{}:{}", static_cast<int>(t), M, K, totalN, njobs,
                                         cublas_ok ? 1 : 0);
-    // A fused rms_norm runs in the pipelined kernel.
-    auto choose = [norm](int v) { return norm ? 3 : v; };
     auto it = gemv_pick.find(key);
-    if (it != gemv_pick.end()) return choose(it->second);
-    if (capturing) return choose(3);
+    if (it != gemv_pick.end()) return it->second;
+    if (capturing) return 2;
     size_t need = 0;
     for (int j = 0; j < njobs; ++j) need += 2 * static_cast<size_t>(M * jobs[j].N) * dtype_size(t) + 256;
     if (need > tune_bytes) {
@@ -863,7 +860,7 @@ struct CudaBackend::Impl {
       }
     };
     std::vector<int> cands = {2};
-    if (gemv_pipelined(t, x, M, K, jobs, njobs)) cands.push_back(3);
+    if (gemv_stages_x(t, x, M, K, jobs, njobs)) cands.push_back(3);
     if (cublas_ok && njobs == 1) {
       GemmArgs g;
       g.dtype = t;
@@ -903,7 +900,7 @@ struct CudaBackend::Impl {
     }
     pool->release(l2_flush);
     gemv_pick[key] = best;
-    return choose(best);
+    return best;
   }
 
   void run_linear(const Op& o, const Launch& L) {
@@ -915,7 +912,7 @@ struct CudaBackend::Impl {
       j.bias = g.bias;
       j.y = g.y;
       j.N = g.N;
-      const int v = pick_gemv(L, o.ft, g.x, g.M, g.K, &j, 1, false, true);
+      const int v = pick_gemv(L, o.ft, g.x, g.M, g.K, &j, 1, true);
       if (v == 0) {
         gemm->run(g, compute);
         return;
@@ -1137,7 +1134,7 @@ struct CudaBackend::Impl {
           norm.eps = static_cast<float>(r.p.eps);
         }
         const int v = pick_gemv(L, o.ft, o.in[0].data, linear_M(o), o.in[0].last(), jobs, s.n,
-                                s.norm >= 0, s.epi < 0 && s.n == 1);
+                                s.norm < 0 && s.epi < 0 && s.n == 1);
         if (v == 0) {
           gemm->run(gemm_args(o), compute);
           return;
@@ -1677,9 +1674,10 @@ CudaBackend::CudaBackend(const BackendOptions& opts) : impl_(std::make_unique<Im
   BMSYS_CUDA(cudaGetDeviceProperties(&m.prop, m.device), "reading device properties");
   m.use_graphs = env_flag("BMSYS_CUDA_GRAPHS", true);
   m.use_pdl = env_flag("BMSYS_CUDA_PDL", true) && m.prop.major >= 9;
-  // Default 0: on the H200 cuBLASLt's GEMV streamed the 6.7B decode weights faster than
-  // the own kernels (docs/cuda.md, "Results"); 1 turns the own GEMVs and their fusions on.
-  m.gemv_variant = env_int("BMSYS_CUDA_GEMV", 0);
+  // Default 1: the own GEMVs (tuned per shape against cuBLASLt) and their fusions; since
+  // session 7 the row kernel streams the decode weights faster than cuBLASLt's GEMV
+  // (docs/cuda.md). 0: cuBLASLt for every linear.
+  m.gemv_variant = env_int("BMSYS_CUDA_GEMV", 1);
   m.use_gemv = m.gemv_variant != 0;
   m.use_fuse = env_flag("BMSYS_CUDA_FUSE", true);
   m.use_flash = env_flag("BMSYS_CUDA_FLASH", true) && m.prop.major >= 8;

@@ -17,8 +17,8 @@
 //
 // Environment switches (default in brackets), for experiments and debugging:
 //   BMSYS_CUDA_GRAPHS [1]  BMSYS_CUDA_PDL [1]  BMSYS_CUDA_FUSE [1]
-//   BMSYS_CUDA_GEMV [0]: 0 cuBLASLt for every linear, 1 own GEMVs for M <= 8 (tuned per
-//   shape, with the GEMV fusions), 2 the register GEMV, 3 the pipelined GEMV
+//   BMSYS_CUDA_GEMV [1]: 0 cuBLASLt for every linear, 1 own GEMVs for M <= 8 (tuned per
+//   shape against cuBLASLt, with the GEMV fusions), 2 the row GEMV, 3 the pipelined GEMV
 //   BMSYS_CUDA_FLASH [1] (tensor-core attention)  BMSYS_CUDA_SYNC [0] (synchronize and
 //   check after every op, naming the failing one).
 #pragma once

@@ -49,9 +49,28 @@ __device__ __forceinline__ Pack<T> load_pack_nc(const T* p) {
   return out;
 }
 
+// 16 bytes of read-only data that bypass L1: a streamed weight is read once, and
+// allocating it in L1 would only evict what is reused there (x, staged or not).
+__device__ __forceinline__ uint4 load_stream16(const void* p) {
+  uint4 r;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+               : "l"(p));
+  return r;
+}
+
 template <class T>
 __device__ __forceinline__ void store_pack(T* p, const Pack<T>& v) {
   *reinterpret_cast<uint4*>(p) = *reinterpret_cast<const uint4*>(&v);
+}
+
+// Copies n elements (a whole number of 16-byte packs) into shared memory, the block's
+// threads taking packs in turn, then a barrier.
+template <class T>
+__device__ __forceinline__ void stage_packs(T* dst, const T* src, int64_t n) {
+  constexpr int PN = Pack<T>::N;
+  for (int64_t j = threadIdx.x; j < n / PN; j += blockDim.x) store_pack(dst + j * PN, load_pack(src + j * PN));
+  __syncthreads();
 }
 
 inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
@@ -171,17 +190,21 @@ __device__ __forceinline__ void row_softmax_stats(const T* x, int64_t V, float* 
   sum = block_sum(s, sh);
 }
 
-// Sum over a row of (x - mean)^2 across the block, in one fixed order: thread t takes
-// 16-byte packs t, t + blockDim, ... (elements in order), then block_sum. The RMS norm
-// kernel and the GEMV with a fused RMS norm both use it with 128 threads, so the fused
+// Sum over a row of (x - mean)^2 across the block, in one fixed order: thread t < nt
+// (nt = `threads`, or the block) takes 16-byte packs t, t + nt, ... (elements in order),
+// then block_sum, to which the other threads add exact zeros. The RMS norm kernel runs it
+// with 128 threads and the GEMVs with a fused RMS norm pass threads = 128, so the fused
 // path computes bit-identical norms.
 template <class T>
 __device__ __forceinline__ float row_sum_squares(const T* xr, int64_t H, bool vec, float mean,
-                                                 float* sh) {
+                                                 float* sh, int threads = 0) {
   constexpr int PN = Pack<T>::N;
+  const int nt = threads > 0 ? threads : static_cast<int>(blockDim.x);
   float ss = 0.f;
-  if (vec) {
-    for (int64_t j = threadIdx.x; j < H / PN; j += blockDim.x) {
+  if (static_cast<int>(threadIdx.x) >= nt) {
+    // no elements
+  } else if (vec) {
+    for (int64_t j = threadIdx.x; j < H / PN; j += nt) {
       Pack<T> p = load_pack(xr + j * PN);
 #pragma unroll
       for (int e = 0; e < PN; ++e) {
@@ -190,7 +213,7 @@ __device__ __forceinline__ float row_sum_squares(const T* xr, int64_t H, bool ve
       }
     }
   } else {
-    for (int64_t j = threadIdx.x; j < H; j += blockDim.x) {
+    for (int64_t j = threadIdx.x; j < H; j += nt) {
       float d = to_f(xr[j]) - mean;
       ss += d * d;
     }

@@ -107,14 +107,17 @@ struct Int8Jobs {
 };
 
 // One warp per output row n of the jobs' rows laid end to end; each lane streams 16-byte
-// packs of q[n,:] (U in flight, 512 contiguous bytes per warp-wide load). The first packs
-// are loaded before griddepcontrol.wait: weights are never written by the preceding
-// kernels. A job's rows compute exactly what they compute in a launch of their own.
-template <class T, int MT, bool VEC>
-__global__ void __launch_bounds__(kGemvI8Warps * 32) gemv_int8_kernel(const Int8Jobs jobs, const T* x, int M,
-                                                                      int64_t K) {
+// packs of q[n,:] (U in flight, 512 contiguous bytes per warp-wide load, kept out of L1).
+// The first packs are loaded before griddepcontrol.wait: weights are never written by
+// the preceding kernels. XS: x is staged once per block in shared memory (VEC and M x K
+// of at most kGemvI8MaxXBytes). A job's rows compute exactly what they compute in a
+// launch of their own.
+constexpr int64_t kGemvI8MaxXBytes = 64 << 10;
+
+template <class T, int MT, bool VEC, bool XS, int U>
+__global__ void __launch_bounds__(kGemvI8Warps * 32, MT == 1 ? 4 : 1) gemv_int8_kernel(const Int8Jobs jobs, const T* x, int M,
+                                                                         int64_t K) {
   pdl_trigger();
-  constexpr int U = 4;  // 8 or 16 packs in flight per lane measured slower (docs/inference.md)
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   int64_t n = (int64_t)blockIdx.x * kGemvI8Warps + warp;
   // The warp's job, by constant indices only (a dynamic index would copy the parameter
@@ -145,15 +148,22 @@ __global__ void __launch_bounds__(kGemvI8Warps * 32) gemv_int8_kernel(const Int8
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int64_t idx = u * 32 + lane;
-      if (active && idx < nv) wv[u] = __ldg(wp + idx);
+      if (active && idx < nv) wv[u] = load_stream16(wp + idx);
     }
     pdl_wait();
+    const T* xb = x;
+    if constexpr (XS) {
+      extern __shared__ uint4 gemv_i8_smem[];
+      T* xs = reinterpret_cast<T*>(gemv_i8_smem);
+      stage_packs(xs, x, M * K);
+      xb = xs;
+    }
     for (int64_t base = 0; base < nv; base += 32 * U) {
       if (base > 0) {
 #pragma unroll
         for (int u = 0; u < U; ++u) {
           const int64_t idx = base + u * 32 + lane;
-          if (active && idx < nv) wv[u] = __ldg(wp + idx);
+          if (active && idx < nv) wv[u] = load_stream16(wp + idx);
         }
       }
 #pragma unroll
@@ -167,7 +177,7 @@ __global__ void __launch_bounds__(kGemvI8Warps * 32) gemv_int8_kernel(const Int8
           unpack4(wv[u].w, wf + 12);
 #pragma unroll
           for (int m = 0; m < MT; ++m)
-            if (m < M) acc[m] = dot16<T>(wf, x + m * K + idx * 16, acc[m]);
+            if (m < M) acc[m] = dot16<T>(wf, xb + m * K + idx * 16, acc[m]);
         }
       }
     }
@@ -214,17 +224,52 @@ __global__ void fill_random_int8_kernel(int8_t* dst, int64_t n, uint64_t seed) {
     dst[i] = static_cast<int8_t>(static_cast<int>(mix64(seed * 0x2545f4914f6cdd1dull + (uint64_t)i) % 255u) - 127);
 }
 
+template <class T, int MT, bool VEC, bool XS, int U>
+void launch_gemv_int8(const Launch& L, const Int8Jobs& jobs, const T* x, int64_t M, int64_t K, unsigned grid) {
+  const int64_t smem = XS ? (M * K * static_cast<int64_t>(sizeof(T)) + 15) / 16 * 16 : 0;
+  if constexpr (XS) {
+    static bool attrs_set = false;  // x of up to 64 KB: above the default 48 KB
+    if (!attrs_set) {
+      check_cuda(cudaFuncSetAttribute(gemv_int8_kernel<T, MT, VEC, XS, U>,
+                                      cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      static_cast<int>(kGemvI8MaxXBytes)),
+                 "cudaFuncSetAttribute", "linear_int8(gemv)");
+      attrs_set = true;
+    }
+  }
+  launch_kernel(L, "linear_int8(gemv)", grid, kGemvI8Warps * 32, static_cast<size_t>(smem),
+                gemv_int8_kernel<T, MT, VEC, XS, U>, jobs, x, static_cast<int>(M), K);
+}
+
+// Loads in flight per lane: 8 where the whole grid is resident at once (at most 4 blocks
+// an SM, which 8 loads' registers allow), else 4. Measured on an H200 under PDL: with 4,
+// a grid that leaves room lets the next GEMV's blocks in early and the 4096-row GEMVs
+// ran 10-25% slower; grids of several waves stream better with more, smaller blocks.
 template <class T, int MT>
-void launch_gemv_int8(const Launch& L, const Int8Jobs& jobs, const T* x, int64_t M, int64_t K, bool vec) {
+void launch_gemv_int8_m(const Launch& L, const Int8Jobs& jobs, const T* x, int64_t M, int64_t K, bool vec) {
   int64_t total = 0;  // a warp per row of all jobs; a block may span two jobs
   for (int i = 0; i < jobs.n; ++i) total += jobs.j[i].N;
   const unsigned grid = static_cast<unsigned>((total + kGemvI8Warps - 1) / kGemvI8Warps);
-  if (vec)
-    launch_kernel(L, "linear_int8(gemv)", grid, kGemvI8Warps * 32, 0, gemv_int8_kernel<T, MT, true>, jobs, x,
-                  static_cast<int>(M), K);
+  static const int num_sms = [] {
+    int dev = 0, n = 0;
+    check_cuda(cudaGetDevice(&dev), "cudaGetDevice", "linear_int8(gemv)");
+    check_cuda(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute",
+               "linear_int8(gemv)");
+    return n;
+  }();
+  const bool xs = vec && M * K * static_cast<int64_t>(sizeof(T)) <= kGemvI8MaxXBytes;
+  if constexpr (MT == 1) {
+    if (xs && grid <= 4u * static_cast<unsigned>(num_sms)) {
+      launch_gemv_int8<T, MT, true, true, 8>(L, jobs, x, M, K, grid);
+      return;
+    }
+  }
+  if (xs)
+    launch_gemv_int8<T, MT, true, true, 4>(L, jobs, x, M, K, grid);
+  else if (vec)
+    launch_gemv_int8<T, MT, true, false, 4>(L, jobs, x, M, K, grid);
   else
-    launch_kernel(L, "linear_int8(gemv)", grid, kGemvI8Warps * 32, 0, gemv_int8_kernel<T, MT, false>, jobs, x,
-                  static_cast<int>(M), K);
+    launch_gemv_int8<T, MT, false, false, 4>(L, jobs, x, M, K, grid);
 }
 
 }  // namespace
@@ -266,10 +311,10 @@ void gemv_int8(const Launch& L, DType t, const void* x, int64_t M, int64_t K, co
   }
   BMSYS_DISPATCH_FLOAT(t, T, "linear_int8(gemv)", {
     const T* xt = static_cast<const T*>(x);
-    if (M == 1) launch_gemv_int8<T, 1>(L, js, xt, M, K, vec);
-    else if (M == 2) launch_gemv_int8<T, 2>(L, js, xt, M, K, vec);
-    else if (M <= 4) launch_gemv_int8<T, 4>(L, js, xt, M, K, vec);
-    else launch_gemv_int8<T, 8>(L, js, xt, M, K, vec);
+    if (M == 1) launch_gemv_int8_m<T, 1>(L, js, xt, M, K, vec);
+    else if (M == 2) launch_gemv_int8_m<T, 2>(L, js, xt, M, K, vec);
+    else if (M <= 4) launch_gemv_int8_m<T, 4>(L, js, xt, M, K, vec);
+    else launch_gemv_int8_m<T, 8>(L, js, xt, M, K, vec);
   });
 }
 

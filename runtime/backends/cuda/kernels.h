@@ -116,16 +116,17 @@ struct GemvJob {
   void* out = nullptr;          // epilogue output [M, N]
 };
 // variant 1 or 3: the pipelined kernel (cp.async staging, persistent warps; needs 16-byte
-// rows and x of at most 64 KB), 2: the register kernel. Falls back to 2 where the
-// pipelined kernel does not apply.
+// rows and x of at most 64 KB), 2: the row kernel (a warp per output, x staged in shared
+// memory where it fits). Falls back to 2 where the pipelined kernel does not apply.
 // With `norm`, x is first computed as rms_norm(norm->x, norm->gamma) (and written to x,
-// bit-identical to the rms_norm kernel); needs variant 1 or 3 and 16-byte rows.
+// bit-identical to the rms_norm kernel); needs x staged: 16-byte rows, x of <= 64 KB.
 struct GemvNorm {
   const void* x = nullptr;
   const void* gamma = nullptr;
   float eps = 0.f;
 };
-bool gemv_pipelined(DType t, const void* x, int64_t M, int64_t K, const GemvJob* jobs, int njobs);
+// Whether gemv() stages this x in shared memory (so a norm may be fused, and variant 3 runs).
+bool gemv_stages_x(DType t, const void* x, int64_t M, int64_t K, const GemvJob* jobs, int njobs);
 void gemv(const Launch& L, DType t, const void* x, int64_t M, int64_t K, const GemvJob* jobs,
           int njobs, int num_sms, int variant = 1, const GemvNorm* norm = nullptr);
 

@@ -14,8 +14,8 @@
 namespace bmsys::rt::cudatest {
 namespace {
 
-// The own GEMVs and their fusions (BMSYS_CUDA_GEMV=1: tuned per shape; 2, 3: one
-// kernel; the default is cuBLASLt).
+// The own GEMVs and their fusions (BMSYS_CUDA_GEMV=1, the default: tuned per shape; 2, 3:
+// one kernel) or cuBLASLt for every linear (0).
 CudaBackend& gpu_gemv(int variant = 1) {
   static std::map<int, CudaBackend*> backends;
   CudaBackend*& be = backends[variant];
@@ -130,12 +130,13 @@ TEST(CudaKernels, GroupedGemv) {
   }
 }
 
-// Decode-sized linears sharing x (q/k/v, gate/up) through cuBLASLt (the default, own
-// GEMVs off) run concurrently on fork streams: the same results as the CPU, bit-identical
-// to the same calls one after the other, eagerly, captured into a graph and replayed; an
-// op after them reading two branches' outputs sees them complete.
+// Decode-sized linears sharing x (q/k/v, gate/up) through cuBLASLt (own GEMVs off) run
+// concurrently on fork streams: the same results as the CPU, bit-identical to the same
+// calls one after the other, eagerly, captured into a graph and replayed; an op after
+// them reading two branches' outputs sees them complete.
 TEST(CudaKernels, ForkedLinears) {
   BMSYS_SKIP_WITHOUT_GPU();
+  ScopedEnv cublas("BMSYS_CUDA_GEMV", "0");
   std::unique_ptr<CudaBackend> serial;
   {
     ScopedEnv env("BMSYS_CUDA_FORK", "0");
@@ -192,8 +193,8 @@ TEST(CudaKernels, GemvEpilogues) {
         expect_matches_cpu(c, t == DType::F32 ? 3e-5 : tol_for(t), &gpu_gemv(),
                            fmt::format("gemv epilogue {} M={} op {}", dtype_name(t), M, k));
         EXPECT_GE(gpu_gemv().stats().launches_saved - before, 1) << "epilogue not fused, op " << k;
-        // The default backend (cuBLASLt, no GEMV fusion) computes the same.
-        expect_matches_cpu(c, t == DType::F32 ? 3e-5 : tol_for(t), nullptr, "linear + elementwise");
+        // cuBLASLt and the separate elementwise kernel compute the same.
+        expect_matches_cpu(c, t == DType::F32 ? 3e-5 : tol_for(t), &gpu_gemv(0), "linear + elementwise");
       }
 }
 
@@ -201,7 +202,7 @@ TEST(CudaKernels, GemvEpilogues) {
 // bit-identical to the separate kernels.
 TEST(CudaKernels, FusedRmsNormGemv) {
   BMSYS_SKIP_WITHOUT_GPU();
-  for (int variant : {1, 3}) {
+  for (int variant : {1, 2, 3}) {
     std::mt19937 rng(24);
     CudaBackend& fused = gpu_gemv(variant);
     std::unique_ptr<CudaBackend> unfused_be;
@@ -247,8 +248,9 @@ TEST(CudaKernels, GemvPipelinedKernel) {
   }
 }
 
-// The register GEMV (BMSYS_CUDA_GEMV=2) and odd K (no 16-byte rows: register kernel).
-TEST(CudaKernels, GemvRegisterKernel) {
+// The row GEMV (BMSYS_CUDA_GEMV=2): x staged in shared memory, x read from global memory
+// (x above 64 KB: M = 8, K = 11008 in f32 and 2-byte types), and odd K (no 16-byte rows).
+TEST(CudaKernels, GemvRowKernel) {
   BMSYS_SKIP_WITHOUT_GPU();
   ScopedEnv env("BMSYS_CUDA_GEMV", "2");
   CudaBackend be{BackendOptions{}};
