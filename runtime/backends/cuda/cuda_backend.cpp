@@ -17,6 +17,7 @@
 #include "runtime/backends/cuda/allocator.h"
 #include "runtime/backends/cuda/collectives.h"
 #include "runtime/backends/cuda/cuda_common.h"
+#include "runtime/backends/cuda/fused_kernels.h"
 #include "runtime/backends/cuda/gemm.h"
 #include "runtime/backends/cuda/int8.h"
 #include "runtime/backends/cuda/kernels.h"
@@ -455,9 +456,14 @@ struct CudaBackend::Impl {
     StepKind kind = kSingle;
     int idx[3] = {0, 0, 0};
     int n = 1;
-    int epi = -1;   // kGemvGroup with one job: an elementwise op fused as its epilogue
+    int epi = -1;   // kGemvGroup: the op fused as its epilogue (one job: an elementwise op or
+                    // add_rms_norm's add; gate/up: swiglu)
     int norm = -1;  // kGemvGroup: the rms_norm producing x, fused as its prologue
   };
+  // An add_rms_norm split across two GEMV steps (its add the epilogue of the GEMV that
+  // produces an operand, its norm the prologue of the GEMVs that read its output): set
+  // by gemv_group for the step planned next.
+  int split_norm_ = -1;
 
   // GEMVs sharing op i's input, starting at op i (already marked used).
   Step gemv_group(int i, std::vector<char>& used) {
@@ -484,9 +490,98 @@ struct CudaBackend::Impl {
         s.epi = k;
         used[k] = 1;
         stats.launches_saved += 1;
+      } else if (k >= 0 && add_norm_splits(i, k, used)) {
+        s.epi = k;
+        used[k] = 1;
+        split_norm_ = k;
+        stats.launches_saved += 1;
+      }
+    } else if (s.n == 2) {
+      int k = next_unused(i, used);
+      if (k >= 0 && swiglu_pairs(s, k)) {
+        s.epi = k;
+        used[k] = 1;
+        stats.launches_saved += 1;
       }
     }
     return s;
+  }
+
+  // Whether the swiglu op k (y = silu(gate) * up) reads exactly the outputs of the two
+  // GEMVs of step s (gate/up) and may run as their SwiGLU epilogue; orders the step's
+  // jobs gate first.
+  bool swiglu_pairs(Step& s, int k) const {
+    const Op& e = ops[k];
+    if (e.kernel != KernelId::SwiGlu || !e.train || e.train->in.size() != 2 || e.train->out.size() != 1)
+      return false;
+    const TensorView &gate = e.train->in[0], &up = e.train->in[1], &y = e.train->out[0];
+    const Op *g = &ops[s.idx[0]], *u = &ops[s.idx[1]];
+    if (gate.data == u->out.data && up.data == g->out.data) std::swap(g, u);
+    if (gate.data != g->out.data || up.data != u->out.data) return false;
+    if (g->out.numel != u->out.numel || g->out.last() != u->out.last() || gate.numel() != g->out.numel ||
+        up.numel() != u->out.numel || y.numel() != g->out.numel)
+      return false;
+    if (gate.dtype != g->ft || up.dtype != g->ft || y.dtype != g->ft) return false;
+    TRef yr;
+    yr.data = y.data;
+    yr.numel = y.numel();
+    yr.dtype = y.dtype;
+    // A block writes its rows of gate and up, then of y: y may be one of them exactly.
+    for (const Op* q : {g, u}) {
+      for (int a = 0; a < q->nin; ++a)
+        if (overlaps(yr, q->in[a])) return false;
+      if (overlaps(yr, q->out) && y.data != q->out.data) return false;
+    }
+    if (g != &ops[s.idx[0]]) std::swap(s.idx[0], s.idx[1]);
+    return true;
+  }
+
+  // Whether add_rms_norm op k (sum = a + b, y = rms_norm(sum)), with GEMV i's output as
+  // a or b, splits into the Add epilogue of GEMV i (writing sum) and the norm prologue of
+  // the GEMV(s) after it that read y (the decode step's o_proj and down_proj, then
+  // gate/up and the next layer's q/k/v): the add_rms_norm launch disappears.
+  bool add_norm_splits(int i, int k, const std::vector<char>& used) const {
+    const Op& o = ops[i];
+    const Op& r = ops[k];
+    if (r.kernel != KernelId::AddRmsNorm || !r.train || r.train->in.size() != 3 || r.train->out.size() != 2)
+      return false;
+    const TensorView &a = r.train->in[0], &b = r.train->in[1], &gamma = r.train->in[2];
+    const TensorView &sum = r.train->out[0], &y = r.train->out[1];
+    const bool first = a.data == o.out.data;
+    if (!first && b.data != o.out.data) return false;
+    const TensorView& other = first ? b : a;
+    auto ref = [](const TensorView& v) {
+      TRef t;
+      t.data = v.data;
+      t.numel = v.numel();
+      t.dtype = v.dtype;
+      return t;
+    };
+    const TRef sum_r = ref(sum), y_r = ref(y), other_r = ref(other), gamma_r = ref(gamma);
+    if (a.dtype != o.ft || b.dtype != o.ft || sum.dtype != o.ft || y.dtype != o.ft || gamma.dtype != o.ft) return false;
+    if ((first ? a : b).numel() != o.out.numel || other.numel() != o.out.numel || sum.numel() != o.out.numel ||
+        y.numel() != o.out.numel)
+      return false;
+    // The epilogue: as epilogue_of's Add.
+    if (overlaps(other_r, o.out) && other.data != o.out.data) return false;
+    if (overlaps(sum_r, other_r) && sum.data != other.data) return false;
+    for (int q = 0; q < o.nin; ++q)
+      if (overlaps(sum_r, o.in[q])) return false;
+    if (overlaps(sum_r, o.out) && sum.data != o.out.data) return false;
+    // The prologue: every block reads sum and gamma, block 0 writes y.
+    if (overlaps(y_r, sum_r) || overlaps(y_r, gamma_r) || overlaps(y_r, o.out)) return false;
+    const int q = next_unused(k, used);
+    if (q < 0 || !gemv_ok(ops[q])) return false;
+    const Op& g = ops[q];
+    const int64_t H = g.in[0].last();
+    if (g.in[0].data != y.data || g.in[0].numel != y.numel() || g.ft != o.ft || H <= 0 ||
+        (sum.shape.empty() ? 0 : sum.shape.back()) != H)
+      return false;
+    GemvJob j;
+    j.w = g.in[1].data;
+    if (!gemv_stages_x(g.ft, g.in[0].data, linear_M(g), H, &j, 1)) return false;
+    auto a16 = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; };
+    return H % (16 / static_cast<int64_t>(dtype_size(g.ft))) == 0 && a16(sum.data) && a16(gamma.data);
   }
 
   // A decode-sized linear (M <= kGemvMaxRows) that one library call or kernel runs:
@@ -644,7 +739,10 @@ struct CudaBackend::Impl {
       Step s;
       s.idx[0] = i;
       if (use_fuse && gemv_ok(o)) {
+        const int pending = split_norm_;
+        split_norm_ = -1;
         s = gemv_group(i, used);
+        if (pending >= 0) s.norm = pending;  // add_norm_splits checked that op i reads y
       } else if (use_fuse && forkable(o) && (s = linear_fork(i, used)).kind != kSingle) {
         // the step is made
       } else if (use_fuse && o.kernel == KernelId::RmsNorm && norm_fusable(i, used)) {
@@ -1057,9 +1155,12 @@ struct CudaBackend::Impl {
     const Op& o = ops[s.idx[0]];
     switch (s.kind) {
       case kGemvGroup: {
+        // A split add_rms_norm shows as "+add" on the GEMV before and "rms_norm+" after.
         std::string name = s.norm >= 0 ? "rms_norm+linear" : "linear";
         if (s.n > 1) name += fmt::format(" x{}", s.n);
-        if (s.epi >= 0) name += fmt::format("+{}", kernel_name(ops[s.epi].kernel));
+        if (s.epi >= 0)
+          name += ops[s.epi].kernel == KernelId::AddRmsNorm ? std::string("+add")
+                                                             : fmt::format("+{}", kernel_name(ops[s.epi].kernel));
         return name + " (gemv)";
       }
       case kSiluMul: return "silu*mul";
@@ -1121,17 +1222,34 @@ struct CudaBackend::Impl {
         }
         if (s.epi >= 0) {
           const Op& e = ops[s.epi];
-          jobs[0].epi = epilogue_of(o, e);
-          jobs[0].out = e.out.data;
-          if (e.kernel == KernelId::Add || e.kernel == KernelId::Mul)
-            jobs[0].other = e.in[0].data == o.out.data ? e.in[1].data : e.in[0].data;
+          if (e.kernel == KernelId::AddRmsNorm) {  // its add (add_norm_splits)
+            const std::vector<TensorView>& in = e.train->in;
+            jobs[0].epi = GemvEpilogue::Add;
+            jobs[0].out = e.train->out[0].data;
+            jobs[0].other = in[0].data == o.out.data ? in[1].data : in[0].data;
+          } else if (e.kernel == KernelId::SwiGlu) {  // over gate (job 0) and up (swiglu_pairs)
+            jobs[0].epi = GemvEpilogue::SwiGlu;
+            jobs[0].out = e.train->out[0].data;
+          } else {
+            jobs[0].epi = epilogue_of(o, e);
+            jobs[0].out = e.out.data;
+            if (e.kernel == KernelId::Add || e.kernel == KernelId::Mul)
+              jobs[0].other = e.in[0].data == o.out.data ? e.in[1].data : e.in[0].data;
+          }
         }
         GemvNorm norm;
         if (s.norm >= 0) {
           const Op& r = ops[s.norm];
-          norm.x = r.in[0].data;
-          norm.gamma = r.in[1].data;
-          norm.eps = static_cast<float>(r.p.eps);
+          if (r.kernel == KernelId::AddRmsNorm) {  // its norm, of the sum the GEMV before wrote
+            norm.x = r.train->out[0].data;
+            norm.gamma = r.train->in[2].data;
+            norm.eps = static_cast<float>(r.train->eps);
+            norm.threads = fused::kAddRmsNormThreads;
+          } else {
+            norm.x = r.in[0].data;
+            norm.gamma = r.in[1].data;
+            norm.eps = static_cast<float>(r.p.eps);
+          }
         }
         const int v = pick_gemv(L, o.ft, o.in[0].data, linear_M(o), o.in[0].last(), jobs, s.n,
                                 s.norm < 0 && s.epi < 0 && s.n == 1);

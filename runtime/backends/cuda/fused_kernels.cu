@@ -184,7 +184,7 @@ void add_rms_norm(const Launch& L, DType t, void* sum, void* y, const void* a, c
                      aligned16(gamma);
     const unsigned grid = static_cast<unsigned>(rows < 65535 * 8 ? rows : 65535 * 8);
     if (rows > 0)
-      launch_kernel(L, "add_rms_norm", grid, kThreads, 0, add_rms_norm_kernel<T>, static_cast<T*>(sum),
+      launch_kernel(L, "add_rms_norm", grid, kAddRmsNormThreads, 0, add_rms_norm_kernel<T>, static_cast<T*>(sum),
                     static_cast<T*>(y), static_cast<const T*>(a), static_cast<const T*>(b),
                     static_cast<const T*>(gamma), rows, H, static_cast<float>(eps), vec);
   });

@@ -19,7 +19,10 @@ void swiglu(const Launch& L, DType t, void* y, const void* gate, const void* up,
 void swiglu_grad(const Launch& L, DType t, void* dgate, void* dup, const void* gate, const void* up,
                  const void* dy, int64_t n);
 // sum = a + b (rounded to T), y = rms_norm(sum) over rows of H from the rounded sum,
-// as the unfused add then rms_norm.
+// as the unfused add then rms_norm. One block of kAddRmsNormThreads threads per row; that
+// count fixes its order of sums, which a decode GEMV fusing the two halves repeats
+// (the add as the epilogue of the GEMV before, the norm as the prologue of the next).
+constexpr int kAddRmsNormThreads = 256;
 void add_rms_norm(const Launch& L, DType t, void* sum, void* y, const void* a, const void* b,
                   const void* gamma, int64_t rows, int64_t H, double eps);
 

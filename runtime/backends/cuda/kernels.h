@@ -105,7 +105,9 @@ void attention(const Launch& L, const AttentionArgs& a, int num_sms, bool allow_
 // the separate kernel would.
 constexpr int kGemvMaxRows = 8;
 constexpr int kGemvMaxJobs = 3;
-enum class GemvEpilogue : int { None = 0, Add, Mul, Silu, GeluTanh, GeluErf };
+// SwiGlu: on job 0 of two with equal N (gate, up): out = silu(y0) * y1, as the swiglu
+// kernel computes it (the row kernel; a block takes the same rows of both).
+enum class GemvEpilogue : int { None = 0, Add, Mul, Silu, GeluTanh, GeluErf, SwiGlu };
 struct GemvJob {
   const void* w = nullptr;
   const void* bias = nullptr;
@@ -119,11 +121,13 @@ struct GemvJob {
 // rows and x of at most 64 KB), 2: the row kernel (a warp per output, x staged in shared
 // memory where it fits). Falls back to 2 where the pipelined kernel does not apply.
 // With `norm`, x is first computed as rms_norm(norm->x, norm->gamma) (and written to x,
-// bit-identical to the rms_norm kernel); needs x staged: 16-byte rows, x of <= 64 KB.
+// bit-identical to the norm kernel it replaces: rms_norm's, or add_rms_norm's second half
+// with norm->x its sum); needs x staged: 16-byte rows, x of <= 64 KB.
 struct GemvNorm {
   const void* x = nullptr;
   const void* gamma = nullptr;
   float eps = 0.f;
+  int threads = 128;  // the replaced kernel's block size, which fixes its order of sums
 };
 // Whether gemv() stages this x in shared memory (so a norm may be fused, and variant 3 runs).
 bool gemv_stages_x(DType t, const void* x, int64_t M, int64_t K, const GemvJob* jobs, int njobs);

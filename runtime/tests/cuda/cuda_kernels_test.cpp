@@ -234,6 +234,81 @@ TEST(CudaKernels, FusedRmsNormGemv) {
   }
 }
 
+// A decode GEMV, the add_rms_norm of its output and the residual, and the GEMVs of the
+// norm's output (o_proj, then gate/up or the next layer's q/k/v): the add runs as the
+// first GEMV's epilogue, the norm as the prologue of the grouped GEMV after it, and
+// add_rms_norm's launch disappears. Both of its outputs are written, bit-identical to the
+// add_rms_norm kernel between the same GEMVs (its 256-thread order of sums repeated).
+TEST(CudaKernels, SplitAddRmsNormGemv) {
+  BMSYS_SKIP_WITHOUT_GPU();
+  std::unique_ptr<CudaBackend> unfused_be;
+  {
+    ScopedEnv env("BMSYS_CUDA_FUSE", "0"), env2("BMSYS_CUDA_GEMV", "2");
+    unfused_be = std::make_unique<CudaBackend>(BackendOptions{});
+  }
+  for (int variant : {1, 2, 3}) {
+    CudaBackend& fused = gpu_gemv(variant);
+    std::mt19937 rng(26);
+    for (DType t : kFloatTypes)
+      for (int64_t M : {1, 3}) {
+        const int64_t K = 264, H = 520, N[3] = {512, 129, 64};
+        Case c;
+        // 0 x, 1 w_o, 2 residual h, 3 gamma, 4 o, 5 sum, 6 y, 7-9 weights, 10-12 outputs
+        c.tensors = {random_tensor(t, {1, M, K}, rng), random_tensor(t, {H, K}, rng, -0.2f, 0.2f),
+                     random_tensor(t, {1, M, H}, rng, -2.f, 2.f), random_tensor(t, {H}, rng, 0.5f, 1.5f),
+                     poison(t, {1, M, H}), poison(t, {1, M, H}), poison(t, {1, M, H})};
+        for (int j = 0; j < 3; ++j) c.tensors.push_back(random_tensor(t, {N[j], H}, rng, -0.1f, 0.1f));
+        for (int j = 0; j < 3; ++j) c.tensors.push_back(poison(t, {1, M, N[j]}));
+        c.calls.push_back({KernelId::Linear, attrs({}), {0, 1}, {4}});
+        c.calls.push_back({KernelId::AddRmsNorm, attrs({{"eps", float_attr(1e-5)}}), {2, 4, 3}, {5, 6}});
+        for (int j = 0; j < 3; ++j) c.calls.push_back({KernelId::Linear, attrs({}), {6, 7 + j}, {10 + j}});
+        c.check = {4, 5, 6, 10, 11, 12};
+        const std::string what = fmt::format("split add_rms_norm {} M={} variant {}", dtype_name(t), M, variant);
+        auto before = fused.stats().launches_saved;
+        expect_matches_cpu(c, t == DType::F32 ? 3e-5 : tol_for(t), &fused, what);
+        // q/k/v grouped (2) and add_rms_norm's launch (1)
+        EXPECT_GE(fused.stats().launches_saved - before, 3) << what << ": add_rms_norm was not split";
+        std::vector<HostTensor> a = run_calls(fused, c.tensors, c.calls, c.ctx);
+        std::vector<HostTensor> b = run_calls(*unfused_be, c.tensors, c.calls, c.ctx);
+        for (int i : c.check) EXPECT_EQ(a[i].data, b[i].data) << what << ": differs from unfused, tensor " << i;
+      }
+  }
+}
+
+// gate/up GEMVs and the swiglu of their outputs: one launch, a block computing the same
+// rows of both and their swiglu; bit-identical to the swiglu kernel after the GEMVs.
+TEST(CudaKernels, GemvSwiGluPair) {
+  BMSYS_SKIP_WITHOUT_GPU();
+  std::unique_ptr<CudaBackend> unfused_be;
+  {
+    ScopedEnv env("BMSYS_CUDA_FUSE", "0"), env2("BMSYS_CUDA_GEMV", "2");
+    unfused_be = std::make_unique<CudaBackend>(BackendOptions{});
+  }
+  std::mt19937 rng(27);
+  for (DType t : kFloatTypes)
+    for (int64_t M : {1, 2, 5})
+      for (int order = 0; order < 2; ++order) {
+        const int64_t K = 264, N = 77;
+        Case c;
+        // 0 x, 1 w_gate, 2 w_up, 3 gate, 4 up, 5 y
+        c.tensors = {random_tensor(t, {1, M, K}, rng), random_tensor(t, {N, K}, rng, -0.2f, 0.2f),
+                     random_tensor(t, {N, K}, rng, -0.2f, 0.2f), poison(t, {1, M, N}), poison(t, {1, M, N}),
+                     poison(t, {1, M, N})};
+        // order 1: up's GEMV first (the step puts gate first)
+        c.calls.push_back({KernelId::Linear, attrs({}), {0, order ? 2 : 1}, {order ? 4 : 3}});
+        c.calls.push_back({KernelId::Linear, attrs({}), {0, order ? 1 : 2}, {order ? 3 : 4}});
+        c.calls.push_back({KernelId::SwiGlu, attrs({}), {3, 4}, {5}});
+        c.check = {3, 4, 5};
+        const std::string what = fmt::format("gemv swiglu {} M={} order {}", dtype_name(t), M, order);
+        auto before = gpu_gemv().stats().launches_saved;
+        expect_matches_cpu(c, t == DType::F32 ? 3e-5 : tol_for(t), &gpu_gemv(), what);
+        EXPECT_GE(gpu_gemv().stats().launches_saved - before, 2) << what << ": swiglu was not fused";
+        std::vector<HostTensor> a = run_calls(gpu_gemv(), c.tensors, c.calls, c.ctx);
+        std::vector<HostTensor> b = run_calls(*unfused_be, c.tensors, c.calls, c.ctx);
+        for (int i : c.check) EXPECT_EQ(a[i].data, b[i].data) << what << ": differs from unfused, tensor " << i;
+      }
+}
+
 // The pipelined GEMV alone (BMSYS_CUDA_GEMV=3).
 TEST(CudaKernels, GemvPipelinedKernel) {
   BMSYS_SKIP_WITHOUT_GPU();
