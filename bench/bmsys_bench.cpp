@@ -116,7 +116,7 @@ json ceilings() {
     std::vector<double> t;
     for (int i = 0; i < 10; ++i) t.push_back(tm.ms([&] { g.run(a, s); }, s));
     r["bf16_gemm_TFLOPs"] = 2.0 * n * n * n / (median(t) * 1e-3) / 1e12;
-    // GEMV (x of one row) weight-streaming rates per shape: the pipelined (3) and register (2)
+    // GEMV (x of one row) weight-streaming rates per shape: the pipelined (3) and row (2)
     // kernels and cuBLASLt, 10 back-to-back launches per timing, each on
     // its own copy of the weights in a 1 GiB pool so that (as in a decode step) they come
     // from HBM, not from L2.
@@ -158,7 +158,7 @@ json ceilings() {
         t.clear();
         for (int i = 0; i < 7; ++i)
           t.push_back(tm.ms([&] { for (int k = 0; k < 10; ++k) once(); }, s) / 10);
-        row[variant == 0 ? "cublaslt" : variant == 3 ? "pipelined" : "register"] =
+        row[variant == 0 ? "cublaslt" : variant == 3 ? "pipelined" : "row"] =
             2.0 * N * K / (median(t) * 1e-3) / 1e9;
       }
       gv[fmt::format("{}x{}", N, K)] = row;

@@ -190,7 +190,7 @@ int main(int argc, char** argv) {
         gv[fmt::format("{}x{}", N, K)] = {{"int8_us", i8 * 1e3},
                                           {"int8_GBps", N * K / (i8 * 1e-3) / 1e9},
                                           {"bf16_cublaslt_us", bl * 1e3},
-                                          {"bf16_register_us", own * 1e3},
+                                          {"bf16_row_us", own * 1e3},
                                           {"speedup_vs_best_bf16", std::min(bl, own) / i8}};
         std::printf("GEMV %lldx%lld: INT8 weight-only %.1f us (%.0f GB/s of weights); bf16 cuBLASLt %.1f us, "
                     "own %.1f us -> %.2fx\n",

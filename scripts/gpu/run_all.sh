@@ -22,6 +22,8 @@
 #             6 GiB memory schedule against HF accelerate offload (not in the default)
 #   adamw     CPU only: bench/adamw/adamw_torch.py, bmsys-bench-adamw (the CPU AdamW per
 #             instruction set) against torch.optim.AdamW on all cores (not a default stage)
+#   gemvlab   one GPU: bmsys-gemv-lab, the decode GEMV's design space against a read-only
+#             kernel and cuBLASLt (gemvlab.log; not a default stage)
 # Logs and JSON go to $OUT (default /tmp/bmsys-gpu-out; at most 8 files: summary.txt,
 # tests.log (+ e2e), sanitizer.log, bench.log (+ peer), bench.json, peer.json and the two
 # traces); a table is printed last.
@@ -377,6 +379,13 @@ if has adamw; then
   RES[adamw]="rc=${PIPESTATUS[0]} $(grep -E '^bmsys-.* / torch-' /tmp/bmsys-gpu/adamw.log)"
 fi
 
+if has gemvlab; then
+  # The decode GEMV's design space (bench/gemv_lab.cu; docs/cuda.md "Session 7").
+  stamp "gemvlab"
+  timeout ${GEMVLAB_TIMEOUT:-120} "$BIN/bmsys-gemv-lab" 2>&1 | tee "$OUT/gemvlab.log"
+  RES[gemvlab]="rc=${PIPESTATUS[0]} $(grep -E '^checks' "$OUT/gemvlab.log")"
+fi
+
 python3 - "$OUT" <<'PY' | tee -a "$OUT/summary.txt"
 import json, os, sys
 out = sys.argv[1]
@@ -404,7 +413,7 @@ if b:
              ("  host time per step (executor, copies)", f'{d.get("host_ms_per_step", 0):.3f} ms'),
              ("  of which the backend's launch queue", f'{d.get("backend_queue_us_per_step", 0):.0f} us')]
     for shp, v in c.get("gemv_GBps", {}).items():
-        rows.append((f"  GEMV {shp} GB/s pipelined/register/cuBLASLt", f'{v["pipelined"]:.0f} / {v["register"]:.0f} / {v["cublaslt"]:.0f}'))
+        rows.append((f"  GEMV {shp} GB/s pipelined/row/cuBLASLt", f'{v["pipelined"]:.0f} / {v["row"]:.0f} / {v["cublaslt"]:.0f}'))
     pf = b.get("prefill")
     if pf:
         rows.append((f'bmsys prefill {pf["tokens"]} tokens', f'{pf["device_ms"]:.2f} ms, {pf["TFLOPs"]:.0f} TFLOP/s = {100*pf.get("share_of_gemm", 0):.1f}% of GEMM rate'))
@@ -427,6 +436,6 @@ print("=" * (w + 50))
 for k, v in rows:
     print(f"{k:<{w}}  {v}")
 PY
-for k in tests e2e sanitize bench peer int8 dist fsdp adamw; do
+for k in tests e2e sanitize bench peer int8 dist fsdp adamw gemvlab; do
   [ -n "${RES[$k]:-}" ] && printf '%-9s %s\n' "$k" "${RES[$k]}" | tee -a "$OUT/summary.txt"
 done

@@ -8,6 +8,8 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <mutex>
+#include <unordered_set>
 #include <utility>
 
 #include "runtime/backends/cuda/cuda_common.h"
@@ -71,6 +73,17 @@ __device__ __forceinline__ void stage_packs(T* dst, const T* src, int64_t n) {
   constexpr int PN = Pack<T>::N;
   for (int64_t j = threadIdx.x; j < n / PN; j += blockDim.x) store_pack(dst + j * PN, load_pack(src + j * PN));
   __syncthreads();
+}
+
+// Lets `kernel` use up to `bytes` of dynamic shared memory (above the default 48 KB); the
+// attribute is set on the first call for each kernel.
+inline void allow_dynamic_smem(const void* kernel, int bytes, const char* op) {
+  static std::mutex mu;
+  static std::unordered_set<const void*> done;
+  std::lock_guard<std::mutex> lock(mu);
+  if (!done.insert(kernel).second) return;
+  check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
+             "cudaFuncSetAttribute", op);
 }
 
 inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }

@@ -364,16 +364,9 @@ template <class T, int MT, bool VEC, bool XS, bool NORM>
 void launch_row(const Launch& L, const GemvK<T>& a) {
   const unsigned grid = static_cast<unsigned>(a.block_start[a.njobs]);
   const int64_t smem = XS ? (a.M * a.K * static_cast<int64_t>(sizeof(T)) + 15) / 16 * 16 : 0;
-  if constexpr (XS) {
-    static bool attrs_set = false;  // x of up to 64 KB: above the default 48 KB
-    if (!attrs_set) {
-      check_cuda(cudaFuncSetAttribute(gemv_kernel<T, MT, VEC, XS, NORM>,
-                                      cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                      static_cast<int>(kPipeMaxXBytes)),
-                 "cudaFuncSetAttribute", "linear(gemv)");
-      attrs_set = true;
-    }
-  }
+  if constexpr (XS)  // x of up to 64 KB
+    allow_dynamic_smem(reinterpret_cast<const void*>(gemv_kernel<T, MT, VEC, XS, NORM>),
+                       static_cast<int>(kPipeMaxXBytes), "linear(gemv)");
   launch_kernel(L, "linear(gemv)", grid, kGemvWarps * 32, static_cast<size_t>(smem),
                 gemv_kernel<T, MT, VEC, XS, NORM>, a);
 }

@@ -227,16 +227,9 @@ __global__ void fill_random_int8_kernel(int8_t* dst, int64_t n, uint64_t seed) {
 template <class T, int MT, bool VEC, bool XS, int U>
 void launch_gemv_int8(const Launch& L, const Int8Jobs& jobs, const T* x, int64_t M, int64_t K, unsigned grid) {
   const int64_t smem = XS ? (M * K * static_cast<int64_t>(sizeof(T)) + 15) / 16 * 16 : 0;
-  if constexpr (XS) {
-    static bool attrs_set = false;  // x of up to 64 KB: above the default 48 KB
-    if (!attrs_set) {
-      check_cuda(cudaFuncSetAttribute(gemv_int8_kernel<T, MT, VEC, XS, U>,
-                                      cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                      static_cast<int>(kGemvI8MaxXBytes)),
-                 "cudaFuncSetAttribute", "linear_int8(gemv)");
-      attrs_set = true;
-    }
-  }
+  if constexpr (XS)  // x of up to 64 KB
+    allow_dynamic_smem(reinterpret_cast<const void*>(gemv_int8_kernel<T, MT, VEC, XS, U>),
+                       static_cast<int>(kGemvI8MaxXBytes), "linear_int8(gemv)");
   launch_kernel(L, "linear_int8(gemv)", grid, kGemvI8Warps * 32, static_cast<size_t>(smem),
                 gemv_int8_kernel<T, MT, VEC, XS, U>, jobs, x, static_cast<int>(M), K);
 }
