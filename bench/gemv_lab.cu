@@ -169,6 +169,51 @@ __global__ void __launch_bounds__(WARPS * 32) gemv_row_kernel(Args a) {
   }
 }
 
+// --- persistent row kernel: a grid of BPS blocks an SM; warp gw takes rows gw, gw + NW, ...
+// (x staged once per block). With one block an SM the kernel holds half the register
+// file, so under PDL the next kernel's block is resident early and loads its first
+// round of weights while this one drains.
+template <class W, int U, int WARPS>
+__global__ void __launch_bounds__(WARPS * 32, 1024 / (WARPS * 32)) gemv_rowp_kernel(Args a) {
+  pdl_trigger();
+  constexpr int E = Dot<W>::E;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int NW = gridDim.x * WARPS;
+  int n = blockIdx.x * WARPS + warp;
+  const int nv = a.K / E;
+  uint4 wv[U];
+  auto first_round = [&](int row) {
+    const uint4* wp = reinterpret_cast<const uint4*>(static_cast<const W*>(a.w) + (long long)row * a.K);
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+      if (row < a.N && u * 32 + lane < nv) wv[u] = load_stream16(wp + u * 32 + lane);
+  };
+  first_round(n);
+  pdl_wait();
+  extern __shared__ uint4 smem[];
+  bf16* xs = reinterpret_cast<bf16*>(smem);
+  stage_x(a, xs);
+  for (; n < a.N; n += NW) {
+    const uint4* wp = reinterpret_cast<const uint4*>(static_cast<const W*>(a.w) + (long long)n * a.K);
+    float acc = 0.f;
+    for (int base = 0; base < nv; base += 32 * U) {
+      if (base > 0) {
+#pragma unroll
+        for (int u = 0; u < U; ++u)
+          if (base + u * 32 + lane < nv) wv[u] = load_stream16(wp + base + u * 32 + lane);
+      }
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const int idx = base + u * 32 + lane;
+        if (idx < nv) acc = Dot<W>::run(wv[u], xs + idx * E, acc);
+      }
+    }
+    acc = warp_sum(acc);
+    if (lane == 0) a.y[n] = __float2bfloat16(acc * (a.scale ? a.scale[n] : 1.f));
+    if (n + NW < a.N) first_round(n + NW);
+  }
+}
+
 // A small kernel between GEMVs (as norm / attention / swiglu are): one block per 32 SMs'
 // worth, reads y, writes x.
 __global__ void small_kernel(const bf16* y, bf16* x, int n) {
@@ -258,6 +303,17 @@ Kern row_variant() {
           }};
 }
 
+template <class W, int U, int WARPS>
+Kern rowp_variant(int bps, int sms) {
+  auto k = gemv_rowp_kernel<W, U, WARPS>;
+  CK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, 32768));
+  char name[64];
+  std::snprintf(name, sizeof name, "persist U%d W%d x%d", U, WARPS, bps);
+  return {name, [k, bps, sms](bool pdl, Args a, cudaStream_t st) {
+            launch(pdl, dim3(bps * sms), dim3(WARPS * 32), (size_t)a.K * 2, st, k, a);
+          }};
+}
+
 int main() {
   const int launches = 48;
   cudaDeviceProp prop;
@@ -285,10 +341,16 @@ int main() {
   CK(cudaDeviceSynchronize());
 
   // U (16-byte loads in flight per lane), warps a block, rows a warp
-  std::vector<Kern> vb = {row_variant<bf16, 8, 16, 1>(), row_variant<bf16, 8, 8, 1>(), row_variant<bf16, 4, 8, 1>(),
-                          row_variant<bf16, 8, 4, 1>(), row_variant<bf16, 4, 8, 2>()};
-  std::vector<Kern> vi = {row_variant<int8_t, 4, 8, 1>(), row_variant<int8_t, 8, 8, 1>(), row_variant<int8_t, 4, 16, 1>(),
-                          row_variant<int8_t, 4, 4, 1>(), row_variant<int8_t, 4, 8, 2>(), row_variant<int8_t, 8, 8, 2>()};
+  // (persistent: blocks an SM)
+  std::vector<Kern> vb = {row_variant<bf16, 8, 16, 1>(),        row_variant<bf16, 8, 8, 1>(),
+                          row_variant<bf16, 4, 8, 1>(),         row_variant<bf16, 8, 4, 1>(),
+                          row_variant<bf16, 4, 8, 2>(),         rowp_variant<bf16, 8, 16>(1, sms),
+                          rowp_variant<bf16, 8, 16>(2, sms),    rowp_variant<bf16, 8, 32>(1, sms)};
+  std::vector<Kern> vi = {row_variant<int8_t, 4, 8, 1>(),       row_variant<int8_t, 8, 8, 1>(),
+                          row_variant<int8_t, 4, 16, 1>(),      row_variant<int8_t, 4, 4, 1>(),
+                          row_variant<int8_t, 4, 8, 2>(),       row_variant<int8_t, 8, 8, 2>(),
+                          rowp_variant<int8_t, 8, 16>(1, sms),  rowp_variant<int8_t, 8, 16>(2, sms),
+                          rowp_variant<int8_t, 8, 32>(1, sms)};
   auto readk = [&](int bps) {
     return Kern{"read x" + std::to_string(bps), [=](bool pdl, Args a, cudaStream_t st) {
                   const long long bytes = (long long)a.N * a.K * (a.scale ? 1 : 2);

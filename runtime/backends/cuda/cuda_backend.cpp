@@ -729,6 +729,7 @@ struct CudaBackend::Impl {
   }
 
   std::vector<Step> plan_steps() {
+    split_norm_ = -1;
     const int n = static_cast<int>(ops.size());
     std::vector<Step> steps;
     std::vector<char> used(n, 0);
