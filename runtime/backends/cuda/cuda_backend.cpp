@@ -139,6 +139,17 @@ struct Op {
   std::shared_ptr<const TrainOp> train;
 };
 
+// A training kernel's operand as a TRef (for overlaps()).
+TRef tref_of(const TensorView& v) {
+  TRef t;
+  t.data = v.data;
+  t.dtype = v.dtype;
+  t.numel = v.numel();
+  return t;
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
 bool overlaps(const TRef& a, const TRef& b) {
   auto a0 = reinterpret_cast<uintptr_t>(a.data), b0 = reinterpret_cast<uintptr_t>(b.data);
   return a0 < b0 + b.bytes() && b0 < a0 + a.bytes() && a.bytes() && b.bytes();
@@ -180,8 +191,8 @@ struct CudaBackend::Impl {
   cudaDeviceProp prop{};
   bool use_graphs = true, use_pdl = true, use_gemv = true, use_fuse = true, use_flash = true;
   bool use_fork = true;  // BMSYS_CUDA_FORK: linears sharing their input run concurrently
-  // BMSYS_CUDA_GEMV: 1 tuned per shape, 2 row kernel, 3 pipelined kernel, 0 off
-  // (cuBLASLt; the default, see below).
+  // BMSYS_CUDA_GEMV: 1 tuned per shape (the default, see below), 2 row kernel, 3 pipelined
+  // kernel, 0 off (cuBLASLt for every linear).
   int gemv_variant = 1;
   std::unordered_map<std::string, int> gemv_pick;  // shape -> variant (0 cuBLASLt, 2, 3)
   void* tune_buf = nullptr;
@@ -522,10 +533,7 @@ struct CudaBackend::Impl {
         up.numel() != u->out.numel || y.numel() != g->out.numel)
       return false;
     if (gate.dtype != g->ft || up.dtype != g->ft || y.dtype != g->ft) return false;
-    TRef yr;
-    yr.data = y.data;
-    yr.numel = y.numel();
-    yr.dtype = y.dtype;
+    const TRef yr = tref_of(y);
     // A block writes its rows of gate and up, then of y: y may be one of them exactly.
     for (const Op* q : {g, u}) {
       for (int a = 0; a < q->nin; ++a)
@@ -550,14 +558,7 @@ struct CudaBackend::Impl {
     const bool first = a.data == o.out.data;
     if (!first && b.data != o.out.data) return false;
     const TensorView& other = first ? b : a;
-    auto ref = [](const TensorView& v) {
-      TRef t;
-      t.data = v.data;
-      t.numel = v.numel();
-      t.dtype = v.dtype;
-      return t;
-    };
-    const TRef sum_r = ref(sum), y_r = ref(y), other_r = ref(other), gamma_r = ref(gamma);
+    const TRef sum_r = tref_of(sum), y_r = tref_of(y), other_r = tref_of(other), gamma_r = tref_of(gamma);
     if (a.dtype != o.ft || b.dtype != o.ft || sum.dtype != o.ft || y.dtype != o.ft || gamma.dtype != o.ft) return false;
     if ((first ? a : b).numel() != o.out.numel || other.numel() != o.out.numel || sum.numel() != o.out.numel ||
         y.numel() != o.out.numel)
@@ -580,8 +581,7 @@ struct CudaBackend::Impl {
     GemvJob j;
     j.w = g.in[1].data;
     if (!gemv_stages_x(g.ft, g.in[0].data, linear_M(g), H, &j, 1)) return false;
-    auto a16 = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; };
-    return H % (16 / static_cast<int64_t>(dtype_size(g.ft))) == 0 && a16(sum.data) && a16(gamma.data);
+    return H % (16 / static_cast<int64_t>(dtype_size(g.ft))) == 0 && aligned16(sum.data) && aligned16(gamma.data);
   }
 
   // A decode-sized linear (M <= kGemvMaxRows) that one library call or kernel runs:
@@ -644,8 +644,7 @@ struct CudaBackend::Impl {
     j.w = g.in[1].data;
     if (!gemv_stages_x(g.ft, g.in[0].data, linear_M(g), g.in[0].last(), &j, 1)) return false;
     const int64_t pn = 16 / static_cast<int64_t>(dtype_size(r.ft));
-    auto a16 = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; };
-    return r.in[0].last() % pn == 0 && a16(r.in[0].data) && a16(r.in[1].data);
+    return r.in[0].last() % pn == 0 && aligned16(r.in[0].data) && aligned16(r.in[1].data);
   }
 
   // The elementwise op `q` can be the epilogue of the GEMV `o` (it consumes o's output
