@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine; builds nothing. Needs build-gpu/ from scripts/gpu/prepare.sh
 # (send it with carry ["build-gpu"]). Stages (default: all, in this order):
-#   tests     GPU unit + golden tests (bmsys-cuda-tests)
+#   tests     GPU unit + golden tests (bmsys-cuda-tests); the GEMV prefetch order in the
+#             SASS (scripts/gpu/check_sass.py)
 #   e2e       bmsys-run generate --device cuda on the golden Llama, against transformers
 #   sanitize  compute-sanitizer memcheck on the GPU tests, racecheck on the kernel tests
 #   bench     bmsys-bench on a Llama-shaped 6.7B with random weights (bf16): ceilings,
@@ -63,6 +64,9 @@ if has tests; then
   timeout ${TESTS_TIMEOUT:-240} "$BIN/bmsys-cuda-tests" --gtest_color=no >"$OUT/tests.log" 2>&1
   rc=$?
   RES[tests]="rc=$rc $(grep -E '^\[  PASSED  \]|^\[  FAILED  \]|^\[  SKIPPED \] [0-9]' "$OUT/tests.log" | tr '\n' ' ')"
+  # The decode GEMVs' weight prefetch must precede griddepcontrol.wait in the SASS.
+  python3 scripts/gpu/check_sass.py "$BIN/bmsys-cuda-tests" >>"$OUT/tests.log" 2>&1
+  RES[sass]="rc=$? $(grep '^sass:' "$OUT/tests.log")"
   grep -E '^\[ +(OK|FAILED|SKIPPED) +\]|\[golden\]|Failure|error|Expected|Which is|relative error' "$OUT/tests.log" | head -150
 fi
 
@@ -436,6 +440,6 @@ print("=" * (w + 50))
 for k, v in rows:
     print(f"{k:<{w}}  {v}")
 PY
-for k in tests e2e sanitize bench peer int8 dist fsdp adamw gemvlab; do
+for k in tests sass e2e sanitize bench peer int8 dist fsdp adamw gemvlab; do
   [ -n "${RES[$k]:-}" ] && printf '%-9s %s\n' "$k" "${RES[$k]}" | tee -a "$OUT/summary.txt"
 done

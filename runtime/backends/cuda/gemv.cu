@@ -156,11 +156,18 @@ __global__ void __launch_bounds__(kGemvWarps * 32, 1024 / (kGemvWarps * 32)) gem
   const T* wr = a.w[j] + (active ? n : 0) * a.K;
   const int64_t nv = a.K / PN;
 
+  // The first packs, before griddepcontrol.wait. Inside a branch on purpose: ptxas keeps
+  // the wait below a divergent branch, but hoisted it above these loads when they were
+  // only predicated (`active && idx < nv`; cuobjdump showed ACQBULK first), so the weight
+  // stream waited for the previous kernel after all. scripts/gpu/check_sass.py checks the
+  // order in every GEMV kernel on the GPU machine.
   LV wv[U];
+  if (active) {
 #pragma unroll
-  for (int u = 0; u < U; ++u) {
-    const int64_t idx = u * 32 + lane;
-    if (active && idx < nv) wv[u].load_w(wr + idx * PN);
+    for (int u = 0; u < U; ++u) {
+      const int64_t idx = u * 32 + lane;
+      if (idx < nv) wv[u].load_w(wr + idx * PN);
+    }
   }
   pdl_wait();
   const T* xb = a.x;

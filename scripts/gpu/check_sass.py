@@ -1,0 +1,47 @@
+#!/usr/bin/env python3
+"""Checks, in the SASS of a binary, that every decode GEMV kernel with 16-byte weight loads
+issues its first weight loads before griddepcontrol.wait (SASS: ACQBULK).
+
+The row GEMV loads a row's first packs before waiting for the previous kernel under
+programmatic dependent launch, so the weight stream starts while that kernel drains.
+ptxas is free to hoist the wait above those loads (waiting earlier is always correct) and
+did so silently for the row kernel's predicated loads (gemv.cu: the loads now sit in a
+branch; a unified INT8 variant lost 20% of its decode speed the same way). Needs
+cuobjdump (the GPU machine has it; CI does not).
+
+  check_sass.py BINARY   -> "sass: N kernels load before the wait, 0 wait first"; exit 1 if any wait first
+"""
+import re
+import subprocess
+import sys
+
+
+def main() -> int:
+    if len(sys.argv) != 2:
+        print(__doc__)
+        return 2
+    sass = subprocess.run(["cuobjdump", "-sass", sys.argv[1]], capture_output=True, text=True, check=True).stdout
+    good, bad = 0, []
+    for func in re.split(r"\n\s*Function : ", sass)[1:]:
+        name = func.split("\n", 1)[0].strip()
+        # gemv_kernel<T, MT, VEC, ...> and gemv_int8_kernel<T, MT, VEC, ...>: the decode
+        # GEMVs whose weights load 16 bytes a lane.
+        if not re.search(r"(11gemv_kernel|16gemv_int8_kernel)I.*?Li\d+ELb1E", name):
+            continue
+        lines = func.splitlines()
+        wait = next((i for i, l in enumerate(lines) if "ACQBULK" in l), None)
+        load = next((i for i, l in enumerate(lines) if "LDG.E.NA.128" in l), None)
+        if wait is None or load is None:
+            bad.append(f"{name}: no {'ACQBULK' if wait is None else 'LDG.E.NA.128'}")
+        elif load < wait:
+            good += 1
+        else:
+            bad.append(f"{name}: ACQBULK at line {wait}, first weight load at line {load}")
+    print(f"sass: {good} GEMV kernels load weights before the wait, {len(bad)} wait first")
+    for b in bad:
+        print("  " + b)
+    return 1 if bad or good == 0 else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
