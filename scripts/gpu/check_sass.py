@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Checks, in the SASS of a binary, that every decode GEMV kernel with 16-byte weight loads
-issues its first weight loads before griddepcontrol.wait (SASS: ACQBULK).
+issues its first weight loads before griddepcontrol.wait (SASS: ACQBULK), and the decode
+attention its prefetch of the first cached k/v rows.
 
 The row GEMV loads a row's first packs before waiting for the previous kernel under
 programmatic dependent launch, so the weight stream starts while that kernel drains.
@@ -21,23 +22,27 @@ def main() -> int:
         print(__doc__)
         return 2
     sass = subprocess.run(["cuobjdump", "-sass", sys.argv[1]], capture_output=True, text=True, check=True).stdout
+    # (kernel name pattern, what its early load is in SASS): gemv_kernel<T, MT, VEC, ...>
+    # and gemv_int8_kernel<T, MT, VEC, ...> with 16-byte weight loads; the decode
+    # attention's L1 prefetch of its first cached k/v rows.
+    kinds = [(r"(11gemv_kernel|16gemv_int8_kernel)I.*?Li\d+ELb1E", "LDG.E.NA.128"),
+             (r"18attn_decode_kernelI", "CCTL")]
     good, bad = 0, []
     for func in re.split(r"\n\s*Function : ", sass)[1:]:
         name = func.split("\n", 1)[0].strip()
-        # gemv_kernel<T, MT, VEC, ...> and gemv_int8_kernel<T, MT, VEC, ...>: the decode
-        # GEMVs whose weights load 16 bytes a lane.
-        if not re.search(r"(11gemv_kernel|16gemv_int8_kernel)I.*?Li\d+ELb1E", name):
+        marker = next((m for pat, m in kinds if re.search(pat, name)), None)
+        if marker is None:
             continue
         lines = func.splitlines()
         wait = next((i for i, l in enumerate(lines) if "ACQBULK" in l), None)
-        load = next((i for i, l in enumerate(lines) if "LDG.E.NA.128" in l), None)
+        load = next((i for i, l in enumerate(lines) if marker in l), None)
         if wait is None or load is None:
-            bad.append(f"{name}: no {'ACQBULK' if wait is None else 'LDG.E.NA.128'}")
+            bad.append(f"{name}: no {'ACQBULK' if wait is None else marker}")
         elif load < wait:
             good += 1
         else:
             bad.append(f"{name}: ACQBULK at line {wait}, first weight load at line {load}")
-    print(f"sass: {good} GEMV kernels load weights before the wait, {len(bad)} wait first")
+    print(f"sass: {good} decode GEMV/attention kernels load before the wait, {len(bad)} wait first")
     for b in bad:
         print("  " + b)
     return 1 if bad or good == 0 else 0

@@ -154,27 +154,40 @@ template <class T, int GC, int E, int W, bool ROPE>
 __global__ void __launch_bounds__(W * 32, kDecodeMinBlocks) attn_decode_kernel(Launch L, AttnK<T> a, int nsplit,
                                                              int ngroups) {
   pdl_trigger();
-  pdl_wait();
   namespace cg = cooperative_groups;
   const cg::cluster_group cluster = cg::this_cluster();
-  __shared__ float red[W][GC][2];
-  __shared__ float reo[W][GC][E * 32];
-  __shared__ float part_ml[GC][2];      // this split's running max and sum per head
-  __shared__ float part_o[GC][E * 32];  // and its output, not yet divided by the sum
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int z = static_cast<int>(cluster.block_rank());
   const int64_t hg = blockIdx.x / nsplit;
   const int64_t kvh = hg / ngroups, grp = hg % ngroups;
   const int64_t b = blockIdx.y;
   const int64_t D = a.D, G = a.Nq / a.Nkv, row = a.Nkv * D;
-  const int64_t h0 = kvh * G + grp * GC;
-  const int Gc = static_cast<int>(G - grp * GC < GC ? G - grp * GC : GC);
+  // start_pos comes from the scalars set before the step (never by a kernel this launch
+  // waits for), and the cached keys before it were written by earlier steps: this warp's
+  // first four k and v rows go to L1 while the previous kernel drains (lanes 8u..8u+7:
+  // key u, k then v, four 128-byte lines each). The prefetch sits in a divergent branch,
+  // which keeps griddepcontrol.wait below it (scripts/gpu/check_sass.py).
   const int64_t P = start_pos(L);
   const int64_t nk = P + 1;
-  const T* knew = a.knew + b * row + kvh * D;  // S == 1
-  const T* vnew = a.vnew + b * row + kvh * D;
+  const int64_t chunk = (nk + nsplit - 1) / nsplit;
+  const int64_t j0 = z * chunk;
+  const int64_t j1 = j0 + chunk < nk ? j0 + chunk : nk;
   const T* kb = a.kc + b * a.Smax * row + kvh * D;
   const T* vb = a.vc + b * a.Smax * row + kvh * D;
+  {
+    const int64_t key = j0 + warp * 4 + (lane >> 3);
+    const int64_t line = (lane & 3) * (128 / static_cast<int64_t>(sizeof(T)));
+    if (key < j1 && key < P && line < D) prefetch_l1(((lane >> 2) & 1 ? vb : kb) + key * row + line);
+  }
+  pdl_wait();
+  __shared__ float red[W][GC][2];
+  __shared__ float reo[W][GC][E * 32];
+  __shared__ float part_ml[GC][2];      // this split's running max and sum per head
+  __shared__ float part_o[GC][E * 32];  // and its output, not yet divided by the sum
+  const int64_t h0 = kvh * G + grp * GC;
+  const int Gc = static_cast<int>(G - grp * GC < GC ? G - grp * GC : GC);
+  const T* knew = a.knew + b * row + kvh * D;  // S == 1
+  const T* vnew = a.vnew + b * row + kvh * D;
 
   const int64_t pos = ROPE ? a.rope_pos[b] : 0;
   // The new key/value row enters the cache; this launch reads it from k/v instead.
@@ -213,10 +226,6 @@ __global__ void __launch_bounds__(W * 32, kDecodeMinBlocks) attn_decode_kernel(L
         qv[g][e] = (g < Gc && d < D) ? to_f(a.q[(b * a.Nq + h0 + g) * D + d]) * a.scale : 0.f;
       }
   }
-
-  const int64_t chunk = (nk + nsplit - 1) / nsplit;
-  const int64_t j0 = z * chunk;
-  const int64_t j1 = j0 + chunk < nk ? j0 + chunk : nk;
 
   float m[GC], l[GC], acc[GC][E];
 #pragma unroll

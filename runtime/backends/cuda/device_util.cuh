@@ -61,6 +61,11 @@ __device__ __forceinline__ uint4 load_stream16(const void* p) {
   return r;
 }
 
+// Brings the 128-byte line at p into L1 (and L2) without waiting for it.
+__device__ __forceinline__ void prefetch_l1(const void* p) {
+  asm volatile("prefetch.global.L1 [%0];" ::"l"(p));
+}
+
 template <class T>
 __device__ __forceinline__ void store_pack(T* p, const Pack<T>& v) {
   *reinterpret_cast<uint4*>(p) = *reinterpret_cast<const uint4*>(&v);
