@@ -134,11 +134,15 @@ __global__ void __launch_bounds__(WARPS * 32) gemv_row_kernel(Args a) {
     wp[r] = reinterpret_cast<const uint4*>(static_cast<const W*>(a.w) + (long long)(act[r] ? n0 + r : 0) * a.K);
   }
   uint4 wv[R][U];
+  // In a branch: ptxas hoists griddepcontrol.wait above merely predicated loads
+  // (scripts/gpu/check_sass.py; before session 8 this lab's row kernels waited first).
+  if (act[0]) {
 #pragma unroll
-  for (int u = 0; u < U; ++u)
+    for (int u = 0; u < U; ++u)
 #pragma unroll
-    for (int r = 0; r < R; ++r)
-      if (act[r] && u * 32 + lane < nv) wv[r][u] = load_stream16(wp[r] + u * 32 + lane);
+      for (int r = 0; r < R; ++r)
+        if (act[r] && u * 32 + lane < nv) wv[r][u] = load_stream16(wp[r] + u * 32 + lane);
+  }
   pdl_wait();
   extern __shared__ uint4 smem[];
   bf16* xs = reinterpret_cast<bf16*>(smem);
@@ -183,10 +187,11 @@ __global__ void __launch_bounds__(WARPS * 32, 1024 / (WARPS * 32)) gemv_rowp_ker
   const int nv = a.K / E;
   uint4 wv[U];
   auto first_round = [&](int row) {
+    if (row >= a.N) return;  // a branch, as in gemv_row_kernel
     const uint4* wp = reinterpret_cast<const uint4*>(static_cast<const W*>(a.w) + (long long)row * a.K);
 #pragma unroll
     for (int u = 0; u < U; ++u)
-      if (row < a.N && u * 32 + lane < nv) wv[u] = load_stream16(wp + u * 32 + lane);
+      if (u * 32 + lane < nv) wv[u] = load_stream16(wp + u * 32 + lane);
   };
   first_round(n);
   pdl_wait();

@@ -24,9 +24,10 @@ def main() -> int:
     sass = subprocess.run(["cuobjdump", "-sass", sys.argv[1]], capture_output=True, text=True, check=True).stdout
     # (kernel name pattern, what its early load is in SASS): gemv_kernel<T, MT, VEC, ...>
     # and gemv_int8_kernel<T, MT, VEC, ...> with 16-byte weight loads; the decode
-    # attention's L1 prefetch of its first cached k/v rows.
+    # attention's L1 prefetch of its first cached k/v rows; the lab's row kernels.
     kinds = [(r"(11gemv_kernel|16gemv_int8_kernel)I.*?Li\d+ELb1E", "LDG.E.NA.128"),
-             (r"18attn_decode_kernelI", "CCTL")]
+             (r"18attn_decode_kernelI", "CCTL"),
+             (r"(15gemv_row_kernel|16gemv_rowp_kernel)I", "LDG.E.NA.128")]  # bmsys-gemv-lab
     good, bad = 0, []
     for func in re.split(r"\n\s*Function : ", sass)[1:]:
         name = func.split("\n", 1)[0].strip()

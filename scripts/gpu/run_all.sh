@@ -387,7 +387,9 @@ if has gemvlab; then
   # The decode GEMV's design space (bench/gemv_lab.cu; docs/cuda.md "Session 7").
   stamp "gemvlab"
   timeout ${GEMVLAB_TIMEOUT:-120} "$BIN/bmsys-gemv-lab" 2>&1 | tee "$OUT/gemvlab.log"
-  RES[gemvlab]="rc=${PIPESTATUS[0]} $(grep -E '^checks' "$OUT/gemvlab.log")"
+  rc=${PIPESTATUS[0]}
+  python3 scripts/gpu/check_sass.py "$BIN/bmsys-gemv-lab" >>"$OUT/gemvlab.log" 2>&1
+  RES[gemvlab]="rc=$rc $(grep -E '^checks|^sass:' "$OUT/gemvlab.log" | tr '\n' ' ')"
 fi
 
 python3 - "$OUT" <<'PY' | tee -a "$OUT/summary.txt"
