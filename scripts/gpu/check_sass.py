@@ -10,7 +10,8 @@ did so silently for the row kernel's predicated loads (gemv.cu: the loads now si
 branch; a unified INT8 variant lost 20% of its decode speed the same way). Needs
 cuobjdump (the GPU machine has it; CI does not).
 
-  check_sass.py BINARY   -> "sass: N kernels load before the wait, 0 wait first"; exit 1 if any wait first
+  check_sass.py BINARY   prints "sass: N ... kernels load before the wait, M wait first"
+                         and each kernel that waits first; exit 1 if M > 0 or N == 0
 """
 import re
 import subprocess
@@ -42,7 +43,7 @@ def main() -> int:
         elif load < wait:
             good += 1
         else:
-            bad.append(f"{name}: ACQBULK at line {wait}, first weight load at line {load}")
+            bad.append(f"{name}: ACQBULK at line {wait}, first {marker} at line {load}")
     print(f"sass: {good} decode GEMV/attention kernels load before the wait, {len(bad)} wait first")
     for b in bad:
         print("  " + b)

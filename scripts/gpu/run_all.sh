@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine; builds nothing. Needs build-gpu/ from scripts/gpu/prepare.sh
 # (send it with carry ["build-gpu"]). Stages (default: all, in this order):
-#   tests     GPU unit + golden tests (bmsys-cuda-tests); the GEMV prefetch order in the
-#             SASS (scripts/gpu/check_sass.py)
+#   tests     GPU unit + golden tests (bmsys-cuda-tests); the decode kernels' loads before
+#             griddepcontrol.wait, in the SASS (scripts/gpu/check_sass.py)
 #   e2e       bmsys-run generate --device cuda on the golden Llama, against transformers
 #   sanitize  compute-sanitizer memcheck on the GPU tests, racecheck on the kernel tests
 #   bench     bmsys-bench on a Llama-shaped 6.7B with random weights (bf16): ceilings,
@@ -64,7 +64,7 @@ if has tests; then
   timeout ${TESTS_TIMEOUT:-240} "$BIN/bmsys-cuda-tests" --gtest_color=no >"$OUT/tests.log" 2>&1
   rc=$?
   RES[tests]="rc=$rc $(grep -E '^\[  PASSED  \]|^\[  FAILED  \]|^\[  SKIPPED \] [0-9]' "$OUT/tests.log" | tr '\n' ' ')"
-  # The decode GEMVs' weight prefetch must precede griddepcontrol.wait in the SASS.
+  # The decode GEMVs' and attention's early loads must precede griddepcontrol.wait.
   python3 scripts/gpu/check_sass.py "$BIN/bmsys-cuda-tests" >>"$OUT/tests.log" 2>&1
   RES[sass]="rc=$? $(grep '^sass:' "$OUT/tests.log")"
   grep -E '^\[ +(OK|FAILED|SKIPPED) +\]|\[golden\]|Failure|error|Expected|Which is|relative error' "$OUT/tests.log" | head -150
