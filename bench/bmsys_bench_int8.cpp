@@ -152,10 +152,10 @@ int main(int argc, char** argv) {
         cuda::fill_random(L, DType::BF16, wb.back(), maxw, 10 + c, 0.02f);
         cuda::fill_random_int8(L, static_cast<int8_t*>(wq.back()), maxw, 20 + c);
       }
-      void* x = dmalloc(11008 * 2);
-      void* y = dmalloc(32000 * 2);
+      void* x = dmalloc(8 * 11008 * 2);  // up to 8 rows (batched decode)
+      void* y = dmalloc(8 * 32000 * 2);
       float* scale = static_cast<float*>(dmalloc(32000 * 4));
-      cuda::fill_random(L, DType::BF16, x, 11008, 7, 1.f);
+      cuda::fill_random(L, DType::BF16, x, 8 * 11008, 7, 1.f);
       cuda::fill_random(L, DType::F32, scale, 32000, 8, 0.01f);
       json gv = json::object();
       for (auto& sh : shapes) {
@@ -163,6 +163,11 @@ int main(int argc, char** argv) {
         int c = 0;
         const double i8 = time_ms(s, [&] {
           cuda::gemv_int8(L, DType::BF16, y, x, static_cast<int8_t*>(wq[c]), scale, nullptr, 1, K, N);
+          c = (c + 1) % copies;
+        }, 7, 16);
+        c = 0;
+        const double i8s = time_ms(s, [&] {
+          cuda::gemv_int8(L, DType::BF16, y, x, static_cast<int8_t*>(wq[c]), scale, nullptr, 1, K, N, false);
           c = (c + 1) % copies;
         }, 7, 16);
         c = 0;
@@ -189,15 +194,36 @@ int main(int argc, char** argv) {
         }, 7, 16);
         gv[fmt::format("{}x{}", N, K)] = {{"int8_us", i8 * 1e3},
                                           {"int8_GBps", N * K / (i8 * 1e-3) / 1e9},
+                                          {"int8_simt_us", i8s * 1e3},
                                           {"bf16_cublaslt_us", bl * 1e3},
                                           {"bf16_row_us", own * 1e3},
                                           {"speedup_vs_best_bf16", std::min(bl, own) / i8}};
-        std::printf("GEMV %lldx%lld: INT8 weight-only %.1f us (%.0f GB/s of weights); bf16 cuBLASLt %.1f us, "
-                    "own %.1f us -> %.2fx\n",
+        std::printf("GEMV %lldx%lld: INT8 weight-only %.1f us (%.0f GB/s of weights; SIMT kernel %.1f us); "
+                    "bf16 cuBLASLt %.1f us, own %.1f us -> %.2fx\n",
                     static_cast<long long>(N), static_cast<long long>(K), i8 * 1e3,
-                    N * K / (i8 * 1e-3) / 1e9, bl * 1e3, own * 1e3, std::min(bl, own) / i8);
+                    N * K / (i8 * 1e-3) / 1e9, i8s * 1e3, bl * 1e3, own * 1e3, std::min(bl, own) / i8);
       }
       res["gemv"] = gv;
+      // Batched decode (M rows of x): the tensor-core GEMV's products cover up to 2 rows in
+      // one mma (3 for 8 rows); the SIMT GEMV's instructions grow with every row.
+      json gm = json::object();
+      for (int64_t M : {2, 4, 8})
+        for (auto& sh : shapes) {
+          const int64_t N = sh[0], K = sh[1];
+          double t[2];
+          for (int tc = 0; tc < 2; ++tc) {
+            int c = 0;
+            t[tc] = time_ms(s, [&] {
+              cuda::gemv_int8(L, DType::BF16, y, x, static_cast<int8_t*>(wq[c]), scale, nullptr, M, K, N, tc == 0);
+              c = (c + 1) % copies;
+            }, 7, 16);
+          }
+          gm[fmt::format("M{}:{}x{}", M, N, K)] = {{"tensor_core_us", t[0] * 1e3}, {"simt_us", t[1] * 1e3}};
+          std::printf("GEMV M=%lld %lldx%lld: INT8 tensor cores %.1f us, SIMT %.1f us -> %.2fx\n",
+                      static_cast<long long>(M), static_cast<long long>(N), static_cast<long long>(K), t[0] * 1e3,
+                      t[1] * 1e3, t[1] / t[0]);
+        }
+      res["gemv_batched"] = gm;
       for (void* p : wb) CK(cudaFree(p));
       for (void* p : wq) CK(cudaFree(p));
       CK(cudaFree(x));

@@ -24,9 +24,11 @@ def main() -> int:
         return 2
     sass = subprocess.run(["cuobjdump", "-sass", sys.argv[1]], capture_output=True, text=True, check=True).stdout
     # (kernel name pattern, what its early load is in SASS): gemv_kernel<T, MT, VEC, ...>
-    # and gemv_int8_kernel<T, MT, VEC, ...> with 16-byte weight loads; the decode
+    # and gemv_int8_kernel<T, MT, VEC, ...> with 16-byte weight loads, and the tensor-core
+    # gemv_int8_mma_kernel (always 16-byte loads); the decode
     # attention's L1 prefetch of its first cached k/v rows; the lab's row kernels.
     kinds = [(r"(11gemv_kernel|16gemv_int8_kernel)I.*?Li\d+ELb1E", "LDG.E.NA.128"),
+             (r"20gemv_int8_mma_kernelI", "LDG.E.NA.128"),
              (r"18attn_decode_kernelI", "CCTL"),
              (r"(15gemv_row_kernel|16gemv_rowp_kernel)I", "LDG.E.NA.128")]  # bmsys-gemv-lab
     good, bad = 0, []

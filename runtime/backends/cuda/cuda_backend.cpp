@@ -191,6 +191,7 @@ struct CudaBackend::Impl {
   cudaDeviceProp prop{};
   bool use_graphs = true, use_pdl = true, use_gemv = true, use_fuse = true, use_flash = true;
   bool use_fork = true;  // BMSYS_CUDA_FORK: linears sharing their input run concurrently
+  bool use_int8_mma = true;  // BMSYS_CUDA_INT8_MMA: the weight-only INT8 GEMV on the tensor cores
   // BMSYS_CUDA_GEMV: 1 tuned per shape (the default, see below), 2 row kernel, 3 pipelined
   // kernel, 0 off (cuBLASLt for every linear).
   int gemv_variant = 1;
@@ -830,6 +831,7 @@ struct CudaBackend::Impl {
     a.N = o.out.last();
     a.M = linear_M(o);
     a.int8_activations = o.p.int8_act;
+    a.tensor_core_gemv = use_int8_mma;
     return a;
   }
 
@@ -1303,7 +1305,7 @@ struct CudaBackend::Impl {
           jobs[k].y = a.y;
           jobs[k].N = a.N;
         }
-        gemv_int8(L, o.ft, o.in[0].data, linear_M(o), o.in[0].last(), jobs, s.n);
+        gemv_int8(L, o.ft, o.in[0].data, linear_M(o), o.in[0].last(), jobs, s.n, use_int8_mma);
         return;
       }
     }
@@ -1800,6 +1802,7 @@ CudaBackend::CudaBackend(const BackendOptions& opts) : impl_(std::make_unique<Im
   m.use_fuse = env_flag("BMSYS_CUDA_FUSE", true);
   m.use_flash = env_flag("BMSYS_CUDA_FLASH", true) && m.prop.major >= 8;
   m.use_fork = env_flag("BMSYS_CUDA_FORK", true);
+  m.use_int8_mma = env_flag("BMSYS_CUDA_INT8_MMA", true);
   m.sync_each = env_flag("BMSYS_CUDA_SYNC", false);
 
   BMSYS_CUDA(cudaStreamCreateWithFlags(&m.compute, cudaStreamNonBlocking), "creating streams");

@@ -105,7 +105,11 @@ const char* linear_int8_impl(const LinearInt8Args& a, GemmInt8& gi8, Gemm& gemm,
     Int8Scratch s = carve(scratch, a.M, a.K);
     return gi8.supported(s.xq, a.q, s.acc, a.M, a.K, a.N) ? "int8 gemm (cuBLASLt)" : "int8 gemm (simt)";
   }
-  if (use_gemv(a)) return "weight-only gemv";
+  if (use_gemv(a)) {
+    const bool a16 = ((reinterpret_cast<uintptr_t>(a.x) | reinterpret_cast<uintptr_t>(a.q)) & 15u) == 0;
+    return a.tensor_core_gemv && a16 && gemv_int8_mma_fits(a.dtype, a.M, a.K) ? "weight-only gemv (tensor cores)"
+                                                                               : "weight-only gemv (simt)";
+  }
   return "dequantize + gemm";
 }
 
@@ -126,7 +130,7 @@ void linear_int8(const Launch& L, const LinearInt8Args& a, GemmInt8& gi8, Gemm& 
     return;
   }
   if (use_gemv(a)) {
-    gemv_int8(L, a.dtype, a.y, a.x, a.q, a.scale, a.bias, a.M, a.K, a.N);
+    gemv_int8(L, a.dtype, a.y, a.x, a.q, a.scale, a.bias, a.M, a.K, a.N, a.tensor_core_gemv);
     return;
   }
   // Weight-only with many rows (prefill): q . scale in the dtype, then the float GEMM.

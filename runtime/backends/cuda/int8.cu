@@ -314,7 +314,7 @@ void gemm_int8_simt(const Launch& L, int32_t* acc, const int8_t* xq, const int8_
 }
 
 void gemv_int8(const Launch& L, DType t, const void* x, int64_t M, int64_t K, const Int8GemvJob* jobs,
-               int njobs) {
+               int njobs, bool tensor_cores) {
   if (M < 1 || M > kGemvMaxRows) fail("cuda backend: linear_int8 gemv: {} rows (at most {})", M, kGemvMaxRows);
   if (njobs < 1 || njobs > kGemvMaxJobs) fail("cuda backend: linear_int8 gemv: {} weights (1 to {})", njobs, kGemvMaxJobs);
   Int8Jobs js;
@@ -323,6 +323,10 @@ void gemv_int8(const Launch& L, DType t, const void* x, int64_t M, int64_t K, co
   for (int i = 0; i < njobs; ++i) {
     js.j[i] = jobs[i];
     vec = vec && aligned16(jobs[i].q);
+  }
+  if (tensor_cores && vec && gemv_int8_mma_fits(t, M, K)) {
+    gemv_int8_mma(L, t, x, M, K, jobs, njobs);
+    return;
   }
   BMSYS_DISPATCH_FLOAT(t, T, "linear_int8(gemv)", {
     const T* xt = static_cast<const T*>(x);
@@ -334,14 +338,15 @@ void gemv_int8(const Launch& L, DType t, const void* x, int64_t M, int64_t K, co
 }
 
 void gemv_int8(const Launch& L, DType t, void* y, const void* x, const int8_t* q,
-               const float* scale, const void* bias, int64_t M, int64_t K, int64_t N) {
+               const float* scale, const void* bias, int64_t M, int64_t K, int64_t N,
+               bool tensor_cores) {
   Int8GemvJob j;
   j.q = q;
   j.scale = scale;
   j.bias = bias;
   j.y = y;
   j.N = N;
-  gemv_int8(L, t, x, M, K, &j, 1);
+  gemv_int8(L, t, x, M, K, &j, 1, tensor_cores);
 }
 
 void dequantize_rows(const Launch& L, DType t, void* w, const int8_t* q, const float* scale,

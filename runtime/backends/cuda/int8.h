@@ -8,9 +8,10 @@
 //    rescale kernel writes y = acc * s[m] * scale[n] + bias[n]. The int32 sums are exact,
 //    so in f32 the result is bit-identical to the CPU backend's.
 //  - activations = "float" (weight-only, decode): for M <= kGemvMaxRows an own GEMV that
-//    streams q with 16-byte loads (16 weights per load, half the bytes of a bf16 GEMV) and
-//    dequantizes in registers; larger M dequantize q into scratch and run the float GEMM
-//    (cuBLASLt) with the bias epilogue.
+//    streams q with 16-byte loads (16 weights per load, half the bytes of a bf16 GEMV):
+//    on the tensor cores where K % 16 == 0 (x cut into exact INT8 digit planes, products
+//    summed in int32: gemv_int8_mma.cu), else dequantizing in registers (int8.cu); larger
+//    M dequantize q into scratch and run the float GEMM (cuBLASLt) with the bias epilogue.
 //
 // The GEMM operands live in the backend's kernel scratch (linear_int8_scratch_bytes).
 #pragma once
@@ -38,6 +39,7 @@ struct LinearInt8Args {
   void* y = nullptr;             // [M,N]
   int64_t M = 0, K = 0, N = 0;
   bool int8_activations = false;
+  bool tensor_core_gemv = true;  // BMSYS_CUDA_INT8_MMA: the GEMV on the tensor cores where it fits
 };
 
 // INT8 x INT8 -> INT32 GEMMs through cuBLASLt: acc[M,N] = xq[M,K] . q[N,K]^T (row-major).
@@ -72,7 +74,8 @@ class GemmInt8 {
 // Scratch bytes linear_int8() needs for these arguments (0 for the GEMV path).
 size_t linear_int8_scratch_bytes(const LinearInt8Args& a);
 // Which implementation linear_int8() uses, for traces: "int8 gemm (cuBLASLt)",
-// "int8 gemm (simt)", "weight-only gemv", "dequantize + gemm".
+// "int8 gemm (simt)", "weight-only gemv (tensor cores)", "weight-only gemv (simt)",
+// "dequantize + gemm".
 const char* linear_int8_impl(const LinearInt8Args& a, GemmInt8& gi8, Gemm& gemm, void* scratch);
 void linear_int8(const Launch& L, const LinearInt8Args& a, GemmInt8& gi8, Gemm& gemm,
                  void* scratch, size_t scratch_bytes);
@@ -88,8 +91,10 @@ void rescale_int32(const Launch& L, DType t, void* y, const int32_t* acc, const 
 void gemm_int8_simt(const Launch& L, int32_t* acc, const int8_t* xq, const int8_t* q, int64_t M,
                     int64_t K, int64_t N);
 // Weight-only: y[m,n] = (sum_k x[m,k] q[n,k]) * scale[n] + bias[n], M <= kGemvMaxRows.
+// tensor_cores: gemv_int8_mma where it fits, else (and without) the SIMT GEMV.
 void gemv_int8(const Launch& L, DType t, void* y, const void* x, const int8_t* q,
-               const float* scale, const void* bias, int64_t M, int64_t K, int64_t N);
+               const float* scale, const void* bias, int64_t M, int64_t K, int64_t N,
+               bool tensor_cores = true);
 // The same for up to kGemvMaxJobs weights sharing x (q/k/v, gate/up) in one launch: each
 // job's outputs equal those of its own launch.
 struct Int8GemvJob {
@@ -100,7 +105,15 @@ struct Int8GemvJob {
   int64_t N = 0;
 };
 void gemv_int8(const Launch& L, DType t, const void* x, int64_t M, int64_t K, const Int8GemvJob* jobs,
-               int njobs);
+               int njobs, bool tensor_cores = true);
+// The same on the tensor cores (gemv_int8_mma.cu), where gemv_int8_mma_fits: K a multiple
+// of 16 up to kGemvI8MmaMaxK (int32 sums cannot overflow), 16-byte aligned x and q, and x's
+// digits within a block's shared memory. Exact up to x rounded to 22 bits (f16/bf16) or
+// 30 bits (f32) relative to its row's largest element, and one final rounding.
+constexpr int64_t kGemvI8MmaMaxK = 131072;
+bool gemv_int8_mma_fits(DType t, int64_t M, int64_t K);
+void gemv_int8_mma(const Launch& L, DType t, const void* x, int64_t M, int64_t K, const Int8GemvJob* jobs,
+                   int njobs);
 // w[n,k] = q[n,k] * scale[n] in the dtype.
 void dequantize_rows(const Launch& L, DType t, void* w, const int8_t* q, const float* scale,
                      int64_t N, int64_t K);

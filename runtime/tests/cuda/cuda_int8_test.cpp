@@ -7,6 +7,8 @@
 // memory-scheduled artifact gives the same tokens as the unscheduled one.
 #include <sys/stat.h>
 
+#include <limits>
+
 #include "runtime/backends/cuda/compute_dtype.h"
 #include "runtime/core/artifact.h"
 #include "runtime/core/executor.h"
@@ -23,10 +25,19 @@ HostTensor random_int8(const Shape& s, std::mt19937& rng) {
   return t;
 }
 
+// The backend with the weight-only GEMV off the tensor cores (int8.cu's SIMT kernel).
+CudaBackend& gpu_simt_gemv() {
+  static CudaBackend* b = [] {
+    ScopedEnv env("BMSYS_CUDA_INT8_MMA", "0");
+    return new CudaBackend(BackendOptions{});
+  }();
+  return *b;
+}
+
 // Runs linear_int8 on the GPU (x, bias, y in `t`; scale f32) and on the CPU (f32) and
 // returns the relative error of y.
 double int8_case(DType t, int64_t M, int64_t K, int64_t N, bool bias, bool int8_act,
-                 std::mt19937& rng) {
+                 std::mt19937& rng, CudaBackend& be = gpu()) {
   std::vector<HostTensor> ts;
   ts.push_back(random_tensor(t, {M, K}, rng));
   ts.push_back(random_int8({N, K}, rng));
@@ -43,7 +54,7 @@ double int8_case(DType t, int64_t M, int64_t K, int64_t N, bool bias, bool int8_
   std::vector<HostTensor> f32;
   for (const HostTensor& h : ts) f32.push_back(as_f32(h));
   auto want = run_calls(cpu(), f32, calls, LaunchContext{});
-  auto got = run_calls(gpu(), ts, calls, LaunchContext{});
+  auto got = run_calls(be, ts, calls, LaunchContext{});
   return rel_err(got[y], want[y]);
 }
 
@@ -66,6 +77,76 @@ TEST(CudaInt8, WeightOnly) {
             << "weight-only " << dtype_name(t) << " M=" << s[0] << " K=" << s[1] << " N=" << s[2]
             << " bias=" << bias;
       }
+}
+
+// The same shapes through the SIMT GEMV (BMSYS_CUDA_INT8_MMA=0), which also runs every
+// weight-only GEMV the tensor-core kernel does not fit (K % 16 != 0, large M x K).
+TEST(CudaInt8, WeightOnlySimtGemv) {
+  BMSYS_SKIP_WITHOUT_GPU();
+  std::mt19937 rng(15);
+  for (DType t : kTypes)
+    for (auto& s : kShapes) {
+      if (s[0] > 8) continue;  // the GEMV runs for M <= 8 (kGemvMaxRows)
+      double e = int8_case(t, s[0], s[1], s[2], true, false, rng, gpu_simt_gemv());
+      EXPECT_LE(e, t == DType::F32 ? 1e-5 : tol_for(t))
+          << "simt gemv " << dtype_name(t) << " M=" << s[0] << " K=" << s[1] << " N=" << s[2];
+    }
+}
+
+HostTensor cast_to(DType t, const HostTensor& f32) {
+  if (t == DType::F32) return f32;
+  HostTensor o(t, f32.shape);
+  convert(o.data.data(), t, f32.data.data(), DType::F32, f32.numel());
+  return o;
+}
+
+// The tensor-core GEMV writes x as 22- or 30-bit digits relative to each row's largest
+// element: a row with one element 10^4 times the others still matches the CPU, rows of
+// very different scales do not disturb each other, and a row holding an Inf or a NaN
+// gives NaN (only that row).
+TEST(CudaInt8, WeightOnlyTensorCoreRange) {
+  BMSYS_SKIP_WITHOUT_GPU();
+  std::mt19937 rng(16);
+  for (DType t : kTypes) {
+    const int64_t M = 4, K = 4096, N = 300;
+    const float tiny = t == DType::F16 ? 1e-3f : 1e-30f, huge = t == DType::F16 ? 1e2f : 1e30f;
+    HostTensor x = random_tensor(DType::F32, {M, K}, rng);
+    float* xv = x.as<float>();
+    xv[0 * K + 17] = t == DType::F16 ? 1e3f : 1e4f;  // an outlier
+    for (int64_t k = 0; k < K; ++k) xv[1 * K + k] *= tiny;
+    for (int64_t k = 0; k < K; ++k) xv[2 * K + k] *= huge;
+    std::vector<HostTensor> ts = {cast_to(t, x), random_int8({N, K}, rng),
+                                  random_tensor(DType::F32, {N}, rng, 0.001f, 0.02f), poison(t, {M, N})};
+    std::vector<Call> calls = {{KernelId::LinearInt8, attrs({{"activations", str_attr("float")}}), {0, 1, 2}, {3}}};
+    std::vector<HostTensor> f32;
+    for (const HostTensor& h : ts) f32.push_back(as_f32(h));
+    const std::vector<float> want = run_calls(cpu(), f32, calls, LaunchContext{})[3].to_f32();
+    const std::vector<float> got = run_calls(gpu(), ts, calls, LaunchContext{})[3].to_f32();
+    for (int64_t m = 0; m < M; ++m) {
+      double num = 0, den = 0;
+      for (int64_t n = 0; n < N; ++n) {
+        const double d = static_cast<double>(got[m * N + n]) - want[m * N + n];
+        num += d * d;
+        den += static_cast<double>(want[m * N + n]) * want[m * N + n];
+      }
+      EXPECT_LE(std::sqrt(num / den), t == DType::F32 ? 1e-5 : tol_for(t))
+          << dtype_name(t) << " row " << m << " (0 outlier, 1 tiny, 2 huge, 3 plain)";
+    }
+  }
+  for (DType t : kTypes)
+    for (float bad : {std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN()}) {
+      const int64_t M = 2, K = 256, N = 40;
+      HostTensor x = random_tensor(DType::F32, {M, K}, rng);
+      x.as<float>()[K + 9] = bad;
+      std::vector<HostTensor> ts = {cast_to(t, x), random_int8({N, K}, rng),
+                                    random_tensor(DType::F32, {N}, rng, 0.001f, 0.02f), poison(t, {M, N})};
+      std::vector<Call> calls = {{KernelId::LinearInt8, attrs({{"activations", str_attr("float")}}), {0, 1, 2}, {3}}};
+      std::vector<float> y = run_calls(gpu(), ts, calls, LaunchContext{})[3].to_f32();
+      for (int64_t n = 0; n < N; ++n) {
+        EXPECT_TRUE(std::isfinite(y[n])) << dtype_name(t) << " row 0, column " << n;
+        EXPECT_TRUE(std::isnan(y[N + n])) << dtype_name(t) << " row 1 (x holds " << bad << "), column " << n;
+      }
+    }
 }
 
 // The INT8 path's sums are exact int32 and the rescale rounds as the CPU does, so f32 is
@@ -121,38 +202,43 @@ TEST(CudaInt8, ZeroRows) {
 }
 
 // Weight-only INT8 GEMVs sharing x (decode's q/k/v) run as one grouped launch,
-// bit-identical to the same calls one after the other (eager, captured, replayed).
+// bit-identical to the same calls one after the other (eager, captured, replayed): on the
+// tensor cores and with BMSYS_CUDA_INT8_MMA=0 (the SIMT GEMV).
 TEST(CudaInt8, GroupedGemvs) {
   BMSYS_SKIP_WITHOUT_GPU();
-  std::unique_ptr<CudaBackend> serial;
-  {
-    ScopedEnv env("BMSYS_CUDA_FORK", "0");
-    serial = std::make_unique<CudaBackend>(BackendOptions{});
-  }
-  CudaBackend forked{BackendOptions{}};
-  std::mt19937 rng(43);
-  for (DType t : {DType::F32, DType::BF16})
-    for (int64_t M : {1, 4}) {
-      const int64_t K = 256, N[3] = {192, 64, 64};
-      std::vector<HostTensor> ts = {random_tensor(t, {M, K}, rng)};
-      for (int j = 0; j < 3; ++j) {
-        ts.push_back(random_int8({N[j], K}, rng));
-        ts.push_back(random_tensor(DType::F32, {N[j]}, rng, 0.001f, 0.02f));
-      }
-      for (int j = 0; j < 3; ++j) ts.push_back(poison(t, {M, N[j]}));
-      std::vector<Call> calls;
-      for (int j = 0; j < 3; ++j)
-        calls.push_back({KernelId::LinearInt8, attrs({{"activations", str_attr("float")}}),
-                         {0, 1 + 2 * j, 2 + 2 * j}, {7 + j}});
-      auto before = forked.stats().forked_linears;
-      run_calls(forked, ts, calls, LaunchContext{});  // one flush, run eagerly
-      EXPECT_EQ(forked.stats().forked_linears - before, 2) << "the three GEMVs were not grouped";
-      std::vector<HostTensor> a = run_calls(forked, ts, calls, LaunchContext{}, 3);
-      std::vector<HostTensor> b = run_calls(*serial, ts, calls, LaunchContext{});
-      for (int i = 7; i < 10; ++i)
-        EXPECT_EQ(a[i].data, b[i].data) << dtype_name(t) << " M=" << M << ": differs from serial, tensor " << i;
+  for (const char* mma : {"1", "0"}) {
+    ScopedEnv env_mma("BMSYS_CUDA_INT8_MMA", mma);
+    std::unique_ptr<CudaBackend> serial;
+    {
+      ScopedEnv env("BMSYS_CUDA_FUSE", "0");
+      serial = std::make_unique<CudaBackend>(BackendOptions{});
     }
-  EXPECT_EQ(serial->stats().forked_linears, 0);
+    CudaBackend grouped{BackendOptions{}};
+    std::mt19937 rng(43);
+    for (DType t : {DType::F32, DType::BF16})
+      for (int64_t M : {1, 4}) {
+        // Row counts that are not whole 16-row tiles of the tensor-core GEMV for M = 4.
+        const int64_t K = 256, N[3] = {192, M == 1 ? 64 : 37, M == 1 ? 64 : 100};
+        std::vector<HostTensor> ts = {random_tensor(t, {M, K}, rng)};
+        for (int j = 0; j < 3; ++j) {
+          ts.push_back(random_int8({N[j], K}, rng));
+          ts.push_back(random_tensor(DType::F32, {N[j]}, rng, 0.001f, 0.02f));
+        }
+        for (int j = 0; j < 3; ++j) ts.push_back(poison(t, {M, N[j]}));
+        std::vector<Call> calls;
+        for (int j = 0; j < 3; ++j)
+          calls.push_back({KernelId::LinearInt8, attrs({{"activations", str_attr("float")}}),
+                           {0, 1 + 2 * j, 2 + 2 * j}, {7 + j}});
+        const std::string what = fmt::format("mma={} {} M={}", mma, dtype_name(t), M);
+        const auto before = grouped.stats().forked_linears;
+        run_calls(grouped, ts, calls, LaunchContext{});  // one flush, run eagerly
+        EXPECT_EQ(grouped.stats().forked_linears - before, 2) << what << ": the three GEMVs were not grouped";
+        std::vector<HostTensor> a = run_calls(grouped, ts, calls, LaunchContext{}, 3);
+        std::vector<HostTensor> b = run_calls(*serial, ts, calls, LaunchContext{});
+        for (int i = 7; i < 10; ++i) EXPECT_EQ(a[i].data, b[i].data) << what << ": differs from serial, tensor " << i;
+      }
+    EXPECT_EQ(serial->stats().forked_linears, 0);
+  }
 }
 
 // --- golden models ----------------------------------------------------------------------
