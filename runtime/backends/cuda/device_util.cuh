@@ -7,6 +7,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <unordered_set>
@@ -89,6 +90,20 @@ inline void allow_dynamic_smem(const void* kernel, int bytes, const char* op) {
   if (!done.insert(kernel).second) return;
   check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
              "cudaFuncSetAttribute", op);
+}
+
+// The current device's number of SMs (asked once per device; `op` names the caller in
+// an error).
+inline int sm_count(const char* op) {
+  int dev = 0;
+  check_cuda(cudaGetDevice(&dev), "cudaGetDevice", op);
+  static std::atomic<int> cache[64];
+  if (dev >= 0 && dev < 64)
+    if (const int v = cache[dev].load(std::memory_order_relaxed)) return v;
+  int n = 0;
+  check_cuda(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute", op);
+  if (dev >= 0 && dev < 64) cache[dev].store(n, std::memory_order_relaxed);
+  return n;
 }
 
 inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }

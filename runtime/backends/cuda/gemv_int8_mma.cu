@@ -315,18 +315,8 @@ int digit_planes(DType t) { return t == DType::F32 ? digit_planes<float>() : dig
 // Dynamic shared memory: the digits.
 int64_t smem_bytes(DType t, int64_t M, int64_t K) { return M * digit_planes(t) * digit_stride(K); }
 
-int num_sms() {
-  static const int n = [] {
-    int dev = 0, v = 0;
-    check_cuda(cudaGetDevice(&dev), "cudaGetDevice", "linear_int8(gemv mma)");
-    check_cuda(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute",
-               "linear_int8(gemv mma)");
-    return v;
-  }();
-  return n;
-}
 // Blocks of a launch: those resident at once (two an SM), at most one a tile.
-int grid_of(int tiles) { return std::min(tiles, 2 * num_sms()); }
+int grid_of(int tiles) { return std::min(tiles, 2 * sm_count("linear_int8(gemv mma)")); }
 
 // The 16-row tiles of up to kGemvMaxJobs weights of `rows` rows each.
 MmaRows rows_of(const int8_t* const* q, const int64_t* N, int njobs) {

@@ -267,13 +267,7 @@ template <class T, int MT>
 void launch_gemv_int8_m(const Launch& L, const Int8Jobs& jobs, const T* x, int64_t M, int64_t K, bool vec) {
   int64_t total = 0;  // a warp per row of all jobs
   for (int i = 0; i < jobs.n; ++i) total += jobs.j[i].N;
-  static const int num_sms = [] {
-    int dev = 0, n = 0;
-    check_cuda(cudaGetDevice(&dev), "cudaGetDevice", "linear_int8(gemv)");
-    check_cuda(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute",
-               "linear_int8(gemv)");
-    return n;
-  }();
+  const int num_sms = sm_count("linear_int8(gemv)");
   const int64_t blocks = (total + kGemvI8Warps - 1) / kGemvI8Warps;
   const unsigned grid =
       static_cast<unsigned>(std::min<int64_t>(blocks, static_cast<int64_t>(gemv_i8_blocks_per_sm(MT)) * num_sms));
