@@ -30,8 +30,11 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -56,6 +59,32 @@ inline bool overlaps(const Range& a, const Range& b) {
   auto a0 = reinterpret_cast<uintptr_t>(a.p), b0 = reinterpret_cast<uintptr_t>(b.p);
   return a.bytes && b.bytes && a0 < b0 + b.bytes && b0 < a0 + a.bytes;
 }
+
+// The union of device ranges, merged: whether a range touches any of them in O(log n).
+class RangeSet {
+ public:
+  void add(const Range& r) {
+    if (!r.bytes) return;
+    uintptr_t b = reinterpret_cast<uintptr_t>(r.p), e = b + r.bytes;
+    auto it = spans_.upper_bound(b);
+    if (it != spans_.begin() && std::prev(it)->second >= b) --it;
+    while (it != spans_.end() && it->first <= e) {
+      b = std::min(b, it->first);
+      e = std::max(e, it->second);
+      it = spans_.erase(it);
+    }
+    spans_.emplace(b, e);
+  }
+  bool overlaps(const Range& r) const {
+    if (!r.bytes) return false;
+    const uintptr_t b = reinterpret_cast<uintptr_t>(r.p), e = b + r.bytes;
+    auto it = spans_.lower_bound(e);  // the first span starting at or after e cannot overlap
+    return it != spans_.begin() && std::prev(it)->second > b;
+  }
+
+ private:
+  std::map<uintptr_t, uintptr_t> spans_;  // start -> end, disjoint and not adjacent
+};
 
 // One collective instruction, as the backend queued it.
 struct CollectiveOp {

@@ -337,8 +337,10 @@ struct CudaBackend::Impl {
     L.err_gate = err_gate;
     L.op = op;
     L.scalars = scalars;
+    L.early_loads = step_early_loads;
     return L;
   }
+  bool step_early_loads = true;  // Launch::early_loads of the step running (execute)
 
   void* device_alloc(size_t bytes, const std::string& what, int kind) {
     void* p = pool->alloc.allocate(bytes, compute);
@@ -1638,18 +1640,47 @@ struct CudaBackend::Impl {
         std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
   }
 
+  // The operands of a step that its kernels read before griddepcontrol.wait (Launch::
+  // early_loads): the weights, scales and biases of linears (the GEMVs) and the gamma of
+  // the norms (add_rms_norm, and those fused into a GEMV).
+  void constant_operands(const Step& s, std::vector<Range>& out) const {
+    std::vector<int> all(s.idx, s.idx + s.n);
+    if (s.norm >= 0) all.push_back(s.norm);
+    for (int i : all) {
+      const Op& o = ops[i];
+      if (o.train) {
+        if (o.kernel == KernelId::AddRmsNorm && o.train->in.size() > 2)
+          out.push_back({o.train->in[2].data, o.train->in[2].bytes()});
+        continue;
+      }
+      if (o.kernel == KernelId::Linear || o.kernel == KernelId::LinearInt8 || o.kernel == KernelId::RmsNorm)
+        for (int a = 1; a < o.nin; ++a) out.push_back({o.in[a].data, o.in[a].bytes()});
+    }
+  }
+
   void execute() {
     std::vector<Step> steps = plan_steps();
+    // What the steps so far write: a step whose constant operands an earlier step of this
+    // flush wrote (mixed precision casts its masters to f16/bf16 copies in the activation
+    // pool) loads them after griddepcontrol.wait. Its kernels may start before that
+    // earlier step ends, so an early load could read what was there before. Earlier flushes
+    // are complete: each starts with a kernel launched without PDL (set_scalars).
+    RangeSet written;
+    std::vector<Range> constants, reads, writes;
     for (const Step& s : steps) {
+      constants.clear();
+      reads.clear();
+      writes.clear();
+      constant_operands(s, constants);
+      std::vector<int> all(s.idx, s.idx + s.n);
+      if (s.epi >= 0) all.push_back(s.epi);
+      if (s.norm >= 0) all.push_back(s.norm);
+      for (int i : all) add_ranges(ops[i], reads, writes);
+      step_early_loads =
+          std::none_of(constants.begin(), constants.end(), [&](const Range& r) { return written.overlaps(r); });
+      for (const Range& r : writes) written.add(r);
       if (run_offload(s)) continue;
-      if (offload.bound()) {  // after the copies whose device memory it touches
-        std::vector<Range> reads, writes;
-        std::vector<int> all(s.idx, s.idx + s.n);
-        if (s.epi >= 0) all.push_back(s.epi);
-        if (s.norm >= 0) all.push_back(s.norm);
-        for (int i : all) add_ranges(ops[i], reads, writes);
-        offload.before_compute(reads, writes);
-      }
+      if (offload.bound()) offload.before_compute(reads, writes);  // after the copies whose memory it touches
       if (run_collective(s)) continue;
       if (tracer) tracer->begin(compute);
       run_step(s);
@@ -1663,6 +1694,7 @@ struct CudaBackend::Impl {
         check_device_error();
       }
     }
+    step_early_loads = true;
     coll.join();
     offload.join();
   }

@@ -50,6 +50,12 @@ struct Launch {
   int* err_gate = nullptr;     // device int electing the first error's writer
   int op = 0;                  // op index for DeviceError
   const int64_t* scalars = nullptr;  // device scalars: [0] = start_pos
+  // Whether the kernel may read its constant operands (weights, a norm's gamma) before
+  // griddepcontrol.wait, under the previous kernel's tail. Only if no earlier kernel of
+  // the flush writes them: true for a model's weights at inference; false where a kernel
+  // of the same flush produced them (mixed precision's f16/bf16 copies of the masters):
+  // the backend decides per step (CudaBackend::Impl::early_loads_ok).
+  bool early_loads = true;
 };
 
 }  // namespace bmsys::rt::cuda

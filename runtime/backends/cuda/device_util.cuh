@@ -138,6 +138,12 @@ __device__ __forceinline__ void pdl_wait() {
   asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
 }
+// The wait before a kernel's early loads of its constant operands where an earlier kernel
+// of the flush wrote them (Launch::early_loads false); the unconditional pdl_wait() after
+// those loads then returns at once.
+__device__ __forceinline__ void pdl_wait_unless(bool early_loads) {
+  if (!early_loads) pdl_wait();
+}
 __device__ __forceinline__ void pdl_trigger() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");

@@ -69,8 +69,9 @@ __global__ void swiglu_grad_kernel(T* dg, T* du, const T* g, const T* u, const T
 // One block per row: pass 1 writes the rounded sum and sums its squares; pass 2 writes
 // the normalized row. DRAM traffic: a and b read once, sum and y written once. Where a
 // row is at most kNormRegPacks packs per thread (H <= 8192 in f16/bf16), pass 2 takes
-// the sum from registers, and gamma (a weight: no earlier kernel writes it) is loaded
-// before griddepcontrol.wait, so a decode step's norm waits for one round of loads;
+// the sum from registers, and gamma is loaded before griddepcontrol.wait where no earlier
+// kernel of the flush writes it (Launch::early_loads: a model's weight at inference, not
+// mixed precision's f16/bf16 copy), so a decode step's norm waits for one round of loads;
 // otherwise pass 2 reads the row back (still in L1/L2).
 constexpr int kNormRegPacks = 4;
 
@@ -91,8 +92,9 @@ __device__ __forceinline__ Pack<T> add_pack(const T* a, const T* b, T* s, int64_
 
 template <class T>
 __global__ void add_rms_norm_kernel(T* sum, T* y, const T* a, const T* b, const T* gamma, int64_t rows,
-                                    int64_t H, float eps, bool vec) {
+                                    int64_t H, float eps, bool vec, bool early) {
   pdl_trigger();
+  pdl_wait_unless(early);  // gamma is read before the wait
   __shared__ float sh[33];
   constexpr int PN = Pack<T>::N;
   const int64_t np = H / PN;
@@ -186,7 +188,7 @@ void add_rms_norm(const Launch& L, DType t, void* sum, void* y, const void* a, c
     if (rows > 0)
       launch_kernel(L, "add_rms_norm", grid, kAddRmsNormThreads, 0, add_rms_norm_kernel<T>, static_cast<T*>(sum),
                     static_cast<T*>(y), static_cast<const T*>(a), static_cast<const T*>(b),
-                    static_cast<const T*>(gamma), rows, H, static_cast<float>(eps), vec);
+                    static_cast<const T*>(gamma), rows, H, static_cast<float>(eps), vec, L.early_loads);
   });
 }
 

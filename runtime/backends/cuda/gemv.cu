@@ -5,8 +5,9 @@
 // streams 16-byte packs of the weight row, 4-8 loads in flight, coalesced across the warp
 // (512 contiguous bytes per load instruction) and kept out of L1; x is staged once per
 // block in shared memory (normalized there when a norm is fused). The first packs are
-// loaded before griddepcontrol.wait: weights never depend on the previous kernel, so
-// under PDL the weight stream starts while the previous kernel drains. Up to three
+// loaded before griddepcontrol.wait where no earlier kernel of the flush writes the weights
+// (Launch::early_loads), so under PDL the weight stream starts while the previous kernel
+// drains. Up to three
 // weights sharing x (q/k/v, gate/up) run in one launch, with an elementwise or swiglu
 // epilogue. On an H200 it takes 7-26% less time than cuBLASLt's GEMV on the 7B decode
 // shapes, without its split-K reduce (docs/cuda.md, "Session 7").
@@ -46,6 +47,7 @@ struct GemvK {
   // SwiGLU over jobs 0 and 1 (gate, up; equal N): a block computes the same rows of both
   // (its first half of warps gate's, the second up's) and writes out[0] = silu(y0) * y1.
   int pair;
+  bool early;  // Launch::early_loads: the first weights may load before griddepcontrol.wait
 };
 
 // Writes y (+bias) for row m of output n of job j, and the epilogue's result; returns y
@@ -136,6 +138,7 @@ __device__ __forceinline__ void stage_x(const GemvK<T>& a, T* xs) {
 template <class T, int MT, bool VEC, bool XS, bool NORM>
 __global__ void __launch_bounds__(kGemvWarps * 32, 1024 / (kGemvWarps * 32)) gemv_kernel(GemvK<T> a) {
   pdl_trigger();
+  pdl_wait_unless(a.early);
   using LV = Lane<T, VEC>;
   constexpr int PN = LV::N;
   // 16-byte loads in flight per lane: 8 for one row of 2-byte elements (a K = 4096 row in
@@ -251,6 +254,7 @@ constexpr int64_t kPipeMaxXBytes = 64 << 10;  // x (M x K) staged in shared memo
 template <class T, int MT, bool NORM>
 __global__ void __launch_bounds__(kPipeWarps * 32) gemv_pipe_kernel(GemvK<T> a, int64_t xbytes) {
   pdl_trigger();
+  pdl_wait_unless(a.early);
   constexpr int PN = Pack<T>::N;
   extern __shared__ uint4 gemv_smem[];
   T* const xs = reinterpret_cast<T*>(gemv_smem);
@@ -425,6 +429,7 @@ void gemv(const Launch& L, DType t, const void* x, int64_t M, int64_t K, const G
     fail("cuda backend: gemv: {} rows, {} weights", M, njobs);
   BMSYS_DISPATCH_FLOAT(t, T, "linear(gemv)", {
     GemvK<T> a{};
+    a.early = L.early_loads;
     a.x = static_cast<const T*>(x);
     a.M = M;
     a.K = K;

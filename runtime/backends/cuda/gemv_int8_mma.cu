@@ -25,8 +25,8 @@
 // takes tiles b, b + grid, ...; warp w takes the 64-byte column units w, w + 16, ... of
 // the tile's rows (lane 4g + t loads rows g and g + 8 at 16 * (4 * unit + t)), 4 units
 // in flight: a K = 4096 tile (64 KB) at once. The first tile's loads (and its rows'
-// scales) go out before griddepcontrol.wait: weights are never written by the kernels
-// it waits for. Each next tile's loads go out as soon as the registers are consumed,
+// scales) go out before griddepcontrol.wait where no earlier kernel of the flush writes
+// them (Launch::early_loads). Each next tile's loads go out as soon as the registers are consumed,
 // while the tile before is summed and stored. x is cut into digits once per block.
 #include <algorithm>
 #include <climits>
@@ -72,6 +72,7 @@ struct MmaK {
   const float* scale[kGemvMaxJobs];
   const T* bias[kGemvMaxJobs];
   T* y[kGemvMaxJobs];
+  bool early;  // Launch::early_loads: the first tile may load before griddepcontrol.wait
 };
 
 // a[j] by constant indices only (a dynamic index would copy the parameter struct to local
@@ -127,6 +128,7 @@ template <class T, int NB>
 __global__ void __launch_bounds__(kWarps * 32, 2) gemv_int8_mma_kernel(const MmaK<T> a) {
   constexpr int P = digit_planes<T>();
   pdl_trigger();
+  pdl_wait_unless(a.early);
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
   const int M = a.M, K = a.K, stride = a.stride;
   const int nv = K / 16, units = (nv + 3) / 4;
@@ -358,6 +360,7 @@ void gemv_int8_mma(const Launch& L, DType t, const void* x, int64_t M, int64_t K
          njobs);
   BMSYS_DISPATCH_FLOAT(t, T, "linear_int8(gemv mma)", {
     MmaK<T> a{};
+    a.early = L.early_loads;
     a.x = static_cast<const T*>(x);
     a.M = static_cast<int>(M);
     a.K = static_cast<int>(K);

@@ -112,12 +112,13 @@ constexpr int gemv_i8_blocks_per_sm(int mt) { return mt == 1 ? 2 : 1; }
 struct Int8Jobs {
   Int8GemvJob j[kGemvMaxJobs];
   int n = 0;
+  bool early = true;  // Launch::early_loads: the first packs may load before griddepcontrol.wait
 };
 
 // Warp gw of the grid computes rows gw, gw + W, ... (W warps in all) of the jobs' rows laid
 // end to end; each lane streams 16-byte packs of q[n,:] (U in flight, 512 contiguous
 // bytes per warp-wide load, kept out of L1). The first packs of the first row are loaded
-// before griddepcontrol.wait (weights are never written by the preceding kernels), those
+// before griddepcontrol.wait (where no earlier kernel of the flush writes the weights), those
 // of the next row as soon as a row is summed. XS: x is staged once per block in shared
 // memory (VEC and M x K of at most kGemvI8MaxXBytes). A job's rows compute exactly what
 // they compute in a launch of their own.
@@ -128,6 +129,7 @@ __global__ void __launch_bounds__(kGemvI8Warps * 32, gemv_i8_blocks_per_sm(MT)) 
                                                                                          const T* x, int M,
                                                                                          int64_t K) {
   pdl_trigger();
+  pdl_wait_unless(jobs.early);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int64_t total = jobs.j[0].N + (jobs.n > 1 ? jobs.j[1].N : 0) + (jobs.n > 2 ? jobs.j[2].N : 0);
   const int64_t W = static_cast<int64_t>(gridDim.x) * kGemvI8Warps;
@@ -313,6 +315,7 @@ void gemv_int8(const Launch& L, DType t, const void* x, int64_t M, int64_t K, co
   if (njobs < 1 || njobs > kGemvMaxJobs) fail("cuda backend: linear_int8 gemv: {} weights (1 to {})", njobs, kGemvMaxJobs);
   Int8Jobs js;
   js.n = njobs;
+  js.early = L.early_loads;
   bool vec = K % 16 == 0 && aligned16(x);
   for (int i = 0; i < njobs; ++i) {
     js.j[i] = jobs[i];
