@@ -79,13 +79,13 @@ tp_variant() {
 }
 
 cmake -S . -B "$BUILD" -G Ninja -DBMSYS_BUILD_COMPILER=OFF -DBMSYS_ENABLE_CUDA=ON >/dev/null
-ninja -C "$BUILD" -j"$JOBS" bmsys-run bmsys-cuda-tests bmsys-bench bmsys-bench-int8 bmsys-gemv-lab
+ninja -C "$BUILD" -j"$JOBS" bmsys-run bmsys-cuda-tests bmsys-bench bmsys-bench-int8 bmsys-gemv-lab bmsys-decode-layer-lab
 
 ninja -C "$BUILD" -j"$JOBS" bmsys-bench-adamw  # the CPU AdamW benchmark (run_all.sh stage adamw)
 
 rm -rf "$G" && mkdir -p "$G/pack/bin" "$G/pack/lib" "$G/artifacts"
 cp "$BUILD/bin/bmsys-bench-adamw" "$G/pack/bin/" && strip "$G/pack/bin/bmsys-bench-adamw"
-for b in bmsys-run bmsys-cuda-tests bmsys-bench bmsys-bench-int8 bmsys-gemv-lab; do
+for b in bmsys-run bmsys-cuda-tests bmsys-bench bmsys-bench-int8 bmsys-gemv-lab bmsys-decode-layer-lab; do
   cp "$BUILD/bin/$b" "$G/pack/bin/" && strip "$G/pack/bin/$b"
 done
 # Shared libraries outside glibc/libstdc++/CUDA that the binaries need.

@@ -25,6 +25,8 @@
 #             instruction set) against torch.optim.AdamW on all cores (not a default stage)
 #   gemvlab   one GPU: bmsys-gemv-lab, the decode GEMV's design space against a read-only
 #             kernel and cuBLASLt (gemvlab.log; not a default stage)
+#   layerlab  one GPU: bmsys-decode-layer-lab, a decode layer's INT8 GEMVs as launches
+#             against one persistent kernel with grid barriers (layerlab.log; not default)
 # Logs and JSON go to $OUT (default /tmp/bmsys-gpu-out; at most 8 files: summary.txt,
 # tests.log (+ e2e), sanitizer.log, bench.log (+ peer), bench.json, peer.json and the two
 # traces); a table is printed last.
@@ -392,6 +394,14 @@ if has gemvlab; then
   RES[gemvlab]="rc=$rc $(grep -E '^checks|^sass:' "$OUT/gemvlab.log" | tr '\n' ' ')"
 fi
 
+if has layerlab; then
+  # A persistent decode-layer kernel's GEMV chain (bench/decode_layer_lab.cu;
+  # docs/inference.md, "What 1.8x asks").
+  stamp "layerlab"
+  timeout ${LAYERLAB_TIMEOUT:-120} "$BIN/bmsys-decode-layer-lab" 2>&1 | tee "$OUT/layerlab.log"
+  RES[layerlab]="rc=${PIPESTATUS[0]} $(grep -E 'bit for bit' "$OUT/layerlab.log")"
+fi
+
 python3 - "$OUT" <<'PY' | tee -a "$OUT/summary.txt"
 import json, os, sys
 out = sys.argv[1]
@@ -442,6 +452,6 @@ print("=" * (w + 50))
 for k, v in rows:
     print(f"{k:<{w}}  {v}")
 PY
-for k in tests sass e2e sanitize bench peer int8 dist fsdp adamw gemvlab; do
+for k in tests sass e2e sanitize bench peer int8 dist fsdp adamw gemvlab layerlab; do
   [ -n "${RES[$k]:-}" ] && printf '%-9s %s\n' "$k" "${RES[$k]}" | tee -a "$OUT/summary.txt"
 done

@@ -1,0 +1,458 @@
+// bmsys-decode-layer-lab: what a persistent decode-layer kernel could reach, before
+// anyone builds one (docs/inference.md, "What 1.8x asks"). A resident INT8 decode step is
+// its weight stream (at the read ceiling) plus fixed time F that the stream does not hide:
+// the kernel boundaries of a layer, each one draining the stream and starting it again.
+// This lab times a Llama-7B layer's four weight-only INT8 GEMVs (q/k/v 12288x4096, o
+// 4096x4096, gate/up 22016x4096, down 4096x11008) over 32 layers, three ways:
+//   - launches: the shipped tensor-core GEMV (gemv_int8_mma.cu), one launch a GEMV under
+//     PDL in a CUDA graph, with 0 or 4 small kernels a layer between them (as rope-
+//     attention, the two add_rms_norm and swiglu are);
+//   - persistent: one kernel for all 32 layers, the same GEMV work (x cut into digits per
+//     block, mma.m16n8k32.s8 on 16-row tiles, exact int32 sums) in phases separated by a
+//     grid-wide barrier; each block loads its first tile of the next phase between
+//     arriving at the barrier and waiting at it, so the weight stream runs on through
+//     it. With 0 or 4 more barriers a layer standing for the small phases (a few blocks
+//     touch the output);
+//   - read: the same bytes read by the same grid with the same barriers (the floor).
+// The persistent kernel's outputs are checked bit for bit against the shipped kernel's:
+// both compute the exact dot product of the weights with x rounded to 22 bits.
+// Only bf16 x and one row (batch 1). Results: docs/inference.md, session 10.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <vector>
+
+#include "runtime/backends/cuda/device_util.cuh"
+#include "runtime/backends/cuda/int8.h"
+
+#define CK(x)                                                                                      \
+  do {                                                                                             \
+    cudaError_t e_ = (x);                                                                          \
+    if (e_ != cudaSuccess) {                                                                       \
+      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_));      \
+      std::exit(1);                                                                                \
+    }                                                                                              \
+  } while (0)
+
+using bf16 = __nv_bfloat16;
+namespace cu = bmsys::rt::cuda;
+
+namespace {
+
+constexpr int kLayers = 32;    // a step
+constexpr int kDistinct = 8;   // distinct layers' weights (1.6 GB): far more than L2 holds
+constexpr int kPhases = 4;     // q/k/v, o, gate/up, down
+constexpr int kWarps = 16, kTileRows = 16, kUnits = 4, kP = 3;
+constexpr int kMaxK = 11008;
+constexpr int kStride = ((kMaxK + 63) / 64 * 64 + 127) / 128 * 128 + 64;  // digit column stride
+
+struct Phase {
+  const int8_t* q;
+  const float* scale;
+  const bf16* x;
+  bf16* y;
+  int N, K;
+};
+
+struct Chain {
+  const Phase* ph;  // [kDistinct][kPhases]
+  unsigned* bar;    // the grid barrier's arrivals (zero at launch)
+  bool small;       // a small phase (one more barrier) after each GEMV phase
+  bool read_only;   // stream the weights only (the floor)
+};
+
+__device__ __forceinline__ void mma_s8(int (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
+                                       uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// A grid-wide barrier in two halves. arrive: the block's writes are released (thread 0,
+// after the block's barrier). wait: until all blocks of the launch have arrived `n + 1`
+// times (acquire), then the block's barrier. Work between the two halves overlaps the
+// barrier: the next phase's weight loads go out there. They must not go out before the
+// release, which would wait for them to land.
+// A grid-wide barrier in two halves. arrive: the block's writes are released (thread 0,
+// after the block's barrier). wait: until all blocks of the launch have arrived `n + 1`
+// times (acquire), then the block's barrier. Work between the two halves overlaps the
+// barrier: the next phase's weight loads go out there. Issued before the release, they
+// would have to land before the block could arrive (84 against 71.5 us a layer). A flag
+// set by the last arriver and polled with a back-off, instead of polling the counter,
+// measured 72.9 against 71.5.
+__device__ __forceinline__ void grid_arrive(unsigned* bar) {
+  __syncthreads();
+  if (threadIdx.x == 0) asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(bar) : "memory");
+}
+__device__ __forceinline__ void grid_wait(unsigned* bar, unsigned n) {
+  if (threadIdx.x == 0) {
+    const unsigned target = (n + 1) * gridDim.x;
+    unsigned v;
+    do {
+      asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(bar) : "memory");
+    } while (v < target);
+  }
+  __syncthreads();
+}
+
+// 16 bytes written by other blocks since this SM last looked: through L2, not L1.
+__device__ __forceinline__ uint4 load_cg16(const void* p) { return __ldcg(static_cast<const uint4*>(p)); }
+
+__global__ void __launch_bounds__(kWarps * 32, 2) chain_kernel(Chain c) {
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+  __shared__ __align__(16) int8_t dig[kP][kStride];
+  __shared__ unsigned amax_part[kWarps];
+  __shared__ int acc_s[2][kTileRows][8];
+  unsigned nbar = 0;
+
+  // The phase's descriptor stays in global memory (L1): its fields are read where used,
+  // which leaves the registers to the weights in flight.
+  const Phase* ph = c.ph;
+  int rounds = 0, units = 0, nv = 0;
+  auto set_phase = [&](const Phase* p) {
+    ph = p;
+    nv = p->K / 16;
+    units = (nv + 3) / 4;
+    rounds = warp < units ? (units - warp + kWarps * kUnits - 1) / (kWarps * kUnits) : 0;
+  };
+  const uint4 *qa = nullptr, *qb = nullptr;
+  bool row_a = false, row_b = false;
+  auto aim = [&](int tile) {
+    const int n0 = tile * kTileRows, N = ph->N;
+    const int64_t K = ph->K;
+    row_a = n0 + g < N;
+    row_b = n0 + g + 8 < N;
+    qa = reinterpret_cast<const uint4*>(ph->q + (row_a ? n0 + g : 0) * K);
+    qb = reinterpret_cast<const uint4*>(ph->q + (row_b ? n0 + g + 8 : 0) * K);
+  };
+  uint4 wa[kUnits], wb[kUnits];
+  auto load_round = [&](int r) {
+#pragma unroll
+    for (int u = 0; u < kUnits; ++u) {
+      wa[u] = make_uint4(0, 0, 0, 0);
+      wb[u] = make_uint4(0, 0, 0, 0);
+    }
+    if (row_a || row_b) {
+#pragma unroll
+      for (int u = 0; u < kUnits; ++u) {
+        const int col = (warp + kWarps * (r * kUnits + u)) * 4 + t;
+        if (col < nv) {
+          if (row_a) wa[u] = cu::load_stream16(qa + col);
+          if (row_b) wb[u] = cu::load_stream16(qb + col);
+        }
+      }
+    }
+  };
+  // This phase's first tile, before the barrier that ends the previous phase.
+  auto first_tile = [&](const Phase* p) {
+    set_phase(p);
+    if (static_cast<int>(blockIdx.x) * kTileRows < p->N && rounds > 0) {
+      aim(blockIdx.x);
+      load_round(0);
+    }
+  };
+
+  first_tile(c.ph);
+  for (int layer = 0; layer < kLayers; ++layer) {
+    for (int pi = 0; pi < kPhases; ++pi) {
+      const int tiles = (ph->N + kTileRows - 1) / kTileRows;
+      int e = 0;
+      if (!c.read_only) {
+        // x as 3 signed base-256 digits relative to 2^e (gemv_int8_mma.cu).
+        const int npk = ph->K / 8;
+        const bf16* x = ph->x;
+        unsigned mx = 0;
+        for (int j = tid; j < npk; j += kWarps * 32) {
+          const uint4 v = load_cg16(x + j * 8);
+          const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+          for (int k = 0; k < 4; ++k) mx = max(mx, max(w[k] & 0x7fffu, (w[k] >> 16) & 0x7fffu));
+        }
+        mx = __reduce_max_sync(0xffffffffu, mx);
+        if (lane == 0) amax_part[warp] = mx;
+        for (int i = tid; i < 2 * kTileRows * 8; i += kWarps * 32) (&acc_s[0][0][0])[i] = 0;
+        const int kpad = units * 64;
+        for (int i = tid; i < kP * 4; i += kWarps * 32) {
+          const int off = ph->K + (i & 3) * 16;
+          if (off < kpad) *reinterpret_cast<uint4*>(&dig[i >> 2][off]) = make_uint4(0, 0, 0, 0);
+        }
+        __syncthreads();
+        unsigned m = 0;
+#pragma unroll
+        for (int w = 0; w < kWarps; ++w) m = max(m, amax_part[w]);
+        const float a = __uint_as_float(m << 16);  // bf16 bits -> float
+        int E = 0;
+        if (a > 0.f) frexpf(a, &E);
+        e = a > 0.f ? E - (8 * kP - 2) : 0;
+        for (int j = tid; j < npk; j += kWarps * 32) {
+          const uint4 v = load_cg16(x + j * 8);
+          const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+          uint32_t word[kP][2] = {};
+#pragma unroll
+          for (int el = 0; el < 8; ++el) {
+            const float f = __uint_as_float(el & 1 ? w[el / 2] & 0xffff0000u : w[el / 2] << 16);
+            int r = __float2int_rn(ldexpf(f, -e));
+#pragma unroll
+            for (int p = 0; p < kP; ++p) {
+              const int d = static_cast<int8_t>(r & 0xff);
+              word[p][el / 4] |= (static_cast<uint32_t>(d) & 0xffu) << (8 * (el % 4));
+              r = (r - d) >> 8;
+            }
+          }
+#pragma unroll
+          for (int p = 0; p < kP; ++p) *reinterpret_cast<uint2*>(&dig[p][j * 8]) = make_uint2(word[p][0], word[p][1]);
+        }
+        __syncthreads();
+      }
+      int buf = 0;
+      for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x, buf ^= 1) {
+        int acc[4] = {0, 0, 0, 0};
+        // This tile's scale, a thread a row, loaded now: its latency hides under the tile.
+        const int srow = tile * kTileRows + tid;
+        const float sc = !c.read_only && tid < kTileRows && srow < ph->N ? ph->scale[srow] : 0.f;
+        for (int r = 0; r < rounds; ++r) {
+          if (!c.read_only) {
+#pragma unroll
+            for (int u = 0; u < kUnits; ++u) {
+              const int unit = warp + kWarps * (r * kUnits + u);
+              if (unit < units) {
+                uint4 d = make_uint4(0, 0, 0, 0);
+                if (g < kP) d = *reinterpret_cast<const uint4*>(&dig[g][unit * 64 + t * 16]);
+                mma_s8(acc, wa[u].x, wb[u].x, wa[u].y, wb[u].y, d.x, d.y);
+                mma_s8(acc, wa[u].z, wb[u].z, wa[u].w, wb[u].w, d.z, d.w);
+              }
+            }
+          } else {
+#pragma unroll
+            for (int u = 0; u < kUnits; ++u) acc[0] ^= wa[u].x ^ wa[u].w ^ wb[u].y ^ wb[u].z;
+          }
+          if (r + 1 < rounds) {
+            load_round(r + 1);
+          } else if (tile + static_cast<int>(gridDim.x) < tiles) {
+            aim(tile + gridDim.x);
+            load_round(0);
+          }
+        }
+        if (c.read_only) {
+          if (acc[0] == 0x12345678) ph->y[0] = __float2bfloat16(1.f);  // keeps the loads
+          continue;
+        }
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const int col = 2 * t + (i & 1);
+          if (col < kP) atomicAdd(&acc_s[buf][g + (i >> 1) * 8][col], acc[i]);
+        }
+        __syncthreads();
+        if (tid < kTileRows) {
+          const int n = tile * kTileRows + tid;
+          double sum = 0.0;
+#pragma unroll
+          for (int p = kP - 1; p >= 0; --p) {
+            sum = sum * 256.0 + acc_s[buf][tid][p];
+            acc_s[buf][tid][p] = 0;
+          }
+          if (n < ph->N) ph->y[n] = __float2bfloat16(ldexpf(static_cast<float>(sum), e) * sc);
+        }
+      }
+      // The next phase's first tile goes out between arriving and waiting: the stream runs
+      // on through the barrier.
+      const bool last = layer + 1 == kLayers && pi + 1 == kPhases;
+      grid_arrive(c.bar);
+      if (!last) first_tile(c.ph + ((layer + (pi + 1) / kPhases) % kDistinct) * kPhases + (pi + 1) % kPhases);
+      grid_wait(c.bar, nbar++);
+      // A small phase: a few blocks touch the output (as attention's heads, a norm's row or
+      // swiglu do), then everyone waits for them.
+      if (c.small) {
+        if (blockIdx.x < 32 && tid < 128) {
+          volatile const bf16* yp = c.ph[(layer % kDistinct) * kPhases + pi].y;
+          (void)yp[blockIdx.x * 128 + tid];
+        }
+        grid_arrive(c.bar);
+        grid_wait(c.bar, nbar++);
+      }
+    }
+  }
+}
+
+// --- harness -------------------------------------------------------------------------------
+float time_graph(const std::function<void(cudaStream_t)>& body, cudaStream_t st, int reps) {
+  cudaGraph_t g;
+  cudaGraphExec_t ge;
+  CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+  body(st);
+  CK(cudaStreamEndCapture(st, &g));
+  CK(cudaGraphInstantiate(&ge, g, 0));
+  CK(cudaGraphLaunch(ge, st));
+  CK(cudaStreamSynchronize(st));
+  cudaEvent_t e0, e1;
+  CK(cudaEventCreate(&e0));
+  CK(cudaEventCreate(&e1));
+  float best = 1e30f;
+  for (int r = 0; r < reps; ++r) {
+    CK(cudaEventRecord(e0, st));
+    CK(cudaGraphLaunch(ge, st));
+    CK(cudaEventRecord(e1, st));
+    CK(cudaEventSynchronize(e1));
+    float ms;
+    CK(cudaEventElapsedTime(&ms, e0, e1));
+    best = std::min(best, ms);
+  }
+  CK(cudaEventDestroy(e0));
+  CK(cudaEventDestroy(e1));
+  CK(cudaGraphExecDestroy(ge));
+  CK(cudaGraphDestroy(g));
+  return best;
+}
+
+__global__ void fill_kernel(uint32_t* p, long long n, uint32_t seed) {
+  for (long long i = blockIdx.x * 256LL + threadIdx.x; i < n; i += (long long)gridDim.x * 256) {
+    uint32_t h = static_cast<uint32_t>(i) * 2654435761u ^ seed;
+    h ^= h >> 13;
+    h *= 0x5bd1e995u;
+    h ^= h >> 15;
+    p[i] = h & 0x3f3f3f3fu;  // small int8 quadruples, or bf16 pairs in [0, 0.75)
+  }
+}
+
+// A small kernel after a GEMV: one block rewrites 4 KB of its output in place (PDL, as the
+// CUDA backend launches its own kernels), so the next GEMV waits for it.
+__global__ void small_kernel(bf16* y, int n) {
+  cu::pdl_trigger();
+  cu::pdl_wait();
+  for (int i = threadIdx.x; i < n; i += blockDim.x) y[i] = y[i];
+}
+
+template <class K, class... P>
+void launch_pdl(dim3 grid, dim3 block, cudaStream_t st, K kernel, P... p) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.stream = st;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  CK(cudaLaunchKernelEx(&cfg, kernel, p...));
+}
+
+}  // namespace
+
+int main() {
+  int sms = 0;
+  CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+  int per_sm = 0;
+  CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, chain_kernel, kWarps * 32, 0));
+  const int grid = std::min(2, per_sm) * sms;
+  std::printf("bmsys-decode-layer-lab: %d SMs, persistent grid %d blocks (%d an SM)\n", sms, grid, per_sm);
+  if (per_sm < 1) return 1;
+
+  const int NN[kPhases] = {12288, 4096, 22016, 4096}, KK[kPhases] = {4096, 4096, 4096, 11008};
+  // Activations: phase p reads x[p], writes y[p]; each x is the front of the previous y
+  // (attention, the norms and swiglu are left out of the arithmetic).
+  std::vector<bf16*> y(kPhases);
+  for (int p = 0; p < kPhases; ++p) CK(cudaMalloc(&y[p], 32768 * sizeof(bf16)));
+  const bf16* x[kPhases] = {y[3], y[0], y[1], y[2]};
+  std::vector<Phase> host(kDistinct * kPhases);
+  double layer_bytes = 0;
+  for (int l = 0; l < kDistinct; ++l)
+    for (int p = 0; p < kPhases; ++p) {
+      Phase& f = host[l * kPhases + p];
+      int8_t* q;
+      float* s;
+      const size_t n = static_cast<size_t>(NN[p]) * KK[p];
+      CK(cudaMalloc(&q, n));
+      CK(cudaMalloc(&s, NN[p] * sizeof(float)));
+      fill_kernel<<<1024, 256>>>(reinterpret_cast<uint32_t*>(q), static_cast<long long>(n / 4), 17u * l + p);
+      std::vector<float> hs(NN[p]);
+      // int8 weights in [0, 63] (mean 31.5): y stays near the mean of x, layer after layer.
+      for (int i = 0; i < NN[p]; ++i) hs[i] = (1.f + 0.01f * (i % 3)) / (31.5f * KK[p]);
+      CK(cudaMemcpy(s, hs.data(), hs.size() * sizeof(float), cudaMemcpyHostToDevice));
+      f = {q, s, x[p], y[p], NN[p], KK[p]};
+      if (l == 0) layer_bytes += static_cast<double>(n);
+    }
+  fill_kernel<<<64, 256>>>(reinterpret_cast<uint32_t*>(y[3]), 32768 / 2, 99u);
+  Phase* dev_ph;
+  CK(cudaMalloc(&dev_ph, host.size() * sizeof(Phase)));
+  CK(cudaMemcpy(dev_ph, host.data(), host.size() * sizeof(Phase), cudaMemcpyHostToDevice));
+  unsigned* bar;
+  CK(cudaMalloc(&bar, sizeof(unsigned)));
+  CK(cudaDeviceSynchronize());
+  cudaStream_t st;
+  CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+
+  // The x both ways start from.
+  std::vector<bf16> x0(KK[0]);
+  CK(cudaMemcpy(x0.data(), y[3], KK[0] * sizeof(bf16), cudaMemcpyDeviceToHost));
+
+  auto persistent = [&](bool small, bool read_only) {
+    return [=](cudaStream_t s) {
+      CK(cudaMemsetAsync(bar, 0, sizeof(unsigned), s));
+      // Cooperative: every block resident at once, or the launch fails (the barrier needs it).
+      cudaLaunchConfig_t cfg{};
+      cfg.gridDim = grid;
+      cfg.blockDim = kWarps * 32;
+      cfg.stream = s;
+      cudaLaunchAttribute attr[1];
+      attr[0].id = cudaLaunchAttributeCooperative;
+      attr[0].val.cooperative = 1;
+      cfg.attrs = attr;
+      cfg.numAttrs = 1;
+      CK(cudaLaunchKernelEx(&cfg, chain_kernel, Chain{dev_ph, bar, small, read_only}));
+    };
+  };
+  auto launches = [&](bool small) {
+    return [=](cudaStream_t s) {
+      cu::Launch L;
+      L.stream = s;
+      L.pdl = true;
+      for (int layer = 0; layer < kLayers; ++layer)
+        for (int p = 0; p < kPhases; ++p) {
+          const Phase& f = host[(layer % kDistinct) * kPhases + p];
+          cu::gemv_int8(L, bmsys::rt::DType::BF16, f.y, f.x, f.q, f.scale, nullptr, 1, f.K, f.N, true);
+          if (small) launch_pdl(1, 256, s, small_kernel, f.y, 2048);
+        }
+    };
+  };
+  const int reps = 20;
+  const double floor_ms = layer_bytes * kLayers / 4.5e12 * 1e3;
+  std::printf("a layer's INT8 weights: %.1f MB; 32 layers at 4.5 TB/s: %.3f ms\n", layer_bytes / 1e6, floor_ms);
+  struct Row {
+    const char* name;
+    std::function<void(cudaStream_t)> body;
+  };
+  const Row rows[] = {
+      {"launches: GEMVs only (PDL, graph)", launches(false)},
+      {"launches: + a small kernel after each", launches(true)},
+      {"persistent: a barrier after each GEMV", persistent(false, false)},
+      {"persistent: + a small phase after each", persistent(true, false)},
+      {"read only: a barrier after each", persistent(false, true)},
+      {"read only: + a small phase after each", persistent(true, true)},
+  };
+
+  for (const Row& r : rows) {
+    const float ms = time_graph(r.body, st, reps);
+    std::printf("%-40s %7.3f ms  %6.1f us a layer  F = %6.1f us a layer over the 4.5 TB/s floor\n", r.name, ms,
+                ms * 1e3 / kLayers, (ms - floor_ms) * 1e3 / kLayers);
+  }
+  // Bit for bit: 32 layers each way from the same x end in the same y.
+  CK(cudaMemcpy(y[3], x0.data(), KK[0] * sizeof(bf16), cudaMemcpyHostToDevice));
+  launches(false)(st);
+  CK(cudaStreamSynchronize(st));
+  std::vector<bf16> a(NN[3]), b(NN[3]);
+  CK(cudaMemcpy(a.data(), y[3], NN[3] * sizeof(bf16), cudaMemcpyDeviceToHost));
+  CK(cudaMemcpy(y[3], x0.data(), KK[0] * sizeof(bf16), cudaMemcpyHostToDevice));
+  persistent(false, false)(st);
+  CK(cudaStreamSynchronize(st));
+  CK(cudaMemcpy(b.data(), y[3], NN[3] * sizeof(bf16), cudaMemcpyDeviceToHost));
+  const bool same = std::memcmp(a.data(), b.data(), a.size() * sizeof(bf16)) == 0;
+  std::printf("32 layers from the same x: persistent %s the launches bit for bit\n", same ? "equals" : "DIFFERS FROM");
+  return same ? 0 : 1;
+}
