@@ -66,6 +66,11 @@ struct Chain {
   unsigned* bar;    // the grid barrier's arrivals (zero at launch)
   bool small;       // a small phase (one more barrier) after each GEMV phase
   bool read_only;   // stream the weights only (the floor)
+  int l2_ahead;     // tiles of the next phase a block also requests into L2 at the barrier
+  // Non-null: each phase's output maxima go to amax[layer * kPhases + phase] (atomicMax of
+  // the bf16 bits, zero at launch) as the tiles are stored, so that the next phase reads
+  // its x's largest element instead of finding it (one pass over x and a block barrier).
+  unsigned* amax;
 };
 
 __device__ __forceinline__ void mma_s8(int (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
@@ -100,6 +105,11 @@ __device__ __forceinline__ void grid_wait(unsigned* bar, unsigned n) {
     } while (v < target);
   }
   __syncthreads();
+}
+
+// `bytes` (a multiple of 16) at p into L2, one bulk request, no registers.
+__device__ __forceinline__ void prefetch_l2_bulk(const void* p, unsigned bytes) {
+  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
 }
 
 // 16 bytes written by other blocks since this SM last looked: through L2, not L1.
@@ -168,13 +178,16 @@ __global__ void __launch_bounds__(kWarps * 32, 2) chain_kernel(Chain c) {
         // x as 3 signed base-256 digits relative to 2^e (gemv_int8_mma.cu).
         const int npk = ph->K / 8;
         const bf16* x = ph->x;
+        const int slot = layer * kPhases + pi - 1;  // the phase that wrote x
+        const bool known = c.amax && slot >= 0;
         unsigned mx = 0;
-        for (int j = tid; j < npk; j += kWarps * 32) {
-          const uint4 v = load_cg16(x + j * 8);
-          const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+        if (!known)
+          for (int j = tid; j < npk; j += kWarps * 32) {
+            const uint4 v = load_cg16(x + j * 8);
+            const uint32_t w[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
-          for (int k = 0; k < 4; ++k) mx = max(mx, max(w[k] & 0x7fffu, (w[k] >> 16) & 0x7fffu));
-        }
+            for (int k = 0; k < 4; ++k) mx = max(mx, max(w[k] & 0x7fffu, (w[k] >> 16) & 0x7fffu));
+          }
         mx = __reduce_max_sync(0xffffffffu, mx);
         if (lane == 0) amax_part[warp] = mx;
         for (int i = tid; i < 2 * kTileRows * 8; i += kWarps * 32) (&acc_s[0][0][0])[i] = 0;
@@ -183,10 +196,14 @@ __global__ void __launch_bounds__(kWarps * 32, 2) chain_kernel(Chain c) {
           const int off = ph->K + (i & 3) * 16;
           if (off < kpad) *reinterpret_cast<uint4*>(&dig[i >> 2][off]) = make_uint4(0, 0, 0, 0);
         }
-        __syncthreads();
         unsigned m = 0;
+        if (known) {
+          m = __ldcg(c.amax + slot);
+        } else {
+          __syncthreads();
 #pragma unroll
-        for (int w = 0; w < kWarps; ++w) m = max(m, amax_part[w]);
+          for (int w = 0; w < kWarps; ++w) m = max(m, amax_part[w]);
+        }
         const float a = __uint_as_float(m << 16);  // bf16 bits -> float
         int E = 0;
         if (a > 0.f) frexpf(a, &E);
@@ -258,14 +275,31 @@ __global__ void __launch_bounds__(kWarps * 32, 2) chain_kernel(Chain c) {
             sum = sum * 256.0 + acc_s[buf][tid][p];
             acc_s[buf][tid][p] = 0;
           }
-          if (n < ph->N) ph->y[n] = __float2bfloat16(ldexpf(static_cast<float>(sum), e) * sc);
+          unsigned bits = 0;
+          if (n < ph->N) {
+            const bf16 yv = __float2bfloat16(ldexpf(static_cast<float>(sum), e) * sc);
+            ph->y[n] = yv;
+            bits = __bfloat16_as_ushort(yv) & 0x7fffu;
+          }
+          if (c.amax) {
+            bits = __reduce_max_sync(0xffffu, bits);
+            if (tid == 0) atomicMax(c.amax + layer * kPhases + pi, bits);
+          }
         }
       }
       // The next phase's first tile goes out between arriving and waiting: the stream runs
       // on through the barrier.
       const bool last = layer + 1 == kLayers && pi + 1 == kPhases;
       grid_arrive(c.bar);
-      if (!last) first_tile(c.ph + ((layer + (pi + 1) / kPhases) % kDistinct) * kPhases + (pi + 1) % kPhases);
+      if (!last) {
+        const Phase* np = c.ph + ((layer + (pi + 1) / kPhases) % kDistinct) * kPhases + (pi + 1) % kPhases;
+        first_tile(np);
+        // Optionally more of the next phase into L2: a row of a tile a warp.
+        for (int d = 1; d <= c.l2_ahead; ++d) {
+          const int n = (blockIdx.x + d * gridDim.x) * kTileRows + warp;
+          if (lane == 0 && n < np->N) prefetch_l2_bulk(np->q + static_cast<int64_t>(n) * np->K, np->K);
+        }
+      }
       grid_wait(c.bar, nbar++);
       // A small phase: a few blocks touch the output (as attention's heads, a norm's row or
       // swiglu do), then everyone waits for them.
@@ -392,9 +426,12 @@ int main() {
   std::vector<bf16> x0(KK[0]);
   CK(cudaMemcpy(x0.data(), y[3], KK[0] * sizeof(bf16), cudaMemcpyDeviceToHost));
 
-  auto persistent = [&](bool small, bool read_only) {
+  unsigned* amax;
+  CK(cudaMalloc(&amax, kLayers * kPhases * sizeof(unsigned)));
+  auto persistent = [&](bool small, bool read_only, int l2_ahead = 0, bool producer_amax = false) {
     return [=](cudaStream_t s) {
       CK(cudaMemsetAsync(bar, 0, sizeof(unsigned), s));
+      CK(cudaMemsetAsync(amax, 0, kLayers * kPhases * sizeof(unsigned), s));
       // Cooperative: every block resident at once, or the launch fails (the barrier needs it).
       cudaLaunchConfig_t cfg{};
       cfg.gridDim = grid;
@@ -405,7 +442,7 @@ int main() {
       attr[0].val.cooperative = 1;
       cfg.attrs = attr;
       cfg.numAttrs = 1;
-      CK(cudaLaunchKernelEx(&cfg, chain_kernel, Chain{dev_ph, bar, small, read_only}));
+      CK(cudaLaunchKernelEx(&cfg, chain_kernel, Chain{dev_ph, bar, small, read_only, l2_ahead, producer_amax ? amax : nullptr}));
     };
   };
   auto launches = [&](bool small) {
@@ -433,6 +470,8 @@ int main() {
       {"launches: + a small kernel after each", launches(true)},
       {"persistent: a barrier after each GEMV", persistent(false, false)},
       {"persistent: + a small phase after each", persistent(true, false)},
+      {"persistent: + next tile into L2", persistent(false, false, 1)},
+      {"persistent: x's maximum from its producer", persistent(false, false, 0, true)},
       {"read only: a barrier after each", persistent(false, true)},
       {"read only: + a small phase after each", persistent(true, true)},
   };
@@ -452,7 +491,14 @@ int main() {
   persistent(false, false)(st);
   CK(cudaStreamSynchronize(st));
   CK(cudaMemcpy(b.data(), y[3], NN[3] * sizeof(bf16), cudaMemcpyDeviceToHost));
-  const bool same = std::memcmp(a.data(), b.data(), a.size() * sizeof(bf16)) == 0;
+  bool same = std::memcmp(a.data(), b.data(), a.size() * sizeof(bf16)) == 0;
   std::printf("32 layers from the same x: persistent %s the launches bit for bit\n", same ? "equals" : "DIFFERS FROM");
+  CK(cudaMemcpy(y[3], x0.data(), KK[0] * sizeof(bf16), cudaMemcpyHostToDevice));
+  persistent(false, false, 0, true)(st);
+  CK(cudaStreamSynchronize(st));
+  CK(cudaMemcpy(b.data(), y[3], NN[3] * sizeof(bf16), cudaMemcpyDeviceToHost));
+  const bool same2 = std::memcmp(a.data(), b.data(), a.size() * sizeof(bf16)) == 0;
+  std::printf("  with x's maximum from its producer: %s\n", same2 ? "equal" : "DIFFERENT");
+  same = same && same2;
   return same ? 0 : 1;
 }
