@@ -13,11 +13,8 @@
 //     arriving at the barrier and waiting at it, so the weight stream runs on through
 //     it. With 0 or 4 more barriers a layer standing for the small phases (a few blocks
 //     touch the output);
-//   - ring: the persistent chain with the weights streamed by a producer warp through a
-//     shared-memory ring of bulk copies (TMA), one block an SM: the stream does not wait
-//     for the barriers or for x at all, only for free stages;
 //   - read: the same bytes read by the same grid with the same barriers (the floor).
-// The persistent kernels' outputs are checked bit for bit against the shipped kernel's:
+// The persistent kernel's outputs are checked bit for bit against the shipped kernel's:
 // both compute the exact dot product of the weights with x rounded to 22 bits.
 // Only bf16 x and one row (batch 1). Results: docs/inference.md, session 10.
 #include <cuda_bf16.h>
@@ -330,6 +327,7 @@ constexpr int kStages = 3, kChunk = 4096, kRowPitch = kChunk + 16;  // pitch: no
 constexpr int kStageUnits = kChunk / 64 / kWarps;                   // 64-byte units a warp takes
 constexpr int kRingBytes = kStages * kTileRows * kRowPitch;
 constexpr int kRingSmem = kRingBytes + kP * kStride + 2 * kStages * 8 + 2 * kTileRows * 8 * 4 + 64;
+static_assert(kRingSmem <= 232448 - 64, "the ring, digits and sums fit an SM's shared memory");
 
 __device__ __forceinline__ unsigned smem_addr(const void* p) {
   return static_cast<unsigned>(__cvta_generic_to_shared(p));
@@ -377,7 +375,7 @@ __global__ void __launch_bounds__((kWarps + 1) * 32, 1) ring_kernel(Chain c) {
   int8_t* dig = reinterpret_cast<int8_t*>(ring_smem + kRingBytes);      // [kP][kStride]
   uint64_t* full = reinterpret_cast<uint64_t*>(dig + kP * kStride);     // [kStages]
   uint64_t* empty = full + kStages;                                     // [kStages]
-  int (*acc_s)[8] = reinterpret_cast<int (*)[8]>(empty + kStages);       // [16][8]
+  int (*acc_s)[kTileRows][8] = reinterpret_cast<int (*)[kTileRows][8]>(empty + kStages);  // [2][16][8]
   __shared__ unsigned amax_part[kWarps];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
   if (tid == 0) {
@@ -413,7 +411,7 @@ __global__ void __launch_bounds__((kWarps + 1) * 32, 1) ring_kernel(Chain c) {
       const Phase* p = c.ph + (layer % kDistinct) * kPhases + pi;
       const int N = p->N, K = p->K, tiles = (N + kTileRows - 1) / kTileRows;
       // x as digits (as chain_kernel), with the consumers' barrier.
-      const int npk = K / 8;
+      const int npk = c.read_only ? 0 : K / 8;
       const bf16* x = p->x;
       unsigned mx = 0;
       for (int j = tid; j < npk; j += kWarps * 32) {
@@ -424,7 +422,7 @@ __global__ void __launch_bounds__((kWarps + 1) * 32, 1) ring_kernel(Chain c) {
       }
       mx = __reduce_max_sync(0xffffffffu, mx);
       if (lane == 0) amax_part[warp] = mx;
-      for (int q = tid; q < kTileRows * 8; q += kWarps * 32) (&acc_s[0][0])[q] = 0;
+      for (int q = tid; q < 2 * kTileRows * 8; q += kWarps * 32) (&acc_s[0][0][0])[q] = 0;
       // (K is a multiple of 64: a unit never reaches past it, no digits need zeroing.)
       consumers_sync();
       unsigned m = 0;
@@ -454,13 +452,19 @@ __global__ void __launch_bounds__((kWarps + 1) * 32, 1) ring_kernel(Chain c) {
           *reinterpret_cast<uint2*>(&dig[pp * kStride + j * 8]) = make_uint2(word[pp][0], word[pp][1]);
       }
       consumers_sync();
-      for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+      int buf = 0;  // the sums of two tiles: one consumers' barrier a tile
+      for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x, buf ^= 1) {
         const int srow = tile * kTileRows + tid;
         const float sc = tid < kTileRows && srow < N ? p->scale[srow] : 0.f;
         int acc[4] = {0, 0, 0, 0};
         for (int k0 = 0; k0 < K; k0 += kChunk, ++i) {
           const int slot = i % kStages, round = i / kStages;
           mbar_wait(&full[slot], round & 1);
+          if (c.read_only) {
+            __syncwarp();
+            if (lane == 0) mbar_arrive(&empty[slot]);
+            continue;
+          }
 #pragma unroll
           for (int u = 0; u < kStageUnits; ++u) {
             const int unit = warp + kWarps * u, unit_k = k0 + unit * 64;  // this warp's units
@@ -477,10 +481,11 @@ __global__ void __launch_bounds__((kWarps + 1) * 32, 1) ring_kernel(Chain c) {
           __syncwarp();
           if (lane == 0) mbar_arrive(&empty[slot]);
         }
+        if (c.read_only) continue;
 #pragma unroll
         for (int q = 0; q < 4; ++q) {
           const int col = 2 * t + (q & 1);
-          if (col < kP) atomicAdd(&acc_s[g + (q >> 1) * 8][col], acc[q]);
+          if (col < kP) atomicAdd(&acc_s[buf][g + (q >> 1) * 8][col], acc[q]);
         }
         consumers_sync();
         if (tid < kTileRows) {
@@ -488,12 +493,11 @@ __global__ void __launch_bounds__((kWarps + 1) * 32, 1) ring_kernel(Chain c) {
           double sum = 0.0;
 #pragma unroll
           for (int pp = kP - 1; pp >= 0; --pp) {
-            sum = sum * 256.0 + acc_s[tid][pp];
-            acc_s[tid][pp] = 0;
+            sum = sum * 256.0 + acc_s[buf][tid][pp];
+            acc_s[buf][tid][pp] = 0;
           }
           if (n < N) p->y[n] = __float2bfloat16(ldexpf(static_cast<float>(sum), e) * sc);
         }
-        consumers_sync();
       }
       // Grid barrier among the consumer warps of all blocks.
       consumers_sync();
@@ -641,7 +645,7 @@ int main() {
     };
   };
   CK(cudaFuncSetAttribute(ring_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kRingSmem));
-  auto ring = [&]() {
+  auto ring = [&](bool read_only) {
     return [=](cudaStream_t s) {
       CK(cudaMemsetAsync(bar, 0, sizeof(unsigned), s));
       cudaLaunchConfig_t cfg{};
@@ -654,7 +658,7 @@ int main() {
       attr[0].val.cooperative = 1;
       cfg.attrs = attr;
       cfg.numAttrs = 1;
-      CK(cudaLaunchKernelEx(&cfg, ring_kernel, Chain{dev_ph, bar, false, false, 0, nullptr}));
+      CK(cudaLaunchKernelEx(&cfg, ring_kernel, Chain{dev_ph, bar, false, read_only, 0, nullptr}));
     };
   };
   auto launches = [&](bool small) {
@@ -684,7 +688,8 @@ int main() {
       {"persistent: + a small phase after each", persistent(true, false)},
       {"persistent: + next tile into L2", persistent(false, false, 1)},
       {"persistent: x's maximum from its producer", persistent(false, false, 0, true)},
-      {"ring (TMA): a barrier after each GEMV", ring()},
+      {"ring (TMA): a barrier after each GEMV", ring(false)},
+      {"ring (TMA), read only: the same barriers", ring(true)},
       {"read only: a barrier after each", persistent(false, true)},
       {"read only: + a small phase after each", persistent(true, true)},
   };
@@ -713,7 +718,7 @@ int main() {
   const bool same2 = std::memcmp(a.data(), b.data(), a.size() * sizeof(bf16)) == 0;
   std::printf("  with x's maximum from its producer: %s\n", same2 ? "equal" : "DIFFERENT");
   CK(cudaMemcpy(y[3], x0.data(), KK[0] * sizeof(bf16), cudaMemcpyHostToDevice));
-  ring()(st);
+  ring(false)(st);
   CK(cudaStreamSynchronize(st));
   CK(cudaMemcpy(b.data(), y[3], NN[3] * sizeof(bf16), cudaMemcpyDeviceToHost));
   const bool same3 = std::memcmp(a.data(), b.data(), a.size() * sizeof(bf16)) == 0;
