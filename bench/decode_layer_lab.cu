@@ -29,19 +29,13 @@
 #include <functional>
 #include <vector>
 
+#include "bench/lab_util.cuh"
 #include "runtime/backends/cuda/device_util.cuh"
 #include "runtime/backends/cuda/int8.h"
 
-#define CK(x)                                                                                      \
-  do {                                                                                             \
-    cudaError_t e_ = (x);                                                                          \
-    if (e_ != cudaSuccess) {                                                                       \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_));      \
-      std::exit(1);                                                                                \
-    }                                                                                              \
-  } while (0)
-
 using bf16 = __nv_bfloat16;
+using bmsys::lab::fill_kernel;
+using bmsys::lab::time_graph;
 namespace cu = bmsys::rt::cuda;
 
 namespace {
@@ -115,6 +109,77 @@ __device__ __forceinline__ void prefetch_l2_bulk(const void* p, unsigned bytes) 
 // 16 bytes written by other blocks since this SM last looked: through L2, not L1.
 __device__ __forceinline__ uint4 load_cg16(const void* p) { return __ldcg(static_cast<const uint4*>(p)); }
 
+// x (K bf16 elements, written by other blocks) as kP signed base-256 digit planes
+// dig[p * kStride + k] relative to 2^e, e from x's largest |element| (gemv_int8_mma.cu);
+// returns e. known_max: that element's bf16 bits if the producer supplied it, else ~0u
+// (found here, one more pass and barrier). All threads of `sync` (the block's barrier or
+// the consumer warps') call it; it ends with that barrier.
+template <class Sync>
+__device__ int cut_digits(const bf16* x, int K, int8_t* dig, unsigned* amax_part, unsigned known_max, Sync sync) {
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int npk = K / 8;
+  unsigned m = known_max;
+  if (known_max == ~0u) {
+    unsigned mx = 0;
+    for (int j = tid; j < npk; j += kWarps * 32) {
+      const uint4 v = load_cg16(x + j * 8);
+      const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+      for (int k = 0; k < 4; ++k) mx = max(mx, max(w[k] & 0x7fffu, (w[k] >> 16) & 0x7fffu));
+    }
+    mx = __reduce_max_sync(0xffffffffu, mx);
+    if (lane == 0) amax_part[warp] = mx;
+    sync();
+    m = 0;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) m = max(m, amax_part[w]);
+  }
+  const float a = __uint_as_float(m << 16);  // bf16 bits -> float
+  int E = 0;
+  if (a > 0.f) frexpf(a, &E);
+  const int e = a > 0.f ? E - (8 * kP - 2) : 0;
+  for (int j = tid; j < npk; j += kWarps * 32) {
+    const uint4 v = load_cg16(x + j * 8);
+    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+    uint32_t word[kP][2] = {};
+#pragma unroll
+    for (int el = 0; el < 8; ++el) {
+      const float f = __uint_as_float(el & 1 ? w[el / 2] & 0xffff0000u : w[el / 2] << 16);
+      int r = __float2int_rn(ldexpf(f, -e));
+#pragma unroll
+      for (int p = 0; p < kP; ++p) {
+        const int d = static_cast<int8_t>(r & 0xff);  // r = d (mod 256), d in [-128, 127]
+        word[p][el / 4] |= (static_cast<uint32_t>(d) & 0xffu) << (8 * (el % 4));
+        r = (r - d) >> 8;
+      }
+    }
+#pragma unroll
+    for (int p = 0; p < kP; ++p) *reinterpret_cast<uint2*>(&dig[p * kStride + j * 8]) = make_uint2(word[p][0], word[p][1]);
+  }
+  sync();
+  return e;
+}
+
+// A lane's four mma sums of a tile into the block's (exact in any order: int32), and a
+// row's planes combined exactly in a double, read and zeroed by thread `row`.
+__device__ __forceinline__ void add_tile_sums(int (*acc_s)[8], const int (&acc)[4]) {
+  const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const int col = 2 * t + (i & 1);
+    if (col < kP) atomicAdd(&acc_s[g + (i >> 1) * 8][col], acc[i]);
+  }
+}
+__device__ __forceinline__ double take_row_sum(int (*acc_s)[8], int row) {
+  double sum = 0.0;
+#pragma unroll
+  for (int p = kP - 1; p >= 0; --p) {
+    sum = sum * 256.0 + acc_s[row][p];
+    acc_s[row][p] = 0;
+  }
+  return sum;
+}
+
 __global__ void __launch_bounds__(kWarps * 32, 2) chain_kernel(Chain c) {
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
   __shared__ __align__(16) int8_t dig[kP][kStride];
@@ -175,58 +240,10 @@ __global__ void __launch_bounds__(kWarps * 32, 2) chain_kernel(Chain c) {
       const int tiles = (ph->N + kTileRows - 1) / kTileRows;
       int e = 0;
       if (!c.read_only) {
-        // x as 3 signed base-256 digits relative to 2^e (gemv_int8_mma.cu).
-        const int npk = ph->K / 8;
-        const bf16* x = ph->x;
-        const int slot = layer * kPhases + pi - 1;  // the phase that wrote x
-        const bool known = c.amax && slot >= 0;
-        unsigned mx = 0;
-        if (!known)
-          for (int j = tid; j < npk; j += kWarps * 32) {
-            const uint4 v = load_cg16(x + j * 8);
-            const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-            for (int k = 0; k < 4; ++k) mx = max(mx, max(w[k] & 0x7fffu, (w[k] >> 16) & 0x7fffu));
-          }
-        mx = __reduce_max_sync(0xffffffffu, mx);
-        if (lane == 0) amax_part[warp] = mx;
         for (int i = tid; i < 2 * kTileRows * 8; i += kWarps * 32) (&acc_s[0][0][0])[i] = 0;
-        const int kpad = units * 64;
-        for (int i = tid; i < kP * 4; i += kWarps * 32) {
-          const int off = ph->K + (i & 3) * 16;
-          if (off < kpad) *reinterpret_cast<uint4*>(&dig[i >> 2][off]) = make_uint4(0, 0, 0, 0);
-        }
-        unsigned m = 0;
-        if (known) {
-          m = __ldcg(c.amax + slot);
-        } else {
-          __syncthreads();
-#pragma unroll
-          for (int w = 0; w < kWarps; ++w) m = max(m, amax_part[w]);
-        }
-        const float a = __uint_as_float(m << 16);  // bf16 bits -> float
-        int E = 0;
-        if (a > 0.f) frexpf(a, &E);
-        e = a > 0.f ? E - (8 * kP - 2) : 0;
-        for (int j = tid; j < npk; j += kWarps * 32) {
-          const uint4 v = load_cg16(x + j * 8);
-          const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-          uint32_t word[kP][2] = {};
-#pragma unroll
-          for (int el = 0; el < 8; ++el) {
-            const float f = __uint_as_float(el & 1 ? w[el / 2] & 0xffff0000u : w[el / 2] << 16);
-            int r = __float2int_rn(ldexpf(f, -e));
-#pragma unroll
-            for (int p = 0; p < kP; ++p) {
-              const int d = static_cast<int8_t>(r & 0xff);
-              word[p][el / 4] |= (static_cast<uint32_t>(d) & 0xffu) << (8 * (el % 4));
-              r = (r - d) >> 8;
-            }
-          }
-#pragma unroll
-          for (int p = 0; p < kP; ++p) *reinterpret_cast<uint2*>(&dig[p][j * 8]) = make_uint2(word[p][0], word[p][1]);
-        }
-        __syncthreads();
+        const int slot = layer * kPhases + pi - 1;  // the phase that wrote x
+        e = cut_digits(ph->x, ph->K, &dig[0][0], amax_part, c.amax && slot >= 0 ? __ldcg(c.amax + slot) : ~0u,
+                       [] { __syncthreads(); });
       }
       int buf = 0;
       for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x, buf ^= 1) {
@@ -261,20 +278,11 @@ __global__ void __launch_bounds__(kWarps * 32, 2) chain_kernel(Chain c) {
           if (acc[0] == 0x12345678) ph->y[0] = __float2bfloat16(1.f);  // keeps the loads
           continue;
         }
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          const int col = 2 * t + (i & 1);
-          if (col < kP) atomicAdd(&acc_s[buf][g + (i >> 1) * 8][col], acc[i]);
-        }
+        add_tile_sums(acc_s[buf], acc);
         __syncthreads();
         if (tid < kTileRows) {
           const int n = tile * kTileRows + tid;
-          double sum = 0.0;
-#pragma unroll
-          for (int p = kP - 1; p >= 0; --p) {
-            sum = sum * 256.0 + acc_s[buf][tid][p];
-            acc_s[buf][tid][p] = 0;
-          }
+          const double sum = take_row_sum(acc_s[buf], tid);
           unsigned bits = 0;
           if (n < ph->N) {
             const bf16 yv = __float2bfloat16(ldexpf(static_cast<float>(sum), e) * sc);
@@ -410,48 +418,9 @@ __global__ void __launch_bounds__((kWarps + 1) * 32, 1) ring_kernel(Chain c) {
     for (int pi = 0; pi < kPhases; ++pi) {
       const Phase* p = c.ph + (layer % kDistinct) * kPhases + pi;
       const int N = p->N, K = p->K, tiles = (N + kTileRows - 1) / kTileRows;
-      // x as digits (as chain_kernel), with the consumers' barrier.
-      const int npk = c.read_only ? 0 : K / 8;
-      const bf16* x = p->x;
-      unsigned mx = 0;
-      for (int j = tid; j < npk; j += kWarps * 32) {
-        const uint4 v = load_cg16(x + j * 8);
-        const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-        for (int k = 0; k < 4; ++k) mx = max(mx, max(w[k] & 0x7fffu, (w[k] >> 16) & 0x7fffu));
-      }
-      mx = __reduce_max_sync(0xffffffffu, mx);
-      if (lane == 0) amax_part[warp] = mx;
       for (int q = tid; q < 2 * kTileRows * 8; q += kWarps * 32) (&acc_s[0][0][0])[q] = 0;
-      // (K is a multiple of 64: a unit never reaches past it, no digits need zeroing.)
-      consumers_sync();
-      unsigned m = 0;
-#pragma unroll
-      for (int w = 0; w < kWarps; ++w) m = max(m, amax_part[w]);
-      const float a = __uint_as_float(m << 16);
-      int E = 0;
-      if (a > 0.f) frexpf(a, &E);
-      const int e = a > 0.f ? E - (8 * kP - 2) : 0;
-      for (int j = tid; j < npk; j += kWarps * 32) {
-        const uint4 v = load_cg16(x + j * 8);
-        const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-        uint32_t word[kP][2] = {};
-#pragma unroll
-        for (int el = 0; el < 8; ++el) {
-          const float f = __uint_as_float(el & 1 ? w[el / 2] & 0xffff0000u : w[el / 2] << 16);
-          int r = __float2int_rn(ldexpf(f, -e));
-#pragma unroll
-          for (int pp = 0; pp < kP; ++pp) {
-            const int d = static_cast<int8_t>(r & 0xff);
-            word[pp][el / 4] |= (static_cast<uint32_t>(d) & 0xffu) << (8 * (el % 4));
-            r = (r - d) >> 8;
-          }
-        }
-#pragma unroll
-        for (int pp = 0; pp < kP; ++pp)
-          *reinterpret_cast<uint2*>(&dig[pp * kStride + j * 8]) = make_uint2(word[pp][0], word[pp][1]);
-      }
-      consumers_sync();
+      // x as digits (cut_digits), with the consumers' barrier; read only: none.
+      const int e = c.read_only ? 0 : cut_digits(p->x, K, dig, amax_part, ~0u, [] { consumers_sync(); });
       int buf = 0;  // the sums of two tiles: one consumers' barrier a tile
       for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x, buf ^= 1) {
         const int srow = tile * kTileRows + tid;
@@ -482,20 +451,11 @@ __global__ void __launch_bounds__((kWarps + 1) * 32, 1) ring_kernel(Chain c) {
           if (lane == 0) mbar_arrive(&empty[slot]);
         }
         if (c.read_only) continue;
-#pragma unroll
-        for (int q = 0; q < 4; ++q) {
-          const int col = 2 * t + (q & 1);
-          if (col < kP) atomicAdd(&acc_s[buf][g + (q >> 1) * 8][col], acc[q]);
-        }
+        add_tile_sums(acc_s[buf], acc);
         consumers_sync();
         if (tid < kTileRows) {
           const int n = tile * kTileRows + tid;
-          double sum = 0.0;
-#pragma unroll
-          for (int pp = kP - 1; pp >= 0; --pp) {
-            sum = sum * 256.0 + acc_s[buf][tid][pp];
-            acc_s[buf][tid][pp] = 0;
-          }
+          const double sum = take_row_sum(acc_s[buf], tid);
           if (n < N) p->y[n] = __float2bfloat16(ldexpf(static_cast<float>(sum), e) * sc);
         }
       }
@@ -515,65 +475,12 @@ __global__ void __launch_bounds__((kWarps + 1) * 32, 1) ring_kernel(Chain c) {
 }
 
 // --- harness -------------------------------------------------------------------------------
-float time_graph(const std::function<void(cudaStream_t)>& body, cudaStream_t st, int reps) {
-  cudaGraph_t g;
-  cudaGraphExec_t ge;
-  CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
-  body(st);
-  CK(cudaStreamEndCapture(st, &g));
-  CK(cudaGraphInstantiate(&ge, g, 0));
-  CK(cudaGraphLaunch(ge, st));
-  CK(cudaStreamSynchronize(st));
-  cudaEvent_t e0, e1;
-  CK(cudaEventCreate(&e0));
-  CK(cudaEventCreate(&e1));
-  float best = 1e30f;
-  for (int r = 0; r < reps; ++r) {
-    CK(cudaEventRecord(e0, st));
-    CK(cudaGraphLaunch(ge, st));
-    CK(cudaEventRecord(e1, st));
-    CK(cudaEventSynchronize(e1));
-    float ms;
-    CK(cudaEventElapsedTime(&ms, e0, e1));
-    best = std::min(best, ms);
-  }
-  CK(cudaEventDestroy(e0));
-  CK(cudaEventDestroy(e1));
-  CK(cudaGraphExecDestroy(ge));
-  CK(cudaGraphDestroy(g));
-  return best;
-}
-
-__global__ void fill_kernel(uint32_t* p, long long n, uint32_t seed) {
-  for (long long i = blockIdx.x * 256LL + threadIdx.x; i < n; i += (long long)gridDim.x * 256) {
-    uint32_t h = static_cast<uint32_t>(i) * 2654435761u ^ seed;
-    h ^= h >> 13;
-    h *= 0x5bd1e995u;
-    h ^= h >> 15;
-    p[i] = h & 0x3f3f3f3fu;  // small int8 quadruples, or bf16 pairs in [0, 0.75)
-  }
-}
-
 // A small kernel after a GEMV: one block rewrites 4 KB of its output in place (PDL, as the
 // CUDA backend launches its own kernels), so the next GEMV waits for it.
 __global__ void small_kernel(bf16* y, int n) {
   cu::pdl_trigger();
   cu::pdl_wait();
   for (int i = threadIdx.x; i < n; i += blockDim.x) y[i] = y[i];
-}
-
-template <class K, class... P>
-void launch_pdl(dim3 grid, dim3 block, cudaStream_t st, K kernel, P... p) {
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = grid;
-  cfg.blockDim = block;
-  cfg.stream = st;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = 1;
-  CK(cudaLaunchKernelEx(&cfg, kernel, p...));
 }
 
 }  // namespace
@@ -631,34 +538,16 @@ int main() {
     return [=](cudaStream_t s) {
       CK(cudaMemsetAsync(bar, 0, sizeof(unsigned), s));
       CK(cudaMemsetAsync(amax, 0, kLayers * kPhases * sizeof(unsigned), s));
-      // Cooperative: every block resident at once, or the launch fails (the barrier needs it).
-      cudaLaunchConfig_t cfg{};
-      cfg.gridDim = grid;
-      cfg.blockDim = kWarps * 32;
-      cfg.stream = s;
-      cudaLaunchAttribute attr[1];
-      attr[0].id = cudaLaunchAttributeCooperative;
-      attr[0].val.cooperative = 1;
-      cfg.attrs = attr;
-      cfg.numAttrs = 1;
-      CK(cudaLaunchKernelEx(&cfg, chain_kernel, Chain{dev_ph, bar, small, read_only, l2_ahead, producer_amax ? amax : nullptr}));
+      bmsys::lab::launch_cooperative(grid, kWarps * 32, 0, s, chain_kernel,
+                                     Chain{dev_ph, bar, small, read_only, l2_ahead, producer_amax ? amax : nullptr});
     };
   };
   CK(cudaFuncSetAttribute(ring_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kRingSmem));
   auto ring = [&](bool read_only) {
     return [=](cudaStream_t s) {
       CK(cudaMemsetAsync(bar, 0, sizeof(unsigned), s));
-      cudaLaunchConfig_t cfg{};
-      cfg.gridDim = sms;
-      cfg.blockDim = (kWarps + 1) * 32;
-      cfg.dynamicSmemBytes = kRingSmem;
-      cfg.stream = s;
-      cudaLaunchAttribute attr[1];
-      attr[0].id = cudaLaunchAttributeCooperative;
-      attr[0].val.cooperative = 1;
-      cfg.attrs = attr;
-      cfg.numAttrs = 1;
-      CK(cudaLaunchKernelEx(&cfg, ring_kernel, Chain{dev_ph, bar, false, read_only, 0, nullptr}));
+      bmsys::lab::launch_cooperative(sms, (kWarps + 1) * 32, kRingSmem, s, ring_kernel,
+                                     Chain{dev_ph, bar, false, read_only, 0, nullptr});
     };
   };
   auto launches = [&](bool small) {
@@ -670,7 +559,7 @@ int main() {
         for (int p = 0; p < kPhases; ++p) {
           const Phase& f = host[(layer % kDistinct) * kPhases + p];
           cu::gemv_int8(L, bmsys::rt::DType::BF16, f.y, f.x, f.q, f.scale, nullptr, 1, f.K, f.N, true);
-          if (small) launch_pdl(1, 256, s, small_kernel, f.y, 2048);
+          if (small) bmsys::lab::launch(true, 1, 256, 0, s, small_kernel, f.y, 2048);
         }
     };
   };

@@ -20,18 +20,13 @@
 #include <string>
 #include <vector>
 
+#include "bench/lab_util.cuh"
 #include "runtime/backends/cuda/device_util.cuh"
 
-#define CK(x)                                                                         \
-  do {                                                                                \
-    cudaError_t e_ = (x);                                                             \
-    if (e_ != cudaSuccess) {                                                          \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                   \
-    }                                                                                 \
-  } while (0)
-
 using bf16 = __nv_bfloat16;
+using bmsys::lab::fill_kernel;
+using bmsys::lab::launch;
+using bmsys::lab::time_graph;
 using bmsys::rt::cuda::load_stream16;
 using bmsys::rt::cuda::pdl_trigger;
 using bmsys::rt::cuda::pdl_wait;
@@ -232,63 +227,6 @@ __global__ void small_kernel(const bf16* y, bf16* x, int n) {
 struct Shape {
   int N, K;
 };
-
-// Best of `reps` replays of a graph of what body(stream) launches, in ms.
-static float time_graph(const std::function<void(cudaStream_t)>& body, cudaStream_t st, int reps) {
-  cudaGraph_t g;
-  cudaGraphExec_t ge;
-  CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
-  body(st);
-  CK(cudaStreamEndCapture(st, &g));
-  CK(cudaGraphInstantiate(&ge, g, 0));
-  CK(cudaGraphLaunch(ge, st));
-  CK(cudaStreamSynchronize(st));
-  cudaEvent_t e0, e1;
-  CK(cudaEventCreate(&e0));
-  CK(cudaEventCreate(&e1));
-  float best = 1e30f;
-  for (int r = 0; r < reps; ++r) {
-    CK(cudaEventRecord(e0, st));
-    CK(cudaGraphLaunch(ge, st));
-    CK(cudaEventRecord(e1, st));
-    CK(cudaEventSynchronize(e1));
-    float ms;
-    CK(cudaEventElapsedTime(&ms, e0, e1));
-    best = std::min(best, ms);
-  }
-  CK(cudaEventDestroy(e0));
-  CK(cudaEventDestroy(e1));
-  CK(cudaGraphExecDestroy(ge));
-  CK(cudaGraphDestroy(g));
-  return best;
-}
-
-// A launch, with programmatic dependent launch when pdl (as the CUDA backend launches).
-template <class K, class... P>
-static void launch(bool pdl, dim3 grid, dim3 block, size_t smem, cudaStream_t st, K kernel, P... p) {
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = grid;
-  cfg.blockDim = block;
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = st;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = pdl ? 1 : 0;
-  CK(cudaLaunchKernelEx(&cfg, kernel, p...));
-}
-
-// Small finite values (bf16 pairs or int8 quadruples), different per buffer.
-__global__ void fill_kernel(uint32_t* p, long long n, uint32_t seed) {
-  for (long long i = blockIdx.x * 256LL + threadIdx.x; i < n; i += (long long)gridDim.x * 256) {
-    uint32_t h = (uint32_t)i * 2654435761u ^ seed;
-    h ^= h >> 13;
-    h *= 0x5bd1e995u;
-    h ^= h >> 15;
-    p[i] = h & 0x3f3f3f3fu;
-  }
-}
 
 struct Kern {
   std::string name;
