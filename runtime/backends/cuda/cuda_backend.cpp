@@ -1643,10 +1643,8 @@ struct CudaBackend::Impl {
   // The operands of a step that its kernels read before griddepcontrol.wait (Launch::
   // early_loads): the weights, scales and biases of linears (the GEMVs) and the gamma of
   // the norms (add_rms_norm, and those fused into a GEMV).
-  void constant_operands(const Step& s, std::vector<Range>& out) const {
-    std::vector<int> all(s.idx, s.idx + s.n);
-    if (s.norm >= 0) all.push_back(s.norm);
-    for (int i : all) {
+  void constant_operands(const std::vector<int>& step_ops, std::vector<Range>& out) const {
+    for (int i : step_ops) {
       const Op& o = ops[i];
       if (o.train) {
         if (o.kernel == KernelId::AddRmsNorm && o.train->in.size() > 2)
@@ -1666,15 +1664,16 @@ struct CudaBackend::Impl {
     // earlier step ends, so an early load could read what was there before. Earlier flushes
     // are complete: each starts with a kernel launched without PDL (set_scalars).
     RangeSet written;
+    std::vector<int> all;  // the step's ops
     std::vector<Range> constants, reads, writes;
     for (const Step& s : steps) {
+      all.assign(s.idx, s.idx + s.n);
+      if (s.epi >= 0) all.push_back(s.epi);
+      if (s.norm >= 0) all.push_back(s.norm);
       constants.clear();
       reads.clear();
       writes.clear();
-      constant_operands(s, constants);
-      std::vector<int> all(s.idx, s.idx + s.n);
-      if (s.epi >= 0) all.push_back(s.epi);
-      if (s.norm >= 0) all.push_back(s.norm);
+      constant_operands(all, constants);
       for (int i : all) add_ranges(ops[i], reads, writes);
       step_early_loads =
           std::none_of(constants.begin(), constants.end(), [&](const Range& r) { return written.overlaps(r); });
