@@ -63,7 +63,9 @@ class FileStore final : public RendezvousStore {
   }
   void set(const std::string& key, const std::vector<char>& value) override {
     std::string path = dir_ + "/" + key_file(key);
-    std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+    // Unique per process and thread: tests run ranks as threads of one process.
+    std::string tmp = fmt::format("{}.tmp-{}-{}", path, ::getpid(),
+                                  std::hash<std::thread::id>{}(std::this_thread::get_id()));
     {
       std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
       out.write(value.data(), static_cast<std::streamsize>(value.size()));

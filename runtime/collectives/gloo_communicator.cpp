@@ -107,6 +107,16 @@ class GlooCommunicator final : public Communicator {
       ctx->setTimeout(timeout_);
       GlooStoreAdapter adapter(*store_, timeout_, prefix);
       ctx->connectFullMesh(adapter, dev_);
+      // Gloo's connecting side counts a pair as connected once it has sent its
+      // sequence number, before the listening side has taken the socket. A rank
+      // that returned here, finished its work and closed its sockets could then
+      // fail a peer still connecting ("Connection closed by peer"). The barrier
+      // makes connected mean connected on every rank of the group. Tag 0: the
+      // collectives count from 1.
+      gloo::BarrierOptions b(ctx);
+      b.setTag(0);
+      b.setTimeout(timeout_);
+      gloo::barrier(b);
       ctx_ = ctx;
     } catch (const Error& e) {
       fail("{}: connecting {} (gloo): {}", label_, what, e.what());
