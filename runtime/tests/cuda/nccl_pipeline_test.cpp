@@ -11,13 +11,11 @@
 //   transfer, the stage and the rank; also with a receive and a collective of two
 //   communicators in flight at once (their aborts must not wait for each other).
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
-#include <filesystem>
 #include <functional>
 #include <thread>
 
@@ -26,8 +24,10 @@
 #include "runtime/collectives/communicator.h"
 #include "runtime/core/error.h"
 #include "runtime/core/kernels.h"
+#include "runtime/tests/cuda/nccl_test_util.h"
 
 using namespace bmsys::rt;
+using namespace bmsys::rt::nccltest;
 
 namespace {
 
@@ -42,61 +42,18 @@ struct Stage {
 // communicator it makes and a pipeline group of both ranks with its channels
 // connected. Returns each rank's error ("" if none).
 std::vector<std::string> run_two_stages(double timeout_s, const std::function<void(Stage&)>& body) {
-  ::setenv("BMSYS_NCCL_EXIT_AFTER_ABORT_S", "0", 1);  // the test process goes on after an abort
-  ::setenv("NCCL_NVLS_ENABLE", "0", 0);
-  auto dir = std::filesystem::temp_directory_path() / ("bmsys-nccl-pp-test-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  std::vector<std::string> errors(2);
-  std::vector<std::thread> threads;
-  for (int r = 0; r < 2; ++r)
-    threads.emplace_back([&, r] {
-      try {
-        BackendOptions bo;
-        bo.device = r;
-        Stage k;
-        k.rank = r;
-        k.backend = std::make_shared<CudaBackend>(bo);
-        DistributedEnv env;
-        env.rank = r;
-        env.local_rank = r;
-        env.world_size = 2;
-        env.local_world_size = 2;
-        env.timeout_s = timeout_s;
-        env.store_dir = dir.string();
-        k.world = create_communicator(env, *k.backend);
-        k.pp = k.world->group("pp0", {0, 1});
-        EXPECT_EQ(k.pp->rank(), r);
-        k.pp->connect_peers({1 - r});
-        body(k);
-      } catch (const std::exception& e) {
-        errors[static_cast<size_t>(r)] = e.what();
-      }
-    });
-  for (auto& t : threads) t.join();
-  std::filesystem::remove_all(dir);
-  return errors;
-}
-
-std::unique_ptr<DeviceMemory> upload(CudaBackend& b, const std::vector<float>& v) {
-  auto m = b.allocate(std::max<size_t>(1, v.size()) * 4, "test");
-  b.upload(m->data(), DType::F32, v.data(), DType::F32, static_cast<int64_t>(v.size()));
-  return m;
-}
-
-std::vector<float> download(CudaBackend& b, const void* p, int64_t n) {
-  std::vector<float> out(static_cast<size_t>(n));
-  b.copy_to_host(out.data(), p, out.size() * 4);
-  return out;
-}
-
-std::vector<float> values(int r, int64_t n) {
-  std::vector<float> v(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = static_cast<float>((r + 1) * (i % 16 + 1)) / 8.0f;
-  return v;
+  return run_two_gpus("nccl-pp-test", timeout_s, [&](int r, std::shared_ptr<CudaBackend> backend,
+                                                     std::shared_ptr<Communicator> world) {
+    Stage k{r, std::move(backend), std::move(world), nullptr};
+    k.pp = k.world->group("pp0", {0, 1});
+    EXPECT_EQ(k.pp->rank(), r);
+    k.pp->connect_peers({1 - r});
+    body(k);
+  });
 }
 
 TEST(Nccl, PointToPointSendsDoNotWaitForReceives) {
-  if (cuda_device_count() < 2) GTEST_SKIP() << "fewer than 2 GPUs: skipped";
+  BMSYS_SKIP_WITHOUT_TWO_GPUS();
   auto errors = run_two_stages(30, [](Stage& k) {
     CudaBackend& b = *k.backend;
     const int r = k.rank, peer = 1 - r;
@@ -143,7 +100,7 @@ KernelLaunch make(KernelId k, const Attrs* a, std::vector<TensorView> in, std::v
 }
 
 TEST(Nccl, PipelineKernelsOrderedAgainstCompute) {
-  if (cuda_device_count() < 2) GTEST_SKIP() << "fewer than 2 GPUs: skipped";
+  BMSYS_SKIP_WITHOUT_TWO_GPUS();
   auto errors = run_two_stages(30, [](Stage& k) {
     CudaBackend& b = *k.backend;
     const int r = k.rank;
@@ -213,7 +170,7 @@ TEST(Nccl, PipelineKernelsOrderedAgainstCompute) {
 }
 
 TEST(Nccl, MissingStageFailsWithinTheTimeoutNamingIt) {
-  if (cuda_device_count() < 2) GTEST_SKIP() << "fewer than 2 GPUs: skipped";
+  BMSYS_SKIP_WITHOUT_TWO_GPUS();
   auto t0 = std::chrono::steady_clock::now();
   auto errors = run_two_stages(3, [](Stage& k) {
     if (k.rank == 1) return;  // stage 1 never sends
@@ -240,7 +197,7 @@ TEST(Nccl, MissingStageFailsWithinTheTimeoutNamingIt) {
 // the other would hang in the first abort (it waits for the GPU, so for the other's
 // kernel); all at once, the error comes within the timeout.
 TEST(Nccl, HungStageWithTwoCommunicatorsInFlightFailsWithinTheTimeout) {
-  if (cuda_device_count() < 2) GTEST_SKIP() << "fewer than 2 GPUs: skipped";
+  BMSYS_SKIP_WITHOUT_TWO_GPUS();
   auto t0 = std::chrono::steady_clock::now();
   std::atomic<bool> done{false};
   auto errors = run_two_stages(3, [&](Stage& k) {

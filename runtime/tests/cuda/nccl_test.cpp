@@ -5,29 +5,22 @@
 // their outputs and overwrites their inputs (the event ordering of collectives.h), and
 // a rank that never enters a collective: the other fails within the timeout naming it.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
-#include <filesystem>
 #include <functional>
-#include <thread>
 
 #include "runtime/backends/cuda/cuda_backend.h"
 #include "runtime/backends/cuda/nccl_communicator.h"
 #include "runtime/collectives/communicator.h"
 #include "runtime/core/error.h"
 #include "runtime/core/kernels.h"
-#include "runtime/io/convert.h"
+#include "runtime/tests/cuda/nccl_test_util.h"
 
 using namespace bmsys::rt;
+using namespace bmsys::rt::nccltest;
 
 namespace {
-
-#define BMSYS_SKIP_WITHOUT_TWO_GPUS()                                              \
-  do {                                                                             \
-    if (::bmsys::rt::cuda_device_count() < 2) GTEST_SKIP() << "fewer than 2 GPUs: skipped"; \
-  } while (0)
 
 struct Rank {
   int rank = 0;
@@ -36,60 +29,14 @@ struct Rank {
 };
 
 // Runs body(rank) on two threads, each with a CudaBackend on GPU r and the NCCL
-// communicator it makes (file-store rendezvous). Returns each rank's error ("" if none).
+// communicator it makes. Returns each rank's error ("" if none).
 std::vector<std::string> run_two(double timeout_s, const std::function<void(Rank&)>& body) {
-  ::setenv("BMSYS_NCCL_EXIT_AFTER_ABORT_S", "0", 1);  // the test process goes on after an abort
-  ::setenv("NCCL_NVLS_ENABLE", "0", 0);
-  auto dir = std::filesystem::temp_directory_path() / ("bmsys-nccl-test-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  std::vector<std::string> errors(2);
-  std::vector<std::thread> threads;
-  for (int r = 0; r < 2; ++r)
-    threads.emplace_back([&, r] {
-      try {
-        BackendOptions bo;
-        bo.device = r;
-        Rank k;
-        k.rank = r;
-        k.backend = std::make_shared<CudaBackend>(bo);
-        DistributedEnv env;
-        env.rank = r;
-        env.local_rank = r;
-        env.world_size = 2;
-        env.local_world_size = 2;
-        env.timeout_s = timeout_s;
-        env.store_dir = dir.string();
-        k.comm = create_communicator(env, *k.backend);
-        EXPECT_EQ(k.comm->name(), "nccl");
-        body(k);
-      } catch (const std::exception& e) {
-        errors[static_cast<size_t>(r)] = e.what();
-      }
-    });
-  for (auto& t : threads) t.join();
-  std::filesystem::remove_all(dir);
-  return errors;
-}
-
-std::unique_ptr<DeviceMemory> upload(CudaBackend& b, const std::vector<float>& v, DType t = DType::F32) {
-  auto m = b.allocate(std::max<size_t>(1, v.size()) * dtype_size(t), "test");
-  b.upload(m->data(), t, v.data(), DType::F32, static_cast<int64_t>(v.size()));
-  return m;
-}
-
-std::vector<float> download(CudaBackend& b, const void* p, int64_t n, DType t = DType::F32) {
-  std::vector<char> raw(static_cast<size_t>(n) * dtype_size(t));
-  b.copy_to_host(raw.data(), p, raw.size());
-  std::vector<float> out(static_cast<size_t>(n));
-  convert(out.data(), DType::F32, raw.data(), t, n);
-  return out;
-}
-
-// Rank r's test values: x_r[i] = (r + 1) * (i + 1) / 8 (exact in bf16 for small i).
-std::vector<float> values(int r, int64_t n) {
-  std::vector<float> v(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i)] = static_cast<float>((r + 1) * (i % 16 + 1)) / 8.0f;
-  return v;
+  return run_two_gpus("nccl-test", timeout_s, [&](int r, std::shared_ptr<CudaBackend> backend,
+                                                  std::shared_ptr<Communicator> world) {
+    Rank k{r, std::move(backend), std::move(world)};
+    EXPECT_EQ(k.comm->name(), "nccl");
+    body(k);
+  });
 }
 
 TEST(Nccl, CommunicatorMethods) {

@@ -7,28 +7,22 @@
 // global_norm over tensor-parallel shards through CudaBackend::launch, against the CPU
 // reference on the whole vocabulary (odd sizes; f32 and bf16).
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
-#include <filesystem>
 #include <functional>
-#include <thread>
 
 #include "runtime/backends/cuda/cuda_backend.h"
 #include "runtime/backends/cuda/nccl_communicator.h"
 #include "runtime/collectives/communicator.h"
 #include "runtime/tests/cuda/cuda_test_util.h"
+#include "runtime/tests/cuda/nccl_test_util.h"
 
 using namespace bmsys::rt;
 using namespace bmsys::rt::cudatest;
+using namespace bmsys::rt::nccltest;
 
 namespace {
-
-#define BMSYS_SKIP_WITHOUT_TWO_GPUS()                                                          \
-  do {                                                                                         \
-    if (::bmsys::rt::cuda_device_count() < 2) GTEST_SKIP() << "fewer than 2 GPUs: skipped"; \
-  } while (0)
 
 struct Rank {
   int rank = 0;
@@ -39,39 +33,14 @@ struct Rank {
 // body(rank) on two threads, each with a CudaBackend on GPU r, the NCCL world
 // communicator and the group of both ranks. Returns each rank's error ("" if none).
 std::vector<std::string> run_two(double timeout_s, const std::function<void(Rank&)>& body) {
-  ::setenv("BMSYS_NCCL_EXIT_AFTER_ABORT_S", "0", 1);
-  ::setenv("NCCL_NVLS_ENABLE", "0", 0);
-  auto dir = std::filesystem::temp_directory_path() / ("bmsys-nccl-tp-test-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  std::vector<std::string> errors(2);
-  std::vector<std::thread> threads;
-  for (int r = 0; r < 2; ++r)
-    threads.emplace_back([&, r] {
-      try {
-        BackendOptions bo;
-        bo.device = r;
-        Rank k;
-        k.rank = r;
-        k.backend = std::make_shared<CudaBackend>(bo);
-        DistributedEnv env;
-        env.rank = r;
-        env.local_rank = r;
-        env.world_size = 2;
-        env.local_world_size = 2;
-        env.timeout_s = timeout_s;
-        env.store_dir = dir.string();
-        k.world = create_communicator(env, *k.backend);
-        k.tp = k.world->group("tp0", {0, 1});
-        EXPECT_EQ(k.tp->rank(), r);
-        EXPECT_EQ(k.tp->world_size(), 2);
-        body(k);
-      } catch (const std::exception& e) {
-        errors[static_cast<size_t>(r)] = e.what();
-      }
-    });
-  for (auto& t : threads) t.join();
-  std::filesystem::remove_all(dir);
-  return errors;
+  return run_two_gpus("nccl-tp-test", timeout_s, [&](int r, std::shared_ptr<CudaBackend> backend,
+                                                     std::shared_ptr<Communicator> world) {
+    Rank k{r, std::move(backend), std::move(world), nullptr};
+    k.tp = k.world->group("tp0", {0, 1});
+    EXPECT_EQ(k.tp->rank(), r);
+    EXPECT_EQ(k.tp->world_size(), 2);
+    body(k);
+  });
 }
 
 HostTensor upload_download(CudaBackend& b, const std::function<void(void*)>& f, const HostTensor& t) {
