@@ -945,36 +945,25 @@ struct CudaBackend::Impl {
     }
     Launch Lt = L;
     Lt.pdl = false;
+    // cuBLASLt's form of the one-job GEMV into the tuning output.
+    GemmArgs g;
+    g.dtype = t;
+    g.x = x;
+    g.w = tj[0].w;
+    g.bias = tj[0].bias;
+    g.y = tj[0].y;
+    g.M = M;
+    g.K = K;
+    g.N = tj[0].N;
     auto run = [&](int v) {
-      if (v == 0) {
-        GemmArgs g;
-        g.dtype = t;
-        g.x = x;
-        g.w = tj[0].w;
-        g.bias = tj[0].bias;
-        g.y = tj[0].y;
-        g.M = M;
-        g.K = K;
-        g.N = tj[0].N;
+      if (v == 0)
         gemm->run(g, compute);
-      } else {
+      else
         cuda::gemv(Lt, t, x, M, K, tj, njobs, prop.multiProcessorCount, v);
-      }
     };
     std::vector<int> cands = {2};
     if (gemv_stages_x(t, x, M, K, jobs, njobs)) cands.push_back(3);
-    if (cublas_ok && njobs == 1) {
-      GemmArgs g;
-      g.dtype = t;
-      g.x = x;
-      g.w = jobs[0].w;
-      g.bias = jobs[0].bias;
-      g.y = tj[0].y;
-      g.M = M;
-      g.K = K;
-      g.N = jobs[0].N;
-      if (gemm->supported(g)) cands.push_back(0);
-    }
+    if (cublas_ok && njobs == 1 && gemm->supported(g)) cands.push_back(0);
     // Each timed run starts with the weights out of L2 (a decode step streams far more
     // than L2 holds, so that is how the kernels meet them), by overwriting a buffer
     // larger than L2 first; only the GEMV itself is timed.
