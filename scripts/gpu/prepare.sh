@@ -16,7 +16,8 @@
 # bench/scaling.sh). The runtime binaries are always packed. For
 # `run_all.sh int8` alone: `scripts/gpu/prepare.sh bench int8` (about a minute once the
 # runtime is built: no weight is read or written).
-# Env: BUILD (default build-cuda), COMPILER_BIN (default build-c/bin), JOBS (default 2).
+# Env: BUILD (default build-cuda), COMPILER_BIN (default build-c/bin), JOBS (default 2),
+# AB_BENCH (a second bmsys-bench to pack as bin/bmsys-bench-b, for run_all.sh ab).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -88,6 +89,11 @@ cp "$BUILD/bin/bmsys-bench-adamw" "$G/pack/bin/" && strip "$G/pack/bin/bmsys-ben
 for b in bmsys-run bmsys-cuda-tests bmsys-bench bmsys-bench-int8 bmsys-gemv-lab bmsys-decode-layer-lab; do
   cp "$BUILD/bin/$b" "$G/pack/bin/" && strip "$G/pack/bin/$b"
 done
+# A/B (run_all.sh ab): AB_BENCH names a bmsys-bench built from another tree (a branch),
+# packed as bmsys-bench-b.
+if [ -n "${AB_BENCH:-}" ]; then
+  cp "$AB_BENCH" "$G/pack/bin/bmsys-bench-b" && strip "$G/pack/bin/bmsys-bench-b"
+fi
 # Shared libraries outside glibc/libstdc++/CUDA that the binaries need.
 for b in "$G"/pack/bin/*; do
   ldd "$b" | awk '/=> \// {print $3}'

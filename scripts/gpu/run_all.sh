@@ -27,6 +27,9 @@
 #             kernel and cuBLASLt (gemvlab.log; not a default stage)
 #   layerlab  one GPU: bmsys-decode-layer-lab, a decode layer's INT8 GEMVs as launches
 #             against one persistent kernel with grid barriers (layerlab.log; not default)
+#   ab        one GPU: resident decode of the 6.7B (INT8, then bf16) with bmsys-bench and
+#             with bmsys-bench-b (another tree's build: prepare.sh with AB_BENCH),
+#             alternating AB_RUNS times (default 2) in this one run (ab.log; not default)
 # Logs and JSON go to $OUT (default /tmp/bmsys-gpu-out; at most 8 files: summary.txt,
 # tests.log (+ e2e), sanitizer.log, bench.log (+ peer), bench.json, peer.json and the two
 # traces); a table is printed last.
@@ -402,6 +405,27 @@ if has layerlab; then
   RES[layerlab]="rc=${PIPESTATUS[0]} $(grep -E 'bit for bit' "$OUT/layerlab.log")"
 fi
 
+if has ab; then
+  # A change's effect on decode speed: only numbers from one run compare (docs/cuda.md).
+  stamp "ab"
+  if [ ! -x "$BIN/bmsys-bench-b" ]; then
+    RES[ab]="rc=2 no bmsys-bench-b: run scripts/gpu/prepare.sh with AB_BENCH=path/to/bmsys-bench"
+  else
+    M=/tmp/bmsys-gpu/llama-6.7b
+    [ -d "$M" ] || python3 bench/make_model.py "$M" --int8 >/dev/null
+    BA="--weights $M --dtype bf16 --prefill 0 --prompt 16 --new 128 --no-variants --skip-ceilings"
+    for art in llama-6.7b-w8 llama-6.7b; do
+      for i in $(seq 1 "${AB_RUNS:-2}"); do
+        for b in bmsys-bench bmsys-bench-b; do
+          tps=$(timeout 300 "$BIN/$b" --artifact "$G/artifacts/$art.bmsys" $BA | sed -n 's/^decode: \([0-9.]*\) tok\/s.*/\1/p')
+          echo "$art $b run $i: ${tps:-failed} tok/s"
+        done
+      done
+    done | tee "$OUT/ab.log"
+    RES[ab]="$(awk '{k=$1" "$2; s[k]+=$5; n[k]++} END {for (k in s) printf "%s %.1f; ", k, s[k]/n[k]}' "$OUT/ab.log" | sort)"
+  fi
+fi
+
 python3 - "$OUT" <<'PY' | tee -a "$OUT/summary.txt"
 import json, os, sys
 out = sys.argv[1]
@@ -452,6 +476,6 @@ print("=" * (w + 50))
 for k, v in rows:
     print(f"{k:<{w}}  {v}")
 PY
-for k in tests sass e2e sanitize bench peer int8 dist fsdp adamw gemvlab layerlab; do
+for k in tests sass e2e sanitize bench peer int8 dist fsdp adamw gemvlab layerlab ab; do
   [ -n "${RES[$k]:-}" ] && printf '%-9s %s\n' "$k" "${RES[$k]}" | tee -a "$OUT/summary.txt"
 done
