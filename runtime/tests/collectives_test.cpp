@@ -177,6 +177,58 @@ TEST(Collectives, RendezvousTimesOutWhenARankIsMissing) {
   std::filesystem::remove_all(dir);
 }
 
+// A store through which one rank reads a group's rendezvous keys late, so that it
+// connects its pairs of the group after the other rank has connected its own.
+class LateGroupReads final : public RendezvousStore {
+ public:
+  LateGroupReads(std::unique_ptr<RendezvousStore> s, std::chrono::milliseconds delay)
+      : s_(std::move(s)), delay_(delay) {}
+  void set(const std::string& key, const std::vector<char>& value) override { s_->set(key, value); }
+  bool check(const std::string& key) override { return s_->check(key); }
+  std::vector<char> get(const std::string& key, std::chrono::milliseconds timeout) override {
+    if (key.rfind("group/", 0) == 0) std::this_thread::sleep_for(delay_);
+    return s_->get(key, timeout);
+  }
+
+ private:
+  std::unique_ptr<RendezvousStore> s_;
+  std::chrono::milliseconds delay_;
+};
+
+// A group is connected on every member when group() returns: a rank that drops its
+// group at once (and closes its sockets) must not fail a member still connecting. Gloo's
+// connecting side alone would return as soon as it has sent its sequence number (the
+// CI failure of PipelineMemory.EachRankHoldsOnlyItsStagesMemory). Which side of the pair
+// connects depends on the ports: four rounds (without the barrier most rounds fail).
+TEST(Collectives, GroupIsConnectedOnEveryMemberWhenItReturns) {
+  for (int round = 0; round < 4; ++round) {
+    std::string dir = fresh_dir("bmsys-coll-group");
+    std::vector<std::string> errors(2);
+    std::vector<std::thread> threads;
+    for (int r = 0; r < 2; ++r)
+      threads.emplace_back([&, r] {
+        try {
+          DistributedEnv env;
+          env.rank = r;
+          env.world_size = 2;
+          env.timeout_s = 10;
+          std::unique_ptr<RendezvousStore> files = make_file_store(dir);
+          std::shared_ptr<RendezvousStore> store =
+              r == 1 ? std::make_shared<LateGroupReads>(std::move(files), std::chrono::milliseconds(100))
+                     : std::shared_ptr<RendezvousStore>(std::move(files));
+          auto world = make_gloo_communicator(env, store);
+          auto group = world->group("g", {0, 1});
+          EXPECT_EQ(group->world_size(), 2);
+        } catch (const std::exception& e) {
+          errors[static_cast<size_t>(r)] = e.what();
+        }
+      });
+    for (auto& t : threads) t.join();
+    std::filesystem::remove_all(dir);
+    for (int r = 0; r < 2; ++r) EXPECT_EQ(errors[static_cast<size_t>(r)], "") << "round " << round << ", rank " << r;
+  }
+}
+
 // --- Kernels through the CPU backend ----------------------------------------------
 
 TensorView view(std::vector<float>& v, Shape s) { return TensorView{v.data(), DType::F32, std::move(s)}; }
