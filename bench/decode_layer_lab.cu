@@ -77,11 +77,6 @@ __device__ __forceinline__ void mma_s8(int (&d)[4], uint32_t a0, uint32_t a1, ui
 // A grid-wide barrier in two halves. arrive: the block's writes are released (thread 0,
 // after the block's barrier). wait: until all blocks of the launch have arrived `n + 1`
 // times (acquire), then the block's barrier. Work between the two halves overlaps the
-// barrier: the next phase's weight loads go out there. They must not go out before the
-// release, which would wait for them to land.
-// A grid-wide barrier in two halves. arrive: the block's writes are released (thread 0,
-// after the block's barrier). wait: until all blocks of the launch have arrived `n + 1`
-// times (acquire), then the block's barrier. Work between the two halves overlaps the
 // barrier: the next phase's weight loads go out there. Issued before the release, they
 // would have to land before the block could arrive (84 against 71.5 us a layer). A flag
 // set by the last arriver and polled with a back-off, instead of polling the counter,
