@@ -30,7 +30,8 @@ public:
     auto maxBatch = intAttr("bmsys_rt.max_batch"), maxSeq = intAttr("bmsys_rt.max_seq");
     auto pool = intAttr("bmsys_rt.activation_bytes"), state = intAttr("bmsys_rt.state_bytes");
     if (!maxBatch || !maxSeq || !pool || !state)
-      return module.emitError("bmsys-to-artifact: expects a lowered and planned bmsys_rt "
+      // At the module's location without the module attached as a note (its whole text).
+      return mlir::emitError(module.getLoc(), "bmsys-to-artifact: expects a lowered and planned bmsys_rt "
                               "module (run bmsys-infer-pipeline or bmsys-lower-to-rt and "
                               "bmsys-plan-memory)");
 
@@ -79,7 +80,7 @@ public:
       int64_t stages = intAttr("bmsys_rt.pipeline_stages").value_or(0);
       if (!stageActivation || !stageState || static_cast<int64_t>(stageActivation.size()) != stages ||
           static_cast<int64_t>(stageState.size()) != stages)
-        return module.emitError() << "bmsys-to-artifact: bmsys_rt.stage_activation_bytes and "
+        return mlir::emitError(module.getLoc()) << "bmsys-to-artifact: bmsys_rt.stage_activation_bytes and "
                                      "bmsys_rt.stage_state_bytes must both have one size per pipeline "
                                      "stage (bmsys_rt.pipeline_stages = "
                                   << stages << "); run bmsys-plan-memory";

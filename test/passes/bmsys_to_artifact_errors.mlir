@@ -1,4 +1,8 @@
 // RUN: bmsys-translate --bmsys-to-artifact %s --split-input-file --verify-diagnostics -o /dev/null
+// Outside --verify-diagnostics too, a refused module is not printed after the error.
+// RUN: echo 'module {}' > %t.mlir && not bmsys-translate --bmsys-to-artifact %t.mlir -o /dev/null 2>&1 | FileCheck %s --check-prefix=QUIET
+// QUIET: error: bmsys-to-artifact: expects a lowered and planned bmsys_rt module
+// QUIET-NOT: see current operation
 
 // A module that was never lowered.
 // expected-error @+1 {{bmsys-to-artifact: expects a lowered and planned bmsys_rt module}}

@@ -2,6 +2,7 @@
 #include "dialects/bmsys/BmsysDialect.h"
 #include "dialects/bmsys_rt/BmsysRtDialect.h"
 #include "passes/Passes.h"
+#include "tools/compiler/QuietDiagnostics.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Tools/mlir-opt/MlirOptMain.h"
@@ -14,6 +15,7 @@ int main(int argc, char **argv) {
   mlir::registerCSEPass();
   bmsys::registerBmsysPasses();
   bmsys::registerPipelines();
-  return mlir::asMainReturnCode(
-      mlir::MlirOptMain(argc, argv, "bmsys optimizer: transformer passes and lowering\n", registry));
+  std::vector<char *> args = bmsys::quietDiagnosticsArgv(argc, argv);
+  return mlir::asMainReturnCode(mlir::MlirOptMain(static_cast<int>(args.size()), args.data(),
+                                                  "bmsys optimizer: transformer passes and lowering\n", registry));
 }

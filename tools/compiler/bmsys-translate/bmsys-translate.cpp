@@ -1,5 +1,6 @@
 //===- bmsys-translate.cpp - bmsys_rt module -> artifact -------------------===//
 #include "passes/Passes.h"
+#include "tools/compiler/QuietDiagnostics.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Tools/mlir-translate/MlirTranslateMain.h"
@@ -18,5 +19,7 @@ int main(int argc, char **argv) {
         registry.insert<bmsys::BmsysDialect, bmsys::rt::BmsysRtDialect,
                         mlir::func::FuncDialect>();
       });
-  return mlir::failed(mlir::mlirTranslateMain(argc, argv, "bmsys translation tool"));
+  std::vector<char *> args = bmsys::quietDiagnosticsArgv(argc, argv);
+  return mlir::failed(
+      mlir::mlirTranslateMain(static_cast<int>(args.size()), args.data(), "bmsys translation tool"));
 }
