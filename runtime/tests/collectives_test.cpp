@@ -21,8 +21,10 @@
 #include "runtime/collectives/gloo_communicator.h"
 #include "runtime/core/error.h"
 #include "runtime/core/kernels.h"
+#include "gloo_ranks.h"
 
 using namespace bmsys::rt;
+using namespace bmsys::rt::test;
 
 namespace {
 
@@ -32,32 +34,17 @@ std::string fresh_dir(const std::string& name) {
   return d.string();
 }
 
-// Runs body(rank, comm) on `world` threads connected through a file store.
+// Runs body(rank, comm) on `world` threads connected through a file store, or a TCP
+// store served by rank 0 when tcp_port is set.
 void run_ranks(int world, double timeout_s, const std::function<void(int, Communicator&)>& body,
                const std::string& tcp_addr = "", int tcp_port = 0) {
-  std::string dir = fresh_dir("bmsys-coll-test");
-  std::vector<std::thread> threads;
-  std::vector<std::string> errors(static_cast<size_t>(world));
-  for (int r = 0; r < world; ++r)
-    threads.emplace_back([&, r] {
-      try {
-        DistributedEnv env;
-        env.rank = r;
-        env.world_size = world;
-        env.timeout_s = timeout_s;
-        auto timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
-        std::shared_ptr<RendezvousStore> store =
-            tcp_port ? std::shared_ptr<RendezvousStore>(make_tcp_store(tcp_addr, tcp_port, r == 0, timeout))
-                     : std::shared_ptr<RendezvousStore>(make_file_store(dir));
-        auto comm = make_gloo_communicator(env, store);
-        body(r, *comm);
-      } catch (const std::exception& e) {
-        errors[static_cast<size_t>(r)] = e.what();
-      }
-    });
-  for (auto& t : threads) t.join();
-  std::filesystem::remove_all(dir);
-  for (int r = 0; r < world; ++r) EXPECT_EQ(errors[static_cast<size_t>(r)], "") << "rank " << r;
+  StoreFor tcp;
+  if (tcp_port)
+    tcp = [&](int r, const std::string&) {
+      return std::shared_ptr<RendezvousStore>(make_tcp_store(
+          tcp_addr, tcp_port, r == 0, std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000))));
+    };
+  run_gloo_ranks(world, timeout_s, [&](int r, std::shared_ptr<Communicator> c) { body(r, *c); }, tcp);
 }
 
 TEST(Collectives, ShardSize) {
@@ -202,30 +189,17 @@ class LateGroupReads final : public RendezvousStore {
 // connects depends on the ports: four rounds (without the barrier most rounds fail).
 TEST(Collectives, GroupIsConnectedOnEveryMemberWhenItReturns) {
   for (int round = 0; round < 4; ++round) {
-    std::string dir = fresh_dir("bmsys-coll-group");
-    std::vector<std::string> errors(2);
-    std::vector<std::thread> threads;
-    for (int r = 0; r < 2; ++r)
-      threads.emplace_back([&, r] {
-        try {
-          DistributedEnv env;
-          env.rank = r;
-          env.world_size = 2;
-          env.timeout_s = 10;
-          std::unique_ptr<RendezvousStore> files = make_file_store(dir);
-          std::shared_ptr<RendezvousStore> store =
-              r == 1 ? std::make_shared<LateGroupReads>(std::move(files), std::chrono::milliseconds(100))
-                     : std::shared_ptr<RendezvousStore>(std::move(files));
-          auto world = make_gloo_communicator(env, store);
+    SCOPED_TRACE("round " + std::to_string(round));
+    run_gloo_ranks(
+        2, 10,
+        [](int, std::shared_ptr<Communicator> world) {
           auto group = world->group("g", {0, 1});
           EXPECT_EQ(group->world_size(), 2);
-        } catch (const std::exception& e) {
-          errors[static_cast<size_t>(r)] = e.what();
-        }
-      });
-    for (auto& t : threads) t.join();
-    std::filesystem::remove_all(dir);
-    for (int r = 0; r < 2; ++r) EXPECT_EQ(errors[static_cast<size_t>(r)], "") << "round " << round << ", rank " << r;
+        },
+        [](int r, const std::string& dir) -> std::shared_ptr<RendezvousStore> {
+          if (r == 1) return std::make_shared<LateGroupReads>(make_file_store(dir), std::chrono::milliseconds(100));
+          return make_file_store(dir);
+        });
   }
 }
 
@@ -298,7 +272,9 @@ TEST(CollectiveKernels, ZeroAdamWSyncParamAndNormOnTwoRanks) {
     // Only this rank's slice moved.
     for (int64_t i = 0; i < n; ++i) {
       bool mine = i >= r * S && i < (r + 1) * S;
-      if (!mine) EXPECT_EQ(param[static_cast<size_t>(i)], p0[static_cast<size_t>(i)]) << i;
+      if (!mine) {
+        EXPECT_EQ(param[static_cast<size_t>(i)], p0[static_cast<size_t>(i)]) << i;
+      }
     }
     Attrs sp;
     sp.set("ranks", int_attr(2));
@@ -311,7 +287,9 @@ TEST(CollectiveKernels, ZeroAdamWSyncParamAndNormOnTwoRanks) {
     ad.set("param_sharded", int_attr(1));
     launch(be, c, KernelId::AdamW, ad, {view(pshard, {S}), view(gshard, {S}), view(ms3, {S}), view(vs3, {S}), view(norm, {})},
            {view(pshard, {S}), view(ms3, {S}), view(vs3, {S})});
-    if (r == 1) EXPECT_EQ(pshard[2], 0.0f);
+    if (r == 1) {
+      EXPECT_EQ(pshard[2], 0.0f);
+    }
     Attrs ag;
     ag.set("ranks", int_attr(2));
     launch(be, c, KernelId::AllGather, ag, {view(pshard, {S})}, {view(full, {n})});

@@ -18,6 +18,7 @@
 #include "runtime/core/artifact.h"
 #include "runtime/core/executor.h"
 #include "runtime/io/safetensors.h"
+#include "gloo_ranks.h"
 #include "test_util.h"
 
 using namespace bmsys::rt;
@@ -104,27 +105,6 @@ uint64_t held_bytes(const Backend& b) {
 }
 
 float silu(float x) { return x / (1.0f + std::exp(-x)); }
-
-// body(rank, comm) on two Gloo ranks (threads) that meet through a file store.
-void run_two_ranks(const std::function<void(int, std::shared_ptr<Communicator>)>& body) {
-  TempDir store;
-  std::vector<std::thread> threads;
-  std::vector<std::string> errors(2);
-  for (int r = 0; r < 2; ++r)
-    threads.emplace_back([&, r] {
-      try {
-        DistributedEnv env;
-        env.rank = r;
-        env.world_size = 2;
-        env.timeout_s = 30;
-        body(r, make_gloo_communicator(env, std::shared_ptr<RendezvousStore>(make_file_store(store.path()))));
-      } catch (const std::exception& e) {
-        errors[static_cast<size_t>(r)] = e.what();
-      }
-    });
-  for (auto& t : threads) t.join();
-  for (int r = 0; r < 2; ++r) EXPECT_EQ(errors[static_cast<size_t>(r)], "") << "rank " << r;
-}
 
 }  // namespace
 
@@ -213,7 +193,7 @@ TEST(PipelineMemory, EachRankHoldsOnlyItsStagesMemory) {
                     {{"t0", HostTensor::from_f32({V, H}, t0)}, {"t1", HostTensor::from_f32({V, H}, t1)}});
   auto art = load(pipelined(), dir.path());
   const std::vector<int64_t> ids = {0, 7, 3, 3, 5, 1, 2, 6};
-  run_two_ranks([&](int rank, std::shared_ptr<Communicator> comm) {
+  run_gloo_ranks(2, 30, [&](int rank, std::shared_ptr<Communicator> comm) {
     auto cpu = std::make_shared<CpuBackend>();
     ExecutorOptions o;
     o.comm = comm;
