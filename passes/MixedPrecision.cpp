@@ -13,10 +13,6 @@ using namespace mlir;
 using namespace bmsys;
 
 namespace {
-RankedTensorType withElement(Type type, Type element) {
-  auto t = cast<RankedTensorType>(type);
-  return RankedTensorType::get(t.getShape(), element);
-}
 
 bool isF32Tensor(Type type) {
   auto t = dyn_cast<RankedTensorType>(type);
@@ -63,7 +59,7 @@ struct MixedPrecision : bmsys::impl::BmsysMixedPrecisionBase<MixedPrecision> {
     forward.walk([&](Operation *op) {
       if (auto weight = dyn_cast<WeightOp>(op)) {
         b.setInsertionPointAfter(weight);
-        auto cast = CastOp::create(b, weight.getLoc(), withElement(weight.getType(), compute),
+        auto cast = CastOp::create(b, weight.getLoc(), withElementType(weight.getType(), compute),
                                    weight);
         weight.getResult().replaceAllUsesExcept(cast, cast);
         return;
@@ -72,12 +68,12 @@ struct MixedPrecision : bmsys::impl::BmsysMixedPrecisionBase<MixedPrecision> {
         return;
       for (Value r : op->getResults())
         if (isF32Tensor(r.getType()) && !isa<CrossEntropyOp>(op))
-          r.setType(withElement(r.getType(), compute));
+          r.setType(withElementType(r.getType(), compute));
       for (Region &region : op->getRegions())
         for (Block &block : region)
           for (BlockArgument arg : block.getArguments())
             if (isF32Tensor(arg.getType()))
-              arg.setType(withElement(arg.getType(), compute));
+              arg.setType(withElementType(arg.getType(), compute));
     });
     // Results go back to float32, as the signature says.
     auto ret = cast<func::ReturnOp>(forward.getBody().front().getTerminator());

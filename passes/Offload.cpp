@@ -22,10 +22,6 @@ using namespace mlir;
 using namespace bmsys;
 
 namespace {
-RankedTensorType withElement(Type type, Type element) {
-  auto t = cast<RankedTensorType>(type);
-  return RankedTensorType::get(t.getShape(), element);
-}
 
 struct Offload : bmsys::impl::BmsysOffloadBase<Offload> {
   using Base::Base;
@@ -158,7 +154,7 @@ struct Offload : bmsys::impl::BmsysOffloadBase<Offload> {
   /// read (bmsys.weight, or ZeRO-3's weight_shard and all_gather) is then of
   /// that type, and the casts bmsys-mixed-precision put after the reads fold.
   LogicalResult narrowDeviceParam(ModuleOp module, ParamOp param, Type device) {
-    param.setType(withElement(param.getType(), device));
+    param.setType(withElementType(param.getType(), device));
     SmallVector<Value> reads;
     module.walk([&](Operation *op) {
       FlatSymbolRefAttr ref;
@@ -167,7 +163,7 @@ struct Offload : bmsys::impl::BmsysOffloadBase<Offload> {
       else if (auto s = dyn_cast<WeightShardOp>(op))
         ref = s.getParamAttr();
       if (ref && ref.getValue() == param.getSymName()) {
-        op->getResult(0).setType(withElement(op->getResult(0).getType(), device));
+        op->getResult(0).setType(withElementType(op->getResult(0).getType(), device));
         reads.push_back(op->getResult(0));
       }
     });
@@ -175,7 +171,7 @@ struct Offload : bmsys::impl::BmsysOffloadBase<Offload> {
       Value v = reads.pop_back_val();
       for (Operation *user : llvm::make_early_inc_range(v.getUsers())) {
         if (auto gather = dyn_cast<AllGatherOp>(user)) {
-          gather.getResult().setType(withElement(gather.getType(), device));
+          gather.getResult().setType(withElementType(gather.getType(), device));
           reads.push_back(gather.getResult());
         } else if (auto c = dyn_cast<CastOp>(user); c && c.getType() == v.getType()) {
           c.getResult().replaceAllUsesWith(v);

@@ -22,6 +22,17 @@ llvm::SmallVector<mlir::Operation *> inlineBlock(BlockOp block);
 /// Registers the named pipelines (`bmsys-infer-pipeline`, ...).
 void registerPipelines();
 
+/// The ranked tensor type `type` with element type `element` (bmsys-mixed-precision,
+/// bmsys-offload).
+inline mlir::RankedTensorType withElementType(mlir::Type type, mlir::Type element) {
+  return mlir::RankedTensorType::get(mlir::cast<mlir::RankedTensorType>(type).getShape(), element);
+}
+
+/// An op every pipeline stage can recompute for itself: pure, no regions, reading only
+/// the function's arguments (bmsys.positions of the token ids). bmsys-pipeline-parallel
+/// and bmsys-pipeline-schedule copy such ops into each stage instead of passing them.
+bool replicableAcrossStages(mlir::Operation *op);
+
 /// Writes a planned bmsys_rt module as a FlatBuffers artifact
 /// (runtime/schemas/artifact.fbs).
 mlir::LogicalResult serializeArtifact(mlir::ModuleOp module, llvm::raw_ostream &os);

@@ -24,14 +24,13 @@ namespace bmsys {
 using namespace mlir;
 using namespace bmsys;
 
-namespace {
-/// An op every stage can recompute: pure, no regions, reading only the
-/// function's arguments (bmsys.positions of the token ids).
-bool replicable(Operation *op) {
+bool bmsys::replicableAcrossStages(Operation *op) {
   if (isa<WeightOp>(op) || op->getNumRegions() != 0 || !isPure(op) || op->getNumOperands() == 0)
     return false;
   return llvm::all_of(op->getOperands(), [](Value v) { return isa<BlockArgument>(v); });
 }
+
+namespace {
 
 struct PipelineParallel : bmsys::impl::BmsysPipelineParallelBase<PipelineParallel> {
   using Base::Base;
@@ -94,7 +93,7 @@ struct PipelineParallel : bmsys::impl::BmsysPipelineParallelBase<PipelineParalle
         floor = stageOf[block];
         continue;
       }
-      if (isa<WeightOp>(op) || replicable(&op))
+      if (isa<WeightOp>(op) || replicableAcrossStages(&op))
         continue;
       int64_t s = floor;
       for (Value v : op.getOperands())

@@ -40,11 +40,6 @@ using namespace mlir;
 using namespace bmsys;
 
 namespace {
-bool replicable(Operation *op) {
-  if (isa<WeightOp>(op) || op->getNumRegions() != 0 || !isPure(op) || op->getNumOperands() == 0)
-    return false;
-  return llvm::all_of(op->getOperands(), [](Value v) { return isa<BlockArgument>(v); });
-}
 
 /// The 1F1B order of stage `s` of `S` over `M` micro-batches: (backward?, m).
 SmallVector<std::pair<bool, int64_t>> schedule(int64_t s, int64_t S, int64_t M) {
@@ -112,7 +107,7 @@ struct PipelineSchedule : bmsys::impl::BmsysPipelineScheduleBase<PipelineSchedul
     DenseMap<Operation *, int64_t> pinned; // leader -> stage, filled after the union
     SmallVector<std::pair<Operation *, int64_t>> pins;
     auto special = [&](Operation *op) {
-      return isa<PpBoundaryOp, GlobalNormOp, AdamWOp, SGDOp, func::ReturnOp>(op) || replicable(op);
+      return isa<PpBoundaryOp, GlobalNormOp, AdamWOp, SGDOp, func::ReturnOp>(op) || replicableAcrossStages(op);
     };
     for (Operation &op : body) {
       if (special(&op))
@@ -216,16 +211,16 @@ struct PipelineSchedule : bmsys::impl::BmsysPipelineScheduleBase<PipelineSchedul
           if (isa<WeightOp, GlobalNormOp, AdamWOp, SGDOp>(op) || backward.contains(&op) != isBackward)
             continue;
           if (auto bnd = dyn_cast<PpBoundaryOp>(op)) {
-            if (bnd.getFrom() == s)
+            if (static_cast<int64_t>(bnd.getFrom()) == s)
               PpSendOp::create(b, bnd.getLoc(), map.lookup(bnd.getX()), bnd.getToAttr(),
                                b.getI64IntegerAttr(m), bnd.getChannelAttr());
-            else if (bnd.getTo() == s)
+            else if (static_cast<int64_t>(bnd.getTo()) == s)
               map.map(bnd.getResult(),
                       PpRecvOp::create(b, bnd.getLoc(), bnd.getType(), bnd.getFromAttr(),
                                        b.getI64IntegerAttr(m), bnd.getChannelAttr()));
             continue;
           }
-          if (replicable(&op)) {
+          if (replicableAcrossStages(&op)) {
             if (!map.contains(op.getResult(0)))
               b.clone(op, map);
             continue;
@@ -234,7 +229,7 @@ struct PipelineSchedule : bmsys::impl::BmsysPipelineScheduleBase<PipelineSchedul
             continue;
           // Replicated values this op reads and that this micro-batch has not made yet.
           for (Value v : op.getOperands())
-            if (Operation *def = v.getDefiningOp(); def && replicable(def) && !map.contains(v))
+            if (Operation *def = v.getDefiningOp(); def && replicableAcrossStages(def) && !map.contains(v))
               b.clone(*def, map);
           b.clone(op, map);
         }
