@@ -372,8 +372,9 @@ struct LowerToRt : bmsys::impl::BmsysLowerToRtBase<LowerToRt> {
         erase.push_back(&op);
       } else if (auto cache = dyn_cast<KVCacheOp>(op)) {
         b.setInsertionPoint(&op);
-        SmallVector<int64_t> shape{cache.getMaxBatch(), cache.getMaxSeq(), cache.getNumKvHeads(),
-                                   cache.getHeadDim()};
+        SmallVector<int64_t> shape{static_cast<int64_t>(cache.getMaxBatch()), static_cast<int64_t>(cache.getMaxSeq()),
+                                   static_cast<int64_t>(cache.getNumKvHeads()),
+                                   static_cast<int64_t>(cache.getHeadDim())};
         int64_t bytes = rt::elementBytes(cacheType);
         for (int64_t d : shape)
           bytes *= d;

@@ -102,9 +102,11 @@ struct Optimizer : bmsys::impl::BmsysOptimizerBase<Optimizer> {
     auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
     ret->insertOperands(ret.getNumOperands(), norm);
     unsigned index = func.getNumResults();
-    func.insertResult(index, scalar,
-                      b.getDictionaryAttr({b.getNamedAttr("bmsys.name",
-                                                          b.getStringAttr("grad_norm"))}));
+    if (failed(func.insertResult(index, scalar,
+                                 b.getDictionaryAttr({b.getNamedAttr("bmsys.name",
+                                                                     b.getStringAttr("grad_norm"))}))))
+      return func.emitError("bmsys-optimizer: cannot add the grad_norm result to '")
+             << func.getSymName() << "'";
     return success();
   }
 };
