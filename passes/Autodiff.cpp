@@ -72,11 +72,7 @@ struct Autodiff : bmsys::impl::BmsysAutodiffBase<Autodiff> {
   }
 
   LogicalResult build(ModuleOp module, func::FuncOp forward) {
-    int logitsIndex = -1;
-    for (unsigned i = 0; i < forward.getNumResults(); ++i)
-      if (auto name = forward.getResultAttrOfType<StringAttr>(i, "bmsys.name");
-          name && name.getValue() == "logits")
-        logitsIndex = i;
+    const int logitsIndex = resultIndex(forward, "logits");
     if (logitsIndex < 0)
       return forward.emitError("bmsys-autodiff: 'forward' has no result named \"logits\"");
     if (forward.getNumArguments() != 1)

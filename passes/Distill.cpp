@@ -29,14 +29,6 @@ using namespace mlir;
 using namespace bmsys;
 
 namespace {
-/// The function's result named `name`, or -1.
-int resultIndex(func::FuncOp f, StringRef name) {
-  for (unsigned i = 0; i < f.getNumResults(); ++i)
-    if (auto n = f.getResultAttrOfType<StringAttr>(i, "bmsys.name"); n && n.getValue() == name)
-      return i;
-  return -1;
-}
-
 SmallVector<BlockOp> topBlocks(func::FuncOp f) {
   SmallVector<BlockOp> blocks;
   for (Operation &op : f.getBody().front())

@@ -4,6 +4,7 @@
 
 #include "dialects/bmsys/BmsysDialect.h"
 #include "dialects/bmsys_rt/BmsysRtDialect.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/Pass.h"
 
@@ -21,6 +22,14 @@ llvm::SmallVector<mlir::Operation *> inlineBlock(BlockOp block);
 
 /// Registers the named pipelines (`bmsys-infer-pipeline`, ...).
 void registerPipelines();
+
+/// The index of `f`'s result named `name` (its `bmsys.name`), or -1.
+inline int resultIndex(mlir::func::FuncOp f, llvm::StringRef name) {
+  for (unsigned i = 0; i < f.getNumResults(); ++i)
+    if (auto n = f.getResultAttrOfType<mlir::StringAttr>(i, "bmsys.name"); n && n.getValue() == name)
+      return static_cast<int>(i);
+  return -1;
+}
 
 /// The ranked tensor type `type` with element type `element` (bmsys-mixed-precision,
 /// bmsys-offload).

@@ -244,11 +244,7 @@ struct TensorParallel : bmsys::impl::BmsysTensorParallelBase<TensorParallel> {
   LogicalResult rewrite(ModuleOp module, func::FuncOp forward) {
     Block &entry = forward.getBody().front();
     auto ret = cast<func::ReturnOp>(entry.getTerminator());
-    int logitsIndex = -1;
-    for (unsigned i = 0; i < forward.getNumResults(); ++i)
-      if (auto name = forward.getResultAttrOfType<StringAttr>(i, "bmsys.name");
-          name && name.getValue() == "logits")
-        logitsIndex = i;
+    const int logitsIndex = resultIndex(forward, "logits");
     if (logitsIndex < 0)
       return forward.emitError("bmsys-tensor-parallel: 'forward' has no result named \"logits\"");
     if (forward.getNumArguments() < 1)
