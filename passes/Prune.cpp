@@ -65,6 +65,17 @@ hf::TensorData f32Tensor(const std::vector<float> &values, ArrayRef<int64_t> sha
   return t;
 }
 
+/// A parameter's values as f32 and its shape; an error on the param where the file
+/// cannot give them.
+FailureOr<std::vector<float>> readParam(ParamOp param, std::vector<int64_t> &shape) {
+  auto w = hf::readTensorAsF32(param.getFile(), param.getKey(), &shape);
+  if (!w) {
+    param.emitError() << "bmsys-prune: " << llvm::toString(w.takeError());
+    return failure();
+  }
+  return std::move(*w);
+}
+
 /// A weight to mask: its values with the mask applied, and the mask.
 struct Masked {
   ParamOp param;
@@ -79,11 +90,9 @@ struct Masked {
 FailureOr<std::vector<std::vector<double>>>
 channelTaylor(ParamOp param, bool transposed, ArrayRef<std::string> calibration) {
   std::vector<int64_t> shape;
-  auto w = hf::readTensorAsF32(param.getFile(), param.getKey(), &shape);
-  if (!w) {
-    param.emitError() << "bmsys-prune: " << llvm::toString(w.takeError());
+  auto w = readParam(param, shape);
+  if (failed(w))
     return failure();
-  }
   int64_t rows = shape[0], cols = shape[1];
   int64_t in = transposed ? rows : cols;
   std::vector<std::vector<double>> result;
@@ -200,11 +209,9 @@ struct Prune : bmsys::impl::BmsysPruneBase<Prune> {
     std::vector<Masked> chosen;
     for (auto [param, transposed] : linears) {
       std::vector<int64_t> shape;
-      auto w = hf::readTensorAsF32(param.getFile(), param.getKey(), &shape);
-      if (!w) {
-        param.emitError() << "bmsys-prune: " << llvm::toString(w.takeError());
+      auto w = readParam(param, shape);
+      if (failed(w))
         return failure();
-      }
       // Groups of four run along the input dimension: columns of an [out, in]
       // weight, rows of GPT-2's [in, out] one (pruned as its transpose).
       int64_t rows = shape[0], cols = shape[1];
@@ -290,11 +297,9 @@ struct Prune : bmsys::impl::BmsysPruneBase<Prune> {
       llvm::sort(pruned);
 
       std::vector<int64_t> shape;
-      auto w = hf::readTensorAsF32(param.getFile(), param.getKey(), &shape);
-      if (!w) {
-        param.emitError() << "bmsys-prune: " << llvm::toString(w.takeError());
+      auto w = readParam(param, shape);
+      if (failed(w))
         return failure();
-      }
       std::vector<float> mask(w->size(), 1.0f);
       int64_t rows = shape[0], cols = shape[1];
       for (int64_t h : pruned)
