@@ -1,6 +1,5 @@
 //===- bmsys-translate.cpp - bmsys_rt module -> artifact -------------------===//
 #include "passes/Passes.h"
-#include "tools/compiler/QuietDiagnostics.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Tools/mlir-translate/MlirTranslateMain.h"
@@ -19,7 +18,5 @@ int main(int argc, char **argv) {
         registry.insert<bmsys::BmsysDialect, bmsys::rt::BmsysRtDialect,
                         mlir::func::FuncDialect>();
       });
-  std::vector<char *> args = bmsys::quietDiagnosticsArgv(argc, argv);
-  return mlir::failed(
-      mlir::mlirTranslateMain(static_cast<int>(args.size()), args.data(), "bmsys translation tool"));
+  return mlir::failed(mlir::mlirTranslateMain(argc, argv, "bmsys translation tool"));
 }
