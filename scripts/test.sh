@@ -13,7 +13,7 @@ log="$build/test-results.log"
 /usr/lib/llvm-22/bin/lit -sv "$build/test" "$build/test/unit" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 
-count() { grep -E "^\s*$1\s*: [0-9]" "$log" | sed -E "s/.*: ([0-9]+).*/\1/" | awk "{s += \$1} END {print s + 0}"; }
+count() { grep -aE "^\s*$1\s*: [0-9]" "$log" | sed -E "s/.*: ([0-9]+).*/\1/" | awk "{s += \$1} END {print s + 0}"; }
 passed=$(( $(count Passed) + $(count "Expectedly Failed") ))
 failed=$(( $(count Failed) + $(count Unresolved) + $(count "Timed Out") + $(count "Unexpectedly Passed") ))
 skipped=$(( $(count Unsupported) + $(count Skipped) ))
