@@ -16,7 +16,8 @@
 # bench/scaling.sh). The runtime binaries are always packed. For
 # `run_all.sh int8` alone: `scripts/gpu/prepare.sh bench int8` (about a minute once the
 # runtime is built: no weight is read or written).
-# Env: BUILD (default build-cuda), COMPILER_BIN (default build-c/bin), JOBS (default 2),
+# Env: BUILD (default build-cuda; BUILD=build COMPILER_BIN=build/bin reuse the README's
+# build), COMPILER_BIN (default build-c/bin), JOBS (default 2),
 # AB_BENCH (a second bmsys-bench to pack as bin/bmsys-bench-b, for run_all.sh ab).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -79,7 +80,14 @@ tp_variant() {
   to_artifact "$dir/$name.bmsys" "$TMPM/$name.rt.mlir"
 }
 
-cmake -S . -B "$BUILD" -G Ninja -DBMSYS_BUILD_COMPILER=OFF -DBMSYS_ENABLE_CUDA=ON >/dev/null
+# A fresh BUILD holds the runtime only; an existing one (BUILD=build, the README's build,
+# compiler included) keeps its options and just gets the CUDA backend, so one tree need
+# not be compiled twice.
+if [ -f "$BUILD/CMakeCache.txt" ]; then
+  cmake -S . -B "$BUILD" -DBMSYS_ENABLE_CUDA=ON >/dev/null
+else
+  cmake -S . -B "$BUILD" -G Ninja -DBMSYS_BUILD_COMPILER=OFF -DBMSYS_ENABLE_CUDA=ON >/dev/null
+fi
 ninja -C "$BUILD" -j"$JOBS" bmsys-run bmsys-cuda-tests bmsys-bench bmsys-bench-int8 bmsys-gemv-lab bmsys-decode-layer-lab
 
 ninja -C "$BUILD" -j"$JOBS" bmsys-bench-adamw  # the CPU AdamW benchmark (run_all.sh stage adamw)
