@@ -2,7 +2,7 @@
 # Runs HERE (the machine with the compiler, no GPU): builds the CUDA runtime, compiles
 # the artifacts the GPU tests and benchmarks use, and packs everything the GPU machine
 # needs into build-gpu/ (git-ignored), to be sent with `run` as carry ["build-gpu"]:
-#   build-gpu/carry.tar.gz   bin/{bmsys-run,bmsys-cuda-tests,bmsys-bench} (stripped) and
+#   build-gpu/carry.tar.gz   bin/ (the runtime binaries of PACK_BINS, stripped) and
 #                            lib/ (the shared libraries the GPU image lacks: fmt, OpenBLAS,
 #                            gfortran, quadmath, gomp)
 #   build-gpu/artifacts/     llama-tiny.bmsys, gpt2-tiny.bmsys (golden models, with hidden
@@ -18,7 +18,11 @@
 # runtime is built: no weight is read or written).
 # Env: BUILD (default build-cuda; BUILD=build COMPILER_BIN=build/bin reuse the README's
 # build), COMPILER_BIN (default build-c/bin), JOBS (default 2),
-# AB_BENCH (a second bmsys-bench to pack as bin/bmsys-bench-b, for run_all.sh ab).
+# AB_BENCH (a second bmsys-bench to pack as bin/bmsys-bench-b, for run_all.sh ab),
+# PACK_BINS (the runtime binaries to pack; default all below). A `run` carries at most 64
+# MiB with the working tree, and every binary is about 23 MB stripped (22 MB packed is
+# OpenBLAS and friends): for one stage pack only what it runs, e.g. PACK_BINS="bmsys-bench"
+# with AB_BENCH for `ab`, or "bmsys-bench bmsys-bench-int8" for `int8`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -93,8 +97,9 @@ ninja -C "$BUILD" -j"$JOBS" bmsys-run bmsys-cuda-tests bmsys-bench bmsys-bench-i
 ninja -C "$BUILD" -j"$JOBS" bmsys-bench-adamw  # the CPU AdamW benchmark (run_all.sh stage adamw)
 
 rm -rf "$G" && mkdir -p "$G/pack/bin" "$G/pack/lib" "$G/artifacts"
-cp "$BUILD/bin/bmsys-bench-adamw" "$G/pack/bin/" && strip "$G/pack/bin/bmsys-bench-adamw"
-for b in bmsys-run bmsys-cuda-tests bmsys-bench bmsys-bench-int8 bmsys-gemv-lab bmsys-decode-layer-lab; do
+PACK_BINS=${PACK_BINS:-bmsys-run bmsys-cuda-tests bmsys-bench bmsys-bench-int8 bmsys-gemv-lab bmsys-decode-layer-lab bmsys-bench-adamw}
+for b in $PACK_BINS; do
+  [ -x "$BUILD/bin/$b" ] || { echo "prepare.sh: PACK_BINS names $b, which $BUILD/bin lacks" >&2; exit 2; }
   cp "$BUILD/bin/$b" "$G/pack/bin/" && strip "$G/pack/bin/$b"
 done
 # A/B (run_all.sh ab): AB_BENCH names a bmsys-bench built from another tree (a branch),
@@ -307,4 +312,7 @@ tp_variant tp4-ckpt "$F" 4 16
 rm -rf "$TMPM"
 fi  # tp4
 du -sh "$G" "$G"/* "$G"/artifacts/*
+if [ "$(du -sm "$G" | cut -f1)" -gt 56 ]; then
+  echo "prepare.sh: WARNING: $G holds $(du -sh "$G" | cut -f1); with the working tree a run carries at most 64 MiB: pack fewer binaries (PACK_BINS)" >&2
+fi
 echo "prepared $ROOT/$G: run scripts/gpu/run_all.sh on the GPU machine with carry [\"$G\"]"
