@@ -1,6 +1,7 @@
 #include "runtime/infer/generate.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <map>
 #include <numeric>
@@ -31,12 +32,16 @@ uint64_t sequence_seed(uint64_t seed, uint64_t index) {
 Sampler::Sampler(const SamplingOptions& options, uint64_t seed) : o_(options), rng_(seed) {}
 
 int64_t Sampler::next(const float* logits, int64_t V, const std::vector<int64_t>& context, size_t generated) {
-  std::vector<double> x(logits, logits + V);
+  if (V < 1 || V > INT32_MAX) fail("sampler: a vocabulary of {} tokens", V);
+  const size_t n = static_cast<size_t>(V);
+  std::vector<double>& x = x_;
+  x.resize(n);
+  for (size_t i = 0; i < n; ++i) x[i] = std::isnan(logits[i]) ? -INFINITY : logits[i];  // keeps the orders strict
   if (o_.repetition_penalty != 1.0) {  // HF RepetitionPenaltyLogitsProcessor: every token seen
-    std::vector<char> seen(static_cast<size_t>(V), 0);
+    seen_.assign(n, 0);
     for (int64_t t : context)
-      if (t >= 0 && t < V && !seen[static_cast<size_t>(t)]) {
-        seen[static_cast<size_t>(t)] = 1;
+      if (t >= 0 && t < V && !seen_[static_cast<size_t>(t)]) {
+        seen_[static_cast<size_t>(t)] = 1;
         double& v = x[static_cast<size_t>(t)];
         v = v > 0 ? v / o_.repetition_penalty : v * o_.repetition_penalty;
       }
@@ -49,44 +54,62 @@ int64_t Sampler::next(const float* logits, int64_t V, const std::vector<int64_t>
       x[static_cast<size_t>(t)] -= static_cast<double>(c) * o_.frequency_penalty + o_.presence_penalty;
   }
   auto argmax = [&] {
-    int64_t best = 0;
-    for (int64_t i = 1; i < V; ++i)
-      if (x[static_cast<size_t>(i)] > x[static_cast<size_t>(best)]) best = i;  // first maximum
-    return best;
+    size_t best = 0;
+    for (size_t i = 1; i < n; ++i)
+      if (x[i] > x[best]) best = i;  // first maximum
+    return static_cast<int64_t>(best);
   };
   if (o_.temperature <= 0) return argmax();
 
   for (double& v : x) v /= o_.temperature;
-  // Candidates by decreasing logit (ties: lower id first).
-  std::vector<int64_t> cand(static_cast<size_t>(V));
+  // Candidates by decreasing logit (ties: lower id first): a strict order, so any
+  // selection below gives the same prefix as sorting everything.
+  std::vector<int32_t>& cand = cand_;
+  cand.resize(n);
   std::iota(cand.begin(), cand.end(), 0);
-  auto better = [&](int64_t a, int64_t b) {
-    double xa = x[static_cast<size_t>(a)], xb = x[static_cast<size_t>(b)];
+  auto better = [&](int32_t a, int32_t b) {
+    const double xa = x[static_cast<size_t>(a)], xb = x[static_cast<size_t>(b)];
     return xa > xb || (xa == xb && a < b);
   };
   const bool top_k = o_.top_k > 0 && o_.top_k < V;
   if (top_k) {
     std::partial_sort(cand.begin(), cand.begin() + o_.top_k, cand.end(), better);
     cand.resize(static_cast<size_t>(o_.top_k));
-  } else if (o_.top_p < 1) {
-    std::sort(cand.begin(), cand.end(), better);
   }
   double mx = -INFINITY;
-  for (int64_t c : cand) mx = std::max(mx, x[static_cast<size_t>(c)]);
+  for (int32_t c : cand) mx = std::max(mx, x[static_cast<size_t>(c)]);
   if (!std::isfinite(mx)) return argmax();  // nothing to sample from
-  std::vector<double> p(cand.size());
+  auto weight = [&](int32_t c) { return std::exp(x[static_cast<size_t>(c)] - mx); };
+  std::vector<double>& p = p_;
+  p.clear();
   double total = 0;
-  for (size_t i = 0; i < cand.size(); ++i) total += p[i] = std::exp(x[static_cast<size_t>(cand[i])] - mx);
-  if (o_.top_p < 1) {  // the smallest prefix whose probability reaches top_p (at least one)
-    double cum = 0;
-    size_t keep = 0;
-    while (keep < p.size()) {
-      cum += p[keep++];
-      if (cum >= o_.top_p * total) break;
+  if (o_.top_p < 1) {
+    // The smallest prefix of the order whose probability reaches top_p (at least one).
+    // A nucleus is usually a few hundred tokens: the order is built a block at a time
+    // (the next best 256, then 4x more, ...: nth_element, then a sort of the block)
+    // until the prefix's mass reaches top_p of the total, instead of sorting V tokens.
+    // (With top-k the k are sorted already and form a single block.)
+    double all = 0;
+    for (int32_t c : cand) all += weight(c);
+    const double want = o_.top_p * all;
+    size_t done = 0, keep = 0, block = top_k ? cand.size() : std::min<size_t>(cand.size(), 256);
+    while (keep == 0) {
+      if (!top_k) {
+        if (block < cand.size()) std::nth_element(cand.begin() + done, cand.begin() + block, cand.end(), better);
+        std::sort(cand.begin() + done, cand.begin() + block, better);
+      }
+      for (size_t i = done; i < block && keep == 0; ++i) {
+        p.push_back(weight(cand[i]));
+        total += p.back();
+        if (total >= want) keep = i + 1;
+      }
+      if (keep == 0 && block == cand.size()) keep = cand.size();  // rounding: all of them
+      done = block;
+      block = std::min(cand.size(), block * 4);
     }
     cand.resize(keep);
-    p.resize(keep);
-    total = cum;
+  } else {
+    for (int32_t c : cand) total += p.emplace_back(weight(c));
   }
   const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53 * total;
   double acc = 0;

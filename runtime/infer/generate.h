@@ -27,7 +27,7 @@ void check_sampling_options(const SamplingOptions& o);
 
 // Picks next tokens for one sequence. Penalties first (on the raw logits), then
 // greedy argmax (temperature 0), or temperature, top-k, top-p and a draw from this
-// sampler's own generator.
+// sampler's own generator. A NaN logit counts as -inf (never drawn).
 class Sampler {
  public:
   Sampler(const SamplingOptions& options, uint64_t seed);
@@ -38,6 +38,11 @@ class Sampler {
  private:
   SamplingOptions o_;
   std::mt19937_64 rng_;
+  // Scratch of V entries, kept between tokens (a vocabulary of 128K would otherwise be
+  // three fresh megabytes a token).
+  std::vector<double> x_, p_;
+  std::vector<int32_t> cand_;
+  std::vector<char> seen_;
 };
 
 // The generator seed of sequence `index` of a run seeded with `seed`.

@@ -1,7 +1,10 @@
 // Host-side sampling of `bmsys-run generate` (runtime/infer/generate.h): greedy,
 // top-k, top-p, temperature, HF repetition penalty, OpenAI frequency/presence
 // penalties, seeds.
+#include <algorithm>
 #include <cmath>
+#include <numeric>
+#include <random>
 
 #include "runtime/infer/generate.h"
 #include "test_util.h"
@@ -91,6 +94,95 @@ TEST(Sampling, TopPKeepsTheSmallestPrefixReachingP) {
   o.top_p = 0.62;  // 1: 0.625 of the pair
   Sampler k(o, 3);
   for (int i = 0; i < 200; ++i) ASSERT_EQ(k.next(logits.data(), 3, {}, 0), 1);
+}
+
+// The definition top-k and top-p implement, written the plain way: every candidate
+// sorted by decreasing logit (ties: lower id first), the prefix reaching top_p of the
+// candidates' total, a draw scanning that prefix in order.
+struct ReferenceNucleus {
+  std::vector<int64_t> cand;
+  std::vector<double> p;
+  double total = 0;
+
+  ReferenceNucleus(const SamplingOptions& o, const std::vector<float>& logits) {
+    const int64_t V = static_cast<int64_t>(logits.size());
+    std::vector<double> x(logits.begin(), logits.end());
+    for (double& v : x) v /= o.temperature;
+    cand.resize(x.size());
+    std::iota(cand.begin(), cand.end(), 0);
+    std::sort(cand.begin(), cand.end(), [&](int64_t a, int64_t b) { return x[a] > x[b] || (x[a] == x[b] && a < b); });
+    if (o.top_k > 0 && o.top_k < V) cand.resize(static_cast<size_t>(o.top_k));
+    const double mx = x[static_cast<size_t>(cand[0])];
+    for (int64_t c : cand) total += p.emplace_back(std::exp(x[static_cast<size_t>(c)] - mx));
+    if (o.top_p < 1) {
+      double cum = 0;
+      size_t keep = 0;
+      while (keep < p.size()) {
+        cum += p[keep++];
+        if (cum >= o.top_p * total) break;
+      }
+      cand.resize(keep);
+      total = cum;
+    }
+  }
+  int64_t draw(std::mt19937_64& rng) const {
+    const double u = static_cast<double>(rng() >> 11) * 0x1.0p-53 * total;
+    double acc = 0;
+    for (size_t i = 0; i < cand.size(); ++i) {
+      acc += p[i];
+      if (u < acc) return cand[i];
+    }
+    return cand.back();
+  }
+};
+
+// Sampler::next builds the order only as far as the nucleus reaches (blocks of 256, then
+// 4x more): it must draw exactly the tokens of the full sort, for nuclei inside the first
+// block, across blocks and spanning everything, with ties, and with top-k in front.
+TEST(Sampling, TopPDrawsWhatSortingEverythingDraws) {
+  std::mt19937_64 gen(21);
+  int cases = 0;
+  for (int64_t V : {3, 255, 256, 257, 1000, 5000, 32000})
+    for (double top_p : {0.3, 0.9, 0.99, 0.9999})
+      for (double temperature : {0.5, 1.0, 4.0})
+        for (int64_t top_k : {int64_t{0}, int64_t{40}, V}) {
+          std::vector<float> logits = random_floats(V, static_cast<uint32_t>(gen()), -6, 6);
+          for (int64_t i = 0; i < V / 10; ++i)  // ties
+            logits[static_cast<size_t>(gen() % V)] = logits[static_cast<size_t>(gen() % V)];
+          SamplingOptions o;
+          o.temperature = temperature;
+          o.top_p = top_p;
+          o.top_k = top_k;
+          const uint64_t seed = gen();
+          Sampler s(o, seed);
+          std::mt19937_64 ref(seed);
+          const ReferenceNucleus nucleus(o, logits);
+          for (int draw = 0; draw < 10; ++draw)
+            ASSERT_EQ(s.next(logits.data(), V, {}, 0), nucleus.draw(ref))
+                << "V=" << V << " top_p=" << top_p << " T=" << temperature << " top_k=" << top_k << " draw " << draw;
+          ++cases;
+        }
+  EXPECT_EQ(cases, 7 * 4 * 3 * 3);
+}
+
+// A NaN logit (a model's overflow) is never drawn and does not stop greedy from finding
+// the maximum, wherever it sits.
+TEST(Sampling, NanLogitsAreNeverDrawn) {
+  const float nan = std::nanf("");
+  EXPECT_EQ(pick({}, {nan, 1.0f, 3.0f, 2.0f}), 2);
+  SamplingOptions o;
+  o.temperature = 1.0;
+  for (double top_p : {1.0, 0.9})
+    for (int64_t top_k : {0, 2}) {
+      o.top_p = top_p;
+      o.top_k = top_k;
+      Sampler s(o, 4);
+      std::vector<float> logits = {nan, 0.5f, nan, 0.2f, nan};
+      for (int i = 0; i < 200; ++i) {
+        const int64_t t = s.next(logits.data(), 5, {}, 0);
+        ASSERT_TRUE(t == 1 || t == 3) << "drew token " << t << " (NaN) with top_p " << top_p << ", top_k " << top_k;
+      }
+    }
 }
 
 TEST(Sampling, RepetitionPenaltyHasHuggingFaceSemantics) {
