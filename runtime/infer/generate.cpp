@@ -29,6 +29,14 @@ uint64_t sequence_seed(uint64_t seed, uint64_t index) {
   return z ^ (z >> 31);
 }
 
+PickOptions pick_options(const SamplingOptions& o) {
+  PickOptions p;
+  p.temperature = o.temperature;
+  p.top_k = o.top_k;
+  p.top_p = o.top_p;
+  return p;
+}
+
 Sampler::Sampler(const SamplingOptions& options, uint64_t seed) : o_(options), rng_(seed) {}
 
 int64_t Sampler::next(const float* logits, int64_t V, const std::vector<int64_t>& context, size_t generated) {
@@ -53,71 +61,11 @@ int64_t Sampler::next(const float* logits, int64_t V, const std::vector<int64_t>
     for (const auto& [t, c] : count)
       x[static_cast<size_t>(t)] -= static_cast<double>(c) * o_.frequency_penalty + o_.presence_penalty;
   }
-  auto argmax = [&] {
-    size_t best = 0;
-    for (size_t i = 1; i < n; ++i)
-      if (x[i] > x[best]) best = i;  // first maximum
-    return static_cast<int64_t>(best);
-  };
-  if (o_.temperature <= 0) return argmax();
-
-  for (double& v : x) v /= o_.temperature;
-  // Candidates by decreasing logit (ties: lower id first): a strict order, so any
-  // selection below gives the same prefix as sorting everything.
-  std::vector<int32_t>& cand = cand_;
-  cand.resize(n);
-  std::iota(cand.begin(), cand.end(), 0);
-  auto better = [&](int32_t a, int32_t b) {
-    const double xa = x[static_cast<size_t>(a)], xb = x[static_cast<size_t>(b)];
-    return xa > xb || (xa == xb && a < b);
-  };
-  const bool top_k = o_.top_k > 0 && o_.top_k < V;
-  if (top_k) {
-    std::partial_sort(cand.begin(), cand.begin() + o_.top_k, cand.end(), better);
-    cand.resize(static_cast<size_t>(o_.top_k));
-  }
-  double mx = -INFINITY;
-  for (int32_t c : cand) mx = std::max(mx, x[static_cast<size_t>(c)]);
-  if (!std::isfinite(mx)) return argmax();  // nothing to sample from
-  auto weight = [&](int32_t c) { return std::exp(x[static_cast<size_t>(c)] - mx); };
-  std::vector<double>& p = p_;
-  p.clear();
-  double total = 0;
-  if (o_.top_p < 1) {
-    // The smallest prefix of the order whose probability reaches top_p (at least one).
-    // A nucleus is usually a few hundred tokens: the order is built a block at a time
-    // (the next best 256, then 4x more, ...: nth_element, then a sort of the block)
-    // until the prefix's mass reaches top_p of the total, instead of sorting V tokens.
-    // (With top-k the k are sorted already and form a single block.)
-    double all = 0;
-    for (int32_t c : cand) all += weight(c);
-    const double want = o_.top_p * all;
-    size_t done = 0, keep = 0, block = top_k ? cand.size() : std::min<size_t>(cand.size(), 256);
-    while (keep == 0) {
-      if (!top_k) {
-        if (block < cand.size()) std::nth_element(cand.begin() + done, cand.begin() + block, cand.end(), better);
-        std::sort(cand.begin() + done, cand.begin() + block, better);
-      }
-      for (size_t i = done; i < block && keep == 0; ++i) {
-        p.push_back(weight(cand[i]));
-        total += p.back();
-        if (total >= want) keep = i + 1;
-      }
-      if (keep == 0 && block == cand.size()) keep = cand.size();  // rounding: all of them
-      done = block;
-      block = std::min(cand.size(), block * 4);
-    }
-    cand.resize(keep);
-  } else {
-    for (int32_t c : cand) total += p.emplace_back(weight(c));
-  }
-  const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53 * total;
-  double acc = 0;
-  for (size_t i = 0; i < cand.size(); ++i) {
-    acc += p[i];
-    if (u < acc) return cand[i];
-  }
-  return cand.back();
+  const PickOptions pick = pick_options(o_);
+  // One draw a sampled token, taken before the logits are looked at, so that a decode
+  // fed on the device can take the same uniforms ahead (Executor::queue_pick).
+  const double u = pick.greedy() ? 0 : pick_uniform(rng_());
+  return pick_token(x, pick, u, scratch_);
 }
 
 namespace {

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "runtime/core/pick.h"
+
 namespace bmsys::rt {
 
 class Executor;
@@ -38,12 +40,14 @@ class Sampler {
  private:
   SamplingOptions o_;
   std::mt19937_64 rng_;
-  // Scratch of V entries, kept between tokens (a vocabulary of 128K would otherwise be
-  // three fresh megabytes a token).
-  std::vector<double> x_, p_;
-  std::vector<int32_t> cand_;
+  // Scratch of V entries, kept between tokens.
+  std::vector<double> x_;
   std::vector<char> seen_;
+  PickScratch scratch_;
 };
+
+// The token choice of `o` without its penalties (those need the host: the sampler).
+PickOptions pick_options(const SamplingOptions& o);
 
 // The generator seed of sequence `index` of a run seeded with `seed`.
 uint64_t sequence_seed(uint64_t seed, uint64_t index);
