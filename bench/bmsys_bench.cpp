@@ -29,6 +29,7 @@
 #include "runtime/core/artifact.h"
 #include "runtime/core/error.h"
 #include "runtime/core/executor.h"
+#include "runtime/infer/generate.h"
 
 using namespace bmsys::rt;
 using json = nlohmann::json;
@@ -278,8 +279,11 @@ struct DecodeResult {
   std::vector<int64_t> tokens;
 };
 
-DecodeResult decode(Model& m, const std::vector<int64_t>& prompt, int64_t n) {
+// With `so`, each token is sampled on the host (runtime/infer/generate.h's Sampler,
+// seeded with 1) instead of the argmax.
+DecodeResult decode(Model& m, const std::vector<int64_t>& prompt, int64_t n, const SamplingOptions* so = nullptr) {
   DecodeResult r;
+  std::unique_ptr<Sampler> sampler = so ? std::make_unique<Sampler>(*so, 1) : nullptr;
   m.ex->reset_state();
   std::vector<int64_t> chunk = prompt;
   int64_t P = 0;
@@ -289,7 +293,15 @@ DecodeResult decode(Model& m, const std::vector<int64_t>& prompt, int64_t n) {
   for (int64_t i = 0; i <= n; ++i) {
     double s0 = now_s();
     auto out = m.ex->run("forward", {{"input_ids", HostTensor::from_i64({1, int64_t(chunk.size())}, chunk)}}, P);
-    int64_t next = argmax_last(out.at("logits"));
+    int64_t next = 0;
+    if (sampler) {
+      const HostTensor& lg = out.at("logits");
+      const std::vector<float> v = lg.to_f32();
+      const int64_t S = lg.shape[1], V = lg.shape[2];
+      next = sampler->next(v.data() + (S - 1) * V, V, r.tokens, r.tokens.size());
+    } else {
+      next = argmax_last(out.at("logits"));
+    }
     double s1 = now_s();
     if (i == 0) {
       t0 = s1;  // decode time starts after the prompt
@@ -311,27 +323,34 @@ DecodeResult decode(Model& m, const std::vector<int64_t>& prompt, int64_t n) {
   return r;
 }
 
-// The same greedy decode as decode(), fed on the device (bmsys-run generate's path):
-// each step is queued before the previous step's id is read, the id chosen by a device
-// argmax written straight into the next step's input. Wall time only.
-DecodeResult decode_fed(Model& m, const std::vector<int64_t>& prompt, int64_t n) {
+// The same decode as decode(), fed on the device (bmsys-run generate's path): each step
+// is queued before the previous step's id is read, the id picked on the device (argmax,
+// or with `so` a draw with the sampler's next uniform) written straight into the next
+// step's input. Wall time only.
+DecodeResult decode_fed(Model& m, const std::vector<int64_t>& prompt, int64_t n, const SamplingOptions* so = nullptr) {
   DecodeResult r;
+  std::unique_ptr<Sampler> sampler = so ? std::make_unique<Sampler>(*so, 1) : nullptr;
+  const PickOptions pick = so ? pick_options(*so) : PickOptions{};
+  auto queue = [&] {
+    return sampler ? m.ex->queue_pick("logits", "input_ids", pick, {sampler->uniform()})
+                   : m.ex->queue_pick("logits", "input_ids");
+  };
   m.ex->reset_state();
   RunOptions ro;
   ro.queued = true;
   m.ex->run("forward", {{"input_ids", HostTensor::from_i64({1, int64_t(prompt.size())}, prompt)}}, ro);
-  r.tokens.push_back(m.ex->argmax_ids(m.ex->queue_argmax("logits", "input_ids")).at(0));
+  r.tokens.push_back(m.ex->picked_ids(queue()).at(0));
   const double t0 = now_s();  // decode time starts after the prompt
   ro.device_inputs = {"input_ids"};
   uint64_t pending = 0;
   for (int64_t i = 0; i < n; ++i) {
     ro.start_pos = static_cast<int64_t>(prompt.size()) + i;
     m.ex->run("forward", {{"input_ids", HostTensor(DType::I64, {1, 1})}}, ro);
-    const uint64_t next = m.ex->queue_argmax("logits", "input_ids");
-    if (pending) r.tokens.push_back(m.ex->argmax_ids(pending).at(0));
+    const uint64_t next = queue();
+    if (pending) r.tokens.push_back(m.ex->picked_ids(pending).at(0));
     pending = next;
   }
-  if (pending) r.tokens.push_back(m.ex->argmax_ids(pending).at(0));
+  if (pending) r.tokens.push_back(m.ex->picked_ids(pending).at(0));
   const double total = now_s() - t0;
   r.tok_s = n / total;
   r.step_wall_ms = total * 1e3 / n;
@@ -448,6 +467,23 @@ int main(int argc, char** argv) {
       double bound = res["ceilings"]["copy_GBps"].get<double>() * 1e9 / plan.weight_bytes;
       res["decode_fed"]["share_of_bound"] = df.tok_s / bound;
       std::printf("decode fed on the device: %.1f%% of the bound\n", 100 * df.tok_s / bound);
+    }
+    // Sampled decode (temperature 0.8, top-p 0.9): the host loop, which reads the logits
+    // and samples each token on the host, against the pick fed on the device (pick.cu).
+    {
+      SamplingOptions so;
+      so.temperature = 0.8;
+      so.top_p = 0.9;
+      decode(m, prompt, 8, &so);
+      DecodeResult sh = decode(m, prompt, new_tokens, &so);
+      decode_fed(m, prompt, 8, &so);
+      DecodeResult sf = decode_fed(m, prompt, new_tokens, &so);
+      const bool same = sh.tokens == sf.tokens;
+      res["decode_sampled"] = {{"temperature", so.temperature}, {"top_p", so.top_p}, {"host_tok_s", sh.tok_s},
+                               {"fed_tok_s", sf.tok_s}, {"same_tokens", same}};
+      std::printf("decode sampled (T 0.8, top-p 0.9): fed on the device %.1f tok/s, host loop %.1f tok/s "
+                  "(%.3f ms/step wall, %.3f ms device), tokens %s\n",
+                  sf.tok_s, sh.tok_s, sh.step_wall_ms, sh.step_device_ms, same ? "identical" : "DIFFERENT");
     }
     std::fflush(stdout);
 

@@ -21,6 +21,7 @@
 
 #include "runtime/core/dtype.h"
 #include "runtime/core/kernels.h"
+#include "runtime/core/pick.h"
 
 namespace bmsys::rt {
 
@@ -125,25 +126,31 @@ class Backend {
   // The launches issued so far are the last to read the slot before its next swap_in().
   virtual void release_slot(int slot) {}
 
-  // Greedy decoding fed on the device (Executor::queue_argmax, docs/inference.md):
-  // after every launch so far, the argmax (the first maximum) of each of `rows` rows of
-  // `V` values of x (row r starts at element r * stride, all of dtype `dtype`) is written
-  // as int64 to `dst` in backend memory, without waiting for it. The returned ticket
-  // gives the ids to argmax_ids(), which waits; a ticket stays readable until
-  // kArgmaxTickets later ones were queued. The default computes at once on the host
-  // (copy_to_host, upload); CUDA runs a kernel and copies the ids back asynchronously.
-  static constexpr uint64_t kArgmaxTickets = 8;
-  virtual uint64_t queue_argmax(const void* x, DType dtype, int64_t rows, int64_t V, int64_t stride,
-                                void* dst);
-  virtual std::vector<int64_t> argmax_ids(uint64_t ticket);
+  // Decoding fed on the device (Executor::queue_pick, docs/inference.md): after every
+  // launch so far, the token picked (pick_token, core/pick.h: greedy, or temperature,
+  // top-k and top-p with row r's draw `uniforms[r]`) from each of `rows` rows of `V`
+  // values of x (row r starts at element r * stride, all of dtype `dtype`; NaN counts as
+  // -inf) is written as int64 to `dst` in backend memory, without waiting for it. The
+  // returned ticket gives the ids to picked_ids(), which waits; a ticket stays readable
+  // until kPickTickets later ones were queued. The default computes at once on the host
+  // (copy_to_host, pick_token, upload); CUDA runs kernels and copies the ids back
+  // asynchronously.
+  static constexpr uint64_t kPickTickets = 8;
+  virtual uint64_t queue_pick(const void* x, DType dtype, int64_t rows, int64_t V, int64_t stride,
+                              void* dst, const PickOptions& pick = {}, const std::vector<double>& uniforms = {});
+  virtual std::vector<int64_t> picked_ids(uint64_t ticket);
 
  protected:
-  // Throws unless `ticket` was issued and is among the last kArgmaxTickets.
-  void check_argmax_ticket(uint64_t ticket) const;
-  uint64_t argmax_issued_ = 0;  // tickets 1..argmax_issued_
+  // Throws unless `ticket` was issued and is among the last kPickTickets.
+  void check_pick_ticket(uint64_t ticket) const;
+  // Throws unless the logits are a float dtype and a draw has one uniform in [0, 1) a row.
+  void check_pick(DType dtype, int64_t rows, const PickOptions& pick, const std::vector<double>& uniforms) const;
+  uint64_t pick_issued_ = 0;  // tickets 1..pick_issued_
 
  private:
-  std::vector<std::vector<int64_t>> argmax_done_ = std::vector<std::vector<int64_t>>(kArgmaxTickets);
+  std::vector<std::vector<int64_t>> pick_done_ = std::vector<std::vector<int64_t>>(kPickTickets);
+  std::vector<double> pick_row_;  // the host default's scratch
+  PickScratch pick_scratch_;
 };
 
 // Backend options from the command line.

@@ -665,31 +665,32 @@ std::map<std::string, HostTensor> Executor::run(const std::string& function,
   return out;
 }
 
-uint64_t Executor::queue_argmax(const std::string& output, const std::string& input) {
+uint64_t Executor::queue_pick(const std::string& output, const std::string& input, const PickOptions& pick,
+                              const std::vector<double>& uniforms) {
   const Artifact& a = *artifact_;
-  if (!last_function_) fail("{}: queue_argmax: no function has run yet", a.path);
+  if (!last_function_) fail("{}: queue_pick: no function has run yet", a.path);
   const FunctionDesc* f = last_function_;
   const std::string fwhere = fmt::format("{}: function '{}'", a.path, f->name);
   const uint32_t* out = nullptr;
   for (size_t i = 0; i < f->outputs.size(); ++i)
     if (f->output_names[i] == output) out = &f->outputs[i];
-  if (!out) fail("{}: queue_argmax: no output '{}'", fwhere, output);
+  if (!out) fail("{}: queue_pick: no output '{}'", fwhere, output);
   const BufferDesc& ob = a.buffers[*out];
   const Shape os = ob.resolve(last_batch_, last_seq_);
   if (os.size() != 3 || !dtype_is_float(ob.dtype))
-    fail("{}: queue_argmax: output '{}' is {} {}, expected float [B,S,V]", fwhere, output, dtype_name(ob.dtype),
+    fail("{}: queue_pick: output '{}' is {} {}, expected float [B,S,V]", fwhere, output, dtype_name(ob.dtype),
          shape_str(os));
   const uint32_t* in = nullptr;
   for (const uint32_t& idx : f->inputs)
     if (a.buffers[idx].name == input) in = &idx;
-  if (!in) fail("{}: queue_argmax: no input '{}'", fwhere, input);
+  if (!in) fail("{}: queue_pick: no input '{}'", fwhere, input);
   const BufferDesc& ib = a.buffers[*in];
   if (ib.dtype != DType::I64 || shape_numel(ib.resolve(last_batch_, 1)) != os[0])
-    fail("{}: queue_argmax: input '{}' is {} {}, expected int64 [B,S] to take the next ids", fwhere, input,
+    fail("{}: queue_pick: input '{}' is {} {}, expected int64 [B,S] to take the next ids", fwhere, input,
          dtype_name(ib.dtype), ib.dims_str());
   const int64_t S = os[1], V = os[2];
   const auto* last = static_cast<const uint8_t*>(address(*out)) + static_cast<size_t>((S - 1) * V) * dtype_size(ob.dtype);
-  return backend_->queue_argmax(last, ob.dtype, os[0], V, S * V, address(*in));
+  return backend_->queue_pick(last, ob.dtype, os[0], V, S * V, address(*in), pick, uniforms);
 }
 
 }  // namespace bmsys::rt

@@ -48,11 +48,11 @@ struct RunOptions {
   // batch_offset + B <= max_batch. Nonzero only on backends that support it.
   int64_t batch_offset = 0;
   // Leave the call queued on the backend: run() returns at once, without outputs (read
-  // them through queue_argmax, or make a later call that is not queued). Not for
+  // them through queue_pick, or make a later call that is not queued). Not for
   // pipeline stages.
   bool queued = false;
   // Inputs whose values are already in the executor's input buffer (written there by
-  // queue_argmax): given with their shape as usual, but not uploaded.
+  // queue_pick): given with their shape as usual, but not uploaded.
   std::vector<std::string> device_inputs;
 };
 
@@ -72,14 +72,16 @@ class Executor {
                                         const std::map<std::string, HostTensor>& inputs,
                                         const RunOptions& options);
 
-  // Greedy decoding fed on the device (docs/inference.md): after the last run() (of
-  // function F, batch B, sequence S), queues the argmax over the vocabulary of the last
-  // position of F's output `output` [B,S,V] into F's int64 input `input` (its first B
-  // values: the [B,1] ids of F's next run, given in RunOptions::device_inputs) and
-  // returns a ticket for argmax_ids(), which waits for the B ids. With queued runs the
-  // host prepares step k+1 while the device still computes step k.
-  uint64_t queue_argmax(const std::string& output, const std::string& input);
-  std::vector<int64_t> argmax_ids(uint64_t ticket) { return backend_->argmax_ids(ticket); }
+  // Decoding fed on the device (docs/inference.md): after the last run() (of function F,
+  // batch B, sequence S), queues the pick (core/pick.h: greedy by default; a draw needs
+  // B uniforms, one a row) over the vocabulary of the last position of F's output
+  // `output` [B,S,V] into F's int64 input `input` (its first B values: the [B,1] ids of
+  // F's next run, given in RunOptions::device_inputs) and returns a ticket for
+  // picked_ids(), which waits for the B ids. With queued runs the host prepares step
+  // k+1 while the device still computes step k.
+  uint64_t queue_pick(const std::string& output, const std::string& input, const PickOptions& pick = {},
+                      const std::vector<double>& uniforms = {});
+  std::vector<int64_t> picked_ids(uint64_t ticket) { return backend_->picked_ids(ticket); }
 
   // Zeroes every State buffer (forgets the KV cache); OptimizerState survives.
   void reset_state();
@@ -153,7 +155,7 @@ class Executor {
     std::vector<KernelLaunch> launches;
   };
   std::vector<LaunchRecords> launch_cache_;  // most recently used last; a few entries
-  // The last run()'s function and its bound B and S (queue_argmax).
+  // The last run()'s function and its bound B and S (queue_pick).
   const FunctionDesc* last_function_ = nullptr;
   int64_t last_batch_ = 0, last_seq_ = 0;
 };

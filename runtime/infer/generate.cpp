@@ -64,7 +64,7 @@ int64_t Sampler::next(const float* logits, int64_t V, const std::vector<int64_t>
   const PickOptions pick = pick_options(o_);
   // One draw a sampled token, taken before the logits are looked at, so that a decode
   // fed on the device can take the same uniforms ahead (Executor::queue_pick).
-  const double u = pick.greedy() ? 0 : pick_uniform(rng_());
+  const double u = pick.greedy() ? 0 : uniform();
   return pick_token(x, pick, u, scratch_);
 }
 
@@ -146,7 +146,7 @@ struct Group {
       }
     }
     // Batched decode: every row at P; finished rows run along and are ignored.
-    if (greedy_on_device()) return decode_fed(Lmax);
+    if (picks_on_device()) return decode_fed(Lmax);
     for (int64_t P = Lmax; std::find(done.begin(), done.end(), false) != done.end(); ++P) {
       std::vector<int64_t> ids;
       for (size_t b = 0; b < n; ++b) ids.push_back(out[idx[b]].back());
@@ -156,17 +156,19 @@ struct Group {
     }
   }
 
-  // Greedy sampling without penalties is the argmax of the logits, which the backend
-  // can take on the device.
-  bool greedy_on_device() const {
+  // Without penalties a token depends on nothing but the logits and the sequence's
+  // uniform (pick_token), which the backend can take on the device.
+  bool picks_on_device() const {
     const SamplingOptions& s = o.sampling;
-    return s.temperature <= 0 && s.repetition_penalty == 1 && s.frequency_penalty == 0 && s.presence_penalty == 0;
+    return s.repetition_penalty == 1 && s.frequency_penalty == 0 && s.presence_penalty == 0;
   }
 
   // The batched decode from position P with the next ids chosen on the device: the ids
   // of the first step come from the host (the prefill's), every later step reads its ids
-  // from the input buffer the previous step's argmax wrote. The host queues step k+1
-  // before it reads step k's ids, so its own work per step overlaps the device's.
+  // from the input buffer the previous step's pick wrote. The host queues step k+1
+  // before it reads step k's ids, so its own work per step overlaps the device's. A
+  // sampled pick takes each row's next uniform from the sequence's own sampler, as the
+  // host loop would, so the tokens are the host's (docs/inference.md).
   void decode_fed(int64_t P) {
     const size_t n = idx.size();
     const int64_t B = static_cast<int64_t>(n);
@@ -192,10 +194,14 @@ struct Group {
           in["input_ids"] = HostTensor::from_i64({B, 1}, ids);
         }
         ex.run(o.function, in, ro);
-        next = ex.queue_argmax("logits", "input_ids");
+        const PickOptions pick = pick_options(o.sampling);
+        std::vector<double> uniforms;
+        if (!pick.greedy())
+          for (size_t b = 0; b < n; ++b) uniforms.push_back(done[b] ? 0.0 : samplers[idx[b]].uniform());
+        next = ex.queue_pick("logits", "input_ids", pick, uniforms);
       }
       if (pending) {
-        std::vector<int64_t> ids = ex.argmax_ids(pending);
+        std::vector<int64_t> ids = ex.picked_ids(pending);
         for (size_t b = 0; b < n; ++b)
           if (!done[b]) accept_token(b, ids[b]);
       }

@@ -36,6 +36,9 @@ class Sampler {
   // `logits`: V values of the last position; `context`: prompt + tokens so far;
   // `generated`: the number of tokens at the end of `context` that were generated.
   int64_t next(const float* logits, int64_t V, const std::vector<int64_t>& context, size_t generated);
+  // The uniform of the next sampled token (next() takes one when the temperature is > 0,
+  // before it looks at the logits; a decode fed on the device takes it here instead).
+  double uniform() { return pick_uniform(rng_()); }
 
  private:
   SamplingOptions o_;

@@ -8,6 +8,7 @@
 #include "models.h"
 #include "runtime/backends/cpu/cpu_backend.h"
 #include "runtime/io/safetensors.h"
+#include "runtime/tests/host_sampling.h"
 #include "test_util.h"
 
 using namespace bmsys::rt;
@@ -84,7 +85,7 @@ TEST_P(Golden, GreedyGenerationWithKvCacheMatchesTransformers) {
 
 INSTANTIATE_TEST_SUITE_P(Models, Golden, ::testing::Values("llama-tiny", "gpt2-tiny"));
 
-// Greedy decoding fed on the device (queued runs, queue_argmax): the same tokens as the
+// Greedy decoding fed on the device (queued runs, queue_pick): the same tokens as the
 // synchronous loop, and each misuse named.
 TEST(Executor, QueuedRunsWithDeviceArgmaxGiveTheGreedyTokens) {
   TempDir dir;
@@ -93,33 +94,64 @@ TEST(Executor, QueuedRunsWithDeviceArgmaxGiveTheGreedyTokens) {
   auto golden = SafetensorsFile::open(data_dir("llama-tiny") + "/golden.safetensors");
   auto prompt = i64s(golden->read("generate.prompt"));
   auto want = i64s(golden->read("generate.output"));
-  expect_error([&] { ex.queue_argmax("logits", "input_ids"); }, {"no function has run yet"});
+  expect_error([&] { ex.queue_pick("logits", "input_ids"); }, {"no function has run yet"});
 
   ex.reset_state();
   std::vector<int64_t> got = prompt;
   RunOptions ro;
   ro.queued = true;
   EXPECT_TRUE(ex.run("forward", {{"input_ids", HostTensor::from_i64({1, int64_t(prompt.size())}, prompt)}}, ro).empty());
-  uint64_t pending = ex.queue_argmax("logits", "input_ids");
+  uint64_t pending = ex.queue_pick("logits", "input_ids");
   int64_t P = static_cast<int64_t>(prompt.size());
   for (; got.size() < want.size(); ++P) {
     ro.start_pos = P;
     ro.device_inputs = {"input_ids"};
     ex.run("forward", {{"input_ids", HostTensor(DType::I64, {1, 1})}}, ro);  // step P, before P-1's ids are read
-    uint64_t next = ex.queue_argmax("logits", "input_ids");
-    got.push_back(ex.argmax_ids(pending).at(0));
+    uint64_t next = ex.queue_pick("logits", "input_ids");
+    got.push_back(ex.picked_ids(pending).at(0));
     pending = next;
   }
   EXPECT_EQ(got, want);
 
-  expect_error([&] { ex.queue_argmax("loss", "input_ids"); }, {"no output 'loss'"});
-  expect_error([&] { ex.queue_argmax("logits", "labels"); }, {"no input 'labels'"});
-  expect_error([&] { ex.argmax_ids(pending + 1); }, {"was never issued"});
-  for (int i = 0; i < 8; ++i) ex.queue_argmax("logits", "input_ids");
-  expect_error([&] { ex.argmax_ids(pending); }, {"no longer readable"});
+  expect_error([&] { ex.queue_pick("loss", "input_ids"); }, {"no output 'loss'"});
+  expect_error([&] { ex.queue_pick("logits", "labels"); }, {"no input 'labels'"});
+  expect_error([&] { ex.picked_ids(pending + 1); }, {"was never issued"});
+  for (int i = 0; i < 8; ++i) ex.queue_pick("logits", "input_ids");
+  expect_error([&] { ex.picked_ids(pending); }, {"no longer readable"});
   ro.device_inputs = {"ids"};
   expect_error([&] { ex.run("forward", {{"input_ids", HostTensor(DType::I64, {1, 1})}}, ro); },
                {"device input 'ids' is not an input"});
+}
+
+// Sampling without penalties is fed on the device as well (generate() queues each step's
+// pick with the sequence's next uniform): the host loop's tokens, for temperature only,
+// top-k, top-p and both, several seeds, with a stop id.
+TEST(Executor, SampledGenerationFedOnTheDeviceGivesTheHostLoopsTokens) {
+  TempDir dir;
+  Executor ex(load_artifact(save(dir, llama_tiny(1, 64), "m.bmsys")), std::make_shared<CpuBackend>(),
+              ExecutorOptions{data_dir("llama-tiny") + "/model.safetensors"});
+  const std::vector<int64_t> prompt = {95, 11, 81, 70, 63};
+  struct Case {
+    double temperature;
+    int64_t top_k;
+    double top_p;
+  };
+  for (const Case& c : {Case{1.0, 0, 1.0}, Case{0.8, 40, 1.0}, Case{1.2, 0, 0.9}, Case{0.7, 50, 0.8}})
+    for (uint64_t seed : {1, 2, 3}) {
+      GenerateOptions o;
+      o.max_new_tokens = 24;
+      o.seed = seed;
+      o.sampling.temperature = c.temperature;
+      o.sampling.top_k = c.top_k;
+      o.sampling.top_p = c.top_p;
+      const std::vector<int64_t> want = host_loop_generate(ex, prompt, o);
+      EXPECT_EQ(generate(ex, {prompt}, o).at(0), want)
+          << "T=" << c.temperature << " top_k=" << c.top_k << " top_p=" << c.top_p << " seed " << seed;
+      o.stop_ids = {want[prompt.size() + 5]};
+      const std::vector<int64_t> stopped = host_loop_generate(ex, prompt, o);
+      EXPECT_LE(stopped.size(), prompt.size() + 6);
+      EXPECT_EQ(generate(ex, {prompt}, o).at(0), stopped) << "with a stop id, seed " << seed;
+    }
 }
 
 TEST(Executor, DecodeStepsMatchFullForwardAndStateResets) {

@@ -163,7 +163,7 @@ if has sanitize; then
       echo "memcheck rc=${PIPESTATUS[0]}"
       echo "== racecheck (kernels that use shared memory)"
       timeout ${RACECHECK_TIMEOUT:-150} "$CS" --tool racecheck --error-exitcode 3 --print-limit 20 "$BIN/bmsys-cuda-tests" --gtest_color=no \
-        --gtest_filter='CudaKernels.Norms:CudaFused.AddRmsNorm:CudaKernels.Attention:CudaKernels.AttentionWithoutTensorCores:CudaKernels.CrossEntropy:CudaKernels.Argmax:CudaKernels.GraphReplayAcrossPositions:CudaKernels.GroupedGemv:CudaKernels.FusedRmsNormGemv:CudaKernels.GemvEpilogues:CudaKernels.SplitAddRmsNormGemv:CudaKernels.GemvSwiGluPair:CudaKernels.GemvRowKernel:CudaInt8.GroupedGemvs:CudaInt8.WeightOnlyTensorCoreRange' 2>&1 \
+        --gtest_filter='CudaKernels.Norms:CudaFused.AddRmsNorm:CudaKernels.Attention:CudaKernels.AttentionWithoutTensorCores:CudaKernels.CrossEntropy:CudaKernels.Argmax:CudaKernels.GraphReplayAcrossPositions:CudaKernels.GroupedGemv:CudaKernels.FusedRmsNormGemv:CudaKernels.GemvEpilogues:CudaKernels.SplitAddRmsNormGemv:CudaKernels.GemvSwiGluPair:CudaKernels.GemvRowKernel:CudaInt8.GroupedGemvs:CudaInt8.WeightOnlyTensorCoreRange:CudaKernels.PickDrawsWhatTheHostDraws' 2>&1 \
         | grep -E "ERROR SUMMARY|RACECHECK SUMMARY|========= |PASSED|FAILED" | tail -40
       echo "racecheck rc=${PIPESTATUS[0]}"
     } 2>&1 | tee "$OUT/sanitizer.log"

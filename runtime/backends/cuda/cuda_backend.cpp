@@ -221,12 +221,12 @@ struct CudaBackend::Impl {
   cudaStream_t fork_stream[kForkBranches] = {nullptr, nullptr};
   void* fork_workspace[kForkBranches] = {nullptr, nullptr};
   cudaEvent_t fork_ev = nullptr, join_ev[kForkBranches] = {nullptr, nullptr};
-  // queue_argmax: per ticket slot (ticket % kArgmaxTickets) a pinned row of ids (argmax_cap
+  // queue_pick: per ticket slot (ticket % kPickTickets) a pinned row of ids (pick_cap
   // each), the number of rows and the event after its device-to-host copy.
-  int64_t* argmax_host = nullptr;
-  int64_t argmax_cap = 0;
-  int64_t argmax_rows[Backend::kArgmaxTickets] = {};
-  cudaEvent_t argmax_ev[Backend::kArgmaxTickets] = {};
+  int64_t* pick_host = nullptr;
+  int64_t pick_cap = 0;
+  int64_t pick_rows[Backend::kPickTickets] = {};
+  cudaEvent_t pick_ev[Backend::kPickTickets] = {};
   // Swap slots (bmsys-memory-schedule): their own stream, so weight copies overlap the
   // downloads on `copy`; per slot, "copied in" and "released by compute" events.
   cudaStream_t swap = nullptr;
@@ -318,6 +318,17 @@ struct CudaBackend::Impl {
   // grown (after a flush: queued steps point at the old one) and kept.
   void* tp_buf = nullptr;
   size_t tp_buf_bytes = 0;
+  // queue_pick's keys and sort space (top-k, top-p): grown, never shrunk; stream-ordered
+  // like every allocation, so a pick still running keeps the old one.
+  void* pick_buf = nullptr;
+  size_t pick_buf_bytes = 0;
+  void* pick_scratch(size_t bytes) {
+    if (bytes <= pick_buf_bytes) return pick_buf;
+    if (pick_buf) pool->release(pick_buf);
+    pick_buf_bytes = std::max(bytes, pick_buf_bytes * 2);
+    pick_buf = device_alloc(pick_buf_bytes, "sampling on the device (sorted logits)", kOther);
+    return pick_buf;
+  }
   void* tp_buffer(size_t bytes) {
     if (bytes <= tp_buf_bytes) return tp_buf;
     flush();
@@ -1890,7 +1901,7 @@ CudaBackend::~CudaBackend() {
   // until its owner frees it (the pool outlives the backend).
   for (cudaEvent_t e : m.tune_ev)
     if (e) cudaEventDestroy(e);
-  for (void* p : {m.scratch, m.tune_buf, m.tp_buf, m.workspace, static_cast<void*>(m.err_gate),
+  for (void* p : {m.scratch, m.tune_buf, m.tp_buf, m.pick_buf, m.workspace, static_cast<void*>(m.err_gate),
                   static_cast<void*>(m.scalars), m.dstage[0], m.dstage[1]})
     if (p) m.pool->release(p);
   for (const Impl::RopeTable& r : m.rope_tables) m.pool->release(r.data);
@@ -1903,9 +1914,9 @@ CudaBackend::~CudaBackend() {
     if (m.join_ev[k]) cudaEventDestroy(m.join_ev[k]);
   }
   if (m.fork_ev) cudaEventDestroy(m.fork_ev);
-  for (cudaEvent_t e : m.argmax_ev)
+  for (cudaEvent_t e : m.pick_ev)
     if (e) cudaEventDestroy(e);
-  if (m.argmax_host) cudaFreeHost(m.argmax_host);
+  if (m.pick_host) cudaFreeHost(m.pick_host);
   for (cudaEvent_t e : {m.slot_ready[0], m.slot_ready[1], m.slot_free[0], m.slot_free[1]})
     if (e) cudaEventDestroy(e);
   if (m.swap) {
@@ -2309,53 +2320,54 @@ void CudaBackend::release_slot(int slot) {
   m.slot_released[slot] = true;
 }
 
-uint64_t CudaBackend::queue_argmax(const void* x, DType dtype, int64_t rows, int64_t V, int64_t stride,
-                                  void* dst) {
+uint64_t CudaBackend::queue_pick(const void* x, DType dtype, int64_t rows, int64_t V, int64_t stride, void* dst,
+                                 const PickOptions& pick, const std::vector<double>& uniforms) {
   Impl& m = *impl_;
-  if (!dtype_is_float(dtype)) fail("cuda backend: argmax: the logits are {}, not a float dtype", dtype_name(dtype));
+  check_pick(dtype, rows, pick, uniforms);
   m.flush();
-  if (rows > m.argmax_cap) {  // grow the ring: wait for the copies into the old one, keep them
+  if (rows > m.pick_cap) {  // grow the ring: wait for the copies into the old one, keep them
     BMSYS_CUDA(cudaStreamSynchronize(m.compute), "argmax ids");
     const int64_t cap = std::max<int64_t>(rows, 64);
     int64_t* ring = nullptr;
-    BMSYS_CUDA(cudaHostAlloc(reinterpret_cast<void**>(&ring), Backend::kArgmaxTickets * cap * sizeof(int64_t),
+    BMSYS_CUDA(cudaHostAlloc(reinterpret_cast<void**>(&ring), Backend::kPickTickets * cap * sizeof(int64_t),
                              cudaHostAllocDefault),
                "allocating the argmax ids");
-    if (m.argmax_host) {
-      for (size_t k = 0; k < Backend::kArgmaxTickets; ++k)
-        std::memcpy(ring + k * cap, m.argmax_host + k * m.argmax_cap, m.argmax_rows[k] * sizeof(int64_t));
-      cudaFreeHost(m.argmax_host);
+    if (m.pick_host) {
+      for (size_t k = 0; k < Backend::kPickTickets; ++k)
+        std::memcpy(ring + k * cap, m.pick_host + k * m.pick_cap, m.pick_rows[k] * sizeof(int64_t));
+      cudaFreeHost(m.pick_host);
     }
-    m.argmax_host = ring;
-    m.argmax_cap = cap;
-    for (cudaEvent_t& e : m.argmax_ev)
+    m.pick_host = ring;
+    m.pick_cap = cap;
+    for (cudaEvent_t& e : m.pick_ev)
       if (!e) BMSYS_CUDA(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "creating events");
   }
-  const uint64_t ticket = ++argmax_issued_;
-  const size_t slot = ticket % Backend::kArgmaxTickets;
-  m.argmax_rows[slot] = rows;
+  const uint64_t ticket = ++pick_issued_;
+  const size_t slot = ticket % Backend::kPickTickets;
+  m.pick_rows[slot] = rows;
   if (rows > 0) {
-    cuda::argmax_rows(m.launch_cfg(-1), dtype, static_cast<int64_t*>(dst), x, rows, V, stride);
-    BMSYS_CUDA(cudaMemcpyAsync(m.argmax_host + slot * m.argmax_cap, dst, rows * sizeof(int64_t),
+    cuda::pick_rows(m.launch_cfg(-1), dtype, static_cast<int64_t*>(dst), x, rows, V, stride, pick, uniforms.data(),
+                    m.pick_scratch(cuda::pick_scratch_bytes(rows, V, pick)));
+    BMSYS_CUDA(cudaMemcpyAsync(m.pick_host + slot * m.pick_cap, dst, rows * sizeof(int64_t),
                                cudaMemcpyDeviceToHost, m.compute),
                "copying the argmax ids");
   }
-  BMSYS_CUDA(cudaEventRecord(m.argmax_ev[slot], m.compute), "argmax ids");
+  BMSYS_CUDA(cudaEventRecord(m.pick_ev[slot], m.compute), "argmax ids");
   return ticket;
 }
 
-std::vector<int64_t> CudaBackend::argmax_ids(uint64_t ticket) {
+std::vector<int64_t> CudaBackend::picked_ids(uint64_t ticket) {
   Impl& m = *impl_;
-  check_argmax_ticket(ticket);
-  const size_t slot = ticket % Backend::kArgmaxTickets;
-  cudaError_t e = cudaEventSynchronize(m.argmax_ev[slot]);
+  check_pick_ticket(ticket);
+  const size_t slot = ticket % Backend::kPickTickets;
+  cudaError_t e = cudaEventSynchronize(m.pick_ev[slot]);
   if (e != cudaSuccess) {
     m.check_stream(m.compute, "argmax ids");  // names the failing kernel or copy
     fail("cuda backend: waiting for the argmax ids: {}", cudaGetErrorString(e));
   }
   m.check_device_error();
-  const int64_t* p = m.argmax_host + slot * m.argmax_cap;
-  return std::vector<int64_t>(p, p + m.argmax_rows[slot]);
+  const int64_t* p = m.pick_host + slot * m.pick_cap;
+  return std::vector<int64_t>(p, p + m.pick_rows[slot]);
 }
 
 void CudaBackend::argmax_rows(const TensorView& x, int64_t* host_out) {

@@ -66,11 +66,12 @@ class CudaBackend : public Backend {
                                                     std::shared_ptr<RendezvousStore> store) override;
   // Attention with a cache honours LaunchContext::batch_offset (batched generation).
   bool supports_batch_offset() const override { return true; }
-  // Greedy decoding fed on the device: the argmax kernel after the queued launches, the
-  // ids copied into a ring of pinned slots on the compute stream, an event per slot.
-  uint64_t queue_argmax(const void* x, DType dtype, int64_t rows, int64_t V, int64_t stride,
-                        void* dst) override;
-  std::vector<int64_t> argmax_ids(uint64_t ticket) override;
+  // Decoding fed on the device: the pick's kernels (pick.cu: argmax, or the sort and the
+  // draw) after the queued launches, the ids copied into a ring of pinned slots on the
+  // compute stream, an event per slot.
+  uint64_t queue_pick(const void* x, DType dtype, int64_t rows, int64_t V, int64_t stride, void* dst,
+                      const PickOptions& pick = {}, const std::vector<double>& uniforms = {}) override;
+  std::vector<int64_t> picked_ids(uint64_t ticket) override;
 
   // --- Beyond the Backend interface (tests, benchmarks) ---
   struct Stats {

@@ -10,6 +10,7 @@
 
 #include "runtime/backends/cuda/cuda_common.h"
 #include "runtime/core/dtype.h"
+#include "runtime/core/pick.h"
 
 namespace bmsys::rt::cuda {
 
@@ -62,6 +63,14 @@ void cross_entropy(const Launch& L, DType t, void* loss, DType loss_t, const voi
 // out[r] = the first index of the maximum of row r (rows of V elements, `stride` apart).
 void argmax_rows(const Launch& L, DType t, int64_t* out, const void* x, int64_t rows, int64_t V,
                  int64_t stride);
+
+// out[r] = the token core/pick.h's pick_token picks from row r with `uniforms[r]` (host
+// memory, `rows` of them; unread when greedy): greedy is argmax_rows; top-k or top-p sort
+// the row's logits in `scratch` (pick_scratch_bytes, 0 when nothing is cut). pick.cu has
+// the numerics.
+size_t pick_scratch_bytes(int64_t rows, int64_t V, const PickOptions& o);
+void pick_rows(const Launch& L, DType t, int64_t* out, const void* x, int64_t rows, int64_t V, int64_t stride,
+               const PickOptions& o, const double* uniforms, void* scratch);
 
 // dst = src converted (float <-> float, int <-> int with a range check reported
 // through L.err as kErrIntRange).

@@ -12,6 +12,7 @@
 #include "runtime/infer/generate.h"
 #include "runtime/io/safetensors.h"
 #include "runtime/tests/cuda/cuda_test_util.h"
+#include "runtime/tests/host_sampling.h"
 
 namespace bmsys::rt::cudatest {
 namespace {
@@ -134,6 +135,34 @@ TEST(CudaGolden, GreedyGeneration) {
       }
       std::vector<int64_t> stopped = generate(*ex, {p}, go).at(0);
       EXPECT_EQ(stopped, std::vector<int64_t>(got.begin(), got.begin() + end)) << m.name << " with a stop id";
+    }
+  }
+}
+
+// Sampled generation without penalties is fed on the device too (pick.cu): the tokens of
+// the host loop on the same backend, which samples each token from the logits it reads.
+TEST(CudaGolden, SampledGenerationFedOnTheDevice) {
+  BMSYS_SKIP_WITHOUT_GPU();
+  for (const Model& m : kModels) {
+    BMSYS_NEED_ARTIFACT(artifact_dir() + "/" + m.name + ".bmsys");
+    HostTensor prompt = golden(m.name)->read("generate.prompt");
+    const std::vector<int64_t> p(prompt.as<int64_t>(), prompt.as<int64_t>() + prompt.numel());
+    for (DType t : {DType::F32, DType::BF16}) {
+      auto be = std::make_shared<CudaBackend>(BackendOptions{});
+      auto ex = make(m.name, t, be);
+      for (const SamplingOptions& so : {[] { SamplingOptions o; o.temperature = 1.0; return o; }(),
+                                        [] { SamplingOptions o; o.temperature = 0.8; o.top_k = 40; return o; }(),
+                                        [] { SamplingOptions o; o.temperature = 1.1; o.top_p = 0.9; return o; }()})
+        for (uint64_t seed : {5, 6}) {
+          GenerateOptions go;
+          go.max_new_tokens = 20;
+          go.seed = seed;
+          go.sampling = so;
+          const std::vector<int64_t> want = test::host_loop_generate(*ex, p, go);
+          EXPECT_EQ(generate(*ex, {p}, go).at(0), want)
+              << m.name << " " << dtype_name(t) << " T=" << so.temperature << " top_k=" << so.top_k
+              << " top_p=" << so.top_p << " seed " << seed << ": fed on the device differs from the host loop";
+        }
     }
   }
 }

@@ -691,7 +691,7 @@ TEST(CudaKernels, Argmax) {
   }
 }
 
-// queue_argmax (greedy decoding fed on the device): the ids land in device memory and,
+// queue_pick (greedy decoding fed on the device): the ids land in device memory and,
 // per ticket, on the host; an unread ticket survives the ring of host slots growing for
 // a larger batch; tickets too old or never issued are refused.
 TEST(CudaKernels, QueuedArgmaxTickets) {
@@ -709,16 +709,88 @@ TEST(CudaKernels, QueuedArgmaxTickets) {
   auto dst = be.allocate(rows * sizeof(int64_t), "ids");
   // Rows 1..2 (a stride of V) first, then all 100: more than the ring's first 64 per slot.
   const auto* row1 = static_cast<const uint8_t*>(mem->data()) + V * dtype_size(DType::BF16);
-  const uint64_t t1 = be.queue_argmax(row1, DType::BF16, 2, V, V, dst->data());
-  const uint64_t t2 = be.queue_argmax(mem->data(), DType::BF16, rows, V, V, dst->data());
-  EXPECT_EQ(be.argmax_ids(t1), std::vector<int64_t>(want.begin() + 1, want.begin() + 3));
-  EXPECT_EQ(be.argmax_ids(t2), want);
+  const uint64_t t1 = be.queue_pick(row1, DType::BF16, 2, V, V, dst->data());
+  const uint64_t t2 = be.queue_pick(mem->data(), DType::BF16, rows, V, V, dst->data());
+  EXPECT_EQ(be.picked_ids(t1), std::vector<int64_t>(want.begin() + 1, want.begin() + 3));
+  EXPECT_EQ(be.picked_ids(t2), want);
   std::vector<int64_t> on_device(rows);
   be.copy_to_host(on_device.data(), dst->data(), rows * sizeof(int64_t));
   EXPECT_EQ(on_device, want);
-  for (uint64_t k = 0; k < Backend::kArgmaxTickets; ++k) be.queue_argmax(mem->data(), DType::BF16, 1, V, V, dst->data());
-  EXPECT_THROW(be.argmax_ids(t2), Error);
-  EXPECT_THROW(be.argmax_ids(t2 + 100), Error);
+  for (uint64_t k = 0; k < Backend::kPickTickets; ++k) be.queue_pick(mem->data(), DType::BF16, 1, V, V, dst->data());
+  EXPECT_THROW(be.picked_ids(t2), Error);
+  EXPECT_THROW(be.picked_ids(t2 + 100), Error);
+}
+
+// Sampling on the device (queue_pick with a draw; pick.cu) picks what pick_token picks on
+// the host from the same logits and uniforms: temperature only (a scan in id order),
+// top-k, top-p (nuclei small and of nearly everything), both; one row (DeviceRadixSort)
+// and several (segmented), more rows than one pick launch takes; ties, NaN, -0, rows of
+// -inf (the first id) and with +inf (the first +inf).
+TEST(CudaKernels, PickDrawsWhatTheHostDraws) {
+  BMSYS_SKIP_WITHOUT_GPU();
+  CudaBackend be{BackendOptions{}};
+  std::mt19937 rng(29);
+  std::mt19937_64 bits(30);
+  struct Case {
+    double temperature;
+    int64_t top_k;
+    double top_p;
+  };
+  const Case cases[] = {{1.0, 0, 1.0}, {0.8, 40, 1.0}, {1.2, 0, 0.9}, {0.7, 50, 0.8}, {3.0, 0, 0.99}, {0.5, 1, 1.0}};
+  const int64_t shapes[][2] = {{1, 7}, {1, 1000}, {3, 1000}, {1, 32000}, {2, 32000}, {70, 100}};
+  int checked = 0;
+  for (DType t : {DType::F32, DType::BF16})
+    for (auto& sh : shapes) {
+      const int64_t rows = sh[0], V = sh[1];
+      HostTensor x = random_tensor(DType::F32, {rows, V}, rng, -8.f, 8.f);
+      float* xv = x.as<float>();
+      for (int64_t i = 0; i < rows * V / 20; ++i) xv[bits() % (rows * V)] = xv[bits() % (rows * V)];  // ties
+      if (V >= 7) {
+        xv[3] = std::nanf("");
+        xv[4] = -0.0f;
+        xv[5] = 0.0f;
+      }
+      if (rows >= 3) {
+        for (int64_t i = 0; i < V; ++i) xv[V + i] = -INFINITY;  // row 1: all -inf
+        xv[2 * V + 5] = INFINITY;                                // row 2: +inf at 5 and 6
+        xv[2 * V + 6] = INFINITY;
+      }
+      HostTensor xt = t == DType::F32 ? x : HostTensor(t, x.shape);
+      if (t != DType::F32) convert(xt.data.data(), t, x.data.data(), DType::F32, x.numel());
+      const std::vector<float> v = xt.to_f32();
+      auto mem = be.allocate(xt.bytes(), "logits");
+      be.upload(mem->data(), t, xt.data.data(), t, xt.numel());
+      auto dst = be.allocate(rows * sizeof(int64_t), "ids");
+      for (const Case& c : cases) {
+        PickOptions o;
+        o.temperature = c.temperature;
+        o.top_k = c.top_k;
+        o.top_p = c.top_p;
+        std::vector<double> u(rows);
+        for (double& d : u) d = pick_uniform(bits());
+        const std::vector<int64_t> got = be.picked_ids(be.queue_pick(mem->data(), t, rows, V, V, dst->data(), o, u));
+        PickScratch scratch;
+        for (int64_t r = 0; r < rows; ++r) {
+          std::vector<double> row(v.begin() + r * V, v.begin() + (r + 1) * V);
+          for (double& d : row) d = std::isnan(d) ? -INFINITY : d;
+          const int64_t want = pick_token(row, o, u[r], scratch);
+          EXPECT_EQ(got[r], want) << dtype_name(t) << " rows=" << rows << " V=" << V << " row " << r
+                                  << ": T=" << c.temperature << " top_k=" << c.top_k << " top_p=" << c.top_p
+                                  << " u=" << u[r];
+          ++checked;
+        }
+        std::vector<int64_t> on_device(rows);
+        be.copy_to_host(on_device.data(), dst->data(), rows * sizeof(int64_t));
+        EXPECT_EQ(on_device, got) << "the ids in device memory";
+      }
+    }
+  EXPECT_EQ(checked, 2 * 6 * (1 + 1 + 3 + 1 + 2 + 70));
+  // A draw needs a uniform in [0, 1) for every row.
+  auto mem = be.allocate(64 * sizeof(float), "logits");
+  PickOptions o;
+  o.temperature = 1;
+  EXPECT_THROW(be.queue_pick(mem->data(), DType::F32, 2, 32, 32, mem->data(), o, {0.5}), Error);
+  EXPECT_THROW(be.queue_pick(mem->data(), DType::F32, 1, 32, 32, mem->data(), o, {1.0}), Error);
 }
 
 TEST(CudaKernels, UploadConversions) {
