@@ -184,6 +184,7 @@ __global__ void argmax_kernel(int64_t* out, const T* x, int64_t rows, int64_t V,
     int64_t bi = V;  // no candidate yet
     for (int64_t i = threadIdx.x; i < V; i += blockDim.x) {
       float v = to_f(row[i]);
+      if (v != v) v = -INFINITY;  // NaN is never the maximum (core/pick.h)
       if (bi == V || v > bv) {  // first maximum: indices grow within a thread
         bv = v;
         bi = i;

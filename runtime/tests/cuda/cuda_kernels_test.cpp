@@ -721,8 +721,9 @@ TEST(CudaKernels, QueuedArgmaxTickets) {
   EXPECT_THROW(be.picked_ids(t2 + 100), Error);
 }
 
-// Sampling on the device (queue_pick with a draw; pick.cu) picks what pick_token picks on
-// the host from the same logits and uniforms: temperature only (a scan in id order),
+// Sampling on the device (queue_pick; pick.cu) picks what pick_token picks on the host
+// from the same logits and uniforms: greedy (the argmax kernel, NaN never the maximum),
+// temperature only (a scan in id order),
 // top-k, top-p (nuclei small and of nearly everything), both; one row (DeviceRadixSort)
 // and several (segmented), more rows than one pick launch takes; ties, NaN, -0, rows of
 // -inf (the first id) and with +inf (the first +inf).
@@ -736,7 +737,8 @@ TEST(CudaKernels, PickDrawsWhatTheHostDraws) {
     int64_t top_k;
     double top_p;
   };
-  const Case cases[] = {{1.0, 0, 1.0}, {0.8, 40, 1.0}, {1.2, 0, 0.9}, {0.7, 50, 0.8}, {3.0, 0, 0.99}, {0.5, 1, 1.0}};
+  const Case cases[] = {{1.0, 0, 1.0}, {0.8, 40, 1.0}, {1.2, 0, 0.9}, {0.7, 50, 0.8},
+                        {3.0, 0, 0.99}, {0.5, 1, 1.0}, {0.0, 0, 1.0}};
   const int64_t shapes[][2] = {{1, 7}, {1, 1000}, {3, 1000}, {1, 32000}, {2, 32000}, {70, 100}};
   int checked = 0;
   for (DType t : {DType::F32, DType::BF16})
@@ -784,7 +786,7 @@ TEST(CudaKernels, PickDrawsWhatTheHostDraws) {
         EXPECT_EQ(on_device, got) << "the ids in device memory";
       }
     }
-  EXPECT_EQ(checked, 2 * 6 * (1 + 1 + 3 + 1 + 2 + 70));
+  EXPECT_EQ(checked, 2 * 7 * (1 + 1 + 3 + 1 + 2 + 70));
   // A draw needs a uniform in [0, 1) for every row.
   auto mem = be.allocate(64 * sizeof(float), "logits");
   PickOptions o;
