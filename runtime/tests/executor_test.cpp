@@ -115,6 +115,12 @@ TEST(Executor, QueuedRunsWithDeviceArgmaxGiveTheGreedyTokens) {
 
   expect_error([&] { ex.queue_pick("loss", "input_ids"); }, {"no output 'loss'"});
   expect_error([&] { ex.queue_pick("logits", "labels"); }, {"no input 'labels'"});
+  PickOptions draw;
+  draw.temperature = 1;
+  expect_error([&] { ex.queue_pick("logits", "input_ids", draw); }, {"pick: 0 uniforms for 1 rows"});
+  expect_error([&] { ex.queue_pick("logits", "input_ids", draw, {1.5}); }, {"a uniform of 1.5, not in [0, 1)"});
+  draw.top_p = 0;
+  expect_error([&] { ex.queue_pick("logits", "input_ids", draw, {0.5}); }, {"top_p 0"});
   expect_error([&] { ex.picked_ids(pending + 1); }, {"was never issued"});
   for (int i = 0; i < 8; ++i) ex.queue_pick("logits", "input_ids");
   expect_error([&] { ex.picked_ids(pending); }, {"no longer readable"});
